@@ -1,0 +1,15 @@
+/* peprime: command-line entry point; dispatches to the stage drivers. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        printf("usage: peprime <command> [options]\n");
+        return argc < 2 ? 2 : 0;
+    }
+    fprintf(stderr, "peprime: unknown command '%s'\n", argv[1]);
+    return 2;
+}

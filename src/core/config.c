@@ -1,0 +1,433 @@
+/* Configuration table, defaults, the one setter, validation and INI rendering (config.h). */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+#define OFF(f) offsetof(struct pep_config, f)
+#define SZ(f) sizeof(((struct pep_config *)0)->f)
+#define KINT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_INT, OFF(f), SZ(f), lo, hi, NULL, h }
+#define KFLT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_FLOAT, OFF(f), SZ(f), lo, hi, NULL, h }
+#define KBOOL(n, f, h) { n, PEP_CONFIG_TYPE_BOOL, OFF(f), SZ(f), 0, 1, "true|false", h }
+#define KSTR(n, f, h) { n, PEP_CONFIG_TYPE_STRING, OFF(f), SZ(f), 0, 0, NULL, h }
+#define KENUM(n, f, c, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, c, h }
+
+static const struct pep_config_key keys[] = {
+    KINT("model.layers", model.layers, 1, 128, "transformer layers (L)"),
+    KINT("model.hidden", model.hidden, 8, 16384, "hidden width (C)"),
+    KINT("model.heads", model.heads, 1, 256, "attention heads (NH); must divide hidden"),
+    KINT("model.ff", model.ff, 8, 65536, "feed-forward width"),
+    KINT("model.vocab", model.vocab, 0, 1 << 24, "vocabulary size; 0 = from the tokenizer"),
+    KINT("model.max_seq_len", model.max_seq_len, 4, 8192, "subwords per sentence incl. <s> and </s> (T); longer sentences are truncated"),
+    KINT("model.max_positions", model.max_positions, 0, 16384, "rows of the position table; 0 = max_seq_len + 2 (XLM-R's padding offset)"),
+    KINT("model.type_vocab", model.type_vocab, 1, 16, "rows of the token-type table (XLM-R: 1)"),
+    KFLT("model.layer_norm_eps", model.layer_norm_eps, 0, 1, "LayerNorm epsilon"),
+    KFLT("model.dropout", model.dropout, 0, 0.95, "hidden dropout probability"),
+    KFLT("model.attention_dropout", model.attention_dropout, 0, 0.95, "attention-probability dropout"),
+    KFLT("model.init_std", model.init_std, 0, 1, "std of the normal initialisation of fresh weights"),
+    KSTR("model.tokenizer", model.tokenizer, "SentencePiece .model file (relative to run.out if not absolute)"),
+
+    KENUM("pe.method", pe.method, "adapter|prefix|lora|none", "parameter-efficient method"),
+    KENUM("pe.placement", pe.placement, "pfeiffer|houlsby", "adapter placement: after the FFN only, or after attention and FFN"),
+    KINT("pe.reduction", pe.reduction, 1, 4096, "adapter reduction factor: bottleneck = hidden / reduction"),
+    KENUM("pe.activation", pe.activation, "relu|gelu|swish", "adapter non-linearity"),
+    KINT("pe.prefix_length", pe.prefix_length, 1, 4096, "prefix vectors per layer (P)"),
+    KBOOL("pe.prefix_reparam", pe.prefix_reparam, "train prefixes through Li & Liang's tanh MLP"),
+    KINT("pe.prefix_hidden", pe.prefix_hidden, 1, 65536, "hidden width of the prefix MLP"),
+    KINT("pe.lora_rank", pe.lora_rank, 1, 4096, "LoRA rank r"),
+    KFLT("pe.lora_alpha", pe.lora_alpha, 0, 1e6, "LoRA alpha (scale = alpha / r)"),
+    KSTR("pe.init", pe.init, "PE initialisation for finetune: fresh | meta | task:<lang>"),
+
+    KENUM("maml.method", maml.method, "maml|multitask", "priming method: MAML or the multi-task baseline"),
+    KINT("maml.order", maml.order, 1, 2, "1 = first-order, 2 = second-order meta-gradient"),
+    KINT("maml.inner_steps", maml.inner_steps, 1, 100, "inner SGD steps per task (k)"),
+    KFLT("maml.inner_lr", maml.inner_lr, 0, 100, "inner SGD learning rate"),
+    KENUM("maml.inner_set", maml.inner_set, "pe+head|all", "parameters adapted in the inner loop"),
+    KENUM("maml.outer_set", maml.outer_set, "plm|plm+pe|all", "parameters updated by the outer loop"),
+    KENUM("maml.pe_init", maml.pe_init, "fresh|meta", "inner-loop start: a fixed seeded init, or meta-learned"),
+    KFLT("maml.fd_eps", maml.fd_eps, 1e-8, 1, "eps0 of the finite-difference Hessian-vector product"),
+    KINT("maml.meta_batch", maml.meta_batch, 1, 1 << 20, "tasks per meta-step"),
+    KINT("maml.support_size", maml.support_size, 1, 1 << 16, "support sentences per task"),
+    KINT("maml.query_size", maml.query_size, 1, 1 << 16, "query sentences per task"),
+    KENUM("maml.sampling", maml.sampling, "uniform|temperature", "how tasks pick their language"),
+    KFLT("maml.temperature", maml.temperature, 1e-3, 1e3, "temperature for data-size-weighted sampling"),
+
+    KSTR("data.root", data.root, "data root; empty = $PEPRIME_DATA or ../shared/data"),
+    KENUM("data.corpus", data.corpus, "wikiann|generated", "real WikiAnn or a generated corpus"),
+    KSTR("data.languages", data.languages, "priming / pretraining languages, comma separated"),
+    KSTR("data.source", data.source, "fine-tuning source language(s)"),
+    KSTR("data.targets", data.targets, "evaluation languages"),
+    KSTR("data.tags", data.tags, "tag set, comma separated"),
+    KINT("data.max_sentences", data.max_sentences, 0, 1 << 30, "sentences read per language and split; 0 = all"),
+    KBOOL("data.strict_iob2", data.strict_iob2, "strict IOB2 chunking in evaluate (conlleval rules otherwise)"),
+
+    KENUM("optim.name", optim.name, "adamw|sgd", "optimizer (outer loop for prime)"),
+    KFLT("optim.lr", optim.lr, 0, 100, "peak learning rate"),
+    KFLT("optim.weight_decay", optim.weight_decay, 0, 10, "decoupled weight decay (AdamW)"),
+    KFLT("optim.beta1", optim.beta1, 0, 0.999999, "Adam beta1"),
+    KFLT("optim.beta2", optim.beta2, 0, 0.999999999, "Adam beta2"),
+    KFLT("optim.eps", optim.eps, 0, 1, "Adam epsilon"),
+    KINT("optim.warmup", optim.warmup, 0, 1 << 30, "linear warm-up steps"),
+    KENUM("optim.schedule", optim.schedule, "linear|constant", "learning-rate schedule after warm-up"),
+    KFLT("optim.clip", optim.clip, 0, 1e9, "global gradient-norm clip; 0 = off"),
+    KINT("optim.steps", optim.steps, 1, 1 << 30, "optimizer steps (meta-steps for prime)"),
+    KINT("optim.batch_size", optim.batch_size, 1, 1 << 20, "sentences per step (pretrain, finetune)"),
+    KINT("optim.eval_every", optim.eval_every, 0, 1 << 30, "steps between dev evaluations; 0 = end only"),
+    KFLT("optim.mask_prob", optim.mask_prob, 0, 1, "masked-LM masking rate (pretrain)"),
+
+    KSTR("checkpoint.dir", checkpoint.dir, "checkpoint folder (relative to run.out if not absolute)"),
+    KINT("checkpoint.every", checkpoint.every, 0, 1 << 30, "steps between checkpoints; 0 = only at the end"),
+    KINT("checkpoint.keep", checkpoint.keep, 1, 1000, "periodic checkpoints kept"),
+
+    KINT("run.seed", run.seed, 0, 2147483647, "seed for initialisation, tasks, batches and dropout"),
+    KINT("run.threads", run.threads, 0, 1024, "BLAS threads per rank; 0 = cores of the rank"),
+    KINT("run.log_every", run.log_every, 1, 1 << 30, "steps between progress lines"),
+    KSTR("run.out", run.out, "output directory"),
+};
+
+void pep_config_defaults(struct pep_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->model.layers = 4;
+    cfg->model.hidden = 256;
+    cfg->model.heads = 4;
+    cfg->model.ff = 1024;
+    cfg->model.vocab = 0;
+    cfg->model.max_seq_len = 64;
+    cfg->model.max_positions = 0;
+    cfg->model.type_vocab = 1;
+    cfg->model.layer_norm_eps = 1e-5f;
+    cfg->model.dropout = 0.1f;
+    cfg->model.attention_dropout = 0.1f;
+    cfg->model.init_std = 0.02f;
+    strcpy(cfg->model.tokenizer, "spm.model");
+
+    strcpy(cfg->pe.method, "adapter");
+    strcpy(cfg->pe.placement, "pfeiffer");
+    cfg->pe.reduction = 16;
+    strcpy(cfg->pe.activation, "relu");
+    cfg->pe.prefix_length = 30;
+    cfg->pe.prefix_reparam = 0;
+    cfg->pe.prefix_hidden = 512;
+    cfg->pe.lora_rank = 8;
+    cfg->pe.lora_alpha = 16.0f;
+    strcpy(cfg->pe.init, "fresh");
+
+    strcpy(cfg->maml.method, "maml");
+    cfg->maml.order = 1;
+    cfg->maml.inner_steps = 1;
+    cfg->maml.inner_lr = 0.1f;
+    strcpy(cfg->maml.inner_set, "pe+head");
+    strcpy(cfg->maml.outer_set, "plm");
+    strcpy(cfg->maml.pe_init, "fresh");
+    cfg->maml.fd_eps = 1e-3f;
+    cfg->maml.meta_batch = 4;
+    cfg->maml.support_size = 8;
+    cfg->maml.query_size = 8;
+    strcpy(cfg->maml.sampling, "uniform");
+    cfg->maml.temperature = 5.0f;
+
+    strcpy(cfg->data.corpus, "wikiann");
+    strcpy(cfg->data.languages, "de,es,fr,ru,zh,ar");
+    strcpy(cfg->data.source, "en");
+    strcpy(cfg->data.targets, "hi,sw,ja,tr,fi");
+    strcpy(cfg->data.tags, "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC");
+    cfg->data.max_sentences = 0;
+    cfg->data.strict_iob2 = 0;
+
+    strcpy(cfg->optim.name, "adamw");
+    cfg->optim.lr = 1e-4f;
+    cfg->optim.weight_decay = 0.01f;
+    cfg->optim.beta1 = 0.9f;
+    cfg->optim.beta2 = 0.999f;
+    cfg->optim.eps = 1e-8f;
+    cfg->optim.warmup = 0;
+    strcpy(cfg->optim.schedule, "linear");
+    cfg->optim.clip = 1.0f;
+    cfg->optim.steps = 100;
+    cfg->optim.batch_size = 16;
+    cfg->optim.eval_every = 0;
+    cfg->optim.mask_prob = 0.15f;
+
+    strcpy(cfg->checkpoint.dir, "checkpoints");
+    cfg->checkpoint.every = 0;
+    cfg->checkpoint.keep = 2;
+
+    cfg->run.seed = 1;
+    cfg->run.threads = 0;
+    cfg->run.log_every = 10;
+    strcpy(cfg->run.out, "out");
+}
+
+const struct pep_config_key *pep_config_keys(size_t *count)
+{
+    *count = sizeof keys / sizeof keys[0];
+    return keys;
+}
+
+/* Levenshtein distance, for did-you-mean. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+static const struct pep_config_key *find_key(const char *name)
+{
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+    return NULL;
+}
+
+static int unknown_key(const char *key, const char *where)
+{
+    const char *best = NULL;
+    int best_d = 99;
+    const char *dot = strchr(key, '.');
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int d = edit_distance(key, keys[i].name);
+        /* also compare the part after the section, so "maml.inner_step" finds inner_steps */
+        const char *kdot = strchr(keys[i].name, '.');
+        if (dot && kdot) {
+            int d2 = edit_distance(dot + 1, kdot + 1) + (strncmp(key, keys[i].name, (size_t)(kdot - keys[i].name)) != 0);
+            if (d2 < d) d = d2;
+        }
+        if (d < best_d) {
+            best_d = d;
+            best = keys[i].name;
+        }
+    }
+    char section[64] = "";
+    if (dot && (size_t)(dot - key) < sizeof section) {
+        memcpy(section, key, (size_t)(dot - key));
+        section[dot - key] = '\0';
+    }
+    char valid[2048] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (section[0] && strncmp(keys[i].name, section, strlen(section)) != 0) continue;
+        if (section[0] && keys[i].name[strlen(section)] != '.') continue;
+        used += (size_t)snprintf(valid + used, used < sizeof valid ? sizeof valid - used : 0, "%s%s",
+                                 used ? ", " : "", keys[i].name);
+        if (used >= sizeof valid) break;
+    }
+    if (best && best_d <= 3)
+        PEP_FAIL(PEP_ERR_USAGE, "%s: unknown key '%s' (did you mean '%s'?)", where, key, best);
+    if (valid[0])
+        PEP_FAIL(PEP_ERR_USAGE, "%s: unknown key '%s'; valid keys in [%s]: %s", where, key, section, valid);
+    PEP_FAIL(PEP_ERR_USAGE, "%s: unknown key '%s'; keys are section.name, see `peprime config --doc`", where, key);
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int enum_has(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+int pep_config_set(struct pep_config *cfg, const char *key, const char *value, const char *where)
+{
+    const struct pep_config_key *k = find_key(key);
+    if (!k) return unknown_key(key, where);
+    char *field = (char *)cfg + k->offset;
+    switch (k->type) {
+    case PEP_CONFIG_TYPE_INT: {
+        errno = 0;
+        char *end;
+        long v = strtol(value, &end, 10);
+        PEP_CHECK(*value && !*end && errno == 0, PEP_ERR_USAGE,
+                  "%s: '%s' needs a whole number, got '%s' (%s)", where, key, value, k->help);
+        PEP_CHECK(v >= k->min && v <= k->max, PEP_ERR_USAGE,
+                  "%s: '%s' = %ld is out of range [%.0f, %.0f] (%s)", where, key, v, k->min, k->max, k->help);
+        *(int *)field = (int)v;
+        break;
+    }
+    case PEP_CONFIG_TYPE_FLOAT: {
+        errno = 0;
+        char *end;
+        double v = strtod(value, &end);
+        PEP_CHECK(*value && !*end && errno == 0 && isfinite(v), PEP_ERR_USAGE,
+                  "%s: '%s' needs a number, got '%s' (%s)", where, key, value, k->help);
+        PEP_CHECK(v >= k->min && v <= k->max, PEP_ERR_USAGE,
+                  "%s: '%s' = %g is out of range [%g, %g] (%s)", where, key, v, k->min, k->max, k->help);
+        *(float *)field = (float)v;
+        break;
+    }
+    case PEP_CONFIG_TYPE_BOOL: {
+        int b;
+        PEP_CHECK(parse_bool(value, &b) == 0, PEP_ERR_USAGE,
+                  "%s: '%s' must be true or false, got '%s'", where, key, value);
+        *(int *)field = b;
+        break;
+    }
+    case PEP_CONFIG_TYPE_ENUM:
+        if (!enum_has(k->choices, value)) {
+            /* did-you-mean on the value too */
+            PEP_FAIL(PEP_ERR_USAGE, "%s: '%s' must be one of %s, got '%s'", where, key, k->choices, value);
+        }
+        /* fall through */
+    case PEP_CONFIG_TYPE_STRING:
+        PEP_CHECK(strlen(value) < k->size, PEP_ERR_USAGE, "%s: '%s' is longer than %zu characters",
+                  where, key, k->size - 1);
+        strcpy(field, value);
+        break;
+    }
+    return PEP_OK;
+}
+
+int pep_config_set_arg(struct pep_config *cfg, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    PEP_CHECK(eq && eq != arg, PEP_ERR_USAGE,
+              "--set '%s': expected section.key=value, e.g. --set maml.inner_steps=3", arg);
+    char key[128];
+    size_t n = (size_t)(eq - arg);
+    PEP_CHECK(n < sizeof key, PEP_ERR_USAGE, "--set '%s': key too long", arg);
+    memcpy(key, arg, n);
+    key[n] = '\0';
+    char where[160];
+    snprintf(where, sizeof where, "--set %s", key);
+    return pep_config_set(cfg, key, eq + 1, where);
+}
+
+int pep_config_get(const struct pep_config *cfg, const char *key, char *buf, size_t len)
+{
+    const struct pep_config_key *k = find_key(key);
+    if (!k) return unknown_key(key, "pep_config_get");
+    const char *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case PEP_CONFIG_TYPE_INT: snprintf(buf, len, "%d", *(const int *)field); break;
+    case PEP_CONFIG_TYPE_FLOAT: snprintf(buf, len, "%.9g", (double)*(const float *)field); break;
+    case PEP_CONFIG_TYPE_BOOL: snprintf(buf, len, "%s", *(const int *)field ? "true" : "false"); break;
+    default: snprintf(buf, len, "%s", field); break;
+    }
+    return PEP_OK;
+}
+
+int pep_config_validate(const struct pep_config *cfg)
+{
+    const char *w = "config";
+    PEP_CHECK(cfg->model.hidden % cfg->model.heads == 0, PEP_ERR_USAGE,
+              "%s: model.hidden = %d is not divisible by model.heads = %d", w, cfg->model.hidden, cfg->model.heads);
+    int maxpos = cfg->model.max_positions ? cfg->model.max_positions : cfg->model.max_seq_len + 2;
+    PEP_CHECK(maxpos >= cfg->model.max_seq_len + 2, PEP_ERR_USAGE,
+              "%s: model.max_positions = %d must be at least model.max_seq_len + 2 = %d (XLM-R positions start "
+              "after the padding index)", w, maxpos, cfg->model.max_seq_len + 2);
+    if (!strcmp(cfg->pe.method, "adapter"))
+        PEP_CHECK(cfg->model.hidden / cfg->pe.reduction >= 1, PEP_ERR_USAGE,
+                  "%s: pe.reduction = %d leaves no bottleneck for model.hidden = %d (bottleneck = hidden / "
+                  "reduction must be at least 1; use pe.reduction <= %d)", w, cfg->pe.reduction,
+                  cfg->model.hidden, cfg->model.hidden);
+    if (!strcmp(cfg->pe.method, "prefix"))
+        PEP_CHECK(cfg->pe.prefix_length + cfg->model.max_seq_len <= maxpos + 1024 &&
+                      cfg->pe.prefix_length <= maxpos, PEP_ERR_USAGE,
+                  "%s: pe.prefix_length = %d is longer than the position budget model.max_positions = %d; use a "
+                  "shorter prefix", w, cfg->pe.prefix_length, maxpos);
+    if (!strcmp(cfg->pe.method, "lora"))
+        PEP_CHECK(cfg->pe.lora_rank <= cfg->model.hidden, PEP_ERR_USAGE,
+                  "%s: pe.lora_rank = %d exceeds model.hidden = %d", w, cfg->pe.lora_rank, cfg->model.hidden);
+    if (!strcmp(cfg->pe.method, "none")) {
+        PEP_CHECK(strcmp(cfg->maml.outer_set, "plm+pe") != 0, PEP_ERR_USAGE,
+                  "%s: maml.outer_set = plm+pe needs PE parameters but pe.method = none", w);
+        PEP_CHECK(strcmp(cfg->maml.pe_init, "meta") != 0, PEP_ERR_USAGE,
+                  "%s: maml.pe_init = meta needs PE parameters but pe.method = none", w);
+    }
+    PEP_CHECK(pep_list_count(cfg->data.tags) >= 1 && pep_list_count(cfg->data.tags) <= 1024, PEP_ERR_USAGE,
+              "%s: data.tags must list between 1 and 1024 tags", w);
+    return PEP_OK;
+}
+
+int pep_config_to_ini(const struct pep_config *cfg, char **out)
+{
+    size_t cap = 16384, used = 0;
+    char *buf;
+    PEP_ALLOC(buf, cap);
+    char section[64] = "";
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *dot = strchr(keys[i].name, '.');
+        size_t slen = (size_t)(dot - keys[i].name);
+        if (strlen(section) != slen || strncmp(section, keys[i].name, slen) != 0) {
+            memcpy(section, keys[i].name, slen);
+            section[slen] = '\0';
+            used += (size_t)snprintf(buf + used, cap - used, "%s[%s]\n", used ? "\n" : "", section);
+        }
+        char val[PEP_CFG_STR + 32];
+        pep_config_get(cfg, keys[i].name, val, sizeof val);
+        used += (size_t)snprintf(buf + used, cap - used, "%s = %s\n", dot + 1, val);
+        PEP_CHECK(used < cap - 1024, PEP_ERR_INTERNAL, "config rendering overflow");
+    }
+    *out = buf;
+    return PEP_OK;
+}
+
+int pep_list_count(const char *list)
+{
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        n++;
+        while (*p && *p != ',') p++;
+    }
+    return n;
+}
+
+int pep_list_item(const char *list, int i, char *buf, size_t len)
+{
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        const char *s = p;
+        while (*p && *p != ',') p++;
+        const char *e = p;
+        while (e > s && e[-1] == ' ') e--;
+        if (n == i) {
+            size_t l = (size_t)(e - s);
+            PEP_CHECK(l < len, PEP_ERR_USAGE, "list item '%.*s' is too long", (int)l, s);
+            memcpy(buf, s, l);
+            buf[l] = '\0';
+            return PEP_OK;
+        }
+        n++;
+    }
+    PEP_FAIL(PEP_ERR_USAGE, "list '%s' has no item %d", list, i);
+}

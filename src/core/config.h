@@ -1,0 +1,131 @@
+/* The run configuration: one plain struct with defaults, set key by key through
+ * pep_config_set() from the job file (io/ini.c) and `--set section.key=value` overrides.
+ * Every key is listed in the table in config.c with its type, range or choices and a
+ * one-line help; docs/config.md is generated from the same table (`peprime config --doc`). */
+#ifndef PEP_CONFIG_H
+#define PEP_CONFIG_H
+
+#include <stddef.h>
+
+#define PEP_CFG_STR 512
+
+struct pep_config {
+    struct {
+        int layers;           /* L */
+        int hidden;           /* C */
+        int heads;            /* NH */
+        int ff;               /* feed-forward width */
+        int vocab;            /* V; 0 = take it from the tokenizer */
+        int max_seq_len;      /* T: subwords per sentence incl. <s> </s> */
+        int max_positions;    /* rows of position_embeddings (XLM-R: T + 2) ; 0 = T + 2 */
+        int type_vocab;       /* rows of token_type_embeddings */
+        float layer_norm_eps;
+        float dropout;        /* hidden dropout */
+        float attention_dropout;
+        float init_std;
+        char tokenizer[PEP_CFG_STR]; /* SentencePiece .model path */
+    } model;
+    struct {
+        char method[32];      /* adapter | prefix | lora | none */
+        char placement[32];   /* pfeiffer | houlsby */
+        int reduction;        /* adapter bottleneck = hidden / reduction */
+        char activation[32];  /* relu | gelu | swish */
+        int prefix_length;    /* P */
+        int prefix_reparam;   /* bool: Li & Liang MLP reparameterisation */
+        int prefix_hidden;
+        int lora_rank;
+        float lora_alpha;
+        char init[PEP_CFG_STR]; /* fresh | meta | task:<lang> (finetune) */
+    } pe;
+    struct {
+        char method[32];      /* maml | multitask */
+        int order;            /* 1 | 2 */
+        int inner_steps;      /* k */
+        float inner_lr;
+        char inner_set[32];   /* pe+head | all */
+        char outer_set[32];   /* plm | plm+pe | all */
+        char pe_init[32];     /* fresh | meta */
+        float fd_eps;         /* eps0 of the finite-difference HVP */
+        int meta_batch;       /* tasks per meta-step */
+        int support_size;     /* sentences */
+        int query_size;       /* sentences */
+        char sampling[32];    /* uniform | temperature */
+        float temperature;
+    } maml;
+    struct {
+        char root[PEP_CFG_STR];       /* data root; "" = $PEPRIME_DATA or ../shared/data */
+        char corpus[32];              /* wikiann | generated */
+        char languages[PEP_CFG_STR];  /* priming / pretraining languages, comma separated */
+        char source[PEP_CFG_STR];     /* fine-tuning source language(s) */
+        char targets[PEP_CFG_STR];    /* evaluation languages */
+        char tags[PEP_CFG_STR];       /* tag set, comma separated */
+        int max_sentences;            /* per language and split; 0 = all */
+        int strict_iob2;              /* bool: strict chunking in evaluate */
+    } data;
+    struct {
+        char name[32];        /* adamw | sgd */
+        float lr;
+        float weight_decay;
+        float beta1, beta2, eps;
+        int warmup;           /* steps */
+        char schedule[32];    /* linear | constant */
+        float clip;           /* global grad-norm clip; 0 = off */
+        int steps;
+        int batch_size;       /* sentences per step (pretrain / finetune) */
+        int eval_every;
+        float mask_prob;      /* MLM (pretrain) */
+    } optim;
+    struct {
+        char dir[PEP_CFG_STR];
+        int every;            /* steps between checkpoints; 0 = only at the end */
+        int keep;             /* how many periodic checkpoints to keep */
+    } checkpoint;
+    struct {
+        int seed;
+        int threads;          /* BLAS threads per rank; 0 = cores / ranks */
+        int log_every;
+        char out[PEP_CFG_STR];  /* output directory */
+    } run;
+};
+
+enum pep_config_type {
+    PEP_CONFIG_TYPE_INT,
+    PEP_CONFIG_TYPE_FLOAT,
+    PEP_CONFIG_TYPE_BOOL,
+    PEP_CONFIG_TYPE_STRING,
+    PEP_CONFIG_TYPE_ENUM,
+};
+
+struct pep_config_key {
+    const char *name;        /* "section.key" */
+    enum pep_config_type type;
+    size_t offset;
+    size_t size;             /* for strings */
+    double min, max;         /* for numbers */
+    const char *choices;     /* for enums: "a|b|c" */
+    const char *help;
+};
+
+/* Fills `cfg` with the defaults. */
+void pep_config_defaults(struct pep_config *cfg);
+/* Sets one key from its text value. `where` names the origin for messages
+ * ("prime.ini:12", "--set"). Unknown keys, bad values and out-of-range numbers are
+ * PEP_ERR_USAGE with a message that lists the valid choices / range and, for near misses,
+ * suggests the closest key. */
+int pep_config_set(struct pep_config *cfg, const char *key, const char *value, const char *where);
+/* Parses "section.key=value" (a --set argument) and applies it. */
+int pep_config_set_arg(struct pep_config *cfg, const char *arg);
+/* Cross-key checks after all values are in (heads divide hidden, ...). */
+int pep_config_validate(const struct pep_config *cfg);
+/* The resolved config as INI text (every key), malloc'ed; caller frees with pep_free. */
+int pep_config_to_ini(const struct pep_config *cfg, char **out);
+/* Key table, for docs and tests. */
+const struct pep_config_key *pep_config_keys(size_t *count);
+/* Writes the value of a key as text. */
+int pep_config_get(const struct pep_config *cfg, const char *key, char *buf, size_t len);
+
+/* Helpers for list-valued string keys ("en,de,fr"): number of items and the i-th item. */
+int pep_list_count(const char *list);
+int pep_list_item(const char *list, int i, char *buf, size_t len);
+
+#endif

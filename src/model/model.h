@@ -1,0 +1,100 @@
+/* The encoder: XLM-R / BERT family with a token-classification (or masked-LM) head and
+ * optional parameter-efficient modules, forward and backward by hand over OpenBLAS sgemm.
+ *
+ * Parameter names and shapes are those of Hugging Face's XLMRobertaForTokenClassification
+ * without the "roberta." prefix (embeddings.word_embeddings.weight, encoder.layer.0.
+ * attention.self.query.weight, ..., classifier.weight); docs/model.md lists every formula.
+ *
+ * Usage: pep_model_create(); pep_model_init_weights() (or load the flat block from a
+ * checkpoint by name); per step: pep_model_forward(), pep_model_backward(mask) which
+ * ACCUMULATES into m->grads for the rows whose group is in the mask, pep_model_zero_grad().
+ * Backward computes no weight gradient for groups outside the mask, and stops propagating
+ * activation gradients below the lowest layer that still needs them. */
+#ifndef PEP_MODEL_H
+#define PEP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "model/params.h"
+
+/* Token ids follow fairseq / XLM-R: <s>=0 <pad>=1 </s>=2 <unk>=3, SentencePiece piece i
+ * (i >= 3) is id i + 1, <mask> is the last id. */
+#define PEP_BOS_ID 0
+#define PEP_PAD_ID 1
+#define PEP_EOS_ID 2
+#define PEP_UNK_ID 3
+#define PEP_IGNORE_INDEX (-100)
+
+enum pep_pe_method { PEP_PE_METHOD_NONE, PEP_PE_METHOD_ADAPTER, PEP_PE_METHOD_PREFIX, PEP_PE_METHOD_LORA };
+enum pep_adapter_placement { PEP_ADAPTER_PLACEMENT_PFEIFFER, PEP_ADAPTER_PLACEMENT_HOULSBY };
+enum pep_activation { PEP_ACTIVATION_RELU, PEP_ACTIVATION_GELU, PEP_ACTIVATION_SWISH };
+enum pep_head_kind { PEP_HEAD_KIND_TAGGER, PEP_HEAD_KIND_MLM };
+
+struct pep_model_spec {
+    int L, C, NH, FF, V;       /* layers, width, heads, feed-forward width, vocabulary */
+    int max_T;                 /* longest batch the model accepts (activation buffers) */
+    int max_B;                 /* largest batch the model accepts */
+    int max_positions;         /* rows of position_embeddings */
+    int type_vocab;
+    int ntags;                 /* tagger classes (ignored for the MLM head) */
+    float ln_eps;
+    float dropout, attention_dropout;
+    float init_std;
+    enum pep_head_kind head;
+    enum pep_pe_method pe;
+    enum pep_adapter_placement placement;
+    enum pep_activation adapter_act;
+    int bottleneck;            /* adapter width */
+    int prefix_len;            /* P */
+    int prefix_reparam;        /* 1: prefixes come from the MLP (prefix.*); 0: flat per-layer prefixes */
+    int prefix_hidden;
+    int lora_rank;
+    float lora_alpha;
+};
+
+struct pep_batch {
+    int B, T;
+    int *input_ids; /* (B, T), PEP_PAD_ID after the sentence */
+    int *labels;    /* (B, T), PEP_IGNORE_INDEX where there is no loss */
+};
+
+struct pep_model_state; /* activations and scratch, private to model.c */
+
+struct pep_model {
+    struct pep_model_spec spec;
+    struct pep_param_table table;
+    float *params; /* table.numel floats */
+    float *grads;  /* table.numel floats */
+    struct pep_model_state *state;
+};
+
+/* Fills a spec from the config (model.*, pe.*), the vocabulary size and the tag count. */
+int pep_model_spec_from_config(const struct pep_config *cfg, int vocab, int ntags, enum pep_head_kind head,
+                               int max_B, struct pep_model_spec *spec);
+int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out);
+void pep_model_destroy(struct pep_model **m);
+/* Seeded initialisation of the groups in the mask: normal(0, init_std) matrices, zero biases,
+ * unit LayerNorm gains; adapter up-projections and LoRA B zero (near-identity). */
+void pep_model_init_weights(struct pep_model *m, uint64_t seed, unsigned groups);
+/* Forward pass; saves what backward needs. `train` turns dropout on, with masks drawn from
+ * `dropout_seed` so the same seed replays the same masks. *loss = mean cross-entropy over
+ * labels != PEP_IGNORE_INDEX (0 if there are none). Returns PEP_ERR_NUMERIC on a non-finite loss. */
+int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train, uint64_t dropout_seed, float *loss);
+/* Backward of the last forward: accumulates dloss/dparam into m->grads for rows whose group is
+ * in `groups`. */
+int pep_model_backward(struct pep_model *m, unsigned groups);
+void pep_model_zero_grad(struct pep_model *m, unsigned groups);
+/* (B, T, ntags) or (B, T, V) logits of the last forward. */
+const float *pep_model_logits(const struct pep_model *m);
+/* Number of labelled targets in the last forward. */
+int pep_model_ntargets(const struct pep_model *m);
+/* Folds the prefix MLP into flat prefixes (eject) / LoRA into the base weights (merge).
+ * Both are pure re-parameterisations: outputs stay the same. */
+int pep_model_eject_prefix(struct pep_model *m, struct pep_model **out);
+int pep_model_merge_lora(struct pep_model *m, struct pep_model **out);
+/* fwd+bwd FLOPs per batch of B x T tokens (for tokens/s -> GFLOP/s). */
+double pep_model_flops(const struct pep_model_spec *spec, int B, int T, unsigned grad_groups);
+
+#endif

@@ -1,0 +1,21 @@
+/* Shared helpers for the cmocka tests: temp dirs, small files, float comparisons. */
+#ifndef PEP_TESTUTIL_H
+#define PEP_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* A fresh empty folder under $PEP_TEST_TMP (or /tmp) named after `tag`; returns its path
+ * in a static buffer that the next call overwrites. */
+const char *pep_test_tmpdir(const char *tag);
+/* Writes `text` to dir/name and returns the full path (static buffer). */
+const char *pep_test_write_file(const char *dir, const char *name, const char *text);
+/* ||a - b|| / ||b|| (||b|| = 0 -> ||a||). */
+double pep_test_rel_err(const float *a, const float *b, size_t n);
+/* $PEPRIME_DATA or ../shared/data from the source tree; NULL if absent. */
+const char *pep_test_data_root(void);
+
+#endif

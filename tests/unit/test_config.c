@@ -1,0 +1,88 @@
+/* Config: defaults, the one setter, error messages with file/key/choices, did-you-mean. */
+#include <string.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "testutil.h"
+
+static void test_config_set_values(void **state)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    assert_int_equal(pep_config_set(&cfg, "maml.inner_steps", "3", "t.ini:1"), PEP_OK);
+    assert_int_equal(cfg.maml.inner_steps, 3);
+    assert_int_equal(pep_config_set(&cfg, "pe.method", "lora", "t.ini:2"), PEP_OK);
+    assert_string_equal(cfg.pe.method, "lora");
+    assert_int_equal(pep_config_set(&cfg, "optim.lr", "3e-4", "t.ini:3"), PEP_OK);
+    assert_float_equal(cfg.optim.lr, 3e-4f, 1e-9);
+    assert_int_equal(pep_config_set(&cfg, "pe.prefix_reparam", "true", "t.ini:4"), PEP_OK);
+    assert_int_equal(cfg.pe.prefix_reparam, 1);
+}
+
+static void test_config_unknown_key_suggests(void **state)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    pep_error_clear();
+    assert_int_equal(pep_config_set(&cfg, "maml.inner_step", "3", "config.ini:12"), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "config.ini:12"));
+    assert_non_null(strstr(pep_error_message(), "did you mean 'maml.inner_steps'"));
+    pep_error_clear();
+}
+
+static void test_config_bad_enum_lists_choices(void **state)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    pep_error_clear();
+    assert_int_equal(pep_config_set(&cfg, "pe.method", "adaptor", "x.ini:3"), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "adapter|prefix|lora|none"));
+    pep_error_clear();
+    assert_int_equal(pep_config_set(&cfg, "model.layers", "0", "x.ini:4"), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "out of range"));
+    pep_error_clear();
+    assert_int_equal(pep_config_set(&cfg, "model.layers", "4x", "x.ini:5"), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "whole number"));
+    pep_error_clear();
+    assert_int_equal(pep_config_set_arg(&cfg, "noequals"), PEP_ERR_USAGE);
+    pep_error_clear();
+}
+
+static void test_config_validate_cross_keys(void **state)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    assert_int_equal(pep_config_validate(&cfg), PEP_OK);
+    cfg.model.heads = 3;
+    pep_error_clear();
+    assert_int_equal(pep_config_validate(&cfg), PEP_ERR_USAGE);
+    pep_config_defaults(&cfg);
+    cfg.pe.reduction = 512;
+    pep_error_clear();
+    assert_int_equal(pep_config_validate(&cfg), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "no bottleneck"));
+    pep_error_clear();
+}
+
+static void test_config_ini_round_trip(void **state)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    char *ini = NULL;
+    assert_int_equal(pep_config_to_ini(&cfg, &ini), PEP_OK);
+    assert_non_null(strstr(ini, "[maml]\n"));
+    assert_non_null(strstr(ini, "inner_steps = 1\n"));
+    pep_free(ini);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_set_values),
+        cmocka_unit_test(test_config_unknown_key_suggests),
+        cmocka_unit_test(test_config_bad_enum_lists_choices),
+        cmocka_unit_test(test_config_validate_cross_keys),
+        cmocka_unit_test(test_config_ini_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
