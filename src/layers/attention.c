@@ -1,0 +1,120 @@
+/* Multi-head self-attention with a padding mask and optional prefix keys/values
+ * (Li & Liang prefix-tuning), over a fused (N, 3C) q|k|v buffer. Per (batch, head) the
+ * scores are two sgemms (prefix block, sequence block) into one (T, P+T) row block.
+ * Backward follows the softmax Jacobian: dS = P * (dP - rowsum(dP * P)). */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "layers/layers.h"
+
+size_t attention_scratch_floats(int T, int P) { return 2 * (size_t)T * (size_t)(T + P); }
+
+/* Applies dropout to one (T, Tk) probability block, writing into dst. */
+static void drop_block(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t site, size_t base)
+{
+    float scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) dst[i] = pep_hash_uniform(seed, site, base + i) >= p ? src[i] * scale : 0.0f;
+}
+
+void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
+                       const uint8_t *mask, int B, int T, int C, int NH, int P, float drop_p, uint64_t seed,
+                       uint64_t site, float *scratch)
+{
+    int HS = C / NH, Tk = P + T, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * HS;
+            const float *k = q + C, *v = q + 2 * C;
+            float *s = att + ((size_t)b * NH + h) * T * Tk;
+            if (P > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, P, HS, scale, q, C3, pk + h * HS, C, 0.0f,
+                            s, Tk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q, C3, k, C3, 0.0f, s + P, Tk);
+            const uint8_t *m = mask + (size_t)b * T;
+            for (int i = 0; i < T; i++) {
+                float *row = s + (size_t)i * Tk;
+                for (int j = 0; j < T; j++)
+                    if (!m[j]) row[P + j] += -1e9f;
+                float mx = row[0];
+                for (int j = 1; j < Tk; j++) mx = row[j] > mx ? row[j] : mx;
+                float sum = 0.0f;
+                for (int j = 0; j < Tk; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = 1.0f / sum;
+                for (int j = 0; j < Tk; j++) row[j] *= inv;
+            }
+            const float *pd = s;
+            if (drop_p > 0.0f) {
+                drop_block(scratch, s, (size_t)T * Tk, drop_p, seed, site, ((size_t)b * NH + h) * T * Tk);
+                pd = scratch;
+            }
+            float *o = ctx + (size_t)b * T * C + h * HS;
+            if (P > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, P, 1.0f, pd, Tk, pv + h * HS, C, 0.0f,
+                            o, C);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, pd + P, Tk, v, C3,
+                        P > 0 ? 1.0f : 0.0f, o, C);
+        }
+}
+
+void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
+                        const float *pv, const float *att, int B, int T, int C, int NH, int P, float drop_p,
+                        uint64_t seed, uint64_t site, float *scratch)
+{
+    int HS = C / NH, Tk = P + T, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    float *pd_buf = scratch, *dp = scratch + (size_t)T * Tk;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * HS;
+            const float *k = q + C, *v = q + 2 * C;
+            float *dq = dqkv + (size_t)b * T * C3 + h * HS;
+            float *dk = dq + C, *dv = dq + 2 * C;
+            const float *s = att + ((size_t)b * NH + h) * T * Tk;
+            const float *dc = dctx + (size_t)b * T * C + h * HS;
+            size_t base = ((size_t)b * NH + h) * T * Tk;
+            const float *pd = s;
+            if (drop_p > 0.0f) {
+                drop_block(pd_buf, s, (size_t)T * Tk, drop_p, seed, site, base);
+                pd = pd_buf;
+            }
+            /* dV += Pd^T dctx ; dPv += Pd[:, :P]^T dctx */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, pd + P, Tk, dc, C, 1.0f, dv, C3);
+            if (P > 0 && dpv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, HS, T, 1.0f, pd, Tk, dc, C, 1.0f,
+                            dpv + h * HS, C);
+            /* dPd = dctx [pv; V]^T */
+            if (P > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, P, HS, 1.0f, dc, C, pv + h * HS, C, 0.0f, dp,
+                            Tk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, dc, C, v, C3, 0.0f, dp + P, Tk);
+            if (drop_p > 0.0f) {
+                float ds = 1.0f / (1.0f - drop_p);
+                for (size_t i = 0; i < (size_t)T * Tk; i++)
+                    dp[i] = pep_hash_uniform(seed, site, base + i) >= drop_p ? dp[i] * ds : 0.0f;
+            }
+            /* softmax backward, in place in dp */
+            for (int i = 0; i < T; i++) {
+                const float *pr = s + (size_t)i * Tk;
+                float *dr = dp + (size_t)i * Tk;
+                float dot = 0.0f;
+                for (int j = 0; j < Tk; j++) dot += pr[j] * dr[j];
+                for (int j = 0; j < Tk; j++) dr[j] = pr[j] * (dr[j] - dot);
+            }
+            /* dQ += scale dS [pk; K] ; dK += scale dS^T Q ; dPk += scale dS[:, :P]^T Q */
+            if (P > 0) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, P, scale, dp, Tk, pk + h * HS, C, 1.0f,
+                            dq, C3);
+                if (dpk)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, HS, T, scale, dp, Tk, q, C3, 1.0f,
+                                dpk + h * HS, C);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, scale, dp + P, Tk, k, C3, 1.0f, dq, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, scale, dp + P, Tk, q, C3, 1.0f, dk, C3);
+        }
+}

@@ -1,0 +1,79 @@
+/* Layer kernels: forward/backward pairs on caller-owned buffers, llm.c argument order
+ * (outputs, saved-for-backward, const inputs, dimensions). No allocation, no I/O, no
+ * globals. Every backward ACCUMULATES (+=) into the gradients it writes; a NULL gradient
+ * pointer means "not needed" and skips that work. N = B*T rows. */
+#ifndef PEP_LAYERS_H
+#define PEP_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* linear.c: out (N, OC) = inp (N, IC) W^T + b, W (OC, IC) row-major (Hugging Face layout).
+ * ldi / ldo are the row strides of inp / out (>= IC / OC), for views into wider buffers. */
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC,
+                    int ldi, int ldo);
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                     int N, int IC, int OC, int ldi, int ldo);
+void linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);
+void linear_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                         int N, int IC, int OC);
+
+/* layernorm.c: out = (inp - mean) * rstd * w + b per row of C. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                       int N, int C, float eps);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        const float *mean, const float *rstd, int N, int C);
+
+/* gelu.c: activations used by the feed-forward block and adapters. */
+enum pep_act_kind { PEP_ACT_KIND_GELU, PEP_ACT_KIND_RELU, PEP_ACT_KIND_SWISH, PEP_ACT_KIND_TANH };
+void activation_forward(float *out, const float *inp, size_t n, enum pep_act_kind kind);
+void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_act_kind kind);
+
+/* embedding.c: XLM-R positions and summed word + position + type embeddings. */
+void embedding_positions(int *pos, const int *ids, int B, int T, int pad_id);
+void embedding_forward(float *out, const int *ids, const int *pos, const float *wte, const float *wpe,
+                       const float *wtt, int B, int T, int C);
+void embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int *ids, const int *pos,
+                        int B, int T, int C);
+
+/* dropout.c: replayable dropout. mask(e) = hash(seed, site, e) >= p; kept values scaled 1/(1-p). */
+void dropout_forward(float *x, size_t n, float p, uint64_t seed, uint64_t site);
+void dropout_backward(float *dx, size_t n, float p, uint64_t seed, uint64_t site);
+
+/* attention.c: multi-head attention over a fused qkv buffer (N, 3C) (q | k | v columns),
+ * with optional prefix keys/values pk, pv (P, C) prepended to every sequence's keys and values
+ * (prefix keys are never masked). att (B, NH, T, P+T) saves the softmax probabilities
+ * (before attention dropout). mask[b*T+t] = 1 for real tokens, 0 for padding keys. */
+void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
+                       const uint8_t *mask, int B, int T, int C, int NH, int P, float drop_p, uint64_t seed,
+                       uint64_t site, float *scratch);
+/* dqkv (N, 3C) accumulated; dpk, dpv (P, C) accumulated when non-NULL. scratch: (T, P+T) * 2 floats. */
+void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
+                        const float *pv, const float *att, int B, int T, int C, int NH, int P, float drop_p,
+                        uint64_t seed, uint64_t site, float *scratch);
+size_t attention_scratch_floats(int T, int P);
+
+/* xent.c: softmax cross-entropy over rows of K logits with an ignore label. Returns the summed
+ * loss over labelled rows; *count gets their number. dlogits (N, K) = (softmax - onehot) * scale
+ * for labelled rows, 0 elsewhere (overwritten, not accumulated: the loss is the graph's root). */
+double xent_forward(const float *logits, const int *labels, int N, int K, int ignore, int *count);
+void xent_backward(float *dlogits, const float *logits, const int *labels, int N, int K, int ignore, float scale);
+
+/* adapter.c: bottleneck adapter delta = up(act(down(x))); out += delta (residual added by caller
+ * layout: out may alias x for in-place "x = x + adapter(x)"). h_pre, h_act (N, R) saved. */
+void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, const float *wd, const float *bd,
+                     const float *wu, const float *bu, int N, int C, int R, enum pep_act_kind act);
+/* Given dout (gradient at the adapter's output y = x + delta), accumulates dx (= dout + d/dx delta)
+ * when dx != NULL — dx must not alias dout — and the weight gradients when non-NULL. */
+void adapter_backward(float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
+                      const float *h_pre, const float *h_act, const float *wd, const float *wu, int N, int C, int R,
+                      enum pep_act_kind act, float *scratch);
+
+/* lora.c: out (N, OC, stride ldo) += scale * (x A^T) B^T; xa (N, r) saved. A (r, IC), B (OC, r). */
+void lora_forward(float *out, float *xa, const float *x, const float *a, const float *b, int N, int IC, int OC,
+                  int r, float scale, int ldi, int ldo);
+void lora_backward(float *dx, float *da, float *db, const float *dout, const float *x, const float *xa,
+                   const float *a, const float *b, int N, int IC, int OC, int r, float scale, int ldi, int ldo,
+                   float *scratch);
+
+#endif

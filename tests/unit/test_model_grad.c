@@ -1,0 +1,209 @@
+/* Finite-difference gradient checks: every parameter row of a small model, for each PE
+ * method and both heads, plus the fast linear kernel against its _ref twin. The check per
+ * row is directional: (L(w + e d) - L(w - e d)) / 2e against g . d for a random direction d
+ * over that tensor, which is well conditioned in float32. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "layers/layers.h"
+#include "model/model.h"
+#include "testutil.h"
+
+static struct pep_model_spec small_spec(enum pep_pe_method pe, enum pep_head_kind head)
+{
+    struct pep_model_spec s = {0};
+    s.L = 2, s.C = 16, s.NH = 2, s.FF = 32, s.V = 40, s.max_T = 9, s.max_B = 3, s.max_positions = 11;
+    s.type_vocab = 1, s.ntags = 5, s.ln_eps = 1e-5f, s.init_std = 0.3f, s.head = head, s.pe = pe;
+    s.placement = PEP_ADAPTER_PLACEMENT_HOULSBY, s.adapter_act = PEP_ACTIVATION_GELU, s.bottleneck = 4;
+    s.prefix_len = 3, s.prefix_reparam = 0, s.prefix_hidden = 8, s.lora_rank = 2, s.lora_alpha = 4.0f;
+    return s;
+}
+
+static void make_batch(struct pep_batch *b, int *ids, int *labels, int V, int ntags, int mlm, uint64_t seed)
+{
+    struct pep_rng r;
+    pep_rng_seed(&r, seed, 0, 0);
+    b->B = 3, b->T = 9, b->input_ids = ids, b->labels = labels;
+    int lens[3] = {9, 6, 4};
+    for (int i = 0; i < 3; i++)
+        for (int t = 0; t < 9; t++) {
+            int k = i * 9 + t;
+            if (t >= lens[i]) {
+                ids[k] = PEP_PAD_ID;
+                labels[k] = PEP_IGNORE_INDEX;
+                continue;
+            }
+            ids[k] = t == 0 ? PEP_BOS_ID : t == lens[i] - 1 ? PEP_EOS_ID : 4 + (int)pep_rng_below(&r, (uint64_t)V - 5);
+            int labelled = t > 0 && t < lens[i] - 1 && pep_rng_uniform(&r) < 0.8f;
+            labels[k] = labelled ? (mlm ? (int)pep_rng_below(&r, (uint64_t)V) : (int)pep_rng_below(&r, (uint64_t)ntags))
+                                 : PEP_IGNORE_INDEX;
+        }
+}
+
+static double loss_at(struct pep_model *m, const struct pep_batch *b)
+{
+    float loss;
+    assert_int_equal(pep_model_forward(m, b, 0, 0, &loss), PEP_OK);
+    return loss;
+}
+
+static void check_model(enum pep_pe_method pe, enum pep_head_kind head, int reparam, enum pep_adapter_placement pl)
+{
+    struct pep_model_spec s = small_spec(pe, head);
+    s.prefix_reparam = reparam;
+    s.placement = pl;
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
+    /* make every tensor non-trivial so every gradient path is exercised */
+    struct pep_rng r;
+    pep_rng_seed(&r, 11, 0, 0);
+    for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
+    int ids[27], labels[27];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, s.V, s.ntags, head == PEP_HEAD_KIND_MLM, 3);
+    float loss;
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_backward(m, PEP_GROUPS_ALL), PEP_OK);
+    float *dir = malloc(m->table.numel * sizeof(float));
+    int bad = 0;
+    for (int i = 0; i < m->table.count; i++) {
+        const struct pep_param *p = &m->table.rows[i];
+        float *w = m->params + p->offset;
+        const float *g = m->grads + p->offset;
+        double gd = 0, dn = 0;
+        for (size_t j = 0; j < p->numel; j++) {
+            dir[j] = pep_rng_normal(&r);
+            gd += (double)g[j] * dir[j];
+            dn += (double)dir[j] * dir[j];
+        }
+        double e = 1e-2 / sqrt(dn);
+        for (size_t j = 0; j < p->numel; j++) w[j] += (float)(e * dir[j]);
+        double lp = loss_at(m, &b);
+        for (size_t j = 0; j < p->numel; j++) w[j] -= (float)(2 * e * dir[j]);
+        double lm = loss_at(m, &b);
+        for (size_t j = 0; j < p->numel; j++) w[j] += (float)(e * dir[j]);
+        /* per unit direction; the floor keeps float32 noise on near-zero gradients (a key bias,
+         * which softmax ignores) from counting as an error */
+        double fd = (lp - lm) / (2 * e) / sqrt(dn);
+        gd /= sqrt(dn);
+        double err = fabs(fd - gd) / fmax(fabs(fd) + fabs(gd), 5e-3);
+        if (err > 2e-2) {
+            printf("  %s: fd %.6g analytic %.6g (rel %.3g)\n", p->name, fd, gd, err);
+            bad++;
+        }
+    }
+    free(dir);
+    pep_model_destroy(&m);
+    assert_null(m);
+    assert_int_equal(bad, 0);
+}
+
+static void test_model_grad_plain_tagger(void **st) { check_model(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER, 0, 0); }
+static void test_model_grad_mlm(void **st) { check_model(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_MLM, 0, 0); }
+static void test_model_grad_houlsby(void **st)
+{
+    check_model(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER, 0, PEP_ADAPTER_PLACEMENT_HOULSBY);
+}
+static void test_model_grad_pfeiffer(void **st)
+{
+    check_model(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER, 0, PEP_ADAPTER_PLACEMENT_PFEIFFER);
+}
+static void test_model_grad_prefix(void **st) { check_model(PEP_PE_METHOD_PREFIX, PEP_HEAD_KIND_TAGGER, 0, 0); }
+static void test_model_grad_prefix_reparam(void **st) { check_model(PEP_PE_METHOD_PREFIX, PEP_HEAD_KIND_TAGGER, 1, 0); }
+static void test_model_grad_lora(void **st) { check_model(PEP_PE_METHOD_LORA, PEP_HEAD_KIND_TAGGER, 0, 0); }
+
+/* Frozen groups get no gradient, and a PE-only backward gives the same PE gradients. */
+static void test_model_grad_frozen_groups_untouched(void **st)
+{
+    struct pep_model_spec s = small_spec(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER);
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
+    for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.01f * (float)((i * 7919) % 13) / 13.0f;
+    int ids[27], labels[27];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, s.V, s.ntags, 0, 9);
+    float loss;
+    size_t pb, pe_end;
+    unsigned ph = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
+    assert_int_equal(pep_param_table_range(&m->table, ph, &pb, &pe_end), PEP_OK);
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_backward(m, PEP_GROUPS_ALL), PEP_OK);
+    float *full = malloc((pe_end - pb) * sizeof(float));
+    memcpy(full, m->grads + pb, (pe_end - pb) * sizeof(float));
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_backward(m, ph), PEP_OK);
+    for (size_t i = m->table.group_begin[PEP_GROUP_PLM]; i < m->table.group_end[PEP_GROUP_PLM]; i++)
+        assert_true(m->grads[i] == 0.0f);
+    assert_true(pep_test_rel_err(m->grads + pb, full, pe_end - pb) < 1e-6);
+    free(full);
+    pep_model_destroy(&m);
+}
+
+/* Dropout replays exactly with the same seed and differs with another. */
+static void test_model_dropout_replay(void **st)
+{
+    struct pep_model_spec s = small_spec(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER);
+    s.dropout = 0.3f, s.attention_dropout = 0.2f;
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
+    int ids[27], labels[27];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, s.V, s.ntags, 0, 4);
+    float l1, l2, l3, l0;
+    assert_int_equal(pep_model_forward(m, &b, 1, 42, &l1), PEP_OK);
+    assert_int_equal(pep_model_forward(m, &b, 1, 42, &l2), PEP_OK);
+    assert_int_equal(pep_model_forward(m, &b, 1, 43, &l3), PEP_OK);
+    assert_int_equal(pep_model_forward(m, &b, 0, 42, &l0), PEP_OK);
+    assert_true(l1 == l2);
+    assert_true(l1 != l3);
+    assert_true(l1 != l0);
+    pep_model_destroy(&m);
+}
+
+static void test_linear_fast_matches_ref(void **st)
+{
+    enum { N = 37, IC = 29, OC = 23 };
+    static float x[N * IC], w[OC * IC], b[OC], y[N * OC], yr[N * OC], dy[N * OC];
+    static float dx[N * IC], dxr[N * IC], dw[OC * IC], dwr[OC * IC], db[OC], dbr[OC];
+    struct pep_rng r;
+    pep_rng_seed(&r, 1, 2, 3);
+    for (int i = 0; i < N * IC; i++) x[i] = pep_rng_normal(&r);
+    for (int i = 0; i < OC * IC; i++) w[i] = pep_rng_normal(&r);
+    for (int i = 0; i < OC; i++) b[i] = pep_rng_normal(&r);
+    for (int i = 0; i < N * OC; i++) dy[i] = pep_rng_normal(&r);
+    linear_forward(y, x, w, b, N, IC, OC, IC, OC);
+    linear_forward_ref(yr, x, w, b, N, IC, OC);
+    assert_true(pep_test_rel_err(y, yr, N * OC) < 1e-6);
+    linear_backward(dx, dw, db, dy, x, w, N, IC, OC, IC, OC);
+    linear_backward_ref(dxr, dwr, dbr, dy, x, w, N, IC, OC);
+    assert_true(pep_test_rel_err(dx, dxr, N * IC) < 1e-6);
+    assert_true(pep_test_rel_err(dw, dwr, OC * IC) < 1e-6);
+    assert_true(pep_test_rel_err(db, dbr, OC) < 1e-6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear_fast_matches_ref),
+        cmocka_unit_test(test_model_grad_plain_tagger),
+        cmocka_unit_test(test_model_grad_mlm),
+        cmocka_unit_test(test_model_grad_houlsby),
+        cmocka_unit_test(test_model_grad_pfeiffer),
+        cmocka_unit_test(test_model_grad_prefix),
+        cmocka_unit_test(test_model_grad_prefix_reparam),
+        cmocka_unit_test(test_model_grad_lora),
+        cmocka_unit_test(test_model_grad_frozen_groups_untouched),
+        cmocka_unit_test(test_model_dropout_replay),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
