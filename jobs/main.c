@@ -3,13 +3,46 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "jobs.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"bench", pep_cmd_bench, "benchmarks: bench encoder --shape tiny|base --mode full|pe"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: peprime <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
-        printf("usage: peprime <command> [options]\n");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "--version")) {
+        printf("peprime %s (%s)\n", PEP_VERSION, PEP_GIT_REVISION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].run(argc - 2, argv + 2);
+            if (rc != PEP_OK) {
+                fprintf(stderr, "peprime %s: error: %s\n", argv[1], pep_error_message());
+                if (pep_log_level() >= PEP_LOG_DEBUG) fprintf(stderr, "%s", pep_error_where());
+                return rc == PEP_ERR_INTERRUPTED ? 75 : rc == PEP_ERR_USAGE ? 2 : 1;
+            }
+            return 0;
+        }
     fprintf(stderr, "peprime: unknown command '%s'\n", argv[1]);
+    usage(stderr);
     return 2;
 }

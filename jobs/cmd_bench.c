@@ -1,0 +1,116 @@
+/* `peprime bench encoder|pe`: fwd+bwd throughput of the encoder on random data, printed
+ * as tokens/s, GFLOP/s, ms/step and peak RSS, one human line and one JSON line per run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "jobs.h"
+#include "model/model.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double pep_peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+int pep_bench_shape(const char *name, struct pep_model_spec *s, int *B, int *T)
+{
+    memset(s, 0, sizeof *s);
+    s->type_vocab = 1, s->ntags = 7, s->ln_eps = 1e-5f, s->init_std = 0.02f;
+    s->head = PEP_HEAD_KIND_TAGGER, s->pe = PEP_PE_METHOD_ADAPTER, s->placement = PEP_ADAPTER_PLACEMENT_PFEIFFER;
+    s->adapter_act = PEP_ACTIVATION_RELU;
+    s->prefix_len = 30, s->prefix_hidden = 512, s->lora_rank = 8, s->lora_alpha = 16;
+    if (!strcmp(name, "tiny")) {
+        s->L = 4, s->C = 256, s->NH = 4, s->FF = 1024, s->V = 16000, *T = 64, *B = 16;
+    } else if (!strcmp(name, "base")) {
+        s->L = 12, s->C = 768, s->NH = 12, s->FF = 3072, s->V = 250002, *T = 128, *B = 8;
+    } else {
+        PEP_FAIL(PEP_ERR_USAGE, "unknown benchmark shape '%s' (valid: tiny, base)", name);
+    }
+    s->bottleneck = s->C / 16;
+    s->max_T = *T, s->max_B = *B, s->max_positions = 514 > *T + 2 ? 514 : *T + 2;
+    return PEP_OK;
+}
+
+void pep_bench_random_batch(struct pep_batch *b, int *ids, int *labels, int B, int T, int V, int ntags, uint64_t seed)
+{
+    struct pep_rng r;
+    pep_rng_seed(&r, seed, 1, 2);
+    b->B = B, b->T = T, b->input_ids = ids, b->labels = labels;
+    for (int i = 0; i < B * T; i++) {
+        ids[i] = 4 + (int)pep_rng_below(&r, (uint64_t)V - 5);
+        labels[i] = (int)pep_rng_below(&r, (uint64_t)ntags);
+    }
+}
+
+static int bench_encoder(int argc, char **argv)
+{
+    const char *shape = "tiny", *mode = "full", *pe = "adapter";
+    int steps = 10, warm = 2;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
+        else if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
+        else if (!strcmp(argv[i], "--pe") && i + 1 < argc) pe = argv[++i];
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warm = atoi(argv[++i]);
+        else PEP_FAIL(PEP_ERR_USAGE, "bench encoder: unknown argument '%s' (use --shape tiny|base --mode full|pe "
+                      "--pe adapter|prefix|lora|none --steps N)", argv[i]);
+    }
+    PEP_CHECK(!strcmp(mode, "full") || !strcmp(mode, "pe"), PEP_ERR_USAGE, "--mode must be full or pe, got '%s'", mode);
+    struct pep_model_spec s;
+    int B, T;
+    PEP_CALL(pep_bench_shape(shape, &s, &B, &T));
+    s.pe = !strcmp(pe, "adapter") ? PEP_PE_METHOD_ADAPTER : !strcmp(pe, "prefix") ? PEP_PE_METHOD_PREFIX
+         : !strcmp(pe, "lora") ? PEP_PE_METHOD_LORA : PEP_PE_METHOD_NONE;
+    struct pep_model *m = NULL;
+    PEP_CALL(pep_model_create(&s, &m));
+    pep_model_init_weights(m, 1, PEP_GROUPS_ALL);
+    int *ids = malloc((size_t)B * T * sizeof(int)), *labels = malloc((size_t)B * T * sizeof(int));
+    struct pep_batch b;
+    pep_bench_random_batch(&b, ids, labels, B, T, s.V, s.ntags, 1);
+    unsigned groups = !strcmp(mode, "full") ? PEP_GROUPS_ALL : PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
+    int rc = PEP_OK;
+    double t0 = 0;
+    for (int it = 0; it < warm + steps; it++) {
+        if (it == warm) t0 = now_s();
+        float loss;
+        pep_model_zero_grad(m, groups);
+        PEP_CALL_GOTO(rc, pep_model_forward(m, &b, 1, (uint64_t)it, &loss));
+        PEP_CALL_GOTO(rc, pep_model_backward(m, groups));
+    }
+    double dt = (now_s() - t0) / steps;
+    double flops = pep_model_flops(&s, B, T, groups);
+    size_t pe_n = pep_param_table_group_numel(&m->table, PEP_GROUP_BIT(PEP_GROUP_PE));
+    size_t plm_n = pep_param_table_group_numel(&m->table, PEP_GROUP_BIT(PEP_GROUP_PLM));
+    printf("encoder %-4s %-4s pe=%-7s B=%d T=%d: %8.0f tokens/s  %7.1f ms/step  %6.1f GFLOP/s  peak RSS %7.0f MiB  "
+           "(PE params %zu = %.2f%% of base)\n",
+           shape, mode, pe, B, T, B * T / dt, 1e3 * dt, flops / dt * 1e-9, pep_peak_rss_mib(), pe_n,
+           100.0 * (double)pe_n / (double)plm_n);
+    printf("{\"bench\":\"encoder\",\"impl\":\"peprime\",\"shape\":\"%s\",\"mode\":\"%s\",\"pe\":\"%s\",\"B\":%d,\"T\":%d,"
+           "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,\"gflops\":%.2f,\"peak_rss_mib\":%.0f}\n",
+           shape, mode, pe, B, T, B * T / dt, 1e3 * dt, flops / dt * 1e-9, pep_peak_rss_mib());
+cleanup:
+    free(ids);
+    free(labels);
+    pep_model_destroy(&m);
+    return rc;
+}
+
+int pep_cmd_bench(int argc, char **argv)
+{
+    PEP_CHECK(argc >= 1, PEP_ERR_USAGE, "usage: peprime bench encoder|maml|checkpoint [options]");
+    if (!strcmp(argv[0], "encoder")) return bench_encoder(argc - 1, argv + 1);
+    PEP_FAIL(PEP_ERR_USAGE, "peprime bench: unknown benchmark '%s' (valid: encoder)", argv[0]);
+}

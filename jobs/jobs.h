@@ -1,0 +1,16 @@
+/* Stage drivers and subcommands of the `peprime` CLI (jobs/). */
+#ifndef PEP_JOBS_H
+#define PEP_JOBS_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+
+int pep_cmd_bench(int argc, char **argv);
+
+/* helpers shared by commands */
+double pep_peak_rss_mib(void);
+int pep_bench_shape(const char *name, struct pep_model_spec *s, int *B, int *T);
+void pep_bench_random_batch(struct pep_batch *b, int *ids, int *labels, int B, int T, int V, int ntags, uint64_t seed);
+
+#endif

@@ -1,0 +1,35 @@
+/* Optimizers over flat parameter ranges: SGD and AdamW (bias correction, decoupled weight
+ * decay; Loshchilov & Hutter), a linear warm-up / decay schedule and global grad-norm
+ * clipping. Which parameters train is a group mask on the model's parameter table: the
+ * optimizer updates the contiguous float range of those groups and nothing else. */
+#ifndef PEP_OPTIM_H
+#define PEP_OPTIM_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+
+enum pep_optim_kind { PEP_OPTIM_KIND_SGD, PEP_OPTIM_KIND_ADAMW };
+
+struct pep_optim {
+    enum pep_optim_kind kind;
+    float lr, beta1, beta2, eps, weight_decay, clip;
+    int warmup, total_steps, linear_decay;
+    size_t begin, end;   /* float range of the flat blocks this optimizer owns */
+    float *m, *v;        /* AdamW moments over [begin, end) */
+    long t;              /* steps taken */
+};
+
+/* Sets up an optimizer over the float range [begin, end) from the config's [optim] keys. */
+int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end);
+void pep_optim_fini(struct pep_optim *o);
+/* Learning rate at step t (0-based): linear warm-up to lr, then constant or linear decay to 0. */
+float pep_optim_lr_at(const struct pep_optim *o, long t);
+/* L2 norm of g[begin, end) (double accumulation). */
+double pep_grad_norm(const float *g, size_t begin, size_t end);
+/* One step: clips the gradient to o->clip (if > 0) by its global norm, then updates
+ * params[begin, end). Returns PEP_ERR_NUMERIC (naming the step) if the gradient is not finite.
+ * *gnorm_out (optional) gets the pre-clip norm. */
+int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gnorm_out);
+
+#endif

@@ -1,0 +1,67 @@
+/* Optimizers: AdamW against a hand-computed step (PyTorch's AdamW formula), SGD, schedule,
+ * clipping, and the non-finite-gradient error. */
+#include <math.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "optim/optim.h"
+#include "testutil.h"
+
+static void test_optim_adamw_matches_formula(void **st)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    cfg.optim.lr = 0.1f, cfg.optim.weight_decay = 0.01f, cfg.optim.clip = 0.0f;
+    strcpy(cfg.optim.schedule, "constant");
+    struct pep_optim o;
+    assert_int_equal(pep_optim_init(&o, &cfg, 1, 3), PEP_OK);
+    float p[4] = {9.0f, 1.0f, -2.0f, 9.0f}, g[4] = {5.0f, 0.5f, -1.0f, 5.0f};
+    assert_int_equal(pep_optim_step(&o, p, g, NULL), PEP_OK);
+    /* step 1: mhat = g, vhat = g^2 -> update = lr * (sign(g) + wd * p) (eps negligible) */
+    assert_float_equal(p[1], 1.0f - 0.1f * (1.0f + 0.01f * 1.0f), 1e-6);
+    assert_float_equal(p[2], -2.0f - 0.1f * (-1.0f + 0.01f * -2.0f), 1e-6);
+    assert_true(p[0] == 9.0f && p[3] == 9.0f); /* outside the range: untouched */
+    /* step 2 by hand */
+    float g2[4] = {0, 0.25f, 0.5f, 0};
+    double m = 0.9 * 0.05 + 0.1 * 0.25, v = 0.999 * 0.00025 + 0.001 * 0.0625;
+    double mh = m / (1 - 0.81), vh = v / (1 - 0.999 * 0.999);
+    double expect = p[1] - 0.1 * (mh / (sqrt(vh) + 1e-8) + 0.01 * p[1]);
+    assert_int_equal(pep_optim_step(&o, p, g2, NULL), PEP_OK);
+    assert_float_equal(p[1], (float)expect, 1e-6);
+    pep_optim_fini(&o);
+}
+
+static void test_optim_clip_and_schedule(void **st)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    strcpy(cfg.optim.name, "sgd");
+    cfg.optim.lr = 1.0f, cfg.optim.clip = 1.0f, cfg.optim.warmup = 2, cfg.optim.steps = 6;
+    struct pep_optim o;
+    assert_int_equal(pep_optim_init(&o, &cfg, 0, 2), PEP_OK);
+    assert_float_equal(pep_optim_lr_at(&o, 0), 0.5f, 1e-7);
+    assert_float_equal(pep_optim_lr_at(&o, 1), 1.0f, 1e-7);
+    assert_float_equal(pep_optim_lr_at(&o, 4), 0.5f, 1e-7);
+    float p[2] = {0, 0}, g[2] = {3.0f, 4.0f};
+    double norm;
+    assert_int_equal(pep_optim_step(&o, p, g, &norm), PEP_OK);
+    assert_float_equal(norm, 5.0, 1e-9);
+    assert_float_equal(p[0], -0.5f * 0.6f, 1e-5); /* lr 0.5 x clipped (3,4)/5 */
+    assert_float_equal(p[1], -0.5f * 0.8f, 1e-5);
+    g[0] = NAN;
+    pep_error_clear();
+    assert_int_equal(pep_optim_step(&o, p, g, NULL), PEP_ERR_NUMERIC);
+    assert_non_null(strstr(pep_error_message(), "step 2"));
+    pep_error_clear();
+    pep_optim_fini(&o);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_optim_adamw_matches_formula),
+        cmocka_unit_test(test_optim_clip_and_schedule),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
