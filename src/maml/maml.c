@@ -1,0 +1,235 @@
+/* MAML meta-gradients: first order and second order by the adjoint recursion (maml.h). */
+#include "maml/maml.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+struct pep_maml {
+    struct pep_model *m;
+    struct pep_maml_opts o;
+    size_t in_b, in_e, out_b, out_e, up_b, up_e, n_in;
+    float *phi;        /* (k + 1) x n_in: phi_0 .. phi_k */
+    float *init;       /* n_in: the inner loop's start (fresh init, or the meta values at task start) */
+    float *v;          /* n_in: adjoint of the inner set */
+    float *g;          /* numel: adjoint of theta (outer groups outside I) */
+    float *gplus;      /* numel: the + side of a finite-difference HVP */
+    float *meta;       /* numel: accumulated meta-gradient */
+    float *restore;    /* n_in: the inner set's values before the task */
+};
+
+int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->method = !strcmp(cfg->maml.method, "multitask") ? PEP_MAML_METHOD_MULTITASK : PEP_MAML_METHOD_MAML;
+    o->order = cfg->maml.order;
+    o->inner_steps = cfg->maml.inner_steps;
+    o->inner_lr = cfg->maml.inner_lr;
+    o->fd_eps = cfg->maml.fd_eps;
+    o->pe_init_meta = !strcmp(cfg->maml.pe_init, "meta");
+    o->fresh_seed = (uint64_t)cfg->run.seed * 1000003u + 17u;
+    o->meta_batch = cfg->maml.meta_batch;
+    PEP_CALL(pep_groups_parse(cfg->maml.inner_set, &o->inner));
+    PEP_CALL(pep_groups_parse(cfg->maml.outer_set, &o->outer));
+    const struct pep_param_table *t = &m->table;
+    PEP_CHECK(pep_param_table_group_numel(t, o->inner) > 0, PEP_ERR_USAGE,
+              "maml.inner_set = %s is empty for pe.method = %s", cfg->maml.inner_set, cfg->pe.method);
+    for (int g = 0; g < PEP_GROUP_COUNT; g++)
+        if (o->outer & PEP_GROUP_BIT(g))
+            PEP_CHECK(pep_param_table_group_numel(t, PEP_GROUP_BIT(g)) > 0, PEP_ERR_USAGE,
+                      "maml.outer_set = %s includes the '%s' group, which is empty for pe.method = %s",
+                      cfg->maml.outer_set, pep_group_name((enum pep_group)g), cfg->pe.method);
+    unsigned both = o->inner & o->outer & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
+    PEP_CHECK(o->method == PEP_MAML_METHOD_MULTITASK || !both || o->pe_init_meta, PEP_ERR_USAGE,
+              "maml.outer_set = %s updates parameters that maml.inner_set = %s restarts fresh every episode; set "
+              "maml.pe_init = meta to meta-learn their initialisation, or use maml.outer_set = plm",
+              cfg->maml.outer_set, cfg->maml.inner_set);
+    return PEP_OK;
+}
+
+int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct pep_maml **out)
+{
+    *out = NULL;
+    PEP_CHECK(o->order == 1 || o->order == 2, PEP_ERR_USAGE, "maml.order must be 1 or 2, got %d", o->order);
+    PEP_CHECK(o->inner_steps >= 1 && o->meta_batch >= 1, PEP_ERR_USAGE, "inner_steps and meta_batch must be >= 1");
+    int rc = PEP_OK;
+    struct pep_maml *mm = calloc(1, sizeof *mm);
+    PEP_CHECK(mm, PEP_ERR_NOMEM, "out of memory");
+    mm->m = m;
+    mm->o = *o;
+    PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, o->inner, &mm->in_b, &mm->in_e));
+    PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, o->outer, &mm->out_b, &mm->out_e));
+    if (o->method == PEP_MAML_METHOD_MULTITASK)
+        PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, o->inner | o->outer, &mm->up_b, &mm->up_e));
+    else
+        mm->up_b = mm->out_b, mm->up_e = mm->out_e;
+    mm->n_in = mm->in_e - mm->in_b;
+    size_t n = m->table.numel;
+    PEP_ALLOC_GOTO(rc, mm->phi, (size_t)(o->inner_steps + 1) * mm->n_in);
+    PEP_ALLOC_GOTO(rc, mm->init, mm->n_in);
+    PEP_ALLOC_GOTO(rc, mm->v, mm->n_in);
+    PEP_ALLOC_GOTO(rc, mm->g, n);
+    if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->gplus, n);
+    PEP_ALLOC_GOTO(rc, mm->meta, n);
+    PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
+    /* the fixed fresh start of the non-PLM inner groups: the model's own seeded initialiser */
+    if (!o->pe_init_meta && o->method == PEP_MAML_METHOD_MAML) {
+        float *save = NULL;
+        PEP_ALLOC_GOTO(rc, save, n);
+        memcpy(save, m->params, n * sizeof(float));
+        pep_model_init_weights(m, o->fresh_seed, o->inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM));
+        memcpy(mm->init, m->params + mm->in_b, mm->n_in * sizeof(float));
+        memcpy(m->params, save, n * sizeof(float));
+        pep_free(save);
+    }
+    *out = mm;
+    return PEP_OK;
+cleanup:
+    pep_maml_destroy(&mm);
+    return rc;
+}
+
+void pep_maml_destroy(struct pep_maml **pmm)
+{
+    if (!pmm || !*pmm) return;
+    struct pep_maml *mm = *pmm;
+    pep_free(mm->phi);
+    pep_free(mm->init);
+    pep_free(mm->v);
+    pep_free(mm->g);
+    pep_free(mm->gplus);
+    pep_free(mm->meta);
+    pep_free(mm->restore);
+    free(mm);
+    *pmm = NULL;
+}
+
+void pep_maml_zero(struct pep_maml *mm) { memset(mm->meta, 0, mm->m->table.numel * sizeof(float)); }
+float *pep_maml_grad(struct pep_maml *mm) { return mm->meta; }
+
+void pep_maml_update_range(const struct pep_maml *mm, size_t *begin, size_t *end)
+{
+    *begin = mm->up_b;
+    *end = mm->up_e;
+}
+
+void pep_maml_inner_range(const struct pep_maml *mm, size_t *begin, size_t *end)
+{
+    *begin = mm->in_b;
+    *end = mm->in_e;
+}
+
+static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
+
+/* Loss and full gradient (groups) at the current parameters. */
+static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed, unsigned groups, float *loss)
+{
+    pep_model_zero_grad(m, groups);
+    PEP_CALL(pep_model_forward(m, b, 1, seed, loss));
+    PEP_CALL(pep_model_backward(m, groups));
+    return PEP_OK;
+}
+
+static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query,
+                          uint64_t seed, struct pep_maml_task_result *res)
+{
+    struct pep_model *m = mm->m;
+    unsigned groups = mm->o.inner | mm->o.outer;
+    float ls, lq;
+    float scale = 0.5f / (float)mm->o.meta_batch;
+    PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
+    for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
+    PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
+    for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
+    res->support_loss = ls;
+    res->query_loss = lq;
+    res->adapted = m->params + mm->in_b;
+    return PEP_OK;
+}
+
+int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                  struct pep_maml_task_result *res)
+{
+    if (mm->o.method == PEP_MAML_METHOD_MULTITASK) return multitask_task(mm, support, query, seed, res);
+    struct pep_model *m = mm->m;
+    const struct pep_maml_opts *o = &mm->o;
+    size_t nin = mm->n_in, n = m->table.numel;
+    float *w = m->params, *gr = m->grads;
+    float a = o->inner_lr;
+    int k = o->inner_steps, rc = PEP_OK;
+    unsigned all = o->inner | o->outer;
+
+    /* phi_0: PLM members of I are always the meta parameters; PE/head start fresh or meta */
+    memcpy(mm->restore, w + mm->in_b, nin * sizeof(float));
+    if (!o->pe_init_meta) {
+        size_t fresh_b, fresh_e;
+        unsigned fresh_groups = o->inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
+        if (fresh_groups && pep_param_table_range(&m->table, fresh_groups, &fresh_b, &fresh_e) == PEP_OK)
+            memcpy(w + fresh_b, mm->init + (fresh_b - mm->in_b), (fresh_e - fresh_b) * sizeof(float));
+    }
+    memcpy(mm->phi, w + mm->in_b, nin * sizeof(float));
+
+    /* inner loop: phi_{j+1} = phi_j - a grad_phi L_S(theta, phi_j) */
+    float ls = 0.0f, lq = 0.0f;
+    for (int j = 0; j < k; j++) {
+        PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), o->inner, &ls));
+        float *pj = mm->phi + (size_t)j * nin, *pn = mm->phi + (size_t)(j + 1) * nin;
+        const float *gj = gr + mm->in_b;
+        for (size_t i = 0; i < nin; i++) pn[i] = pj[i] - a * gj[i];
+        memcpy(w + mm->in_b, pn, nin * sizeof(float));
+    }
+    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
+    PEP_CALL_GOTO(rc, loss_grad(m, query, pass_seed(seed, k), all, &lq));
+    memcpy(mm->v, gr + mm->in_b, nin * sizeof(float));
+    memcpy(mm->g, gr, n * sizeof(float));
+    PEP_CHECK_GOTO(rc, isfinite(lq), PEP_ERR_NUMERIC, "non-finite query loss");
+
+    if (o->order == 2) {
+        for (int j = k - 1; j >= 0; j--) {
+            const float *pj = mm->phi + (size_t)j * nin;
+            double vn = 0.0;
+            for (size_t i = 0; i < nin; i++) vn += (double)mm->v[i] * mm->v[i];
+            vn = sqrt(vn);
+            if (vn == 0.0) break;
+            float e = (float)(o->fd_eps / vn);
+            float l2;
+            /* H v ~ (grad L_S(phi_j + e v) - grad L_S(phi_j - e v)) / 2e, same support batch and masks */
+            for (size_t i = 0; i < nin; i++) w[mm->in_b + i] = pj[i] + e * mm->v[i];
+            PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), all, &l2));
+            memcpy(mm->gplus, gr, n * sizeof(float));
+            for (size_t i = 0; i < nin; i++) w[mm->in_b + i] = pj[i] - e * mm->v[i];
+            PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), all, &l2));
+            float s = a / (2.0f * e);
+            for (size_t i = mm->out_b; i < mm->out_e; i++)
+                if (i < mm->in_b || i >= mm->in_e) mm->g[i] -= s * (mm->gplus[i] - gr[i]);
+            for (size_t i = 0; i < nin; i++) mm->v[i] -= s * (mm->gplus[mm->in_b + i] - gr[mm->in_b + i]);
+        }
+    }
+    /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
+    float scale = 1.0f / (float)o->meta_batch;
+    for (size_t i = mm->out_b; i < mm->out_e; i++) {
+        float gi = (i >= mm->in_b && i < mm->in_e) ? mm->v[i - mm->in_b] : mm->g[i];
+        mm->meta[i] += scale * gi;
+    }
+    res->support_loss = ls;
+    res->query_loss = lq;
+    /* keep the adapted state for the caller, then put the meta parameters back */
+    memcpy(mm->phi + (size_t)k * nin, w + mm->in_b, nin * sizeof(float));
+    res->adapted = mm->phi + (size_t)k * nin;
+cleanup:
+    memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));
+    return rc;
+}
+
+int pep_maml_outer_step(struct pep_maml *mm, struct pep_optim *opt, int (*reduce)(float *g, size_t n, void *ud),
+                        void *ud, double *gnorm)
+{
+    if (reduce) PEP_CALL(reduce(mm->meta + mm->up_b, mm->up_e - mm->up_b, ud));
+    PEP_CHECK(opt->begin == mm->up_b && opt->end == mm->up_e, PEP_ERR_INTERNAL,
+              "optimizer range [%zu, %zu) does not match the MAML update range [%zu, %zu)", opt->begin, opt->end,
+              mm->up_b, mm->up_e);
+    return pep_optim_step(opt, mm->m->params, mm->meta, gnorm);
+}

@@ -1,0 +1,63 @@
+/* MAML priming (Gheini, Ma, May 2022; algorithm in shared design.md): the inner loop adapts
+ * the inner set I (default PE + head) with k SGD steps on a support batch; the meta-gradient
+ * of the query loss after adaptation flows to the outer set O (default the PLM) through the
+ * adjoint recursion, with Hessian-vector products by central differences of two full
+ * gradients on the same support batch (same dropout masks). Memory: the model's own blocks,
+ * k + 1 copies of the inner set, one gradient copy and the meta-gradient. No MPI here: the
+ * caller sums meta-gradients across ranks through a reduce callback (pep_maml_outer_step). */
+#ifndef PEP_MAML_H
+#define PEP_MAML_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "model/model.h"
+#include "optim/optim.h"
+
+enum pep_maml_method { PEP_MAML_METHOD_MAML, PEP_MAML_METHOD_MULTITASK };
+
+struct pep_maml_opts {
+    enum pep_maml_method method;
+    int order;          /* 1 or 2 */
+    int inner_steps;    /* k */
+    float inner_lr;     /* a */
+    float fd_eps;       /* eps0: the HVP step is eps0 / ||v|| */
+    unsigned inner;     /* group mask of I */
+    unsigned outer;     /* group mask of O */
+    int pe_init_meta;   /* 1: the inner loop starts from the model's PE + head (meta-learned); 0: a fixed fresh init */
+    uint64_t fresh_seed;/* seed of the fixed fresh init */
+    int meta_batch;     /* tasks per meta-step (the meta-gradient is their mean) */
+};
+
+struct pep_maml_task_result {
+    float support_loss;   /* support loss before the last inner step */
+    float query_loss;     /* meta-loss of the task */
+    const float *adapted; /* inner-set state after adaptation (pep_maml_inner_numel floats); valid until the next task */
+};
+
+struct pep_maml;
+
+/* Reads [maml] from the config and checks the sets against the model (clear errors for
+ * empty sets and O n I groups that restart fresh each episode). */
+int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o);
+int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct pep_maml **out);
+void pep_maml_destroy(struct pep_maml **mm);
+/* Clears the meta-gradient before a meta-step. */
+void pep_maml_zero(struct pep_maml *mm);
+/* Runs one task and accumulates its meta-gradient / meta_batch. `seed` fixes the dropout
+ * masks of this task's passes. Model parameters are restored afterwards. */
+int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                  struct pep_maml_task_result *res);
+/* The meta-gradient block (the model's numel floats; only the updated range is non-zero). */
+float *pep_maml_grad(struct pep_maml *mm);
+/* The float range the outer step updates (O, or O u I for the multi-task baseline). */
+void pep_maml_update_range(const struct pep_maml *mm, size_t *begin, size_t *end);
+/* The float range and size of the inner set (per-task states). */
+void pep_maml_inner_range(const struct pep_maml *mm, size_t *begin, size_t *end);
+/* Sums the meta-gradient through `reduce` (NULL = one process), then takes one optimizer
+ * step on the update range. */
+int pep_maml_outer_step(struct pep_maml *mm, struct pep_optim *opt, int (*reduce)(float *g, size_t n, void *ud),
+                        void *ud, double *gnorm);
+
+#endif

