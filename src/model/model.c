@@ -3,6 +3,7 @@
  * batch; backward accumulates only into the groups it is asked for. */
 #include "model/model.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -756,4 +757,68 @@ double pep_model_flops(const struct pep_model_spec *s, int B, int T, unsigned gr
     /* backward: input gradients for every matmul, plus weight gradients when the base trains */
     double bwd = s->L * (mm + 2 * att) + head + (plm ? s->L * mm : 0.0) + head;
     return fwd + bwd;
+}
+
+/* Copies every row that exists in both models by name (same shape required). */
+static int copy_by_name(struct pep_model *dst, const struct pep_model *src)
+{
+    for (int i = 0; i < dst->table.count; i++) {
+        const struct pep_param *p = &dst->table.rows[i];
+        int j = pep_param_table_find(&src->table, p->name);
+        if (j < 0) continue;
+        const struct pep_param *q = &src->table.rows[j];
+        PEP_CHECK(q->numel == p->numel, PEP_ERR_INTERNAL, "%s: shape differs between models", p->name);
+        memcpy(dst->params + p->offset, src->params + q->offset, p->numel * sizeof(float));
+    }
+    return PEP_OK;
+}
+
+int pep_model_eject_prefix(struct pep_model *m, struct pep_model **out)
+{
+    *out = NULL;
+    const struct pep_model_spec *s = &m->spec;
+    PEP_CHECK(s->pe == PEP_PE_METHOD_PREFIX && s->prefix_reparam, PEP_ERR_USAGE,
+              "eject needs a prefix-tuned model with pe.prefix_reparam = true");
+    struct pep_model_spec flat = *s;
+    flat.prefix_reparam = 0;
+    PEP_CALL(pep_model_create(&flat, out));
+    int rc = copy_by_name(*out, m);
+    if (rc) {
+        pep_model_destroy(out);
+        return rc;
+    }
+    prefix_forward(m); /* evaluate the MLP once */
+    size_t PC = (size_t)s->prefix_len * s->C;
+    for (int l = 0; l < s->L; l++) {
+        memcpy(W(*out, (*out)->state->lid[l].pk), m->state->pk + l * PC, PC * sizeof(float));
+        memcpy(W(*out, (*out)->state->lid[l].pv), m->state->pv + l * PC, PC * sizeof(float));
+    }
+    return PEP_OK;
+}
+
+int pep_model_merge_lora(struct pep_model *m, struct pep_model **out)
+{
+    *out = NULL;
+    const struct pep_model_spec *s = &m->spec;
+    PEP_CHECK(s->pe == PEP_PE_METHOD_LORA, PEP_ERR_USAGE, "merge needs a LoRA model (pe.method = lora)");
+    struct pep_model_spec plain = *s;
+    plain.pe = PEP_PE_METHOD_NONE;
+    PEP_CALL(pep_model_create(&plain, out));
+    int rc = copy_by_name(*out, m);
+    if (rc) {
+        pep_model_destroy(out);
+        return rc;
+    }
+    int C = s->C, r = s->lora_rank;
+    float scale = s->lora_alpha / (float)r;
+    for (int l = 0; l < s->L; l++) {
+        const struct layer_ids *li = &m->state->lid[l];
+        float *wq = W(*out, (*out)->state->lid[l].wq); /* fused q|k|v: q rows then k then v */
+        /* W += scale * B A, B (C, r), A (r, C) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, C, r, scale, W(m, li->qb), r, W(m, li->qa), C, 1.0f,
+                    wq, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, C, r, scale, W(m, li->vb), r, W(m, li->va), C, 1.0f,
+                    wq + 2 * (size_t)C * C, C);
+    }
+    return PEP_OK;
 }

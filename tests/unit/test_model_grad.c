@@ -191,6 +191,64 @@ static void test_linear_fast_matches_ref(void **st)
     assert_true(pep_test_rel_err(db, dbr, OC) < 1e-6);
 }
 
+/* Eject (prefix MLP -> flat prefixes) and merge (LoRA -> base weights) keep the outputs. */
+static void check_reparam(enum pep_pe_method pe)
+{
+    struct pep_model_spec s = small_spec(pe, PEP_HEAD_KIND_TAGGER);
+    s.prefix_reparam = pe == PEP_PE_METHOD_PREFIX;
+    struct pep_model *m = NULL, *m2 = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 2, PEP_GROUPS_ALL);
+    struct pep_rng r;
+    pep_rng_seed(&r, 4, 0, 0);
+    for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
+    int ids[27], labels[27];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, s.V, s.ntags, 0, 6);
+    float l1, l2;
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &l1), PEP_OK);
+    size_t nl = (size_t)27 * s.ntags;
+    float *logits = malloc(nl * sizeof(float));
+    memcpy(logits, pep_model_logits(m), nl * sizeof(float));
+    if (pe == PEP_PE_METHOD_PREFIX) assert_int_equal(pep_model_eject_prefix(m, &m2), PEP_OK);
+    else assert_int_equal(pep_model_merge_lora(m, &m2), PEP_OK);
+    assert_int_equal(pep_model_forward(m2, &b, 0, 0, &l2), PEP_OK);
+    double err = pep_test_rel_err(pep_model_logits(m2), logits, nl);
+    printf("  %s: logits rel err after %s %.2e\n", pe == PEP_PE_METHOD_PREFIX ? "prefix" : "lora",
+           pe == PEP_PE_METHOD_PREFIX ? "eject" : "merge", err);
+    assert_true(err < 1e-5);
+    free(logits);
+    pep_model_destroy(&m);
+    pep_model_destroy(&m2);
+}
+
+static void test_model_prefix_eject_keeps_outputs(void **st) { check_reparam(PEP_PE_METHOD_PREFIX); }
+static void test_model_lora_merge_keeps_outputs(void **st) { check_reparam(PEP_PE_METHOD_LORA); }
+
+/* An adapter whose up-projection is zero (the initialisation) leaves the model unchanged. */
+static void test_model_adapter_init_is_identity(void **st)
+{
+    for (int pl = 0; pl < 2; pl++) {
+        struct pep_model_spec s = small_spec(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER);
+        struct pep_model *base = NULL, *ad = NULL;
+        assert_int_equal(pep_model_create(&s, &base), PEP_OK);
+        s.pe = PEP_PE_METHOD_ADAPTER;
+        s.placement = pl ? PEP_ADAPTER_PLACEMENT_HOULSBY : PEP_ADAPTER_PLACEMENT_PFEIFFER;
+        assert_int_equal(pep_model_create(&s, &ad), PEP_OK);
+        pep_model_init_weights(base, 8, PEP_GROUPS_ALL);
+        pep_model_init_weights(ad, 8, PEP_GROUPS_ALL);
+        int ids[27], labels[27];
+        struct pep_batch b;
+        make_batch(&b, ids, labels, s.V, s.ntags, 0, 6);
+        float l1, l2;
+        assert_int_equal(pep_model_forward(base, &b, 0, 0, &l1), PEP_OK);
+        assert_int_equal(pep_model_forward(ad, &b, 0, 0, &l2), PEP_OK);
+        assert_true(pep_test_rel_err(pep_model_logits(ad), pep_model_logits(base), (size_t)27 * s.ntags) < 1e-6);
+        pep_model_destroy(&base);
+        pep_model_destroy(&ad);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +262,9 @@ int main(void)
         cmocka_unit_test(test_model_grad_lora),
         cmocka_unit_test(test_model_grad_frozen_groups_untouched),
         cmocka_unit_test(test_model_dropout_replay),
+        cmocka_unit_test(test_model_prefix_eject_keeps_outputs),
+        cmocka_unit_test(test_model_lora_merge_keeps_outputs),
+        cmocka_unit_test(test_model_adapter_init_is_identity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
