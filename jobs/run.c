@@ -1,0 +1,163 @@
+/* Shared stage-driver plumbing (run.h). */
+#include "run.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "ini.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+void pep_run_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+int pep_run_stop_requested(void) { return stop_flag != 0; }
+void pep_run_request_stop(void) { stop_flag = 1; }
+
+double pep_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int copy_arg(char *dst, size_t len, const char *opt, const char *val)
+{
+    PEP_CHECK(val, PEP_ERR_USAGE, "%s needs a value", opt);
+    PEP_CHECK(strlen(val) < len, PEP_ERR_USAGE, "%s: value longer than %zu characters", opt, len - 1);
+    strcpy(dst, val);
+    return PEP_OK;
+}
+
+int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv)
+{
+    memset(run, 0, sizeof *run);
+    run->stage = stage;
+    run->size = 1;
+    strcpy(run->resume, "none");
+    pep_config_defaults(&run->cfg);
+    /* the job file first, then --set overrides in order, whatever their position */
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--config")) {
+            PEP_CALL(copy_arg(run->config_path, sizeof run->config_path, "--config", i + 1 < argc ? argv[i + 1] : NULL));
+            PEP_CALL(pep_ini_load(&run->cfg, run->config_path));
+            i++;
+        }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--config")) i++;
+        else if (!strcmp(a, "--set")) {
+            PEP_CHECK(v, PEP_ERR_USAGE, "--set needs section.key=value");
+            PEP_CALL(pep_config_set_arg(&run->cfg, v));
+            i++;
+        } else if (!strncmp(a, "--set=", 6)) PEP_CALL(pep_config_set_arg(&run->cfg, a + 6));
+        else if (!strcmp(a, "--out") || !strcmp(a, "-o")) {
+            PEP_CALL(copy_arg(run->cfg.run.out, sizeof run->cfg.run.out, a, v));
+            i++;
+        } else if (!strcmp(a, "--init")) PEP_CALL(copy_arg(run->init, sizeof run->init, a, v)), i++;
+        else if (!strcmp(a, "--model")) {
+            PEP_CALL(copy_arg(run->model, sizeof run->model, a, v));
+            i++;
+        }
+        else if (!strcmp(a, "--resume")) {
+            PEP_CALL(copy_arg(run->resume, sizeof run->resume, a, v));
+            i++;
+        }
+        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) pep_set_log_level(PEP_LOG_DEBUG);
+        else
+            PEP_FAIL(PEP_ERR_USAGE,
+                     "peprime %s: unknown option '%s' (options: --config FILE, --set section.key=value, --out DIR, "
+                     "--init FILE.h5, --model FILE.h5, --resume auto|none|PATH, --verbose)", stage, a);
+    }
+    PEP_CALL(pep_config_validate(&run->cfg));
+    snprintf(run->out, sizeof run->out, "%s", run->cfg.run.out);
+    const char *root = run->cfg.data.root;
+    if (!root[0]) root = getenv("PEPRIME_DATA");
+    if (!root || !root[0]) root = "../shared/data";
+    snprintf(run->data_root, sizeof run->data_root, "%s", root);
+    return PEP_OK;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+int pep_run_start(struct pep_run *run)
+{
+    if (run->rank == 0) {
+        PEP_CHECK(mkdir_p(run->out) == 0, PEP_ERR_IO, "cannot create the output folder '%s': %s", run->out,
+                  strerror(errno));
+        char *ini = NULL;
+        PEP_CALL(pep_config_to_ini(&run->cfg, &ini));
+        pep_info("peprime %s %s (revision %s), %d rank%s; config%s%s:\n%s", run->stage, PEP_VERSION, PEP_GIT_REVISION,
+                 run->size, run->size == 1 ? "" : "s", run->config_path[0] ? " from " : " (defaults)",
+                 run->config_path, ini);
+        pep_free(ini);
+    }
+    return PEP_OK;
+}
+
+void pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len)
+{
+    if (name[0] == '/') snprintf(buf, len, "%s", name);
+    else snprintf(buf, len, "%s/%s", run->out, name);
+}
+
+void pep_progress_start(struct pep_progress *p, const char *what, long total)
+{
+    memset(p, 0, sizeof *p);
+    p->what = what;
+    p->total = total;
+    p->t0 = p->last = pep_now_s();
+}
+
+static void fmt_duration(char *buf, size_t len, double s)
+{
+    if (s < 0 || s > 1e7) snprintf(buf, len, "?");
+    else if (s < 60) snprintf(buf, len, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+void pep_progress_report(struct pep_progress *p, long step, double loss, double tokens_since_last, const char *extra)
+{
+    double now = pep_now_s();
+    double dt = now - p->last;
+    double tps = dt > 0 ? tokens_since_last / dt : 0.0;
+    double per_step = step > 0 ? (now - p->t0) / (double)step : 0.0;
+    char eta[32], el[32];
+    fmt_duration(eta, sizeof eta, per_step * (double)(p->total - step));
+    fmt_duration(el, sizeof el, now - p->t0);
+    pep_info("%s step %ld/%ld  loss %.4f  %.0f tokens/s  elapsed %s  ETA %s%s%s", p->what, step, p->total, loss, tps, el,
+             eta, extra ? "  " : "", extra ? extra : "");
+    p->last = now;
+}

@@ -1,0 +1,52 @@
+/* What every stage driver shares: command-line parsing (--config, --set, --out, --init,
+ * --resume, --model), the resolved config printed by rank 0, the output folder, signal
+ * handling for preemption (SIGTERM / SIGUSR1 -> finish the step, checkpoint, exit 75) and
+ * progress lines (step/total, loss, tokens/s, ETA). */
+#ifndef PEP_RUN_H
+#define PEP_RUN_H
+
+#include <stdio.h>
+
+#include "core/config.h"
+
+#define PEP_EXIT_PREEMPTED 75
+
+struct pep_run {
+    const char *stage;
+    struct pep_config cfg;
+    char config_path[1024];
+    char out[1024];       /* run.out resolved */
+    char init[1024];      /* --init FILE: the checkpoint to start from */
+    char model[1024];     /* --model FILE (evaluate) */
+    char resume[1024];    /* auto | none | PATH */
+    char data_root[1024]; /* resolved data root */
+    int rank, size;
+};
+
+/* Parses the common options; `extra` options the stage accepts beyond them are rejected
+ * with a usage line. Not collective. */
+int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv);
+/* Creates the output folder (rank 0) and prints the resolved config (rank 0). */
+int pep_run_start(struct pep_run *run);
+/* Resolves a path relative to run.out unless absolute. */
+void pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len);
+
+/* Preemption: installs SIGTERM / SIGUSR1 handlers; pep_run_stop_requested() turns true once
+ * one arrived. */
+void pep_run_install_signals(void);
+int pep_run_stop_requested(void);
+/* Test hook: request a stop as if a signal had arrived. */
+void pep_run_request_stop(void);
+
+struct pep_progress {
+    const char *what;
+    long total;
+    double t0, last;
+    double tokens;
+};
+void pep_progress_start(struct pep_progress *p, const char *what, long total);
+/* Prints "what step/total loss tokens/s ETA" through pep_info (rank 0 only under MPI). */
+void pep_progress_report(struct pep_progress *p, long step, double loss, double tokens_since_last, const char *extra);
+double pep_now_s(void);
+
+#endif

@@ -1,0 +1,54 @@
+# Shared set-up for the README commands (sourced, not run): installs what is missing on
+# Debian/Ubuntu when run as root, configures and builds out of tree. Idempotent.
+set -euo pipefail
+
+PEP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PEP_ROOT
+
+# Debian packages the build, the tests and the reference oracle need.
+PEP_APT_PACKAGES=(build-essential cmake pkg-config git
+  openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
+  libopenblas-dev libhwloc-dev hwloc libcmocka-dev
+  sentencepiece python3 python3-numpy python3-h5py python3-matplotlib python3-torch python3-sentencepiece)
+
+pep_log() { printf '[peprime setup] %s\n' "$*"; }
+
+pep_install_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    pep_log "missing packages: ${missing[*]}"
+    pep_log "install them with: sudo apt-get install -y ${missing[*]}   (then run this command again)"
+    exit 1
+  fi
+  pep_log "installing ${#missing[@]} packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# pep_build DIR [cmake args...]: configure (once) and build.
+pep_build() {
+  local dir="$1"; shift
+  cmake -S "$PEP_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}
+
+# Fast OpenBLAS kernels where the CPU has them and the user has not chosen (see docs/benchmarks.md).
+pep_blas_env() {
+  if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then export OPENBLAS_CORETYPE=SkylakeX
+    elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then export OPENBLAS_CORETYPE=Haswell; fi
+  fi
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+}
+
+# Where the shared data lives: $PEPRIME_DATA, else ../shared/data beside the repository.
+pep_data_root() {
+  if [ -n "${PEPRIME_DATA:-}" ]; then echo "$PEPRIME_DATA"
+  elif [ -d "$PEP_ROOT/../shared/data" ]; then (cd "$PEP_ROOT/../shared/data" && pwd)
+  else echo ""; fi
+}
