@@ -73,7 +73,10 @@ int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv)
         else if (!strcmp(a, "--out") || !strcmp(a, "-o")) {
             PEP_CALL(copy_arg(run->cfg.run.out, sizeof run->cfg.run.out, a, v));
             i++;
-        } else if (!strcmp(a, "--init")) PEP_CALL(copy_arg(run->init, sizeof run->init, a, v)), i++;
+        } else if (!strcmp(a, "--init")) {
+            PEP_CALL(copy_arg(run->init, sizeof run->init, a, v));
+            i++;
+        }
         else if (!strcmp(a, "--model")) {
             PEP_CALL(copy_arg(run->model, sizeof run->model, a, v));
             i++;
