@@ -7,6 +7,7 @@
 #include "model/model.h"
 
 int pep_cmd_bench(int argc, char **argv);
+int pep_cmd_config(int argc, char **argv);
 
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);
