@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "layers/fastmath.h"
 #include "layers/layers.h"
 
 size_t attention_scratch_floats(int T, int P) { return 2 * (size_t)T * (size_t)(T + P); }
@@ -41,8 +42,9 @@ void attention_forward(float *ctx, float *att, const float *qkv, const float *pk
                 float mx = row[0];
                 for (int j = 1; j < Tk; j++) mx = row[j] > mx ? row[j] : mx;
                 float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
                 for (int j = 0; j < Tk; j++) {
-                    row[j] = expf(row[j] - mx);
+                    row[j] = pep_expf(row[j] - mx);
                     sum += row[j];
                 }
                 float inv = 1.0f / sum;

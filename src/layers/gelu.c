@@ -2,20 +2,20 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "layers/fastmath.h"
 #include "layers/layers.h"
 
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT2PI 0.39894228040143267794f
 
-/* erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): only +, *, / and one expf, so the
- * loops below vectorise (glibc's libmvec expf) where libm's erff does not. */
-static inline float fast_erf(float x)
+/* Phi(x) = 0.5 (1 + erf(x / sqrt 2)) with erf by Abramowitz & Stegun 7.1.26
+ * (|error| < 1.5e-7), given e = exp(-x^2 / 2), which the GELU derivative reuses. */
+static inline float gauss_cdf(float x, float e)
 {
-    float ax = fabsf(x);
-    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float t = 1.0f / (1.0f + 0.3275911f * fabsf(x) * INV_SQRT2);
     float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    float y = 1.0f - poly * expf(-ax * ax);
-    return copysignf(y, x);
+    float erf_abs = 1.0f - poly * e;
+    return 0.5f + 0.5f * (x >= 0.0f ? erf_abs : -erf_abs);
 }
 
 void activation_forward(float *out, const float *inp, size_t n, enum pep_act_kind kind)
@@ -23,13 +23,17 @@ void activation_forward(float *out, const float *inp, size_t n, enum pep_act_kin
     switch (kind) {
     case PEP_ACT_KIND_GELU:
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
-        for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + fast_erf(inp[i] * INV_SQRT2));
+        for (size_t i = 0; i < n; i++) {
+            float x = inp[i];
+            out[i] = x * gauss_cdf(x, pep_expf(-0.5f * x * x));
+        }
         break;
     case PEP_ACT_KIND_RELU:
         for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
         break;
     case PEP_ACT_KIND_SWISH:
-        for (size_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + expf(-inp[i]));
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + pep_expf(-inp[i]));
         break;
     case PEP_ACT_KIND_TANH:
         for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
@@ -45,17 +49,17 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
         for (size_t i = 0; i < n; i++) {
             float x = inp[i];
-            float cdf = 0.5f * (1.0f + fast_erf(x * INV_SQRT2));
-            float pdf = INV_SQRT2PI * expf(-0.5f * x * x);
-            dinp[i] += dout[i] * (cdf + x * pdf);
+            float e = pep_expf(-0.5f * x * x);
+            dinp[i] += dout[i] * (gauss_cdf(x, e) + x * INV_SQRT2PI * e);
         }
         break;
     case PEP_ACT_KIND_RELU:
         for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
         break;
     case PEP_ACT_KIND_SWISH:
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
-            float sg = 1.0f / (1.0f + expf(-inp[i]));
+            float sg = 1.0f / (1.0f + pep_expf(-inp[i]));
             dinp[i] += dout[i] * (sg + inp[i] * sg * (1.0f - sg));
         }
         break;
@@ -65,5 +69,24 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
             dinp[i] += dout[i] * (1.0f - t * t);
         }
         break;
+    }
+}
+
+void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_act_kind kind)
+{
+    if (kind == PEP_ACT_KIND_GELU) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+        for (size_t i = 0; i < n; i++) {
+            float x = inp[i];
+            float e = pep_expf(-0.5f * x * x);
+            d[i] *= gauss_cdf(x, e) + x * INV_SQRT2PI * e;
+        }
+        return;
+    }
+    /* the other kinds are only used on small tensors: go through the accumulating form */
+    for (size_t i = 0; i < n; i++) {
+        float g = d[i];
+        d[i] = 0.0f;
+        activation_backward(d + i, inp + i, &g, 1, kind);
     }
 }

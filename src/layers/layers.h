@@ -14,6 +14,9 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
                     int ldi, int ldo);
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      int N, int IC, int OC, int ldi, int ldo);
+/* Fast path when dinp has no other contributor: dinp = dout W (overwritten, no memset needed). */
+void linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                         int N, int IC, int OC, int ldi, int ldo);
 void linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);
 void linear_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                          int N, int IC, int OC);
@@ -28,6 +31,8 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 enum pep_act_kind { PEP_ACT_KIND_GELU, PEP_ACT_KIND_RELU, PEP_ACT_KIND_SWISH, PEP_ACT_KIND_TANH };
 void activation_forward(float *out, const float *inp, size_t n, enum pep_act_kind kind);
 void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_act_kind kind);
+/* Fast path when the input gradient has no other contributor: d *= f'(inp), in place. */
+void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_act_kind kind);
 
 /* embedding.c: XLM-R positions and summed word + position + type embeddings. */
 void embedding_positions(int *pos, const int *ids, int B, int T, int pad_id);

@@ -30,6 +30,13 @@ void linear_backward(float *dinp, float *dw, float *db, const float *dout, const
         }
 }
 
+void linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                         int N, int IC, int OC, int ldi, int ldo)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, ldo, w, IC, 0.0f, dinp, ldi);
+    linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC, ldi, ldo);
+}
+
 void linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC)
 {
     for (int n = 0; n < N; n++)

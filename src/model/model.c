@@ -57,6 +57,8 @@ struct pep_model_state {
     int train;
     uint64_t seed;
     int *ids, *pos, *labels, *rows; /* rows: gathered MLM positions */
+    uint8_t *wte_dirty;             /* (V) rows of the word-embedding gradient written since the last zero */
+    int wte_all_dirty;
     int *labels_g;
     uint8_t *mask;
     float *emb_sum, *emb_mean, *emb_rstd;
@@ -68,7 +70,7 @@ struct pep_model_state {
     float *pk, *pv;               /* (L, P, C) per-layer prefix keys / values in use */
 
     /* backward scratch */
-    float *dx, *dx_next, *dtmp, *dtmp2, *dqkv, *dfc_act, *dfc, *dlogits, *dhx, *att_scratch, *ad_scratch, *lora_scratch;
+    float *dx, *dx_next, *dtmp, *dtmp2, *dqkv, *dfc_act, *dlogits, *dhx, *att_scratch, *ad_scratch, *lora_scratch;
     float *dpk, *dpv, *dkv, *dpre;
     float *lm_dd, *lm_dg, *lm_dln;
 };
@@ -319,7 +321,6 @@ static void layout(struct pep_model *m, struct arena *a)
     st->dhx = carve(a, N * C);
     st->dqkv = carve(a, N * 3 * C);
     st->dfc_act = carve(a, N * FF);
-    st->dfc = carve(a, N * FF);
     st->att_scratch = carve(a, attention_scratch_floats(s->max_T, (int)P));
     st->ad_scratch = R ? carve(a, 2 * N * R) : NULL;
     st->lora_scratch = r ? carve(a, N * r) : NULL;
@@ -361,6 +362,8 @@ int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out)
     PEP_ALLOC_GOTO(rc, st->rows, N);
     PEP_ALLOC_GOTO(rc, st->labels_g, N);
     PEP_ALLOC_GOTO(rc, st->mask, N);
+    PEP_ALLOC_GOTO(rc, st->wte_dirty, (size_t)s->V);
+    st->wte_all_dirty = 1;
     struct arena a = {0};
     layout(m, &a); /* sizing pass */
     a.cap = a.used;
@@ -392,6 +395,7 @@ void pep_model_destroy(struct pep_model **pm)
         pep_free(st->rows);
         pep_free(st->labels_g);
         pep_free(st->mask);
+        pep_free(st->wte_dirty);
         free(st);
     }
     pep_free(m->params);
@@ -448,9 +452,26 @@ static inline float *G(const struct pep_model *m, int idx, unsigned groups)
 
 void pep_model_zero_grad(struct pep_model *m, unsigned groups)
 {
-    for (int g = 0; g < PEP_GROUP_COUNT; g++)
-        if (groups & PEP_GROUP_BIT(g))
-            memset(m->grads + m->table.group_begin[g], 0, (m->table.group_end[g] - m->table.group_begin[g]) * sizeof(float));
+    struct pep_model_state *st = m->state;
+    for (int g = 0; g < PEP_GROUP_COUNT; g++) {
+        if (!(groups & PEP_GROUP_BIT(g))) continue;
+        size_t b = m->table.group_begin[g], e = m->table.group_end[g];
+        if (g != PEP_GROUP_PLM) {
+            memset(m->grads + b, 0, (e - b) * sizeof(float));
+            continue;
+        }
+        /* the word-embedding gradient is (V, C) but a batch touches few rows: zero only those */
+        const struct pep_param *w = &m->table.rows[st->wte];
+        memset(m->grads + b, 0, (w->offset - b) * sizeof(float));
+        memset(m->grads + w->offset + w->numel, 0, (e - w->offset - w->numel) * sizeof(float));
+        size_t C = (size_t)m->spec.C;
+        if (st->wte_all_dirty) memset(m->grads + w->offset, 0, w->numel * sizeof(float));
+        else
+            for (int v = 0; v < m->spec.V; v++)
+                if (st->wte_dirty[v]) memset(m->grads + w->offset + (size_t)v * C, 0, C * sizeof(float));
+        memset(st->wte_dirty, 0, (size_t)m->spec.V);
+        st->wte_all_dirty = 0;
+    }
 }
 
 const float *pep_model_logits(const struct pep_model *m) { return m->state->logits; }
@@ -626,6 +647,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         memset(st->dhx, 0, MC * sizeof(float));
         linear_backward(st->lm_dln, G(m, st->wte, groups), G(m, st->lm_bias, groups), st->dlogits, st->lm_ln,
                         W(m, st->wte), M, C, s->V, C, s->V);
+        if (need_plm) st->wte_all_dirty = 1; /* the tied decoder writes every row */
         layernorm_backward(st->lm_dg, G(m, st->lm_lnw, groups), G(m, st->lm_lnb, groups), st->lm_dln, st->lm_g,
                            W(m, st->lm_lnw), st->lm_mean, st->lm_rstd, M, C);
         activation_backward(st->lm_dd, st->lm_d, st->lm_dg, MC, PEP_ACT_KIND_GELU);
@@ -666,12 +688,11 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
             doo = dbr;
         }
         if (pd > 0.0f) dropout_backward((float *)doo, NC, pd, seed, SITE_LAYER(l, 3));
-        memset(st->dfc_act, 0, (size_t)N * FF * sizeof(float));
-        linear_backward(st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act, W(m, li->wout),
-                        N, FF, C, FF, C);
-        memset(st->dfc, 0, (size_t)N * FF * sizeof(float));
-        activation_backward(st->dfc, la->fc, st->dfc_act, (size_t)N * FF, PEP_ACT_KIND_GELU);
-        linear_backward(dx1, G(m, li->wi, groups), G(m, li->bi, groups), st->dfc, la->x1, W(m, li->wi), N, C, FF, C, FF);
+        linear_backward_set(st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act,
+                            W(m, li->wout), N, FF, C, FF, C);
+        activation_backward_inplace(st->dfc_act, la->fc, (size_t)N * FF, PEP_ACT_KIND_GELU);
+        linear_backward(dx1, G(m, li->wi, groups), G(m, li->bi, groups), st->dfc_act, la->x1, W(m, li->wi), N, C, FF,
+                        C, FF);
         /* attention LayerNorm */
         memset(dln, 0, NC * sizeof(float));
         layernorm_backward(dln, G(m, li->ln1w, groups), G(m, li->ln1b, groups), dx1, la->ln1_in, W(m, li->ln1w),
@@ -690,8 +711,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         }
         if (pd > 0.0f) dropout_backward((float *)dao, NC, pd, seed, SITE_LAYER(l, 2));
         float *dctx = dx; /* dx1 is consumed: reuse its storage */
-        memset(dctx, 0, NC * sizeof(float));
-        linear_backward(dctx, G(m, li->wo, groups), G(m, li->bo, groups), dao, la->ctx, W(m, li->wo), N, C, C, C, C);
+        linear_backward_set(dctx, G(m, li->wo, groups), G(m, li->bo, groups), dao, la->ctx, W(m, li->wo), N, C, C, C, C);
         memset(st->dqkv, 0, NC * 3 * sizeof(float));
         attention_backward(st->dqkv, P && need_pe ? st->dpk + (size_t)l * P * C : NULL,
                            P && need_pe ? st->dpv + (size_t)l * P * C : NULL, dctx, la->qkv,
@@ -717,6 +737,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
                            st->emb_mean, st->emb_rstd, N, C);
         embedding_backward(G(m, st->wte, groups), G(m, st->wpe, groups), G(m, st->wtt, groups), dln, st->ids, st->pos,
                            B, T, C);
+        for (int i = 0; i < N; i++) st->wte_dirty[st->ids[i]] = 1;
     }
     if (P && need_pe) {
         size_t PC = (size_t)P * C;
