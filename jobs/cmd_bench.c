@@ -9,7 +9,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "jobs.h"
+#include "maml/maml.h"
 #include "model/model.h"
+#include "optim/optim.h"
 
 static double now_s(void)
 {
@@ -108,9 +110,75 @@ cleanup:
     return rc;
 }
 
+/* One MAML meta-step (1 task): k inner SGD steps on adapters + head over a support batch of
+ * 8 full-length sequences, the query loss on another 8, the meta-gradient for the PLM, and
+ * the outer AdamW step — the same shapes as tests/bench/torch_maml.py. */
+static int bench_maml(int argc, char **argv)
+{
+    const char *shape = "tiny";
+    int order = 1, k = 1, steps = 5, warm = 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
+        else if (!strcmp(argv[i], "--order") && i + 1 < argc) order = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--k") && i + 1 < argc) k = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warm = atoi(argv[++i]);
+        else PEP_FAIL(PEP_ERR_USAGE, "bench maml: unknown argument '%s' (use --shape tiny|base --order 1|2 --k N "
+                      "--steps N)", argv[i]);
+    }
+    PEP_CHECK(order == 1 || order == 2, PEP_ERR_USAGE, "--order must be 1 or 2");
+    PEP_CHECK(k >= 1 && steps >= 1, PEP_ERR_USAGE, "--k and --steps must be positive");
+    struct pep_model_spec s;
+    int B, T;
+    PEP_CALL(pep_bench_shape(shape, &s, &B, &T));
+    B = 8;
+    s.max_B = B;
+    struct pep_model *m = NULL;
+    PEP_CALL(pep_model_create(&s, &m));
+    pep_model_init_weights(m, 1, PEP_GROUPS_ALL);
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    cfg.maml.order = order, cfg.maml.inner_steps = k, cfg.maml.meta_batch = 1, cfg.maml.inner_lr = 0.1f;
+    cfg.optim.steps = warm + steps;
+    struct pep_maml_opts o;
+    struct pep_maml *mm = NULL;
+    struct pep_optim opt = {0};
+    int *ids = malloc((size_t)4 * B * T * sizeof(int));
+    struct pep_batch bs, bq;
+    pep_bench_random_batch(&bs, ids, ids + B * T, B, T, s.V, s.ntags, 1);
+    pep_bench_random_batch(&bq, ids + 2 * B * T, ids + 3 * B * T, B, T, s.V, s.ntags, 2);
+    int rc = PEP_OK;
+    size_t ub, ue;
+    PEP_CALL_GOTO(rc, pep_maml_opts_from_config(&cfg, m, &o));
+    PEP_CALL_GOTO(rc, pep_maml_create(m, &o, &mm));
+    pep_maml_update_range(mm, &ub, &ue);
+    PEP_CALL_GOTO(rc, pep_optim_init(&opt, &cfg, ub, ue));
+    double t0 = 0, lq = 0;
+    for (int it = 0; it < warm + steps; it++) {
+        if (it == warm) t0 = now_s();
+        struct pep_maml_task_result res;
+        pep_maml_zero(mm);
+        PEP_CALL_GOTO(rc, pep_maml_task(mm, &bs, &bq, (uint64_t)it, &res));
+        PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, NULL));
+        lq = res.query_loss;
+    }
+    double dt = (now_s() - t0) / steps;
+    printf("maml %-4s order %d k %d: %8.1f ms/meta-step  peak RSS %7.0f MiB  (query loss %.4f)\n", shape, order, k,
+           1e3 * dt, pep_peak_rss_mib(), lq);
+    printf("{\"bench\":\"maml\",\"impl\":\"peprime\",\"shape\":\"%s\",\"order\":%d,\"k\":%d,\"ms_per_step\":%.2f,"
+           "\"peak_rss_mib\":%.0f}\n", shape, order, k, 1e3 * dt, pep_peak_rss_mib());
+cleanup:
+    free(ids);
+    pep_optim_fini(&opt);
+    pep_maml_destroy(&mm);
+    pep_model_destroy(&m);
+    return rc;
+}
+
 int pep_cmd_bench(int argc, char **argv)
 {
     PEP_CHECK(argc >= 1, PEP_ERR_USAGE, "usage: peprime bench encoder|maml|checkpoint [options]");
     if (!strcmp(argv[0], "encoder")) return bench_encoder(argc - 1, argv + 1);
-    PEP_FAIL(PEP_ERR_USAGE, "peprime bench: unknown benchmark '%s' (valid: encoder)", argv[0]);
+    if (!strcmp(argv[0], "maml")) return bench_maml(argc - 1, argv + 1);
+    PEP_FAIL(PEP_ERR_USAGE, "peprime bench: unknown benchmark '%s' (valid: encoder, maml)", argv[0]);
 }
