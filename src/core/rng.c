@@ -13,6 +13,7 @@ void pep_rng_seed(struct pep_rng *r, uint64_t seed, uint64_t a, uint64_t b)
         r->s[i] = x;
     }
     if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1;
+    r->has_spare = 0;
 }
 
 uint64_t pep_rng_next(struct pep_rng *r)
@@ -33,9 +34,16 @@ float pep_rng_uniform(struct pep_rng *r) { return (float)(pep_rng_next(r) >> 40)
 
 float pep_rng_normal(struct pep_rng *r)
 {
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
     double u1 = ((double)(pep_rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
     double u2 = (double)(pep_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    double rad = sqrt(-2.0 * log(u1)), ang = 6.283185307179586 * u2;
+    r->spare = (float)(rad * sin(ang));
+    r->has_spare = 1;
+    return (float)(rad * cos(ang));
 }
 
 uint64_t pep_rng_below(struct pep_rng *r, uint64_t n)

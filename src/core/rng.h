@@ -10,6 +10,8 @@
 
 struct pep_rng {
     uint64_t s[4];
+    float spare;     /* Box-Muller's second normal */
+    int has_spare;
 };
 
 static inline uint64_t pep_splitmix64(uint64_t x)
