@@ -131,15 +131,16 @@ static int print_map(MPI_Comm comm, const struct pep_placement *p)
 {
     int rc = PEP_OK, rank, size;
     char *lines = NULL;
-    char line[PEP_MAP_LINE], where[512], host[MPI_MAX_PROCESSOR_NAME];
+    char line[PEP_MAP_LINE], cores[256], cpus[256], host[MPI_MAX_PROCESSOR_NAME];
     int len = 0;
     PEP_CALL_MPI(MPI_Comm_rank(comm, &rank));
     PEP_CALL_MPI(MPI_Comm_size(comm, &size));
     PEP_CALL_MPI(MPI_Get_processor_name(host, &len));
-    pep_placement_describe(p, where, sizeof where);
+    hwloc_bitmap_list_snprintf(cores, sizeof cores, p->cores);
+    hwloc_bitmap_list_snprintf(cpus, sizeof cpus, p->cpuset);
     memset(line, 0, sizeof line);
-    snprintf(line, sizeof line, "rank %d host %s %s BLAS threads %d kernel %s", rank, host, where,
-             p->threads, openblas_get_corename());
+    snprintf(line, sizeof line, "rank %d host %s cores %s cpus %s BLAS threads %d kernel %s", rank, host,
+             cores, cpus, p->threads, openblas_get_corename());
     if (rank == 0) PEP_ALLOC(lines, (size_t)size * PEP_MAP_LINE);
     PEP_CALL_MPI_GOTO(rc, MPI_Gather(line, PEP_MAP_LINE, MPI_CHAR, lines, PEP_MAP_LINE, MPI_CHAR, 0, comm));
     int flags[2] = {p->capped, p->shared}, counts[2] = {0, 0};
