@@ -5,6 +5,7 @@
  *   fault-abort R      rank R hits a non-finite loss and pep_abort()s while the others wait in
  *                      an allreduce: MPI_Abort must end the whole job
  *   placement T        pep_placement_setup with run.threads = T, then checks the real binding
+ *   bench N            times pep_mpi_allreduce_sum vs the rank-ordered sum on N floats (not a test)
  * A failed check prints "CHECK FAILED" and MPI_Aborts, so a broken rank never hangs the others.
  * MPI_Allreduce is counted through the MPI profiling interface (PMPI) to see the chunking. */
 #include <cblas.h>
@@ -266,6 +267,27 @@ static void check_placement(int threads)
     hwloc_topology_destroy(topo);
 }
 
+static void bench(size_t n)
+{
+    float *buf = calloc(n ? n : 1, sizeof *buf);
+    CHECK(buf != NULL, "calloc %zu floats", n);
+    for (int ordered = 0; ordered <= 1; ordered++) {
+        double best = 1e30;
+        for (int rep = 0; rep < 5; rep++) {
+            for (size_t i = 0; i < n; i++) buf[i] = value(ctx.rank, i);
+            MPI_Barrier(ctx.comm);
+            double t0 = MPI_Wtime();
+            CHECK_OK(ordered ? pep_mpi_allreduce_sum_ordered(buf, n, ctx.comm) : pep_mpi_allreduce_sum(buf, n, ctx.comm));
+            double t = MPI_Wtime() - t0, tmax = 0;
+            MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, ctx.comm);
+            if (tmax < best) best = tmax;
+        }
+        pep_info("bench: %s sum of %zu floats on %d ranks: best of 5 %.2f ms (%.2f GB/s of buffer)",
+                 ordered ? "rank-ordered" : "MPI_Allreduce", n, ctx.size, best * 1e3, (double)n * 4 / best / 1e9);
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     if (pep_mpi_init(&argc, &argv, &ctx) != PEP_OK) {
@@ -288,6 +310,8 @@ int main(int argc, char **argv)
         rc = fault_agree(arg, argv[0]);
     } else if (!strcmp(mode, "fault-abort")) {
         rc = fault_abort(arg);
+    } else if (!strcmp(mode, "bench")) {
+        bench(argc > 2 ? strtoull(argv[2], NULL, 10) : 0);
     } else if (!strcmp(mode, "placement")) {
         check_placement(arg);
     } else {
