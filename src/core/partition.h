@@ -1,0 +1,28 @@
+/* Task partition of a meta-batch over ranks: rank r of P processes tasks r, r+P, r+2P, ...
+ * Pure functions of (rank, size, M) so the sharding is tested in one process; mpi/ wraps
+ * them with the communicator's rank and size (pep_mpi_task_range). */
+#ifndef PEP_PARTITION_H
+#define PEP_PARTITION_H
+
+/* The tasks of one rank: first, first + stride, ..., count of them (count may be 0 when the
+ * meta-batch has fewer tasks than there are ranks). */
+struct pep_task_range {
+    int first;   /* global index of the rank's first task (== rank) */
+    int stride;  /* == size */
+    int count;   /* number of tasks this rank owns */
+};
+
+/* Fills `out` for `rank` of `size` ranks and a meta-batch of `m` tasks.
+ * PEP_ERR_USAGE if size < 1, rank outside [0, size) or m < 0. */
+int pep_partition_range(int rank, int size, int m, struct pep_task_range *out);
+/* Global index of the i-th task of a range (i in [0, count)). */
+static inline int pep_task_range_task(const struct pep_task_range *r, int i)
+{
+    return r->first + i * r->stride;
+}
+/* The rank that owns global task `task` (task >= 0, size >= 1): task mod size. */
+int pep_partition_owner(int task, int size);
+/* The position of `task` inside its owner's range: task / size. */
+int pep_partition_local_index(int task, int size);
+
+#endif
