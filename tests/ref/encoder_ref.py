@@ -8,6 +8,8 @@ Command line:
   encoder_ref.py make-fixture --spec tiny --pe lora --head tagger --seed 1 --out F.bin
       random weights (every parameter, adapter up / LoRA B non-zero), a padded batch with
       ignored labels, and: loss, logits, grad/<name> for every parameter, spec/<key>.
+  encoder_ref.py make-fixture-set --out-dir DIR
+      the standard parity set (FIXTURE_SET) and DIR/fixtures.txt naming one file a line.
   encoder_ref.py forward-only --in W.bin --out O.bin
       W.bin holds spec/<key>, the weights by name, input_ids and optionally labels;
       O.bin gets logits and loss.
@@ -301,6 +303,12 @@ def random_batch(spec, gen, B=None, T=None):
     return ids, labels
 
 
+# The parity set: every PE method and activation with the tagger, and the MLM head.
+FIXTURE_SET = [("none", "tagger"), ("adapter-pfeiffer", "tagger"), ("adapter-pfeiffer:swish", "tagger"),
+               ("adapter-houlsby:gelu", "tagger"), ("prefix", "tagger"), ("prefix-reparam", "tagger"),
+               ("lora", "tagger"), ("none", "mlm"), ("lora", "mlm"), ("adapter-houlsby", "mlm")]
+
+
 def spec_tensors(spec):
     out = {}
     for k in SPEC_INT_KEYS:
@@ -353,12 +361,26 @@ def main(argv=None):
     mk.add_argument("--seed", type=int, default=1)
     mk.add_argument("--float64", action="store_true", help="compute the reference in float64 (stored as float32)")
     mk.add_argument("--out", required=True)
+    fs = sub.add_parser("make-fixture-set", help="the standard parity set + fixtures.txt listing it")
+    fs.add_argument("--spec", default="tiny", choices=sorted(SPECS))
+    fs.add_argument("--out-dir", required=True)
     fo = sub.add_parser("forward-only")
     fo.add_argument("--in", dest="inp", required=True)
     fo.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    if a.cmd == "make-fixture":
+    if a.cmd == "make-fixture-set":
+        os.makedirs(a.out_dir, exist_ok=True)
+        names = []
+        for seed, (pe, head) in enumerate(FIXTURE_SET, start=1):
+            name = f"enc_{pe.replace(':', '-')}_{head}.bin"
+            fx = make_fixture(make_spec(a.spec, pe, head), seed)
+            tensorfile.write(os.path.join(a.out_dir, name), fx)
+            names.append(name)
+            print(f"{name}: loss={float(fx['loss']):.6f}")
+        with open(os.path.join(a.out_dir, "fixtures.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+    elif a.cmd == "make-fixture":
         spec = make_spec(a.spec, a.pe, a.head)
         fx = make_fixture(spec, a.seed, torch.float64 if a.float64 else torch.float32)
         tensorfile.write(a.out, fx)

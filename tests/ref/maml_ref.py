@@ -19,6 +19,7 @@ writes spec/<key>, every weight by name, support_ids/labels, query_ids/labels,
 maml/{inner_lr,k,inner_groups,outer_groups}, meta_loss_o1, meta_loss_o2, support_loss0,
 fast/<inner name> (phi_k), meta_grad_o1/<outer name>, meta_grad_o2/<outer name> and
 rel_diff_o1_o2 = ||o1 - o2|| / ||o2|| over all outer parameters.
+  maml_ref.py make-fixture-set --out-dir DIR     the standard set + DIR/maml_fixtures.txt
 """
 import argparse
 import os
@@ -146,6 +147,12 @@ def make_fixture(spec, seed, inner_mask, outer_mask, lr, k, dtype=torch.float32)
     return out, d
 
 
+# (pe, inner set, outer set, k) of the standard MAML fixture set (tiny spec, lr 0.5).
+FIXTURE_SET = [("adapter-pfeiffer", "pe+head", "plm", 1), ("adapter-pfeiffer", "pe+head", "plm", 3),
+               ("adapter-houlsby", "pe+head", "plm+pe", 2), ("prefix", "pe+head", "plm", 2),
+               ("lora", "pe+head", "all", 2), ("lora", "all", "all", 1)]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -162,8 +169,24 @@ def main(argv=None):
     mk.add_argument("--min-rel-diff", type=float, default=1e-2,
                     help="fail if first- and second-order differ by less than this (the C test needs a gap)")
     mk.add_argument("--out", required=True)
+    fs = sub.add_parser("make-fixture-set", help="the standard MAML set + maml_fixtures.txt listing it")
+    fs.add_argument("--out-dir", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if a.cmd == "make-fixture-set":
+        os.makedirs(a.out_dir, exist_ok=True)
+        names, bad = [], 0
+        for seed, (pe, inner, outer, k) in enumerate(FIXTURE_SET, start=1):
+            name = f"maml_{pe}_{inner.replace('+', '-')}_to_{outer.replace('+', '-')}_k{k}.bin"
+            spec = er.make_spec("tiny", pe, "tagger")
+            fx, d = make_fixture(spec, seed, er.GROUP_BITS[inner], er.GROUP_BITS[outer], 0.5, k)
+            tensorfile.write(os.path.join(a.out_dir, name), fx)
+            names.append(name)
+            print(f"{name}: meta_loss={float(fx['meta_loss_o2']):.5f} ||o1-o2||/||o2||={d:.4f}")
+            bad += d < 1e-2
+        with open(os.path.join(a.out_dir, "maml_fixtures.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+        return 1 if bad else 0
     spec = er.make_spec(a.spec, a.pe, a.head)
     fx, d = make_fixture(spec, a.seed, er.GROUP_BITS[a.inner], er.GROUP_BITS[a.outer], a.lr, a.k,
                          torch.float64 if a.float64 else torch.float32)
