@@ -72,3 +72,24 @@ def read(path):
     if pos != len(data):
         raise ValueError(f"{path}: {len(data) - pos} trailing bytes after {count} tensors")
     return out
+
+
+def _expected():
+    """The archive test_tensorfile.c agrees on."""
+    return {"w": (0.5 * np.arange(6, dtype=np.float32) - 1.0).reshape(2, 3),
+            "ids": (7 - 3 * np.arange(4)).astype(np.int32), "eps": np.array(1e-5, dtype=np.float64)}
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "selftest-write":
+        write(sys.argv[2], _expected())
+        sys.exit(0)
+    if len(sys.argv) == 3 and sys.argv[1] == "selftest-check":
+        got, want = read(sys.argv[2]), _expected()
+        ok = list(got) == list(want) and all(got[k].dtype == want[k].dtype and got[k].shape == want[k].shape
+                                             and np.array_equal(got[k], want[k]) for k in want)
+        print(f"{sys.argv[2]}: {'matches' if ok else 'DIFFERS from'} the expected archive")
+        sys.exit(0 if ok else 1)
+    print("usage: tensorfile.py selftest-write|selftest-check FILE", file=sys.stderr)
+    sys.exit(2)
