@@ -1,0 +1,104 @@
+"""Shared pieces of the PyTorch speed anchors: thread/BLAS setup before torch loads, the
+benchmark shapes, fast float32 weights, full-length batches, peak RSS and JSON rows."""
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF = os.path.join(os.path.dirname(HERE), "ref")
+
+# XLM-R-style shapes of /work/shared/docs/machine-facts.md's reference table.
+CONFIGS = {
+    "tiny": dict(L=4, C=256, NH=4, FF=1024, V=16000, T=64, B=16),
+    "base": dict(L=12, C=768, NH=12, FF=3072, V=250002, T=128, B=8),
+}
+
+
+def set_threads_env(n):
+    """Must run before `import torch`: OpenBLAS (pthread build) reads its thread count at load."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def blas_info():
+    """(library path, OpenBLAS core name, OpenBLAS threads) of the BLAS loaded into this process."""
+    import ctypes
+    libs = sorted({ln.split()[-1] for ln in open("/proc/self/maps") if "blas" in ln.split()[-1]})
+    core, nthreads = "unknown", -1
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+            fn = lib.openblas_get_corename
+            fn.restype = ctypes.c_char_p
+            core = fn().decode()
+            nthreads = lib.openblas_get_num_threads()
+            break
+        except (OSError, AttributeError):
+            continue
+    return ";".join(libs) or "none found", core, nthreads
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def bench_spec(er, cfg, head="tagger", pe="adapter-pfeiffer"):
+    c = CONFIGS[cfg]
+    return er.make_spec("tiny", pe, head, L=c["L"], C=c["C"], NH=c["NH"], FF=c["FF"], V=c["V"], max_T=c["T"],
+                        max_B=c["B"], max_positions=514, ntags=7, bottleneck=c["C"] // 16, init_std=0.02)
+
+
+def bench_params(er, spec, torch):
+    """float32 weights drawn in place (no float64 temporaries, so RSS is the model's)."""
+    out = {}
+    g = torch.Generator().manual_seed(0)
+    for name, shape, _ in er.param_specs(spec):
+        t = torch.empty(shape, dtype=torch.float32)
+        if name.endswith("LayerNorm.weight") or name.endswith("layer_norm.weight"):
+            t.fill_(1.0)
+        elif len(shape) == 1:
+            t.zero_()
+        else:
+            t.normal_(0.0, spec["init_std"], generator=g)
+        out[name] = t
+    return out
+
+
+def full_batch(spec, B, T, torch, seed=0):
+    """B full-length sentences <s> w ... w </s> with a tag on every word."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, spec["V"] - 1, (B, T), generator=g)
+    ids[:, 0], ids[:, -1] = 0, 2
+    labels = torch.randint(0, spec["ntags"], (B, T), generator=g)
+    labels[:, 0], labels[:, -1] = -100, -100
+    return ids, labels
+
+
+def emit(row):
+    """One human line and one JSON line (prefixed 'JSON ') per result row."""
+    human = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                      if k not in ("blas", "host"))
+    print(human, flush=True)
+    print("JSON " + json.dumps(row), flush=True)
+
+
+def run_children(script, rows, extra):
+    """Runs `script` once per row (own process -> per-config peak RSS); collects JSON rows."""
+    results = []
+    for args in rows:
+        cmd = [sys.executable, script] + args + extra
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        for ln in p.stdout.splitlines():
+            if ln.startswith("JSON "):
+                results.append(json.loads(ln[5:]))
+                print(ln, flush=True)
+        if p.returncode != 0:
+            print(f"# child failed ({p.returncode}): {' '.join(cmd)}", flush=True)
+    return results
+
+
+def host():
+    return platform.node()

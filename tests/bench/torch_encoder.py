@@ -1,0 +1,85 @@
+"""PyTorch speed anchor: fwd+bwd tokens/s of an XLM-R-style encoder with a Pfeiffer adapter
+(bottleneck C/16, ReLU) per layer and a 7-tag head, the same functional model as the oracle
+(tests/ref/encoder_ref.py), float32, dropout off.
+
+  torch_encoder.py --config tiny|base --mode full|pe --threads N [--iters K] [--warmup W]
+      one row in this process;
+  torch_encoder.py --all [--configs tiny,base] [--threads N]
+      every (config, mode) in its own child process, so each row's peak RSS is its own,
+      then a table.
+Modes: full = every parameter requires grad (full fine-tuning step, fwd+bwd only, no
+optimizer update); pe = only adapters + head require grad. Tokens/s counts B*T tokens
+(full-length batches, no padding). Each result is also printed as one line
+`JSON {...}` for the C-side benchmark driver. OPENBLAS_CORETYPE is taken from the
+environment as given.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchutil  # noqa: E402
+
+
+def one(a):
+    benchutil.set_threads_env(a.threads)
+    sys.path.insert(0, benchutil.REF)
+    import torch
+    import encoder_ref as er
+    torch.set_num_threads(a.threads)
+    c = benchutil.CONFIGS[a.config]
+    spec = benchutil.bench_spec(er, a.config)
+    params = benchutil.bench_params(er, spec, torch)
+    for name, _, group in er.param_specs(spec):
+        params[name].requires_grad_(a.mode == "full" or group != er.GROUP_PLM)
+    ids, labels = benchutil.full_batch(spec, c["B"], c["T"], torch)
+    trainable = [p for p in params.values() if p.requires_grad]
+    times = []
+    for it in range(a.warmup + a.iters):
+        t0 = time.perf_counter()
+        loss, _ = er.forward(params, ids, labels, spec)
+        loss.backward()
+        t1 = time.perf_counter()
+        for p in trainable:
+            p.grad = None
+        if it >= a.warmup:
+            times.append(t1 - t0)
+    ms = 1000.0 * sorted(times)[len(times) // 2]  # median
+    lib, core, nthr = benchutil.blas_info()
+    benchutil.emit(dict(bench="torch_encoder", config=a.config, mode=a.mode, threads=a.threads, B=c["B"], T=c["T"],
+                        L=c["L"], C=c["C"], V=c["V"], iters=a.iters, tokens_per_s=c["B"] * c["T"] / (ms / 1000.0),
+                        ms_per_step=ms, peak_rss_mib=benchutil.peak_rss_mib(), loss=float(loss),
+                        torch=torch.__version__, blas_core=core, blas_threads=nthr,
+                        coretype_env=os.environ.get("OPENBLAS_CORETYPE", ""), blas=lib))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", choices=sorted(benchutil.CONFIGS), default="tiny")
+    ap.add_argument("--mode", choices=["full", "pe"], default="pe")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=0, help="timed steps (default: tiny 5, base 2)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--configs", default="tiny,base")
+    a = ap.parse_args()
+    if not a.all:
+        a.iters = a.iters or (5 if a.config == "tiny" else 2)
+        one(a)
+        return 0
+    rows = [["--config", cfg, "--mode", mode] for cfg in a.configs.split(",") for mode in ("full", "pe")]
+    extra = ["--threads", str(a.threads), "--warmup", str(a.warmup)] + (["--iters", str(a.iters)] if a.iters else [])
+    res = benchutil.run_children(os.path.abspath(__file__), rows, extra)
+    if res:
+        print(f"\n# torch {res[0]['torch']}, BLAS {res[0]['blas']} core={res[0]['blas_core']} "
+              f"OPENBLAS_CORETYPE={res[0]['coretype_env'] or '(unset)'}")
+    print(f"{'config':6} {'mode':4} {'thr':>3} {'B':>3} {'T':>4} {'tokens/s':>10} {'ms/step':>10} {'peak RSS MiB':>12}")
+    for r in res:
+        print(f"{r['config']:6} {r['mode']:4} {r['threads']:>3} {r['B']:>3} {r['T']:>4} {r['tokens_per_s']:>10.1f} "
+              f"{r['ms_per_step']:>10.1f} {r['peak_rss_mib']:>12.0f}")
+    return 0 if len(res) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

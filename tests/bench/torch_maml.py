@@ -1,0 +1,111 @@
+"""PyTorch speed anchor of one MAML meta-step (1 task): k inner SGD steps on adapters + head
+(Pfeiffer adapter per layer, 7-tag head) over a support batch, then the query loss and its
+meta-gradient for the encoder (outer set plm), order 1 (inner gradients detached) or order 2
+(autograd through the inner loop, create_graph=True). Same functional model as the oracle.
+
+Support and query batches are both B = 8 full-length sequences of the config's T
+(tiny T=64, base T=128). Time per meta-step = median of --iters after --warmup.
+
+  torch_maml.py --config tiny --order 1 --k 3 --threads N     one row in this process
+  torch_maml.py --all [--configs tiny,base] [--ks 1,3,5]        each row in its own process
+By default --all skips base/order 2/k=5 (too slow and memory hungry for the shared 2-core
+machine); --base-o2-ks 1,3,5 adds them. Rows are also printed as `JSON {...}` lines.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchutil  # noqa: E402
+
+META_B = 8
+
+
+def one(a):
+    benchutil.set_threads_env(a.threads)
+    sys.path.insert(0, benchutil.REF)
+    import torch
+    import encoder_ref as er
+    torch.set_num_threads(a.threads)
+    c = benchutil.CONFIGS[a.config]
+    spec = benchutil.bench_spec(er, a.config)
+    params = benchutil.bench_params(er, spec, torch)
+    rows = er.param_specs(spec)
+    inner = [n for n, _, g in rows if g != er.GROUP_PLM]
+    outer = [n for n, _, g in rows if g == er.GROUP_PLM]
+    for n in params:
+        params[n].requires_grad_(True)
+    support = benchutil.full_batch(spec, META_B, c["T"], torch, seed=1)
+    query = benchutil.full_batch(spec, META_B, c["T"], torch, seed=2)
+    lr = 0.1
+
+    def meta_step():
+        phi = {n: params[n] for n in inner}
+        for _ in range(a.k):
+            cur = dict(params)
+            cur.update(phi)
+            ls, _ = er.forward(cur, support[0], support[1], spec)
+            g = torch.autograd.grad(ls, [phi[n] for n in inner], create_graph=(a.order == 2))
+            phi = {n: phi[n] - lr * (gi if a.order == 2 else gi.detach()) for n, gi in zip(inner, g)}
+        cur = dict(params)
+        cur.update(phi)
+        lq, _ = er.forward(cur, query[0], query[1], spec)
+        grads = torch.autograd.grad(lq, [params[n] for n in outer])
+        return float(lq), grads
+
+    times = []
+    for it in range(a.warmup + a.iters):
+        t0 = time.perf_counter()
+        lq, grads = meta_step()
+        del grads
+        if it >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    ms = 1000.0 * sorted(times)[len(times) // 2]
+    lib, core, nthr = benchutil.blas_info()
+    benchutil.emit(dict(bench="torch_maml", config=a.config, order=a.order, k=a.k, threads=a.threads, B=META_B,
+                        T=c["T"], L=c["L"], C=c["C"], V=c["V"], iters=a.iters, ms_per_meta_step=ms,
+                        peak_rss_mib=benchutil.peak_rss_mib(), meta_loss=lq, torch=torch.__version__,
+                        blas_core=core, blas_threads=nthr, coretype_env=os.environ.get("OPENBLAS_CORETYPE", ""),
+                        blas=lib))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", choices=sorted(benchutil.CONFIGS), default="tiny")
+    ap.add_argument("--order", type=int, choices=[1, 2], default=1)
+    ap.add_argument("--k", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=0, help="timed meta-steps (default: tiny 3, base 1)")
+    ap.add_argument("--warmup", type=int, default=-1, help="untimed meta-steps (default: tiny 1, base 0)")
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--configs", default="tiny,base")
+    ap.add_argument("--ks", default="1,3,5")
+    ap.add_argument("--base-o2-ks", default="1", help="k values for base at order 2 under --all")
+    a = ap.parse_args()
+    if not a.all:
+        a.iters = a.iters or (3 if a.config == "tiny" else 1)
+        a.warmup = a.warmup if a.warmup >= 0 else (1 if a.config == "tiny" else 0)
+        one(a)
+        return 0
+    rows = []
+    for cfg in a.configs.split(","):
+        for order in (1, 2):
+            ks = a.base_o2_ks if (cfg == "base" and order == 2) else a.ks
+            for k in [int(x) for x in ks.split(",") if x]:
+                rows.append(["--config", cfg, "--order", str(order), "--k", str(k)])
+    extra = ["--threads", str(a.threads)] + (["--iters", str(a.iters)] if a.iters else []) + \
+        (["--warmup", str(a.warmup)] if a.warmup >= 0 else [])
+    res = benchutil.run_children(os.path.abspath(__file__), rows, extra)
+    if res:
+        print(f"\n# torch {res[0]['torch']}, BLAS core={res[0]['blas_core']} "
+              f"OPENBLAS_CORETYPE={res[0]['coretype_env'] or '(unset)'}, support = query = {META_B} x T")
+    print(f"{'config':6} {'order':>5} {'k':>2} {'thr':>3} {'ms/meta-step':>13} {'peak RSS MiB':>12}")
+    for r in res:
+        print(f"{r['config']:6} {r['order']:>5} {r['k']:>2} {r['threads']:>3} {r['ms_per_meta_step']:>13.1f} "
+              f"{r['peak_rss_mib']:>12.0f}")
+    return 0 if len(res) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""PyTorch 1.13 MAML oracle for peprime's priming step (/work/shared/docs/design.md,
+"Priming algorithm"), over the functional encoder of encoder_ref.py.
+
+    phi_0 = the inner-set parameters as given (fresh or meta-learned)
+    phi_{j+1} = phi_j - a * grad_phi L_S(theta, phi_j)      j = 0 .. k-1
+    meta-loss = L_Q(theta, phi_k)
+
+The meta-gradient of every outer parameter is computed
+  order 2: exactly, by autograd through all k inner steps (create_graph=True);
+  order 1: with the inner gradients detached, i.e. grad_theta L_Q(theta, phi_k) for theta,
+           and grad_phi L_Q(theta, phi_k) for a meta-learned phi_0.
+`meta_grad_adjoint` is the design note's adjoint recursion with exact Hessian-vector
+products; selfcheck.py verifies it equals the order-2 answer. Dropout is off.
+
+Command line:
+  maml_ref.py make-fixture --spec tiny --pe adapter-pfeiffer --inner pe+head --outer plm \
+      --lr 0.5 --k 3 --seed 1 --out M.bin
+writes spec/<key>, every weight by name, support_ids/labels, query_ids/labels,
+maml/{inner_lr,k,inner_groups,outer_groups}, meta_loss_o1, meta_loss_o2, support_loss0,
+fast/<inner name> (phi_k), meta_grad_o1/<outer name>, meta_grad_o2/<outer name> and
+rel_diff_o1_o2 = ||o1 - o2|| / ||o2|| over all outer parameters.
+  maml_ref.py make-fixture-set --out-dir DIR     the standard set + DIR/maml_fixtures.txt
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import encoder_ref as er  # noqa: E402
+import tensorfile  # noqa: E402
+
+
+def split_names(spec, inner_mask, outer_mask):
+    """(inner names, outer names) from group bit masks (plm 1, pe 2, head 4)."""
+    rows = er.param_specs(spec)
+    inner = [n for n, _, g in rows if inner_mask & (1 << g)]
+    outer = [n for n, _, g in rows if outer_mask & (1 << g)]
+    return inner, outer
+
+
+def _loss(params, batch, spec):
+    return er.forward(params, batch[0], batch[1], spec)[0]
+
+
+def _grads(out, inputs, **kw):
+    gs = torch.autograd.grad(out, inputs, allow_unused=True, **kw)
+    return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, gs)]
+
+
+def inner_loop(leaves, inner, support, spec, lr, k, order):
+    """phi_k as a dict (a function of the leaves through the graph when order == 2)."""
+    phi = {n: leaves[n] for n in inner}
+    for _ in range(k):
+        cur = dict(leaves)
+        cur.update(phi)
+        g = _grads(_loss(cur, support, spec), [phi[n] for n in inner], create_graph=(order == 2))
+        if order != 2:
+            g = [x.detach() for x in g]
+        phi = {n: phi[n] - lr * gi for n, gi in zip(inner, g)}
+    return phi
+
+
+def meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order):
+    """(meta-loss, {outer name: meta-gradient}, phi_k) for order 1 or 2."""
+    inner, outer = split_names(spec, inner_mask, outer_mask)
+    leaves = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
+    phi = inner_loop(leaves, inner, support, spec, lr, k, order)
+    cur = dict(leaves)
+    cur.update(phi)
+    lq = _loss(cur, query, spec)
+    g = _grads(lq, [leaves[n] for n in outer])
+    return lq.detach(), dict(zip(outer, g)), {n: t.detach() for n, t in phi.items()}
+
+
+def meta_grad_adjoint(params, spec, support, query, inner_mask, outer_mask, lr, k):
+    """The design note's adjoint recursion with exact Hessian-vector products (double
+    backward). Must equal meta_grad(order=2)."""
+    inner, outer = split_names(spec, inner_mask, outer_mask)
+    names = [n for n, _, _ in er.param_specs(spec)]
+    theta_names = [n for n in names if n not in inner]
+    base = {n: p.detach() for n, p in params.items()}
+    phis = [{n: base[n] for n in inner}]
+    for _ in range(k):  # forward inner loop, storing phi_j only
+        cur = dict(base)
+        cur.update({n: t.clone().requires_grad_(True) for n, t in phis[-1].items()})
+        g = _grads(_loss(cur, support, spec), [cur[n] for n in inner])
+        phis.append({n: phis[-1][n] - lr * gi for n, gi in zip(inner, g)})
+    cur = {n: t.clone().requires_grad_(True) for n, t in base.items()}
+    cur.update({n: t.clone().requires_grad_(True) for n, t in phis[k].items()})
+    lq = _loss(cur, query, spec)
+    gq = _grads(lq, [cur[n] for n in names])
+    gq = dict(zip(names, gq))
+    v = {n: gq[n] for n in inner}
+    g = {n: gq[n] for n in theta_names}
+    for j in range(k - 1, -1, -1):
+        cur = {n: t.clone().requires_grad_(True) for n, t in base.items()}
+        cur.update({n: t.clone().requires_grad_(True) for n, t in phis[j].items()})
+        gs = _grads(_loss(cur, support, spec), [cur[n] for n in inner], create_graph=True)
+        dot = sum((gi * v[n]).sum() for gi, n in zip(gs, inner))
+        hv = dict(zip(names, _grads(dot, [cur[n] for n in names])))
+        for n in theta_names:
+            g[n] = g[n] - lr * hv[n]
+        for n in inner:
+            v[n] = v[n] - lr * hv[n]
+    out = {n: (v[n] if n in v else g[n]) for n in outer}
+    return lq.detach(), out
+
+
+def rel_diff(a, b, names):
+    num = sum(float(((a[n].double() - b[n].double()) ** 2).sum()) for n in names)
+    den = sum(float((b[n].double() ** 2).sum()) for n in names)
+    return (num ** 0.5) / max(den ** 0.5, 1e-30)
+
+
+def make_fixture(spec, seed, inner_mask, outer_mask, lr, k, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    params = {n: t.to(dtype) for n, t in er.random_params(spec, gen).items()}
+    support = er.random_batch(spec, gen)
+    query = er.random_batch(spec, gen)
+    l1, g1, phi1 = meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order=1)
+    l2, g2, phi2 = meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order=2)
+    with torch.no_grad():
+        ls0 = _loss(params, support, spec)
+    out = er.spec_tensors(spec)
+    out["support_ids"], out["support_labels"] = support[0].int(), support[1].int()
+    out["query_ids"], out["query_labels"] = query[0].int(), query[1].int()
+    out["maml/inner_lr"] = np.array(lr, dtype=np.float32)
+    out["maml/k"] = np.array(k, dtype=np.int32)
+    out["maml/inner_groups"] = np.array(inner_mask, dtype=np.int32)
+    out["maml/outer_groups"] = np.array(outer_mask, dtype=np.int32)
+    for n, t in params.items():
+        out[n] = t.float()
+    out["support_loss0"] = ls0.float().reshape(())
+    out["meta_loss_o1"] = l1.float().reshape(())
+    out["meta_loss_o2"] = l2.float().reshape(())
+    for n, t in phi2.items():
+        out["fast/" + n] = t.float()
+    for n in g1:
+        out["meta_grad_o1/" + n] = g1[n].float()
+    for n in g2:
+        out["meta_grad_o2/" + n] = g2[n].float()
+    d = rel_diff(g1, g2, list(g2))
+    out["rel_diff_o1_o2"] = np.array(d, dtype=np.float64)
+    return out, d
+
+
+# (pe, inner set, outer set, k) of the standard MAML fixture set (tiny spec, lr 0.5).
+FIXTURE_SET = [("adapter-pfeiffer", "pe+head", "plm", 1), ("adapter-pfeiffer", "pe+head", "plm", 3),
+               ("adapter-houlsby", "pe+head", "plm+pe", 2), ("prefix", "pe+head", "plm", 2),
+               ("lora", "pe+head", "all", 2), ("lora", "all", "all", 1)]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    mk = sub.add_parser("make-fixture")
+    mk.add_argument("--spec", default="tiny", choices=sorted(er.SPECS))
+    mk.add_argument("--pe", default="adapter-pfeiffer")
+    mk.add_argument("--head", default="tagger", choices=sorted(er.HEAD))
+    mk.add_argument("--inner", default="pe+head", choices=sorted(er.GROUP_BITS))
+    mk.add_argument("--outer", default="plm", choices=sorted(er.GROUP_BITS))
+    mk.add_argument("--lr", type=float, default=0.5)
+    mk.add_argument("--k", type=int, default=3)
+    mk.add_argument("--seed", type=int, default=1)
+    mk.add_argument("--float64", action="store_true", help="compute in float64 (stored as float32)")
+    mk.add_argument("--min-rel-diff", type=float, default=1e-2,
+                    help="fail if first- and second-order differ by less than this (the C test needs a gap)")
+    mk.add_argument("--out", required=True)
+    fs = sub.add_parser("make-fixture-set", help="the standard MAML set + maml_fixtures.txt listing it")
+    fs.add_argument("--out-dir", required=True)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    if a.cmd == "make-fixture-set":
+        os.makedirs(a.out_dir, exist_ok=True)
+        names, bad = [], 0
+        for seed, (pe, inner, outer, k) in enumerate(FIXTURE_SET, start=1):
+            name = f"maml_{pe}_{inner.replace('+', '-')}_to_{outer.replace('+', '-')}_k{k}.bin"
+            spec = er.make_spec("tiny", pe, "tagger")
+            fx, d = make_fixture(spec, seed, er.GROUP_BITS[inner], er.GROUP_BITS[outer], 0.5, k)
+            tensorfile.write(os.path.join(a.out_dir, name), fx)
+            names.append(name)
+            print(f"{name}: meta_loss={float(fx['meta_loss_o2']):.5f} ||o1-o2||/||o2||={d:.4f}")
+            bad += d < 1e-2
+        with open(os.path.join(a.out_dir, "maml_fixtures.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+        return 1 if bad else 0
+    spec = er.make_spec(a.spec, a.pe, a.head)
+    fx, d = make_fixture(spec, a.seed, er.GROUP_BITS[a.inner], er.GROUP_BITS[a.outer], a.lr, a.k,
+                         torch.float64 if a.float64 else torch.float32)
+    tensorfile.write(a.out, fx)
+    print(f"{a.out}: pe={a.pe} inner={a.inner} outer={a.outer} lr={a.lr} k={a.k} "
+          f"support_loss0={float(fx['support_loss0']):.5f} meta_loss={float(fx['meta_loss_o2']):.5f} "
+          f"||o1-o2||/||o2||={d:.4f}")
+    if a.inner == a.outer == "all" or d >= a.min_rel_diff:
+        return 0
+    print(f"error: first- and second-order meta-gradients differ by only {d:.2e} < {a.min_rel_diff}; "
+          f"raise --lr or --k", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

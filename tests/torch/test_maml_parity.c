@@ -1,0 +1,189 @@
+/* MAML meta-gradients of src/maml against the PyTorch oracle (tests/ref/maml_ref.py): for
+ * every fixture in DIR/maml_fixtures.txt, one task with the fixture's weights as the
+ * (meta-learned) inner-set start, k, inner lr and group sets; order 1 must match the
+ * first-order reference within 1e-4 and order 2 (finite-difference HVPs, eps0 = 1e-3) the
+ * exact autograd answer within 3e-3 (relative 2-norm over all outer parameters). The
+ * first-order result must miss the exact one by far more than that, so the order-2 check
+ * can fail.
+ *
+ * Usage: test_maml_parity DIR (ctest passes the folder made by the maml fixture setup). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "maml/maml.h"
+#include "model/model.h"
+#include "tensorfile.h"
+#include "testutil.h"
+
+#define MAX_FIXTURES 64
+#define O1_TOL 1e-4
+#define O2_TOL 3e-3
+
+static const char *fixture_dir;
+
+static double scalar(struct pep_tensorfile *tf, const char *name)
+{
+    double v = 0;
+    if (pep_tensorfile_scalar(tf, name, &v) != 0) fail_msg("fixture: %s", tf->err);
+    return v;
+}
+
+static double spec_value(struct pep_tensorfile *tf, const char *key)
+{
+    char name[128];
+    snprintf(name, sizeof name, "spec/%s", key);
+    return scalar(tf, name);
+}
+
+static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    s->L = (int)spec_value(tf, "L");
+    s->C = (int)spec_value(tf, "C");
+    s->NH = (int)spec_value(tf, "NH");
+    s->FF = (int)spec_value(tf, "FF");
+    s->V = (int)spec_value(tf, "V");
+    s->max_T = (int)spec_value(tf, "max_T");
+    s->max_B = (int)spec_value(tf, "max_B");
+    s->max_positions = (int)spec_value(tf, "max_positions");
+    s->type_vocab = (int)spec_value(tf, "type_vocab");
+    s->ntags = (int)spec_value(tf, "ntags");
+    s->ln_eps = (float)spec_value(tf, "ln_eps");
+    s->init_std = (float)spec_value(tf, "init_std");
+    s->head = (enum pep_head_kind)spec_value(tf, "head");
+    s->pe = (enum pep_pe_method)spec_value(tf, "pe");
+    s->placement = (enum pep_adapter_placement)spec_value(tf, "placement");
+    s->adapter_act = (enum pep_activation)spec_value(tf, "adapter_act");
+    s->bottleneck = (int)spec_value(tf, "bottleneck");
+    s->prefix_len = (int)spec_value(tf, "prefix_len");
+    s->prefix_reparam = (int)spec_value(tf, "prefix_reparam");
+    s->prefix_hidden = (int)spec_value(tf, "prefix_hidden");
+    s->lora_rank = (int)spec_value(tf, "lora_rank");
+    s->lora_alpha = (float)spec_value(tf, "lora_alpha");
+}
+
+static struct pep_batch batch(struct pep_tensorfile *tf, const char *ids_name, const char *labels_name)
+{
+    const struct pep_tensor *ids = pep_tensorfile_find(tf, ids_name), *lab = pep_tensorfile_find(tf, labels_name);
+    if (!ids || !lab || ids->dtype != PEP_TENSOR_I32 || lab->dtype != PEP_TENSOR_I32 || ids->ndim != 2)
+        fail_msg("fixture lacks int32 %s / %s", ids_name, labels_name);
+    return (struct pep_batch){.B = (int)ids->dims[0], .T = (int)ids->dims[1], .input_ids = ids->data, .labels = lab->data};
+}
+
+/* ||g - ref|| / ||ref|| over every outer tensor "<prefix>/<name>" of the fixture. */
+static double meta_grad_err(const struct pep_model *m, const float *g, struct pep_tensorfile *tf, const char *prefix)
+{
+    double d = 0, r = 0;
+    int found = 0;
+    for (int i = 0; i < m->table.count; i++) {
+        const struct pep_param *p = &m->table.rows[i];
+        char name[PEP_PARAM_NAME_MAX + 32];
+        snprintf(name, sizeof name, "%s/%s", prefix, p->name);
+        const struct pep_tensor *t = pep_tensorfile_find(tf, name);
+        if (!t) continue;
+        assert_int_equal(t->numel, p->numel);
+        found++;
+        for (size_t e = 0; e < p->numel; e++) {
+            double ref = ((const float *)t->data)[e], x = g[p->offset + e] - ref;
+            d += x * x;
+            r += ref * ref;
+        }
+    }
+    assert_true(found > 0);
+    return sqrt(d) / fmax(sqrt(r), 1e-30);
+}
+
+/* Runs one task at `order`; returns the error against o1 and o2 references. */
+static void run(struct pep_tensorfile *tf, int order, double *err_o1, double *err_o2, float *query_loss)
+{
+    struct pep_model_spec spec;
+    spec_from_fixture(tf, &spec);
+    struct pep_model *m = NULL;
+    if (pep_model_create(&spec, &m) != PEP_OK) fail_msg("pep_model_create: %s", pep_error_message());
+    for (int i = 0; i < m->table.count; i++) {
+        const struct pep_param *p = &m->table.rows[i];
+        const struct pep_tensor *t = pep_tensorfile_find(tf, p->name);
+        if (!t || t->dtype != PEP_TENSOR_F32 || t->numel != p->numel) fail_msg("fixture weight %s missing or mis-sized", p->name);
+        memcpy(m->params + p->offset, t->data, p->numel * sizeof(float));
+    }
+    struct pep_maml_opts o = {0};
+    o.method = PEP_MAML_METHOD_MAML;
+    o.order = order;
+    o.inner_steps = (int)scalar(tf, "maml/k");
+    o.inner_lr = (float)scalar(tf, "maml/inner_lr");
+    o.fd_eps = 1e-3f;
+    o.inner = (unsigned)scalar(tf, "maml/inner_groups");
+    o.outer = (unsigned)scalar(tf, "maml/outer_groups");
+    o.pe_init_meta = 1; /* phi_0 = the fixture's inner-set weights */
+    o.meta_batch = 1;
+    struct pep_maml *mm = NULL;
+    if (pep_maml_create(m, &o, &mm) != PEP_OK) fail_msg("pep_maml_create: %s", pep_error_message());
+    struct pep_batch S = batch(tf, "support_ids", "support_labels"), Q = batch(tf, "query_ids", "query_labels");
+    struct pep_maml_task_result res;
+    pep_maml_zero(mm);
+    if (pep_maml_task(mm, &S, &Q, 0, &res) != PEP_OK) fail_msg("pep_maml_task: %s", pep_error_message());
+    *err_o1 = meta_grad_err(m, pep_maml_grad(mm), tf, "meta_grad_o1");
+    *err_o2 = meta_grad_err(m, pep_maml_grad(mm), tf, "meta_grad_o2");
+    *query_loss = res.query_loss;
+    pep_maml_destroy(&mm);
+    pep_model_destroy(&m);
+}
+
+static void test_maml_parity_fixture(void **state)
+{
+    const char *file = *state;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, file);
+    struct pep_tensorfile tf;
+    pep_tensorfile_init(&tf);
+    if (pep_tensorfile_load(&tf, path) != 0) fail_msg("%s", tf.err);
+    double gap = scalar(&tf, "rel_diff_o1_o2"), ref_loss = scalar(&tf, "meta_loss_o2");
+    double e11, e12, e21, e22;
+    float l1, l2;
+    run(&tf, 1, &e11, &e12, &l1);
+    run(&tf, 2, &e21, &e22, &l2);
+    print_message("%s: order 1 vs o1 ref %.2e (vs o2 ref %.2e); order 2 vs o2 ref %.2e; o1-o2 gap %.3f; "
+                  "meta-loss %.6f ref %.6f\n", file, e11, e12, e22, gap, l2, ref_loss);
+    assert_true(fabs(l1 - ref_loss) <= 1e-5 * fabs(ref_loss));
+    assert_true(fabs(l2 - ref_loss) <= 1e-5 * fabs(ref_loss));
+    assert_true(e11 <= O1_TOL);
+    assert_true(e22 <= O2_TOL);
+    assert_true(e12 > 10 * O2_TOL); /* the order-2 check would catch a first-order answer */
+    pep_tensorfile_fini(&tf);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR (made by tests/ref/maml_ref.py make-fixture-set)\n", argv[0]);
+        return 2;
+    }
+    fixture_dir = argv[1];
+    char list[2048];
+    snprintf(list, sizeof list, "%s/maml_fixtures.txt", fixture_dir);
+    FILE *f = fopen(list, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot open; run tests/ref/maml_ref.py make-fixture-set --out-dir %s\n", list, fixture_dir);
+        return 2;
+    }
+    static char names[MAX_FIXTURES][256];
+    static char titles[MAX_FIXTURES][300];
+    struct CMUnitTest tests[MAX_FIXTURES];
+    int n = 0;
+    while (n < MAX_FIXTURES && fgets(names[n], sizeof names[n], f)) {
+        names[n][strcspn(names[n], "\r\n")] = '\0';
+        if (!names[n][0]) continue;
+        snprintf(titles[n], sizeof titles[n], "test_maml_parity_%.200s", names[n]);
+        tests[n] = (struct CMUnitTest){titles[n], test_maml_parity_fixture, NULL, NULL, names[n]};
+        n++;
+    }
+    fclose(f);
+    if (n == 0) {
+        fprintf(stderr, "%s lists no fixtures\n", list);
+        return 2;
+    }
+    return _cmocka_run_group_tests("maml_parity", tests, (size_t)n, NULL, NULL);
+}
