@@ -86,7 +86,8 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
  * in `groups`. */
 int pep_model_backward(struct pep_model *m, unsigned groups);
 void pep_model_zero_grad(struct pep_model *m, unsigned groups);
-/* (B, T, ntags) or (B, T, V) logits of the last forward. */
+/* Logits of the last forward: tagger (B, T, ntags); masked LM (M, V) for the M labelled
+ * positions only, in (b, t) order (the MLM head skips unlabelled positions). */
 const float *pep_model_logits(const struct pep_model *m);
 /* Number of labelled targets in the last forward. */
 int pep_model_ntargets(const struct pep_model *m);
