@@ -1,0 +1,124 @@
+"""Side-by-side benchmark driver: runs `peprime bench ...` and the PyTorch 1.13 anchor
+(torch_encoder.py / torch_maml.py) for the same rows in one run, each row in its own
+process with the same thread count and BLAS settings, and prints a Markdown table with the
+ratios. Suites:
+
+  compare.py encoder [--shapes tiny,base] [--threads 1,2]   fwd+bwd tokens/s, full and PE modes
+  compare.py pe      [--shapes tiny,base] [--threads 1]      PE methods vs a full step, vs PyTorch
+  compare.py maml    [--shapes tiny] [--ks 1,3,5]            ms per meta-step and peak RSS, order 1 and 2
+
+--peprime PATH names the binary (default build/peprime). OPENBLAS_CORETYPE is passed through
+as given (set it on the command line to compare kernel sets); the table header says which.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def run_json(cmd, env):
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write("failed: %s\n%s\n%s\n" % (" ".join(cmd), out.stdout[-2000:], out.stderr[-2000:]))
+        return None
+    for line in out.stdout.splitlines()[::-1]:
+        line = line.strip()
+        if line.startswith("JSON "):
+            line = line[5:]
+        if line.startswith("{"):
+            return json.loads(line)
+    return None
+
+
+def env_for(threads):
+    env = dict(os.environ)
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def fmt(x, nd=0):
+    return "n/a" if x is None else ("%.*f" % (nd, x))
+
+
+def suite_encoder(a):
+    print("| shape | mode | threads | peprime tokens/s | PyTorch tokens/s | ratio | peprime GFLOP/s | peprime RSS MiB | PyTorch RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for shape in a.shapes:
+        for threads in a.threads:
+            for mode in ("full", "pe"):
+                env = env_for(threads)
+                steps = "3" if shape == "base" else "20"
+                p = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", mode, "--steps", steps], env)
+                t = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", mode,
+                              "--threads", str(threads), "--iters", steps], env)
+                pt = p and p["tokens_per_s"]
+                tt = t and t.get("tokens_per_s")
+                print("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+                    shape, mode, threads, fmt(pt), fmt(tt), fmt(pt / tt if pt and tt else None, 2),
+                    fmt(p and p["gflops"], 1), fmt(p and p["peak_rss_mib"]), fmt(t and t.get("peak_rss_mib"))),
+                    flush=True)
+
+
+def suite_pe(a):
+    print("| shape | method | peprime ms/step | full step ms | PE/full | PyTorch PE ms/step | speed-up vs PyTorch |")
+    print("|---|---|---|---|---|---|---|")
+    for shape in a.shapes:
+        env = env_for(a.threads[0])
+        steps = "3" if shape == "base" else "20"
+        full = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", "full", "--steps", steps], env)
+        tpe = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", "pe",
+                        "--threads", str(a.threads[0]), "--iters", steps], env)
+        for method in ("adapter", "prefix", "lora"):
+            p = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", "pe", "--pe", method, "--steps",
+                          steps], env)
+            pm, fm = p and p["ms_per_step"], full and full["ms_per_step"]
+            tm = tpe.get("ms_per_step") if (tpe and method == "adapter") else None
+            print("| %s | %s | %s | %s | %s | %s | %s |" % (
+                shape, method, fmt(pm, 1), fmt(fm, 1), fmt(pm / fm if pm and fm else None, 2), fmt(tm, 1),
+                fmt(tm / pm if tm and pm else None, 2)), flush=True)
+
+
+def suite_maml(a):
+    print("| shape | order | k | peprime ms/meta-step | PyTorch ms/meta-step | speed-up | peprime RSS MiB | PyTorch RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for shape in a.shapes:
+        for order in (1, 2):
+            for k in a.ks:
+                env = env_for(a.threads[0])
+                p = run_json([a.peprime, "bench", "maml", "--shape", shape, "--order", str(order), "--k", str(k),
+                              "--steps", "3" if shape == "base" else "5"], env)
+                t = None
+                if not a.no_torch:
+                    t = run_json([sys.executable, os.path.join(HERE, "torch_maml.py"), "--config", shape, "--order",
+                                  str(order), "--k", str(k), "--threads", str(a.threads[0]),
+                                  "--iters", "2" if shape == "base" else "5"], env)
+                pm, tm = p and p["ms_per_step"], t and t.get("ms_per_step")
+                print("| %s | %d | %d | %s | %s | %s | %s | %s |" % (
+                    shape, order, k, fmt(pm, 1), fmt(tm, 1), fmt(tm / pm if pm and tm else None, 2),
+                    fmt(p and p["peak_rss_mib"]), fmt(t and t.get("peak_rss_mib"))), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("suite", choices=["encoder", "pe", "maml"])
+    ap.add_argument("--shapes", default="tiny,base")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--ks", default="1,3,5")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--peprime", default=os.path.join(ROOT, "build", "peprime"))
+    a = ap.parse_args()
+    a.shapes = a.shapes.split(",")
+    a.threads = [int(x) for x in a.threads.split(",")]
+    a.ks = [int(x) for x in a.ks.split(",")]
+    print("OPENBLAS_CORETYPE=%s, host %s, %d CPUs\n" % (os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+                                                        os.uname().nodename, os.cpu_count()))
+    {"encoder": suite_encoder, "pe": suite_pe, "maml": suite_maml}[a.suite](a)
+
+
+if __name__ == "__main__":
+    main()
