@@ -30,8 +30,8 @@ for split in train dev test; do
     if cmp -s "$split.ref" "$split.ids"; then
         d=0
     else
-        d=$(paste -d '\001' "$split.ref" "$split.ids" | awk -F '\001' '$1 != $2' | wc -l)
-        paste -d '\001' "$split.txt" "$split.ref" "$split.ids" |
+        d=$(paste -d $'\001' "$split.ref" "$split.ids" | awk -F '\001' '$1 != $2' | wc -l)
+        paste -d $'\001' "$split.txt" "$split.ref" "$split.ids" |
             awk -F '\001' -v s="$split" '$2 != $3 && shown < 20 {
                 shown++; printf "MISMATCH %s line %d: %s\n  spm_encode: %s\n  peprime:    %s\n", s, NR, $1, $2, $3 }'
     fi
