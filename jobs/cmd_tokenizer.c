@@ -21,7 +21,7 @@ int pep_cmd_tokenizer(int argc, char **argv);
 
 struct tok_opts {
     const char *data, *languages, *out, *model, *split, *input;
-    long vocab, per_lang, repeat;
+    long vocab, per_lang, repeat, max_len;
     uint64_t seed;
     double coverage;
     int fairseq;
@@ -36,6 +36,9 @@ static void tok_usage(FILE *f)
             "       peprime tokenizer encode --model spm.model [--fairseq] < text > ids\n"
             "       peprime tokenizer text --data ROOT --languages L,... [--split train|dev|test]\n"
             "                              [--sentences-per-language N (0 = all)] [--seed S]\n"
+            "       peprime tokenizer align --model spm.model [--max-len T (128)] < text\n"
+            "                              (per line: fairseq ids TAB first-piece index per word\n"
+            "                              TAB words cut; words are split on single spaces)\n"
             "       peprime tokenizer bench --model spm.model --input text [--repeat R]\n");
 }
 
@@ -69,6 +72,7 @@ static int parse_opts(int argc, char **argv, struct tok_opts *o)
         else if (!strcmp(a, "--vocab")) PEP_CALL(parse_long(a, v, &o->vocab));
         else if (!strcmp(a, "--sentences-per-language")) PEP_CALL(parse_long(a, v, &o->per_lang));
         else if (!strcmp(a, "--repeat")) PEP_CALL(parse_long(a, v, &o->repeat));
+        else if (!strcmp(a, "--max-len")) PEP_CALL(parse_long(a, v, &o->max_len));
         else if (!strcmp(a, "--seed")) {
             PEP_CALL(parse_long(a, v, &x));
             o->seed = (uint64_t)x;
@@ -272,6 +276,66 @@ cleanup:
     return rc;
 }
 
+/* Splits each stdin line on single spaces into words and prints the NER alignment. */
+static int cmd_align(struct tok_opts *o)
+{
+    int rc = PEP_OK;
+    struct pep_spm *spm = NULL;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int T = o->max_len > 0 ? (int)o->max_len : 128;
+    int *ids = NULL, *first = NULL, cap_words = 0;
+    const char **words = NULL;
+    size_t *lens = NULL;
+    PEP_CHECK(o->model, PEP_ERR_USAGE, "tokenizer align needs --model spm.model");
+    PEP_CALL(pep_spm_read_file(o->model, &spm));
+    PEP_ALLOC_GOTO(rc, ids, T);
+    while ((len = getline(&line, &lcap, stdin)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
+        int nw = 0;
+        for (ssize_t i = 0; i <= len; i++) nw += (i == len || line[i] == ' ');
+        if (nw > cap_words) {
+            pep_free(words);
+            pep_free(lens);
+            pep_free(first);
+            words = NULL;
+            lens = NULL;
+            first = NULL;
+            cap_words = 2 * nw;
+            PEP_ALLOC_GOTO(rc, words, cap_words);
+            PEP_ALLOC_GOTO(rc, lens, cap_words);
+            PEP_ALLOC_GOTO(rc, first, cap_words);
+        }
+        nw = 0;
+        char *w = line;
+        for (ssize_t i = 0; i <= len; i++) {
+            if (i == len || line[i] == ' ') {
+                words[nw] = w;
+                lens[nw++] = (size_t)(line + i - w);
+                w = line + i + 1;
+            }
+        }
+        if (len == 0) nw = 0;
+        int n_ids, n_cut;
+        PEP_CALL_GOTO(rc, pep_spm_encode_sentence(spm, (const char *const *)words, lens, nw, T, ids,
+                                                  first, &n_ids, &n_cut));
+        for (int k = 0; k < n_ids; k++) printf(k ? " %d" : "%d", ids[k]);
+        putchar('\t');
+        for (int k = 0; k < nw; k++) printf(k ? " %d" : "%d", first[k]);
+        printf("\t%d\n", n_cut);
+    }
+    PEP_CHECK_GOTO(rc, fflush(stdout) == 0, PEP_ERR_IO, "writing: %s", strerror(errno));
+cleanup:
+    free(line);
+    pep_free(ids);
+    pep_free(first);
+    pep_free(words);
+    pep_free(lens);
+    pep_spm_destroy(&spm);
+    return rc;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -354,11 +418,13 @@ int pep_cmd_tokenizer(int argc, char **argv)
             rc = cmd_text(&o);
         } else if (!strcmp(sub, "encode")) {
             rc = cmd_encode(&o);
+        } else if (!strcmp(sub, "align")) {
+            rc = cmd_align(&o);
         } else if (!strcmp(sub, "bench")) {
             rc = cmd_bench(&o);
         } else {
             rc = pep_error_set(PEP_ERR_USAGE, __FILE__, __LINE__, __func__,
-                               "unknown tokenizer command '%s' (train, text, encode, bench)", sub);
+                               "unknown tokenizer command '%s' (train, text, encode, align, bench)", sub);
         }
     }
     if (rc != PEP_OK) fprintf(stderr, "peprime tokenizer: error: %s\n", pep_error_message());

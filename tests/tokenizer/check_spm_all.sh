@@ -3,7 +3,8 @@
 # WikiANN data (en,de,ru,ar,hi,zh,ja,ko,el,sw), then checks that `peprime tokenizer encode`
 # gives exactly the ids of `spm_encode --output_format=id` for every sentence of every
 # language and split (all languages, train/dev/test). Prints mismatches (sentence and both
-# id lists) and the counts; exits non-zero on any mismatch.
+# id lists) and the counts; exits non-zero on any mismatch. Also checks the per-word NER
+# alignment (`peprime tokenizer align`) against align_oracle.py on every dev sentence.
 # usage: check_spm_all.sh PEPRIME DATA_ROOT WORKDIR
 set -euo pipefail
 peprime=$1 data=$2 work=$3
@@ -38,6 +39,20 @@ for split in train dev test; do
     echo "$split: $((n - d)) / $n sentences identical"
     total=$((total + n)); bad=$((bad + d))
 done
-echo "all splits: $((total - bad)) / $total sentences identical, $bad mismatches"
+# The NER alignment (pep_spm_encode_sentence) against XTREME's per-word rule computed with
+# SentencePiece's Python binding, on every dev sentence, T = 32 so that cuts happen.
+oracle=$(dirname "$0")/align_oracle.py
+/usr/bin/python3 "$oracle" spm.model 32 < dev.txt > dev.align.ref
+"$peprime" tokenizer align --model spm.model --max-len 32 < dev.txt > dev.align
+n=$(wc -l < dev.txt)
+d=$(paste -d $'\001' dev.align.ref dev.align | awk -F '\001' '$1 != $2' | wc -l)
+paste -d $'\001' dev.txt dev.align.ref dev.align |
+    awk -F '\001' '$2 != $3 && shown < 20 {
+        shown++; printf "ALIGN MISMATCH dev line %d: %s\n  oracle:  %s\n  peprime: %s\n", NR, $1, $2, $3 }'
+cuts=$(awk -F '\t' '$3 > 0' dev.align | wc -l)
+echo "dev alignment (T = 32): $((n - d)) / $n sentences identical ($cuts with words cut)"
+total=$((total + n)); bad=$((bad + d))
+
+echo "all checks: $((total - bad)) / $total sentences identical, $bad mismatches"
 echo "$((total - bad)) passed, $bad failed"
 [ "$bad" -eq 0 ]
