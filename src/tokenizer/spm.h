@@ -5,8 +5,8 @@
  * dummy prefix, unigram Viterbi with SentencePiece's tie-breaking and float/double
  * arithmetic, merged unknowns, user-defined pieces, byte fallback.
  * Also the fairseq / XLM-R id mapping and the per-word alignment used for NER.
- * No file I/O here: io/spm_file.h reads a model file. Only the unigram model type is
- * supported; a BPE/word/char model is rejected with PEP_ERR_FORMAT. */
+ * BPE models are encoded too (bpe_model.cc's merge order); word/char models are rejected
+ * with PEP_ERR_FORMAT. No file I/O here: io/spm_file.h reads a model file. */
 #ifndef PEP_SPM_H
 #define PEP_SPM_H
 
@@ -25,7 +25,7 @@ enum pep_spm_piece_type {
 
 /* Parses the serialized ModelProto in buf[0..len) (copied; buf may be freed after).
  * Returns PEP_ERR_FORMAT with a message saying what is wrong on malformed bytes, a
- * non-unigram model, a missing <unk> piece or duplicate pieces. `origin` names the
+ * word/char model, a missing <unk> piece or duplicate pieces. `origin` names the
  * source in messages (a file name) and may be NULL. */
 int pep_spm_load(const void *buf, size_t len, const char *origin, struct pep_spm **out);
 /* NULL-safe; sets *spm = NULL. */
