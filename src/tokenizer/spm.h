@@ -1,0 +1,72 @@
+/* SentencePiece tokenizer in plain C: reads a serialized ModelProto (the bytes of an
+ * spm.model file) and encodes text to the same ids as SentencePiece 0.1.97's
+ * `spm_encode --output_format=id`: the model's own normalisation (precompiled charsmap,
+ * a Darts-clone double-array trie over a blob of normalised strings), whitespace handling,
+ * dummy prefix, unigram Viterbi with SentencePiece's tie-breaking and float/double
+ * arithmetic, merged unknowns, user-defined pieces, byte fallback.
+ * Also the fairseq / XLM-R id mapping and the per-word alignment used for NER.
+ * BPE models are encoded too (bpe_model.cc's merge order); word/char models are rejected
+ * with PEP_ERR_FORMAT. No file I/O here: io/spm_file.h reads a model file. */
+#ifndef PEP_SPM_H
+#define PEP_SPM_H
+
+#include <stddef.h>
+
+struct pep_spm;
+
+enum pep_spm_piece_type {
+    PEP_SPM_PIECE_TYPE_NORMAL = 1,
+    PEP_SPM_PIECE_TYPE_UNKNOWN = 2,
+    PEP_SPM_PIECE_TYPE_CONTROL = 3,
+    PEP_SPM_PIECE_TYPE_USER_DEFINED = 4,
+    PEP_SPM_PIECE_TYPE_UNUSED = 5,
+    PEP_SPM_PIECE_TYPE_BYTE = 6,
+};
+
+/* Parses the serialized ModelProto in buf[0..len) (copied; buf may be freed after).
+ * Returns PEP_ERR_FORMAT with a message saying what is wrong on malformed bytes, a
+ * word/char model, a missing <unk> piece or duplicate pieces. `origin` names the
+ * source in messages (a file name) and may be NULL. */
+int pep_spm_load(const void *buf, size_t len, const char *origin, struct pep_spm **out);
+/* NULL-safe; sets *spm = NULL. */
+void pep_spm_destroy(struct pep_spm **spm);
+
+/* Encodes text[0..len) (UTF-8; malformed bytes become U+FFFD as SentencePiece does).
+ * Writes at most `cap` SentencePiece ids to `ids` and the number of pieces of the full
+ * encoding to *n. Returns PEP_ERR_USAGE (with *n = the count needed) if cap < *n.
+ * Thread-safe: the model is read only. */
+int pep_spm_encode(const struct pep_spm *spm, const char *text, size_t len, int *ids, int cap,
+                   int *n);
+
+int pep_spm_vocab_size(const struct pep_spm *spm);
+/* The piece string of SentencePiece id `id` (NUL-terminated), NULL if out of range. */
+const char *pep_spm_piece(const struct pep_spm *spm, int id);
+float pep_spm_score(const struct pep_spm *spm, int id);
+int pep_spm_piece_type(const struct pep_spm *spm, int id);
+/* The SentencePiece id of an exact piece string, -1 if none. */
+int pep_spm_piece_id(const struct pep_spm *spm, const char *piece);
+int pep_spm_unk_id(const struct pep_spm *spm);
+
+/* fairseq / XLM-R ids: <s>=0 <pad>=1 </s>=2 <unk>=3, SentencePiece piece i -> i + 1, with
+ * the model's own unk/bos/eos(/pad) mapped to 3/0/2(/1); <mask> is the last id. */
+int pep_spm_fairseq_id(const struct pep_spm *spm, int spm_id);
+/* Number of fairseq ids: pieces + 2 (the <pad> slot and the final <mask>). */
+int pep_spm_fairseq_vocab(const struct pep_spm *spm);
+int pep_spm_mask_id(const struct pep_spm *spm);
+
+/* Encodes one word on its own (its own dummy prefix), as XTREME / Hugging Face do per
+ * word for tagging, into fairseq ids. A non-empty word whose encoding is empty becomes one
+ * <unk> (XTREME's rule). Same buffer contract as pep_spm_encode. */
+int pep_spm_encode_word(const struct pep_spm *spm, const char *word, size_t len, int *ids,
+                        int cap, int *n);
+
+/* A tagged sentence as the NER pipeline feeds it: [<s>] + pieces of each word + [</s>] in
+ * fairseq ids, at most T ids in all (the word pieces are cut at T - 2, XTREME's rule).
+ * words[w] / lens[w]: the n_words words. Outputs: ids[0..*n_ids) (ids has room for T),
+ * first_piece[w] = index in ids of word w's first piece, or -1 if the cut dropped it,
+ * *n_truncated = number of words whose first piece was cut (may be NULL). T >= 2. */
+int pep_spm_encode_sentence(const struct pep_spm *spm, const char *const *words,
+                            const size_t *lens, int n_words, int T, int *ids, int *first_piece,
+                            int *n_ids, int *n_truncated);
+
+#endif
