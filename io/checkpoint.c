@@ -23,7 +23,7 @@
 #define PEP_GIT_REVISION "unknown"
 #endif
 
-/* Elements per block when streaming a dataset (verify, stats): 16 MiB of floats. */
+/* Elements per block when writing or streaming a dataset (verify, stats): 16 MiB of floats. */
 #define CK_BLOCK_ELEMS ((size_t)4 << 20)
 #define CK_LOG_CHUNK 4096
 
@@ -431,8 +431,9 @@ cleanup:
 }
 
 /* Creates loc/name as an F32LE tensor of row p's shape with a checksum attribute, then writes
- * it. owner < 0: replicated data, every rank writes its slab of rows, collective transfer.
- * owner >= 0: only that rank writes (independent transfer). Collective (creation). */
+ * it. owner < 0: replicated data, every rank writes its own slab of rows; owner >= 0: only
+ * that rank writes. Creation is collective; data goes with independent transfer (legal in
+ * parallel HDF5: the contiguous dataset's space is allocated at creation). */
 static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_param *p, const float *data,
                         uint64_t checksum, int owner)
 {
@@ -454,24 +455,21 @@ static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_p
         r1 = p->shape[0] * (size_t)(w->rank + 1) / (size_t)w->size;
     } else if (owner == w->rank) {
         r1 = p->shape[0];
-    } else {
-        goto cleanup; /* independent transfer: non-owners have nothing to do */
     }
-    hsize_t count = (hsize_t)((r1 - r0) * rowlen);
-    if (count > 0) {
-        hsize_t start[2] = {r0, 0}, cnt[2] = {r1 - r0, dims[1]};
+    /* independent transfer in blocks of <= 16 MiB: no rank waits for another, and Linux
+     * copies many moderate writes into the page cache ~3x faster than one huge one
+     * (measured here: 1 GiB in one pwrite 0.17 GB/s, in 16 MiB pwrites 0.57 GB/s) */
+    size_t per = rowlen >= CK_BLOCK_ELEMS ? 1 : CK_BLOCK_ELEMS / rowlen;
+    for (size_t b0 = r0; b0 < r1; b0 += per) {
+        size_t nr = r1 - b0 < per ? r1 - b0 : per;
+        hsize_t count = (hsize_t)(nr * rowlen);
+        hsize_t start[2] = {b0, 0}, cnt[2] = {nr, dims[1]};
         PEP_CALL_H5_GOTO(rc, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL), "cannot select");
         PEP_H5_ID_GOTO(rc, mspace, H5Screate_simple(1, &count, NULL), "cannot create a dataspace");
-    } else {
-        hsize_t one = 1;
-        PEP_CALL_H5_GOTO(rc, H5Sselect_none(fspace), "cannot select");
-        PEP_H5_ID_GOTO(rc, mspace, H5Screate_simple(1, &one, NULL), "cannot create a dataspace");
-        PEP_CALL_H5_GOTO(rc, H5Sselect_none(mspace), "cannot select");
+        PEP_CALL_H5_GOTO(rc, H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, w->dxpl_ind, data + b0 * rowlen),
+                         "%s: cannot write dataset %s (disk full?)", w->tmp_path, p->name);
+        PEP_H5_CLOSE(H5Sclose, mspace);
     }
-    PEP_CALL_H5_GOTO(rc,
-                     H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, owner < 0 ? w->dxpl_coll : w->dxpl_ind,
-                              data + r0 * rowlen),
-                     "%s: cannot write dataset %s (disk full?)", w->tmp_path, p->name);
 cleanup:
     PEP_H5_CLOSE(H5Dclose, dset);
     PEP_H5_CLOSE(H5Pclose, dcpl);
