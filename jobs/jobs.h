@@ -9,6 +9,7 @@
 int pep_cmd_bench(int argc, char **argv);
 int pep_cmd_config(int argc, char **argv);
 int pep_cmd_tokenizer(int argc, char **argv);
+int pep_cmd_inspect(int argc, char **argv);
 
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);

@@ -13,6 +13,7 @@ struct command {
 
 static const struct command commands[] = {
     {"tokenizer", pep_cmd_tokenizer, "tokenizer train|encode|text|align|bench (SentencePiece)"},
+    {"inspect", pep_cmd_inspect, "print a checkpoint: stage, step, config, groups with norms, tasks, log (--verify)"},
     {"config", pep_cmd_config, "print the resolved config (--config F --set k=v), or --doc for the key reference"},
     {"bench", pep_cmd_bench, "benchmarks: bench encoder --shape tiny|base --mode full|pe"},
 };
