@@ -326,6 +326,8 @@ int pep_hf_import(const char *path, const struct pep_hf_import_options *o, struc
         }
     }
     PEP_CHECK_GOTO(rc, s->L > 0, PEP_ERR_FORMAT, "%s: no encoder.layer.N tensors", path);
+    PEP_CHECK_GOTO(rc, s->L <= 1024, PEP_ERR_FORMAT, "%s: tensor names reach encoder.layer.%d; at most 1024 layers are supported",
+                   path, s->L - 1);
     PEP_CHECK_GOTO(rc, s->C % s->NH == 0, PEP_ERR_FORMAT, "%s: %d heads do not divide hidden size %d", path, s->NH, s->C);
     if (s->ntags < 0) s->ntags = 0, note_problem(&pr, &pr.missing, "missing tensor classifier.weight (classifier.bias is present)");
     if (strcmp(s->model_type, "bert") == 0)
