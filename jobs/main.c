@@ -9,10 +9,16 @@ struct command {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *help;
+    int raw; /* 1: gets argv[0] = the command name, reports its own errors and returns the exit code */
 };
 
 static const struct command commands[] = {
     {"tokenizer", pep_cmd_tokenizer, "tokenizer train|encode|text|align|bench (SentencePiece)"},
+    {"pretrain", pep_cmd_pretrain, "masked-LM pretraining of the base encoder -> <out>/base.h5", 1},
+    {"prime", pep_cmd_prime, "MAML priming for PE fine-tuning (mpirun / srun) -> <out>/primed.h5", 1},
+    {"finetune", pep_cmd_finetune, "PE fine-tuning on the source language(s) -> <out>/adapted.h5", 1},
+    {"evaluate", pep_cmd_evaluate, "zero-shot entity F1 per target language -> <out>/results.{json,csv}", 1},
+    {"import-hf", pep_cmd_import_hf, "import Hugging Face XLM-R weights (safetensors) -> base.h5", 1},
     {"inspect", pep_cmd_inspect, "print a checkpoint: stage, step, config, groups with norms, tasks, log (--verify)"},
     {"config", pep_cmd_config, "print the resolved config (--config F --set k=v), or --doc for the key reference"},
     {"bench", pep_cmd_bench, "benchmarks: bench encoder --shape tiny|base --mode full|pe"},
@@ -23,6 +29,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: peprime <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nstage options: --config JOB.ini --set section.key=value --out DIR --init FILE.h5 --model FILE.h5\n"
+               "               --resume auto|none|PATH --verbose   (see docs/config.md)\n");
 }
 
 int main(int argc, char **argv)
@@ -37,6 +45,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) {
+            if (commands[i].raw) return commands[i].run(argc - 1, argv + 1);
             int rc = commands[i].run(argc - 2, argv + 2);
             if (rc != PEP_OK) {
                 fprintf(stderr, "peprime %s: error: %s\n", argv[1], pep_error_message());

@@ -1,0 +1,30 @@
+/* Hugging Face XLM-R / BERT tensor names -> peprime parameter-table names (docs/model.md).
+ * Pure string work, not collective.
+ *
+ * Accepted: names with or without the "roberta." / "bert." prefix; old BERT LayerNorm names
+ * (".gamma" / ".beta"); the token-classification head "classifier.*"; the masked-LM head
+ * "lm_head.{dense,layer_norm,bias}" and BERT's "cls.predictions.*" spelling of it; the tied
+ * decoder "lm_head.decoder.weight" (checked against the word embeddings by the importer).
+ * Skipped with a note: "pooler.*", the "embeddings.position_ids" buffer, BERT's next-sentence
+ * head "cls.seq_relationship.*". */
+#ifndef PEP_HF_NAMES_H
+#define PEP_HF_NAMES_H
+
+#include <stddef.h>
+
+enum pep_hf_name_kind {
+    PEP_HF_NAME_KIND_PARAM,     /* maps to a peprime parameter (written to `out`) */
+    PEP_HF_NAME_KIND_TIED,      /* decoder weight tied to embeddings.word_embeddings.weight */
+    PEP_HF_NAME_KIND_TIED_BIAS, /* decoder bias tied to lm_head.bias */
+    PEP_HF_NAME_KIND_IGNORED,   /* known, not imported (`note` says why) */
+    PEP_HF_NAME_KIND_UNKNOWN,   /* not a tensor of these models */
+};
+
+/* Maps one Hugging Face name. `out` (len bytes) receives the peprime name for PARAM (and the
+ * name the tensor is tied to for TIED / TIED_BIAS); `*note` (if non-NULL) gets a static
+ * one-line reason for IGNORED / TIED / UNKNOWN. */
+enum pep_hf_name_kind pep_hf_map_name(const char *hf, char *out, size_t len, const char **note);
+/* For a peprime name "encoder.layer.N.<rest>": N (and *rest points at <rest>), else -1. */
+int pep_hf_layer_index(const char *name, const char **rest);
+
+#endif
