@@ -13,11 +13,11 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"tokenizer", pep_cmd_tokenizer, "tokenizer train|encode|text|align|bench (SentencePiece)"},
+    {"tokenizer", pep_cmd_tokenizer, "tokenizer train|encode|text|align|bench (SentencePiece)", 0},
     {"import-hf", pep_cmd_import_hf, "import Hugging Face XLM-R weights (safetensors) -> base.h5", 1},
-    {"inspect", pep_cmd_inspect, "print a checkpoint: stage, step, config, groups with norms, tasks, log (--verify)"},
-    {"config", pep_cmd_config, "print the resolved config (--config F --set k=v), or --doc for the key reference"},
-    {"bench", pep_cmd_bench, "benchmarks: bench encoder --shape tiny|base --mode full|pe"},
+    {"inspect", pep_cmd_inspect, "print a checkpoint: stage, step, config, groups with norms, tasks, log (--verify)", 0},
+    {"config", pep_cmd_config, "print the resolved config (--config F --set k=v), or --doc for the key reference", 0},
+    {"bench", pep_cmd_bench, "benchmarks: bench encoder --shape tiny|base --mode full|pe", 0},
 };
 
 static void usage(FILE *f)
