@@ -137,6 +137,9 @@ static void test_conll_data_path(void **state)
     pep_corpus_destroy(&c);
     /* Without data.root: $PEPRIME_DATA, and a missing root names the variable. */
     cfg.data.root[0] = '\0';
+    char saved[1024] = "";
+    const char *env = getenv("PEPRIME_DATA");
+    if (env) snprintf(saved, sizeof saved, "%s", env);
     setenv("PEPRIME_DATA", "/nonexistent-peprime-root", 1);
     pep_error_clear();
     assert_int_equal(pep_data_path(&cfg, NULL, "qq", "dev", path, sizeof path), PEP_ERR_IO);
@@ -147,6 +150,7 @@ static void test_conll_data_path(void **state)
     assert_int_equal(pep_data_root(&cfg, dir, path, sizeof path, NULL), PEP_ERR_IO); /* dir/../shared/data absent */
     assert_non_null(strstr(pep_error_message(), "shared/data"));
     pep_error_clear();
+    if (saved[0]) setenv("PEPRIME_DATA", saved, 1);
 }
 
 static void test_conll_real_data_if_present(void **state)
