@@ -14,6 +14,10 @@ struct command {
 
 static const struct command commands[] = {
     {"tokenizer", pep_cmd_tokenizer, "tokenizer train|encode|text|align|bench (SentencePiece)", 0},
+    {"pretrain", pep_cmd_pretrain, "masked-LM pretraining of the base encoder -> <out>/base.h5", 1},
+    {"prime", pep_cmd_prime, "MAML priming for PE fine-tuning (mpirun / srun) -> <out>/primed.h5", 1},
+    {"finetune", pep_cmd_finetune, "PE fine-tuning on the source language(s) -> <out>/adapted.h5", 1},
+    {"evaluate", pep_cmd_evaluate, "zero-shot entity F1 per target language -> <out>/results.{json,csv}", 1},
     {"import-hf", pep_cmd_import_hf, "import Hugging Face XLM-R weights (safetensors) -> base.h5", 1},
     {"inspect", pep_cmd_inspect, "print a checkpoint: stage, step, config, groups with norms, tasks, log (--verify)", 0},
     {"config", pep_cmd_config, "print the resolved config (--config F --set k=v), or --doc for the key reference", 0},

@@ -63,6 +63,7 @@ static const struct pep_config_key keys[] = {
     KSTR("data.languages", data.languages, "priming / pretraining languages, comma separated"),
     KSTR("data.source", data.source, "fine-tuning source language(s)"),
     KSTR("data.targets", data.targets, "evaluation languages"),
+    KSTR("data.pretrain_languages", data.pretrain_languages, "masked-LM pretraining languages; empty = languages + source + targets"),
     KSTR("data.tags", data.tags, "tag set, comma separated"),
     KINT("data.max_sentences", data.max_sentences, 0, 1 << 30, "sentences read per language and split; 0 = all"),
     KBOOL("data.strict_iob2", data.strict_iob2, "strict IOB2 chunking in evaluate (conlleval rules otherwise)"),

@@ -58,6 +58,7 @@ struct pep_config {
         char languages[PEP_CFG_STR];  /* priming / pretraining languages, comma separated */
         char source[PEP_CFG_STR];     /* fine-tuning source language(s) */
         char targets[PEP_CFG_STR];    /* evaluation languages */
+        char pretrain_languages[PEP_CFG_STR]; /* MLM pretraining languages; "" = languages + source + targets */
         char tags[PEP_CFG_STR];       /* tag set, comma separated */
         int max_sentences;            /* per language and split; 0 = all */
         int strict_iob2;              /* bool: strict chunking in evaluate */

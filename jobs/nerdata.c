@@ -1,0 +1,183 @@
+/* NER data for the stages (nerdata.h): io/conll reads, src/tokenizer encodes. */
+#include "nerdata.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conll.h"
+#include "core/error.h"
+#include "data/corpus.h"
+#include "pep_mpi.h"
+#include "spm_file.h"
+
+int pep_run_tags(const struct pep_run *run, char names[][32], int cap, int *n)
+{
+    *n = pep_list_count(run->cfg.data.tags);
+    PEP_CHECK(*n >= 1 && *n <= cap, PEP_ERR_USAGE, "data.tags must list between 1 and %d tags", cap);
+    for (int i = 0; i < *n; i++) PEP_CALL(pep_list_item(run->cfg.data.tags, i, names[i], 32));
+    return PEP_OK;
+}
+
+int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
+{
+    char path[1200];
+    pep_run_path(run, run->cfg.model.tokenizer, path, sizeof path);
+    int rc = pep_spm_read_file(path, out);
+    if (rc != PEP_OK) {
+        pep_error_clear();
+        PEP_FAIL(rc, "cannot load the tokenizer '%s' (model.tokenizer; relative paths are under run.out = '%s'): "
+                 "train one with `peprime tokenizer train ... --out %s` or point model.tokenizer at one",
+                 path, run->out, path);
+    }
+    return PEP_OK;
+}
+
+void pep_nerset_free(struct pep_nerset *s)
+{
+    pep_free(s->ids);
+    pep_free(s->labels);
+    pep_free(s->len);
+    pep_free(s->word_off);
+    pep_free(s->gold);
+    pep_free(s->first);
+    memset(s, 0, sizeof *s);
+}
+
+int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const char *lang, const char *split,
+                    struct pep_nerset *out)
+{
+    memset(out, 0, sizeof *out);
+    struct pep_corpus *c = NULL;
+    PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c));
+    int rc = PEP_OK, T = run->cfg.model.max_seq_len;
+    const char **words = NULL;
+    size_t *lens = NULL;
+    int maxw = 1;
+    for (int s = 0; s < c->nsent; s++)
+        if (pep_corpus_sentence_len(c, s) > maxw) maxw = pep_corpus_sentence_len(c, s);
+    snprintf(out->lang, sizeof out->lang, "%s", lang);
+    snprintf(out->split, sizeof out->split, "%s", split);
+    out->n = c->nsent;
+    out->T = T;
+    PEP_ALLOC_GOTO(rc, out->ids, (size_t)c->nsent * T);
+    PEP_ALLOC_GOTO(rc, out->labels, (size_t)c->nsent * T);
+    PEP_ALLOC_GOTO(rc, out->len, (size_t)c->nsent);
+    PEP_ALLOC_GOTO(rc, out->word_off, (size_t)c->nsent + 1);
+    PEP_ALLOC_GOTO(rc, out->gold, c->nwords + 1);
+    PEP_ALLOC_GOTO(rc, out->first, c->nwords + 1);
+    PEP_ALLOC_GOTO(rc, words, (size_t)maxw);
+    PEP_ALLOC_GOTO(rc, lens, (size_t)maxw);
+    for (int s = 0; s < c->nsent; s++) {
+        int nw = pep_corpus_sentence_len(c, s), n_ids = 0, cut = 0;
+        size_t w0 = c->sent_start[s];
+        for (int j = 0; j < nw; j++) {
+            words[j] = pep_corpus_word(c, s, j);
+            lens[j] = (size_t)c->word_len[w0 + (size_t)j];
+        }
+        int *ids = out->ids + (size_t)s * T, *lab = out->labels + (size_t)s * T;
+        PEP_CALL_GOTO(rc, pep_spm_encode_sentence(spm, words, lens, nw, T, ids, out->first + w0, &n_ids, &cut));
+        for (int t = n_ids; t < T; t++) ids[t] = PEP_PAD_ID;
+        for (int t = 0; t < T; t++) lab[t] = PEP_IGNORE_INDEX;
+        const int *tags = pep_corpus_sentence_tags(c, s);
+        for (int j = 0; j < nw; j++) {
+            out->gold[w0 + (size_t)j] = tags[j];
+            if (out->first[w0 + (size_t)j] >= 0) lab[out->first[w0 + (size_t)j]] = tags[j];
+        }
+        out->len[s] = n_ids;
+        out->word_off[s] = (int)w0;
+        out->tokens += n_ids;
+        if (cut) out->truncated_sentences++, out->truncated_words += cut;
+    }
+    out->word_off[c->nsent] = (int)c->nwords;
+    if (out->truncated_sentences && run->rank == 0)
+        pep_info("data: %s/%s: %d of %d sentences longer than model.max_seq_len = %d subwords were truncated "
+                 "(%d words lost; they count as predicted O in evaluation)",
+                 lang, split, out->truncated_sentences, out->n, T, out->truncated_words);
+cleanup:
+    pep_free(words);
+    pep_free(lens);
+    pep_corpus_destroy(&c);
+    if (rc) pep_nerset_free(out);
+    return rc;
+}
+
+void pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, int *ids, int *labels, struct pep_batch *b)
+{
+    int T = 2;
+    for (int i = 0; i < B; i++)
+        if (s->len[idx[i]] > T) T = s->len[idx[i]];
+    for (int i = 0; i < B; i++) {
+        memcpy(ids + (size_t)i * T, s->ids + (size_t)idx[i] * s->T, (size_t)T * sizeof(int));
+        memcpy(labels + (size_t)i * T, s->labels + (size_t)idx[i] * s->T, (size_t)T * sizeof(int));
+    }
+    b->B = B;
+    b->T = T;
+    b->input_ids = ids;
+    b->labels = labels;
+}
+
+int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,
+                     int rank, int size)
+{
+    int B = m->spec.max_B, K = m->spec.ntags, rc = PEP_OK;
+    int o_tag = 0;
+    for (int k = 0; k < ev->ntags; k++)
+        if (ev->prefix[k] == PEP_IOB_O) o_tag = k;
+    int *ids = NULL, *labels = NULL, *idx = NULL, *pred = NULL;
+    PEP_ALLOC_GOTO(rc, ids, (size_t)B * s->T);
+    PEP_ALLOC_GOTO(rc, labels, (size_t)B * s->T);
+    PEP_ALLOC_GOTO(rc, idx, (size_t)B);
+    int maxw = 1;
+    for (int i = 0; i < s->n; i++)
+        if (s->word_off[i + 1] - s->word_off[i] > maxw) maxw = s->word_off[i + 1] - s->word_off[i];
+    PEP_ALLOC_GOTO(rc, pred, (size_t)maxw);
+    int nbatches = (s->n + B - 1) / B, lrc = PEP_OK;
+    for (int bi = rank; bi < nbatches && lrc == PEP_OK; bi += size) {
+        int b0 = bi * B, nb = s->n - b0 < B ? s->n - b0 : B;
+        for (int i = 0; i < nb; i++) idx[i] = b0 + i;
+        struct pep_batch b;
+        pep_nerset_batch(s, idx, nb, ids, labels, &b);
+        float loss;
+        lrc = pep_model_forward(m, &b, 0, 0, &loss);
+        if (lrc) break;
+        const float *logits = pep_model_logits(m);
+        for (int i = 0; i < nb; i++) {
+            int sent = b0 + i, w0 = s->word_off[sent], nw = s->word_off[sent + 1] - w0;
+            for (int w = 0; w < nw; w++) {
+                int f = s->first[w0 + w];
+                if (f < 0) {
+                    pred[w] = o_tag;
+                    continue;
+                }
+                const float *z = logits + ((size_t)i * b.T + f) * K;
+                int best = 0;
+                for (int k = 1; k < K; k++)
+                    if (z[k] > z[best]) best = k;
+                pred[w] = best;
+            }
+            lrc = pep_conlleval_add(ev, s->gold + w0, pred, nw);
+            if (lrc) break;
+        }
+    }
+    /* a rank that failed must not leave the others waiting in the reduction below */
+    if (size > 1) lrc = pep_mpi_agree(lrc, comm);
+    PEP_CALL_GOTO(rc, lrc);
+    /* sum the counts over ranks */
+    long v[8 + 3 * PEP_EVAL_MAX_TYPES];
+    v[0] = ev->all.gold, v[1] = ev->all.pred, v[2] = ev->all.correct, v[3] = ev->sentences, v[4] = ev->tokens;
+    v[5] = ev->tokens_correct, v[6] = ev->ill_formed_gold, v[7] = ev->ill_formed_pred;
+    for (int t = 0; t < PEP_EVAL_MAX_TYPES; t++)
+        v[8 + 3 * t] = ev->per_type[t].gold, v[9 + 3 * t] = ev->per_type[t].pred, v[10 + 3 * t] = ev->per_type[t].correct;
+    if (size > 1 && MPI_Allreduce(MPI_IN_PLACE, v, (int)(sizeof v / sizeof v[0]), MPI_LONG, MPI_SUM, comm) != MPI_SUCCESS)
+        PEP_CHECK_GOTO(rc, 0, PEP_ERR_MPI, "MPI_Allreduce of the evaluation counts failed");
+    ev->all.gold = v[0], ev->all.pred = v[1], ev->all.correct = v[2], ev->sentences = v[3], ev->tokens = v[4];
+    ev->tokens_correct = v[5], ev->ill_formed_gold = v[6], ev->ill_formed_pred = v[7];
+    for (int t = 0; t < PEP_EVAL_MAX_TYPES; t++)
+        ev->per_type[t].gold = v[8 + 3 * t], ev->per_type[t].pred = v[9 + 3 * t], ev->per_type[t].correct = v[10 + 3 * t];
+cleanup:
+    pep_free(ids);
+    pep_free(labels);
+    pep_free(idx);
+    pep_free(pred);
+    return rc;
+}

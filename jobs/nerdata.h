@@ -1,0 +1,48 @@
+/* The NER data as the stages use it: one language's split read (io/conll), encoded with the
+ * SentencePiece model (src/tokenizer) into fixed-stride id and label rows, with the word ->
+ * first-piece map that evaluation needs, and batches cut from it. */
+#ifndef PEP_NERDATA_H
+#define PEP_NERDATA_H
+
+#include <mpi.h>
+
+#include "metrics/conlleval.h"
+#include "model/model.h"
+#include "run.h"
+#include "tokenizer/spm.h"
+
+struct pep_nerset {
+    char lang[32];
+    char split[16];
+    int n;            /* sentences */
+    int T;            /* row stride: model.max_seq_len */
+    int *ids;         /* (n, T) fairseq ids, PEP_PAD_ID after the sentence */
+    int *labels;      /* (n, T) tag at each word's first piece, PEP_IGNORE_INDEX elsewhere */
+    int *len;         /* (n) ids in use */
+    int *word_off;    /* (n + 1) offsets into gold / first */
+    int *gold;        /* gold tag of every word */
+    int *first;       /* index of every word's first piece in its row, -1 if truncated away */
+    long tokens;      /* ids in use over all sentences */
+    int truncated_sentences, truncated_words;
+};
+
+/* Path of <root>/ner/wikiann/<lang>/<split>.txt (or the generated corpus when
+ * data.corpus = generated), read and encoded. Reports truncation through pep_info. */
+int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const char *lang, const char *split,
+                    struct pep_nerset *out);
+void pep_nerset_free(struct pep_nerset *s);
+/* Builds a batch of the sentences idx[0..B) into ids / labels (room for B * s->T each); the
+ * batch's T is the longest of them. */
+void pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, int *ids, int *labels, struct pep_batch *b);
+/* Tags every word of the set with the model (argmax at its first piece; words cut by
+ * truncation count as "O") and adds gold / predicted tags to `ev`. Sentences are sharded
+ * over the ranks of comm and the counts summed, so every rank ends with the same `ev`.
+ * Collective. */
+int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,
+                     int rank, int size);
+/* Tag names of data.tags, and their count. */
+int pep_run_tags(const struct pep_run *run, char names[][32], int cap, int *n);
+/* Loads the tokenizer named by model.tokenizer (relative to run.out unless absolute). */
+int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out);
+
+#endif

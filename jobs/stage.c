@@ -1,0 +1,199 @@
+/* Stage helpers (stage.h). */
+#include "stage.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/blas_info.h"
+#include "core/error.h"
+#include "placement.h"
+
+int pep_series_push(struct pep_series *s, double x)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 256;
+        double *v = realloc(s->v, cap * sizeof *v);
+        PEP_CHECK(v, PEP_ERR_NOMEM, "out of memory growing the %s log", s->name);
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = x;
+    return PEP_OK;
+}
+
+void pep_series_free(struct pep_series *s)
+{
+    free(s->v);
+    s->v = NULL;
+    s->n = s->cap = 0;
+}
+
+int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **argv)
+{
+    memset(st, 0, sizeof *st);
+    PEP_CALL(pep_mpi_init(NULL, NULL, &st->mpi));
+    st->mpi_up = 1;
+    int rc = pep_run_parse(&st->run, stage, argc, argv);
+    PEP_CALL(pep_mpi_agree(rc, st->mpi.comm));
+    st->run.rank = st->mpi.rank;
+    st->run.size = st->mpi.size;
+    pep_run_install_signals();
+    struct pep_placement pl;
+    memset(&pl, 0, sizeof pl);
+    PEP_CALL(pep_placement_setup(st->mpi.comm, st->run.cfg.run.threads, 1, &pl));
+    pep_placement_fini(&pl);
+    if (st->mpi.rank == 0) pep_blas_check();
+    rc = pep_run_start(&st->run);
+    PEP_CALL(pep_mpi_agree(rc, st->mpi.comm));
+    return PEP_OK;
+}
+
+int pep_stage_end(struct pep_stage *st, int rc)
+{
+    if (st->mpi_up) {
+        int agreed = pep_mpi_agree(rc, st->mpi.comm);
+        if (agreed != PEP_OK) rc = agreed;
+    }
+    if (rc != PEP_OK && rc != PEP_ERR_INTERRUPTED && (!st->mpi_up || st->mpi.rank == 0 || st->mpi.size == 1)) {
+        fprintf(stderr, "peprime %s: error: %s\n", st->run.stage ? st->run.stage : "", pep_error_message());
+        if (pep_log_level() >= PEP_LOG_DEBUG) fprintf(stderr, "%s", pep_error_where());
+    }
+    if (rc == PEP_ERR_INTERRUPTED && (!st->mpi_up || st->mpi.rank == 0))
+        fprintf(stderr, "peprime %s: stopped on a signal after writing a checkpoint; resume with --resume auto\n",
+                st->run.stage);
+    if (st->mpi_up) pep_mpi_finalize(&st->mpi);
+    st->mpi_up = 0;
+    /* status already printed: tell main not to print it again */
+    return rc == PEP_OK ? 0 : rc == PEP_ERR_INTERRUPTED ? PEP_EXIT_PREEMPTED : rc == PEP_ERR_USAGE ? 2 : 1;
+}
+
+int pep_stage_load(const char *path, struct pep_model *m, unsigned groups, struct pep_ckpt_info *info_out)
+{
+    struct pep_ckpt_reader *r = NULL;
+    PEP_CALL(pep_ckpt_open(path, &r));
+    int rc = PEP_OK;
+    const struct pep_ckpt_info *in = pep_ckpt_info(r);
+    if (in->has_spec) {
+        const struct pep_model_spec *a = &in->spec, *b = &m->spec;
+        PEP_CHECK_GOTO(rc, a->L == b->L && a->C == b->C && a->NH == b->NH && a->FF == b->FF && a->V == b->V,
+                       PEP_ERR_USAGE,
+                       "%s holds a model with layers=%d hidden=%d heads=%d ff=%d vocab=%d, but the config asks for "
+                       "layers=%d hidden=%d heads=%d ff=%d vocab=%d (set the [model] keys to match the checkpoint)",
+                       path, a->L, a->C, a->NH, a->FF, a->V, b->L, b->C, b->NH, b->FF, b->V);
+    }
+    PEP_CALL_GOTO(rc, pep_ckpt_read_params(r, &m->table, m->params, groups));
+    if (info_out) {
+        *info_out = *in;
+        info_out->config = NULL;
+    }
+cleanup:
+    pep_ckpt_close(&r);
+    return rc;
+}
+
+int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save *s)
+{
+    struct pep_ckpt_writer *w = NULL;
+    char *ini = NULL;
+    int rc = PEP_OK;
+    PEP_CALL(pep_config_to_ini(&s->run->cfg, &ini));
+    PEP_CALL_GOTO(rc, pep_ckpt_create(path, comm, &w));
+    struct pep_ckpt_header h = {.stage = s->stage, .step = s->step, .config = ini, .rng_state = s->rng,
+                                .rng_words = 4, .spec = &s->m->spec};
+    PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
+    PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &s->m->table, s->m->params, s->groups));
+    if (s->opt && s->opt->m) {
+        /* the moments cover the optimizer's range [begin, end); the writer indexes them like params */
+        PEP_CALL_GOTO(rc, pep_ckpt_write_moments(w, &s->m->table, s->opt->m - s->opt->begin, s->opt->v - s->opt->begin,
+                                                 s->opt_groups, s->opt->t));
+    }
+    if (s->ntasks > 0) PEP_CALL_GOTO(rc, pep_ckpt_write_tasks(w, &s->m->table, s->task_groups, s->tasks, s->ntasks));
+    for (int i = 0; i < s->nseries; i++)
+        PEP_CALL_GOTO(rc, pep_ckpt_write_log(w, s->series[i].name, s->series[i].v, s->series[i].n));
+    PEP_CALL_GOTO(rc, pep_ckpt_commit(&w));
+cleanup:
+    if (w) pep_ckpt_abort(&w);
+    pep_free(ini);
+    return rc;
+}
+
+static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *path, size_t len)
+{
+    char dir[1100];
+    pep_run_path(s->run, s->run->cfg.checkpoint.dir, dir, sizeof dir);
+    int mk = PEP_OK;
+    if (s->run->rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        mk = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot create the checkpoint folder %s: %s", dir,
+                           strerror(errno));
+    PEP_CALL(pep_mpi_agree(mk, comm));
+    PEP_CALL(pep_ckpt_name(dir, s->stage, s->step, path, len));
+    PEP_CALL(pep_stage_save(comm, path, s));
+    int rc = PEP_OK;
+    if (s->run->rank == 0) {
+        pep_info("%s: checkpoint %s", s->stage, path);
+        rc = pep_ckpt_rotate(dir, s->stage, s->run->cfg.checkpoint.keep);
+    }
+    return pep_mpi_agree(rc, comm);
+}
+
+int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s)
+{
+    char path[1200];
+    return checkpoint_to(comm, s, path, sizeof path);
+}
+
+int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stage_save *s)
+{
+    char path[1200];
+    PEP_CALL(checkpoint_to(comm, s, path, sizeof path));
+    int rc = PEP_OK;
+    if (s->run->rank == 0) {
+        /* a hard link, swapped in by rename: the final name never shows a half file */
+        char tmp[1300];
+        snprintf(tmp, sizeof tmp, "%s.tmp", final_path);
+        unlink(tmp);
+        if (link(path, tmp) != 0 || rename(tmp, final_path) != 0)
+            rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot publish %s as %s: %s", path,
+                               final_path, strerror(errno));
+    }
+    return pep_mpi_agree(rc, comm);
+}
+
+int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *path, size_t len, int *found)
+{
+    *found = 0;
+    if (!strcmp(run->resume, "none") || !run->resume[0]) return PEP_OK;
+    if (strcmp(run->resume, "auto") != 0) {
+        snprintf(path, len, "%s", run->resume);
+        *found = 1;
+        return PEP_OK;
+    }
+    char dir[1100];
+    pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir);
+    PEP_CALL(pep_ckpt_find_latest(dir, stage, 0, path, len, found));
+    if (!*found && run->rank == 0) pep_info("%s: --resume auto found no checkpoint in %s; starting fresh", stage, dir);
+    return PEP_OK;
+}
+
+int pep_stage_load_series(const char *path, struct pep_series *series, int nseries)
+{
+    struct pep_ckpt_reader *r = NULL;
+    PEP_CALL(pep_ckpt_open(path, &r));
+    int rc = PEP_OK;
+    for (int i = 0; i < nseries; i++) {
+        double *v = NULL;
+        size_t n = 0;
+        PEP_CALL_GOTO(rc, pep_ckpt_read_log(r, series[i].name, &v, &n));
+        series[i].n = 0;
+        for (size_t j = 0; j < n && rc == PEP_OK; j++) rc = pep_series_push(&series[i], v[j]);
+        pep_free(v);
+        if (rc) goto cleanup;
+    }
+cleanup:
+    pep_ckpt_close(&r);
+    return rc;
+}

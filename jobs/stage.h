@@ -1,0 +1,68 @@
+/* Stage helpers shared by pretrain / prime / finetune / evaluate: MPI + placement start-up,
+ * model creation from the config, loading a checkpoint's groups into a model, and writing
+ * a checkpoint (atomically, collectively) with the model, optimizer, tasks and log. */
+#ifndef PEP_STAGE_H
+#define PEP_STAGE_H
+
+#include <mpi.h>
+
+#include "checkpoint.h"
+#include "model/model.h"
+#include "optim/optim.h"
+#include "pep_mpi.h"
+#include "run.h"
+
+/* A growable float64 series for /log. */
+struct pep_series {
+    char name[32];
+    double *v;
+    size_t n, cap;
+};
+int pep_series_push(struct pep_series *s, double x);
+void pep_series_free(struct pep_series *s);
+
+struct pep_stage {
+    struct pep_run run;
+    struct pep_mpi_ctx mpi;
+    int mpi_up;
+};
+
+/* MPI_Init, option parsing, placement (cores, BLAS threads), the BLAS kernel check and the
+ * resolved config print. Collective. */
+int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **argv);
+/* Agrees on `rc` across ranks, finalizes MPI, prints the error once and maps the status to
+ * an exit code (0 ok, 2 usage, 75 preempted after a checkpoint, 1 otherwise). */
+int pep_stage_end(struct pep_stage *st, int rc);
+
+/* Loads `groups` of the model from a checkpoint file; shape mismatches name the dataset. */
+int pep_stage_load(const char *path, struct pep_model *m, unsigned groups, struct pep_ckpt_info *info_out);
+
+struct pep_stage_save {
+    const char *stage;
+    long step;
+    const struct pep_run *run;
+    const struct pep_model *m;
+    unsigned groups;                  /* parameter groups to write */
+    const struct pep_optim *opt;      /* NULL: no optimizer state */
+    unsigned opt_groups;
+    const struct pep_ckpt_task *tasks;
+    int ntasks;
+    unsigned task_groups;
+    struct pep_series *series;
+    int nseries;
+    uint64_t rng[4];
+};
+/* Writes `path` collectively over comm (tmp + fsync + rename). */
+int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save *s);
+/* Checkpoint `step` into <out>/checkpoints and rotate (checkpoint.keep). Collective. */
+int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s);
+/* The end of a stage: the last checkpoint into <out>/checkpoints, then the same file linked
+ * (atomically) to `final_path`, e.g. <out>/primed.h5. Collective. */
+int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stage_save *s);
+/* --resume: finds the checkpoint to continue from (auto: newest valid in <out>/checkpoints;
+ * none; or a path). *found = 0 when starting fresh. */
+int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *path, size_t len, int *found);
+/* Reads the series back from a checkpoint's /log. */
+int pep_stage_load_series(const char *path, struct pep_series *series, int nseries);
+
+#endif

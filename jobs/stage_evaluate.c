@@ -1,0 +1,89 @@
+/* `peprime evaluate`: zero-shot entity-level F1 of a fine-tuned model on each target
+ * language's test split (conlleval rules, or strict IOB2 with data.strict_iob2), written as
+ * <out>/results.json and <out>/results.csv and printed as a table. Sentences are sharded
+ * over the ranks; the counts are summed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "jobs.h"
+#include "nerdata.h"
+#include "results.h"
+#include "stage.h"
+
+#define MAX_TARGETS 64
+
+static int run_evaluate(struct pep_stage *stg)
+{
+    struct pep_run *run = &stg->run;
+    const struct pep_config *cfg = &run->cfg;
+    MPI_Comm comm = stg->mpi.comm;
+    int rank = stg->mpi.rank, size = stg->mpi.size, rc = PEP_OK, lrc;
+    struct pep_spm *spm = NULL;
+    struct pep_model *m = NULL;
+    struct pep_conlleval *ev = NULL;
+    struct pep_eval_summary *sum = NULL;
+    char tags[64][32];
+    const char *tagp[64];
+    int ntags, ntgt = pep_list_count(cfg->data.targets);
+    PEP_CHECK(run->model[0], PEP_ERR_USAGE, "peprime evaluate needs --model ADAPTED.h5 (the output of finetune)");
+    PEP_CHECK(ntgt >= 1 && ntgt <= MAX_TARGETS, PEP_ERR_USAGE, "data.targets must list 1 to %d languages", MAX_TARGETS);
+    PEP_CALL(pep_run_tags(run, tags, 64, &ntags));
+    for (int i = 0; i < ntags; i++) tagp[i] = tags[i];
+    PEP_CALL(pep_conlleval_create(tagp, ntags, cfg->data.strict_iob2, &ev));
+    PEP_ALLOC_GOTO(rc, sum, ntgt);
+    lrc = pep_run_tokenizer(run, &spm);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+    struct pep_model_spec spec;
+    PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER, 32, &spec));
+    PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
+    /* the model file must hold the same PE method as the config: check the stored shape */
+    struct pep_ckpt_reader *r = NULL;
+    lrc = pep_ckpt_open(run->model, &r);
+    if (lrc == PEP_OK) lrc = pep_ckpt_check_spec(r, &spec);
+    if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
+    pep_ckpt_close(&r);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+    double t0 = pep_now_s();
+    for (int i = 0; i < ntgt; i++) {
+        char lang[32];
+        struct pep_nerset set;
+        PEP_CALL_GOTO(rc, pep_list_item(cfg->data.targets, i, lang, sizeof lang));
+        lrc = pep_nerset_load(run, spm, lang, "test", &set);
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        pep_conlleval_reset(ev);
+        lrc = pep_nerset_score(m, &set, ev, comm, rank, size);
+        pep_nerset_free(&set);
+        PEP_CALL_GOTO(rc, lrc);
+        pep_conlleval_summary(ev, lang, &sum[i]);
+    }
+    if (rank == 0) {
+        char table[16384], path[1200], run_json[2048];
+        PEP_CALL_GOTO(rc, pep_eval_format_table(sum, ntgt, table, sizeof table));
+        pep_info("evaluate: zero-shot entity F1 (%s chunking) of %s on the test splits, %.1f s\n%s",
+                 cfg->data.strict_iob2 ? "strict IOB2" : "conlleval", run->model, pep_now_s() - t0, table);
+        snprintf(run_json, sizeof run_json,
+                 "{\"stage\": \"evaluate\", \"model\": \"%s\", \"pe_method\": \"%s\", \"source\": \"%s\", \"seed\": %d}",
+                 run->model, cfg->pe.method, cfg->data.source, cfg->run.seed);
+        pep_run_path(run, "results.json", path, sizeof path);
+        PEP_CALL_GOTO(rc, pep_results_write_json(path, sum, ntgt, run_json));
+        pep_run_path(run, "results.csv", path, sizeof path);
+        PEP_CALL_GOTO(rc, pep_results_write_csv(path, sum, ntgt));
+        pep_info("evaluate: results in %s/results.json and results.csv", run->out);
+    }
+cleanup:
+    pep_free(sum);
+    pep_conlleval_destroy(&ev);
+    pep_model_destroy(&m);
+    pep_spm_destroy(&spm);
+    return rc;
+}
+
+int pep_cmd_evaluate(int argc, char **argv)
+{
+    struct pep_stage st;
+    int rc = pep_stage_begin(&st, "evaluate", argc - 1, argv + 1);
+    if (rc == PEP_OK) rc = run_evaluate(&st);
+    return pep_stage_end(&st, rc);
+}

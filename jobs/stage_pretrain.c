@@ -1,0 +1,194 @@
+/* `peprime pretrain`: masked-LM pretraining (15% of subwords, 80/10/10 mask / random / keep)
+ * of the encoder on the untagged text of the chosen languages' training splits, writing the
+ * base model (<out>/base.h5: /model + the MLM head). This is how experiments on a machine
+ * without downloads get a multilingual encoder; on a cluster, import-hf gives the same
+ * layout from XLM-R. Ranks split each batch (data parallel). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/mlm.h"
+#include "jobs.h"
+#include "nerdata.h"
+#include "stage.h"
+
+#define MAX_LANGS 128
+
+/* The pretraining languages: data.pretrain_languages, else languages + source + targets. */
+static int pretrain_langs(const struct pep_config *cfg, char names[][32], int *n)
+{
+    *n = 0;
+    const char *lists[3] = {cfg->data.languages, cfg->data.source, cfg->data.targets};
+    int nl = cfg->data.pretrain_languages[0] ? 1 : 3;
+    if (nl == 1) lists[0] = cfg->data.pretrain_languages;
+    for (int l = 0; l < nl; l++)
+        for (int i = 0; i < pep_list_count(lists[l]); i++) {
+            char x[32];
+            PEP_CALL(pep_list_item(lists[l], i, x, sizeof x));
+            int dup = 0;
+            for (int j = 0; j < *n; j++) dup |= !strcmp(names[j], x);
+            if (dup) continue;
+            PEP_CHECK(*n < MAX_LANGS, PEP_ERR_USAGE, "more than %d pretraining languages", MAX_LANGS);
+            strcpy(names[(*n)++], x);
+        }
+    PEP_CHECK(*n > 0, PEP_ERR_USAGE, "no pretraining languages (set data.pretrain_languages)");
+    return PEP_OK;
+}
+
+static int run_pretrain(struct pep_stage *stg)
+{
+    struct pep_run *run = &stg->run;
+    const struct pep_config *cfg = &run->cfg;
+    MPI_Comm comm = stg->mpi.comm;
+    int rank = stg->mpi.rank, size = stg->mpi.size, rc = PEP_OK, lrc = PEP_OK;
+    struct pep_spm *spm = NULL;
+    struct pep_model *m = NULL;
+    struct pep_optim opt = {0};
+    struct pep_nerset sets[MAX_LANGS];
+    char names[MAX_LANGS][32];
+    int nlang = 0, *buf = NULL, *idx = NULL;
+    struct pep_series series[4] = {{.name = "step"}, {.name = "loss"}, {.name = "tokens_per_s"}, {.name = "wall_time"}};
+    memset(sets, 0, sizeof sets);
+    PEP_CALL(pretrain_langs(cfg, names, &nlang));
+    lrc = pep_run_tokenizer(run, &spm);
+    for (int i = 0; i < nlang && lrc == PEP_OK; i++) lrc = pep_nerset_load(run, spm, names[i], "train", &sets[i]);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+    long total = 0, tokens = 0;
+    for (int i = 0; i < nlang; i++) total += sets[i].n, tokens += sets[i].tokens;
+    int GB = cfg->optim.batch_size, LB = (GB + size - 1) / size;
+
+    struct pep_model_spec spec;
+    struct pep_config mcfg = *cfg;
+    strcpy(mcfg.pe.method, "none"); /* the base model has no PE modules */
+    PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM, LB, &spec));
+    PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
+    pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
+    size_t nb = 0, ne = m->table.numel;
+    PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, nb, ne));
+    if (rank == 0)
+        pep_info("pretrain: masked LM on %d languages (%ld sentences, %ld subwords), vocabulary %d, %zu parameters, "
+                 "batch %d over %d rank%s", nlang, total, tokens, spec.V, m->table.numel, GB, size, size == 1 ? "" : "s");
+
+    long start = 0;
+    char rpath[1200];
+    int found = 0;
+    PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "pretrain", rpath, sizeof rpath, &found));
+    if (found) {
+        struct pep_ckpt_reader *r = NULL;
+        int64_t t = 0;
+        lrc = pep_ckpt_open(rpath, &r);
+        if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
+        if (lrc == PEP_OK) lrc = pep_ckpt_read_moments(r, &m->table, opt.m, opt.v, PEP_GROUPS_ALL, &t);
+        if (lrc == PEP_OK) start = (long)pep_ckpt_info(r)->step, opt.t = (long)t;
+        pep_ckpt_close(&r);
+        if (lrc == PEP_OK) lrc = pep_stage_load_series(rpath, series, 4);
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        if (rank == 0) pep_info("pretrain: resumed from %s at step %ld", rpath, start);
+    }
+    int T = spec.max_T;
+    PEP_ALLOC_GOTO(rc, buf, (size_t)2 * LB * T);
+    PEP_ALLOC_GOTO(rc, idx, (size_t)GB);
+    struct pep_progress prog;
+    pep_progress_start(&prog, "pretrain", cfg->optim.steps);
+    double t0 = pep_now_s(), loss_win = 0, tok_win = 0;
+    int win = 0, stopped = 0;
+    long step = start;
+    for (; step < cfg->optim.steps; step++) {
+        /* one language per step (by data size), GB of its sentences; rank r takes its slice */
+        struct pep_rng r;
+        pep_rng_seed(&r, (uint64_t)cfg->run.seed, (uint64_t)step, 0x3d1);
+        int lang = 0;
+        for (long pick = (long)pep_rng_below(&r, (uint64_t)total); pick >= sets[lang].n; lang++) pick -= sets[lang].n;
+        for (int i = 0; i < GB; i++) idx[i] = (int)pep_rng_below(&r, (uint64_t)sets[lang].n);
+        int lo = rank * LB, hi = lo + LB < GB ? lo + LB : GB;
+        double sums[3] = {0, 0, 0}; /* loss x targets, targets, tokens */
+        pep_model_zero_grad(m, PEP_GROUPS_ALL);
+        lrc = PEP_OK;
+        int ntarget = 0;
+        if (hi > lo) {
+            struct pep_batch b;
+            pep_nerset_batch(&sets[lang], idx + lo, hi - lo, buf, buf + (size_t)LB * T, &b);
+            long chosen = 0;
+            lrc = pep_mlm_mask(&b, spec.V, cfg->optim.mask_prob, (uint64_t)cfg->run.seed,
+                               (uint64_t)step * (uint64_t)size + (uint64_t)rank, &chosen);
+            float loss = 0.0f;
+            if (lrc == PEP_OK) lrc = pep_model_forward(m, &b, 1, pep_splitmix64((uint64_t)step * 7 + (uint64_t)rank), &loss);
+            if (lrc == PEP_OK) lrc = pep_model_backward(m, PEP_GROUPS_ALL);
+            ntarget = pep_model_ntargets(m);
+            sums[0] = (double)loss * ntarget, sums[1] = ntarget, sums[2] = (double)b.B * b.T;
+        }
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm));
+        if (size > 1) {
+            /* each rank's gradient is a mean over its masked positions: weight by them */
+            float share = sums[1] > 0 ? (float)(ntarget / sums[1]) : 0.0f;
+            for (size_t i = 0; i < m->table.numel; i++) m->grads[i] *= share;
+            PEP_CALL_GOTO(rc, pep_mpi_reduce_grad(m->grads, m->table.numel, &stg->mpi));
+        }
+        lrc = pep_optim_step(&opt, m->params, m->grads, NULL);
+        if (lrc) {
+            pep_error_clear();
+            PEP_FAIL(PEP_ERR_NUMERIC, "non-finite gradient at pretraining step %ld: lower optim.lr or raise optim.warmup",
+                     step + 1);
+        }
+        double loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+        loss_win += loss;
+        tok_win += sums[2];
+        win++;
+        pep_series_push(&series[0], (double)(step + 1));
+        pep_series_push(&series[1], loss);
+        pep_series_push(&series[2], sums[2] / (pep_now_s() - prog.last + 1e-9));
+        pep_series_push(&series[3], pep_now_s() - t0);
+        if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
+            pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
+            loss_win = tok_win = 0;
+            win = 0;
+        }
+        int stop = pep_run_stop_requested();
+        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm));
+        int periodic = cfg->checkpoint.every > 0 && (step + 1) % cfg->checkpoint.every == 0 && step + 1 < cfg->optim.steps;
+        if (periodic || stop) {
+            struct pep_stage_save sv = {.stage = "pretrain", .step = step + 1, .run = run, .m = m,
+                                        .groups = PEP_GROUPS_ALL, .opt = &opt, .opt_groups = PEP_GROUPS_ALL,
+                                        .series = series, .nseries = 4,
+                                        .rng = {(uint64_t)cfg->run.seed, (uint64_t)(step + 1), 0, 0}};
+            PEP_CALL_GOTO(rc, pep_stage_checkpoint(comm, &sv));
+        }
+        if (stop) {
+            stopped = 1;
+            step++;
+            break;
+        }
+    }
+    if (stopped) {
+        rc = pep_error_set(PEP_ERR_INTERRUPTED, __FILE__, __LINE__, __func__, "stopped at step %ld on a signal", step);
+        goto cleanup;
+    }
+    struct pep_stage_save sv = {.stage = "pretrain", .step = step, .run = run, .m = m, .groups = PEP_GROUPS_ALL,
+                                .opt = &opt, .opt_groups = PEP_GROUPS_ALL, .series = series, .nseries = 4,
+                                .rng = {(uint64_t)cfg->run.seed, (uint64_t)step, 0, 0}};
+    char path[1200];
+    pep_run_path(run, "base.h5", path, sizeof path);
+    PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
+    if (rank == 0)
+        pep_info("pretrain: %ld steps in %.1f s; base model written to %s", step - start, pep_now_s() - t0, path);
+cleanup:
+    for (int i = 0; i < MAX_LANGS; i++) pep_nerset_free(&sets[i]);
+    for (int i = 0; i < 4; i++) pep_series_free(&series[i]);
+    pep_free(buf);
+    pep_free(idx);
+    pep_optim_fini(&opt);
+    pep_model_destroy(&m);
+    pep_spm_destroy(&spm);
+    return rc;
+}
+
+int pep_cmd_pretrain(int argc, char **argv)
+{
+    struct pep_stage st;
+    int rc = pep_stage_begin(&st, "pretrain", argc - 1, argv + 1);
+    if (rc == PEP_OK) rc = run_pretrain(&st);
+    return pep_stage_end(&st, rc);
+}

@@ -1,0 +1,303 @@
+/* `peprime prime`: MAML priming (src/maml) over MPI. Rank r runs tasks r, r+P, ... of each
+ * meta-batch; the meta-gradient is summed with one allreduce per meta-step and every rank
+ * applies the same AdamW step to its replica. The latest adapted PE + head state of each
+ * language is kept by the rank that produced it and written collectively into /tasks. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/partition.h"
+#include "core/rng.h"
+#include "jobs.h"
+#include "maml/maml.h"
+#include "maml/tasks.h"
+#include "nerdata.h"
+#include "stage.h"
+
+#define MAX_LANGS 128
+
+struct lang_state {
+    int owner;          /* rank that ran this language's latest episode, -1 if none yet */
+    int64_t episode, step;
+    double support_loss, query_loss;
+    float *state;       /* the owner's copy of the adapted state (task groups) */
+};
+
+/* Debug hook for the fault-injection test: PEP_FAULT_RANK / PEP_FAULT_STEP make that rank
+ * fail that meta-step as a non-finite loss would. */
+static int fault_here(int rank, long step)
+{
+    const char *r = getenv("PEP_FAULT_RANK"), *s = getenv("PEP_FAULT_STEP");
+    return r && s && atoi(r) == rank && atol(s) == step;
+}
+
+/* The /tasks list every rank passes to the writer: all languages seen so far, with owners. */
+static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][32], int nlang, int rank)
+{
+    int nt = 0;
+    for (int l = 0; l < nlang; l++) {
+        if (ls[l].owner < 0) continue;
+        memset(&tasks[nt], 0, sizeof tasks[nt]);
+        snprintf(tasks[nt].lang, sizeof tasks[nt].lang, "%s", names[l]);
+        tasks[nt].owner = ls[l].owner, tasks[nt].episode = ls[l].episode, tasks[nt].step = ls[l].step;
+        tasks[nt].support_loss = ls[l].support_loss, tasks[nt].query_loss = ls[l].query_loss;
+        tasks[nt].state = ls[l].owner == rank ? ls[l].state : NULL;
+        nt++;
+    }
+    return nt;
+}
+
+static int reduce_cb(float *g, size_t n, void *ud)
+{
+    struct pep_mpi_ctx *mpi = ud;
+    return pep_mpi_reduce_grad(g, n, mpi);
+}
+
+static int run_prime(struct pep_stage *stg)
+{
+    struct pep_run *run = &stg->run;
+    const struct pep_config *cfg = &run->cfg;
+    MPI_Comm comm = stg->mpi.comm;
+    int rank = stg->mpi.rank, size = stg->mpi.size;
+    int rc = PEP_OK;
+    struct pep_spm *spm = NULL;
+    struct pep_model *m = NULL;
+    struct pep_maml *mm = NULL;
+    struct pep_optim opt = {0};
+    struct pep_nerset sets[MAX_LANGS];
+    struct lang_state ls[MAX_LANGS];
+    char names[MAX_LANGS][32];
+    int nlang = pep_list_count(cfg->data.languages);
+    int *buf = NULL, *sidx = NULL, *qidx = NULL;
+    double *stats = NULL; /* [query sum, support sum, tokens, per language: support, query] */
+    struct pep_ckpt_task *tasks = NULL;
+    struct pep_series series[5] = {{.name = "step"}, {.name = "meta_loss"}, {.name = "support_loss"},
+                                   {.name = "tokens_per_s"}, {.name = "wall_time"}};
+    memset(sets, 0, sizeof sets);
+    memset(ls, 0, sizeof ls);
+    PEP_CHECK(nlang >= 1 && nlang <= MAX_LANGS, PEP_ERR_USAGE,
+              "data.languages must list between 1 and %d priming languages, got '%s'", MAX_LANGS, cfg->data.languages);
+
+    /* data: every rank holds every priming language (tasks pick languages at random) */
+    int lrc = pep_run_tokenizer(run, &spm);
+    for (int i = 0; i < nlang && lrc == PEP_OK; i++) {
+        lrc = pep_list_item(cfg->data.languages, i, names[i], sizeof names[i]);
+        if (lrc == PEP_OK) lrc = pep_nerset_load(run, spm, names[i], "train", &sets[i]);
+    }
+    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+    int sizes[MAX_LANGS];
+    const char *cnames[MAX_LANGS];
+    for (int i = 0; i < nlang; i++) sizes[i] = sets[i].n, cnames[i] = names[i];
+    PEP_CALL_GOTO(rc, pep_task_check_sizes(nlang, sizes, cnames, cfg->maml.support_size, cfg->maml.query_size));
+    float weights[MAX_LANGS];
+    pep_task_weights(nlang, sizes, !strcmp(cfg->maml.sampling, "temperature"), cfg->maml.temperature, weights);
+
+    /* model: the pretrained encoder from --init, fresh PE + head */
+    char ntag_names[64][32];
+    int ntags;
+    PEP_CALL_GOTO(rc, pep_run_tags(run, ntag_names, 64, &ntags));
+    struct pep_model_spec spec;
+    int maxB = cfg->maml.support_size > cfg->maml.query_size ? cfg->maml.support_size : cfg->maml.query_size;
+    PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER, maxB,
+                                                 &spec));
+    PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
+    pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
+    if (run->init[0]) {
+        lrc = pep_stage_load(run->init, m, PEP_GROUP_BIT(PEP_GROUP_PLM), NULL);
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        if (rank == 0) pep_info("prime: pretrained encoder from %s", run->init);
+    } else if (rank == 0) {
+        pep_warn("prime: no --init checkpoint given: priming a randomly initialised encoder");
+    }
+
+    struct pep_maml_opts mo;
+    PEP_CALL_GOTO(rc, pep_maml_opts_from_config(cfg, m, &mo));
+    PEP_CALL_GOTO(rc, pep_maml_create(m, &mo, &mm));
+    size_t ub, ue, ib, ie;
+    pep_maml_update_range(mm, &ub, &ue);
+    pep_maml_inner_range(mm, &ib, &ie);
+    PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, ub, ue));
+    unsigned update_groups = mo.method == PEP_MAML_METHOD_MULTITASK ? (mo.inner | mo.outer) : mo.outer;
+    /* per-task states: the non-PLM part of the inner set (the whole model for inner = all is too big) */
+    unsigned task_groups = mo.inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
+    size_t tb, te;
+    PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, task_groups, &tb, &te));
+    for (int i = 0; i < nlang; i++) {
+        ls[i].owner = -1;
+        PEP_ALLOC_GOTO(rc, ls[i].state, te - tb);
+    }
+    if (rank == 0) {
+        size_t n_in = ie - ib, n_up = ue - ub;
+        pep_info("prime: %s, order %d, k = %d, inner lr %g, inner set %s (%zu floats), outer set %s (%zu floats), "
+                 "meta-batch %d over %d rank%s, %d languages",
+                 cfg->maml.method, cfg->maml.order, cfg->maml.inner_steps, (double)cfg->maml.inner_lr,
+                 cfg->maml.inner_set, n_in, cfg->maml.outer_set, n_up, cfg->maml.meta_batch, size,
+                 size == 1 ? "" : "s", nlang);
+    }
+
+    /* resume */
+    long start = 0;
+    char rpath[1200];
+    int found = 0;
+    PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "prime", rpath, sizeof rpath, &found));
+    if (found) {
+        struct pep_ckpt_reader *r = NULL;
+        lrc = pep_ckpt_open(rpath, &r);
+        if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
+        int64_t t = 0;
+        if (lrc == PEP_OK) lrc = pep_ckpt_read_moments(r, &m->table, opt.m - ub, opt.v - ub, update_groups, &t);
+        if (lrc == PEP_OK) {
+            opt.t = (long)t;
+            start = (long)pep_ckpt_info(r)->step;
+            /* per-task states come back to the ranks that own their language now */
+            for (int i = 0; i < nlang && lrc == PEP_OK; i++) {
+                struct pep_ckpt_task_info ti;
+                int n = 0;
+                lrc = pep_ckpt_task_count(r, &n);
+                if (lrc || n == 0) break;
+                if (pep_ckpt_read_task(r, names[i], &m->table, task_groups, ls[i].state, &ti) == PEP_OK) {
+                    ls[i].owner = i % size;
+                    ls[i].episode = ti.episode, ls[i].step = ti.step;
+                    ls[i].support_loss = ti.support_loss, ls[i].query_loss = ti.query_loss;
+                } else {
+                    pep_error_clear();
+                }
+            }
+        }
+        pep_ckpt_close(&r);
+        if (lrc == PEP_OK) lrc = pep_stage_load_series(rpath, series, 5);
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        if (rank == 0) pep_info("prime: resumed from %s at meta-step %ld", rpath, start);
+    }
+
+    int S = cfg->maml.support_size, Q = cfg->maml.query_size, M = cfg->maml.meta_batch, T = spec.max_T;
+    PEP_ALLOC_GOTO(rc, buf, (size_t)2 * (S + Q) * T);
+    PEP_ALLOC_GOTO(rc, sidx, S);
+    PEP_ALLOC_GOTO(rc, qidx, Q);
+    PEP_ALLOC_GOTO(rc, tasks, nlang);
+    struct pep_task_range tr;
+    PEP_CALL_GOTO(rc, pep_partition_range(rank, size, M, &tr));
+    size_t nstats = 3 + 2 * (size_t)nlang;
+    PEP_ALLOC_GOTO(rc, stats, nstats);
+    struct pep_progress prog;
+    pep_progress_start(&prog, "prime", cfg->optim.steps);
+    double t_start = pep_now_s(), tokens_window = 0, loss_window = 0;
+    int window = 0;
+    long step = start;
+    int stopped = 0;
+    for (; step < cfg->optim.steps; step++) {
+        memset(stats, 0, nstats * sizeof *stats);
+        pep_maml_zero(mm);
+        int trc = PEP_OK;
+        for (int i = 0; i < tr.count && trc == PEP_OK; i++) {
+            int t = pep_task_range_task(&tr, i), l;
+            pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
+            struct pep_batch bs, bq;
+            pep_nerset_batch(&sets[l], sidx, S, buf, buf + (size_t)S * T, &bs);
+            pep_nerset_batch(&sets[l], qidx, Q, buf + (size_t)2 * S * T, buf + (size_t)(2 * S + Q) * T, &bq);
+            struct pep_maml_task_result res;
+            uint64_t tseed = pep_splitmix64((uint64_t)cfg->run.seed ^ pep_splitmix64((uint64_t)step * 1000003u + (uint64_t)t));
+            trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
+            if (trc == PEP_OK && (fault_here(rank, step) || !isfinite(res.query_loss)))
+                trc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                                    "non-finite meta-loss at meta-step %ld, task %d (language %s) on rank %d%s", step + 1,
+                                    t, names[l], rank, fault_here(rank, step) ? " (injected by PEP_FAULT_RANK)" : "");
+            if (trc) break;
+            memcpy(ls[l].state, res.adapted + (tb - ib), (te - tb) * sizeof(float));
+            stats[0] += res.query_loss;
+            stats[1] += res.support_loss;
+            stats[2] += (double)(bs.B * bs.T + bq.B * bq.T);
+            stats[3 + 2 * l] = res.support_loss;
+            stats[4 + 2 * l] = res.query_loss;
+        }
+        PEP_CALL_GOTO(rc, pep_mpi_agree(trc, comm));
+        /* every rank knows which task ran which language, so ownership needs no message */
+        for (int t = 0; t < M; t++) {
+            int l;
+            pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
+            ls[l].owner = pep_partition_owner(t, size);
+            ls[l].episode = (int64_t)step * M + t;
+            ls[l].step = step + 1;
+        }
+        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, stats, (int)nstats, MPI_DOUBLE, MPI_SUM, comm));
+        for (int l = 0; l < nlang; l++)
+            if (ls[l].step == step + 1) ls[l].support_loss = stats[3 + 2 * l], ls[l].query_loss = stats[4 + 2 * l];
+        double gnorm;
+        PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, reduce_cb, &stg->mpi, &gnorm));
+        double meta_loss = stats[0] / M;
+        loss_window += meta_loss;
+        tokens_window += stats[2];
+        window++;
+        pep_series_push(&series[0], (double)(step + 1));
+        pep_series_push(&series[1], meta_loss);
+        pep_series_push(&series[2], stats[1] / M);
+        pep_series_push(&series[3], stats[2] / (pep_now_s() - prog.last + 1e-9));
+        pep_series_push(&series[4], pep_now_s() - t_start);
+        if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
+            char extra[64];
+            snprintf(extra, sizeof extra, "grad norm %.3g", gnorm);
+            prog.total = cfg->optim.steps;
+            pep_progress_report(&prog, step + 1 - start, loss_window / window, tokens_window, extra);
+            loss_window = tokens_window = 0;
+            window = 0;
+        }
+        int stop = pep_run_stop_requested();
+        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm));
+        int periodic = cfg->checkpoint.every > 0 && (step + 1) % cfg->checkpoint.every == 0 && step + 1 < cfg->optim.steps;
+        if (periodic || stop) {
+            int nt = fill_tasks(tasks, ls, names, nlang, rank);
+            struct pep_stage_save sv = {.stage = "prime", .step = step + 1, .run = run, .m = m, .groups = PEP_GROUPS_ALL,
+                                        .opt = &opt, .opt_groups = update_groups, .tasks = tasks, .ntasks = nt,
+                                        .task_groups = task_groups, .series = series, .nseries = 5,
+                                        .rng = {(uint64_t)cfg->run.seed, (uint64_t)(step + 1), 0, 0}};
+            PEP_CALL_GOTO(rc, pep_stage_checkpoint(comm, &sv));
+        }
+        if (stop) {
+            stopped = 1;
+            step++;
+            break;
+        }
+    }
+    if (!stopped) {
+        int nt = fill_tasks(tasks, ls, names, nlang, rank);
+        struct pep_stage_save sv = {.stage = "prime", .step = step, .run = run, .m = m, .groups = PEP_GROUPS_ALL,
+                                    .opt = &opt, .opt_groups = update_groups, .tasks = tasks, .ntasks = nt,
+                                    .task_groups = task_groups, .series = series, .nseries = 5,
+                                    .rng = {(uint64_t)cfg->run.seed, (uint64_t)step, 0, 0}};
+        char path[1200];
+        pep_run_path(run, "primed.h5", path, sizeof path);
+        PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
+        if (rank == 0)
+            pep_info("prime: %ld meta-steps in %.1f s; primed model written to %s", step - start, pep_now_s() - t_start,
+                     path);
+    } else {
+        rc = pep_error_set(PEP_ERR_INTERRUPTED, __FILE__, __LINE__, __func__, "stopped at meta-step %ld on a signal",
+                           step);
+    }
+cleanup:
+    pep_free(stats);
+    pep_free(buf);
+    pep_free(sidx);
+    pep_free(qidx);
+    pep_free(tasks);
+    for (int i = 0; i < MAX_LANGS; i++) {
+        pep_nerset_free(&sets[i]);
+        pep_free(ls[i].state);
+    }
+    for (int i = 0; i < 5; i++) pep_series_free(&series[i]);
+    pep_optim_fini(&opt);
+    pep_maml_destroy(&mm);
+    pep_model_destroy(&m);
+    pep_spm_destroy(&spm);
+    return rc;
+}
+
+int pep_cmd_prime(int argc, char **argv)
+{
+    struct pep_stage st;
+    int rc = pep_stage_begin(&st, "prime", argc - 1, argv + 1);
+    if (rc == PEP_OK) rc = run_prime(&st);
+    return pep_stage_end(&st, rc);
+}
