@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/error.h"
+#include "data/corpus.h"
+#include "data/generated.h"
 #include "spm_file.h"
 #include "tokenizer/spm.h"
 
@@ -149,6 +153,31 @@ static int run_program(char **args)
     return PEP_OK;
 }
 
+/* The text of the generated corpus (data.corpus = generated), one sentence a line. */
+static int write_generated_text(char **langs, int n_langs, long per_lang, uint64_t seed, FILE *f, long *n_lines)
+{
+    struct pep_config def;
+    pep_config_defaults(&def);
+    const char **tags = NULL;
+    int ntags = 0;
+    PEP_CALL(pep_taglist_parse(def.data.tags, &tags, &ntags));
+    int rc = PEP_OK;
+    for (int l = 0; l < n_langs && rc == PEP_OK; l++) {
+        struct pep_corpus *c = NULL;
+        rc = pep_generated_corpus(langs[l], "train", per_lang > 0 ? (int)per_lang : PEP_GENERATED_DEFAULT_SENTENCES,
+                                  seed, tags, ntags, &c);
+        for (int s = 0; rc == PEP_OK && s < c->nsent; s++) {
+            for (int j = 0; j < pep_corpus_sentence_len(c, s); j++)
+                fprintf(f, "%s%s", j ? " " : "", pep_corpus_word(c, s, j));
+            fputc('\n', f);
+            (*n_lines)++;
+        }
+        pep_corpus_destroy(&c);
+    }
+    pep_free(tags);
+    return rc;
+}
+
 static int cmd_train(struct tok_opts *o)
 {
     int rc = PEP_OK;
@@ -165,6 +194,13 @@ static int cmd_train(struct tok_opts *o)
               o->out);
     memcpy(prefix, o->out, ol - 6);
     prefix[ol - 6] = 0;
+    /* spm_train does not create folders: make the output's folder first */
+    for (char *p = prefix + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(prefix, 0755);
+            *p = '/';
+        }
     PEP_CALL(split_langs(o->data, o->languages, store, sizeof(store), langs, &n_langs));
 
     const char *tdir = getenv("TMPDIR");
@@ -174,8 +210,11 @@ static int cmd_train(struct tok_opts *o)
     f = fdopen(fd, "w");
     PEP_CHECK_GOTO(rc, f, PEP_ERR_IO, "fdopen(%s): %s", tmp, strerror(errno));
     fd = -1;
-    PEP_CALL_GOTO(rc, pep_spm_write_text(o->data, (const char *const *)langs, n_langs, "train",
-                                         o->per_lang, o->seed, f, &n_lines));
+    if (!strcmp(o->data, "generated"))
+        PEP_CALL_GOTO(rc, write_generated_text(langs, n_langs, o->per_lang, o->seed, f, &n_lines));
+    else
+        PEP_CALL_GOTO(rc, pep_spm_write_text(o->data, (const char *const *)langs, n_langs, "train",
+                                             o->per_lang, o->seed, f, &n_lines));
     {
         int closed = fclose(f);
         f = NULL;

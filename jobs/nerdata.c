@@ -7,6 +7,7 @@
 #include "conll.h"
 #include "core/error.h"
 #include "data/corpus.h"
+#include "data/generated.h"
 #include "pep_mpi.h"
 #include "spm_file.h"
 
@@ -48,7 +49,19 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
 {
     memset(out, 0, sizeof *out);
     struct pep_corpus *c = NULL;
-    PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c));
+    if (!strcmp(run->cfg.data.corpus, "generated")) {
+        /* the clearly labelled synthetic corpus: same languages' codes, generated text */
+        const char **tags = NULL;
+        int ntags = 0;
+        PEP_CALL(pep_taglist_parse(run->cfg.data.tags, &tags, &ntags));
+        int n = run->cfg.data.max_sentences > 0 ? run->cfg.data.max_sentences : PEP_GENERATED_DEFAULT_SENTENCES;
+        uint64_t seed = 0x9e3779b9u ^ (uint64_t)(split[0] == 't' && split[1] == 'r' ? 1 : split[0] == 'd' ? 2 : 3);
+        int grc = pep_generated_corpus(lang, split, n, seed, tags, ntags, &c);
+        pep_free(tags);
+        PEP_CALL(grc);
+    } else {
+        PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c));
+    }
     int rc = PEP_OK, T = run->cfg.model.max_seq_len;
     const char **words = NULL;
     size_t *lens = NULL;

@@ -14,6 +14,9 @@
  * split ("train", "dev", "test": different sentences, same vocabulary). The corpus is named
  * "generated:<lang>" and has generated = 1. `tags` must contain O, B-PER, I-PER, B-ORG, I-ORG,
  * B-LOC, I-LOC (PEP_ERR_USAGE listing what is missing otherwise); tag ids follow `tags`. */
+/* Sentences per language and split when the config does not say (data.max_sentences = 0). */
+#define PEP_GENERATED_DEFAULT_SENTENCES 3000
+
 int pep_generated_corpus(const char *lang, const char *split, int nsent, uint64_t seed, const char *const *tags,
                          int ntags, struct pep_corpus **out);
 
