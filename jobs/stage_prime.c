@@ -49,10 +49,16 @@ static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, 
     return nt;
 }
 
+/* Seconds spent in the meta-gradient allreduce (for the scaling report). */
+static double allreduce_seconds;
+
 static int reduce_cb(float *g, size_t n, void *ud)
 {
     struct pep_mpi_ctx *mpi = ud;
-    return pep_mpi_reduce_grad(g, n, mpi);
+    double t0 = pep_now_s();
+    int rc = pep_mpi_reduce_grad(g, n, mpi);
+    allreduce_seconds += pep_now_s() - t0;
+    return rc;
 }
 
 static int run_prime(struct pep_stage *stg)
@@ -269,9 +275,13 @@ static int run_prime(struct pep_stage *stg)
         char path[1200];
         pep_run_path(run, "primed.h5", path, sizeof path);
         PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
-        if (rank == 0)
-            pep_info("prime: %ld meta-steps in %.1f s; primed model written to %s", step - start, pep_now_s() - t_start,
-                     path);
+        if (rank == 0) {
+            double wall = pep_now_s() - t_start;
+            pep_info("prime: %ld meta-steps in %.1f s (%.1f ms per meta-step, allreduce %.1f%% of the time, %zu floats "
+                     "= %.1f MB per meta-step); primed model written to %s",
+                     step - start, wall, 1e3 * wall / (double)(step - start > 0 ? step - start : 1),
+                     100.0 * allreduce_seconds / wall, ue - ub, (double)(ue - ub) * 4e-6, path);
+        }
     } else {
         rc = pep_error_set(PEP_ERR_INTERRUPTED, __FILE__, __LINE__, __func__, "stopped at meta-step %ld on a signal",
                            step);
