@@ -1,4 +1,3 @@
-# shellcheck shell=bash
 # slurm/common.sh: the logic shared by the peprime batch scripts (sourced, never run):
 # argument and environment handling, BLAS/MPI environment, the srun / mpirun launcher,
 # signal forwarding and the requeue-on-preemption protocol. Entry point: pep_stage_main.
@@ -11,6 +10,7 @@
 # <out>/checkpoints/. A SIGTERM (scancel, or preemption by Slurm) is forwarded too, but
 # never answered with a requeue: a cancelled job stays cancelled, and Slurm requeues
 # preempted jobs itself when PreemptMode=REQUEUE.
+# shellcheck shell=bash
 
 PEP_EX_TEMPFAIL=75
 

@@ -1,6 +1,6 @@
-# shellcheck shell=bash
 # tests/slurm/lib.sh: helpers shared by the Slurm stage tests (sourced): bounded waits on
 # job states through scontrol (faster than sbatch --wait's 10 s polls), and failure output.
+# shellcheck shell=bash
 
 fail() { echo "FAIL: $*"; exit 1; }
 
