@@ -1,0 +1,258 @@
+# slurm/common.sh: the logic shared by the peprime batch scripts (sourced, never run):
+# argument and environment handling, BLAS/MPI environment, the srun / mpirun launcher,
+# signal forwarding and the requeue-on-preemption protocol. Entry point: pep_stage_main.
+#
+# Protocol: the batch shell receives USR1 a few minutes before the time limit
+# (#SBATCH --signal=B:USR1@300) and forwards it to the launcher, which forwards it to every
+# rank. peprime finishes its step, writes a checkpoint and exits 75 (EX_TEMPFAIL). The batch
+# shell then runs `scontrol requeue $SLURM_JOB_ID`; the requeued job starts the same script
+# again, which always passes `--resume auto`, so it continues from the newest checkpoint in
+# <out>/checkpoints/. A SIGTERM (scancel, or preemption by Slurm) is forwarded too, but
+# never answered with a requeue: a cancelled job stays cancelled, and Slurm requeues
+# preempted jobs itself when PreemptMode=REQUEUE.
+# shellcheck shell=bash
+
+PEP_EX_TEMPFAIL=75
+
+pep_log() { printf '[%s] peprime-slurm: %s\n' "$(date '+%F %T')" "$*" >&2; }
+pep_die() { pep_log "ERROR: $*"; exit 2; }
+
+# pep_list_item LIST INDEX: the INDEX-th (0-based) item of a comma-separated list.
+pep_list_item() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s' "${a[$2]}"; }
+pep_list_count() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s' "${#a[@]}"; }
+
+# pep_variant_sets VARIANT: the --set overrides that define a priming variant.
+pep_variant_sets() {
+    case "$1" in
+        none) ;;
+        maml) echo "maml.method=maml maml.inner_set=pe+head" ;;
+        maml-all) echo "maml.method=maml maml.inner_set=all" ;;
+        multitask) echo "maml.method=multitask" ;;
+        *) pep_die "unknown priming variant '$1' (choices: none, maml, maml-all, multitask)" ;;
+    esac
+}
+
+# pep_setup_env: BLAS threads and kernels, MPI-as-root permission. Respects values the user
+# exported already, except the thread counts, which follow the allocation.
+pep_setup_env() {
+    local cpus=${SLURM_CPUS_PER_TASK:-1}
+    export OPENBLAS_NUM_THREADS=${PEP_THREADS:-$cpus}
+    export OMP_NUM_THREADS=${PEP_THREADS:-$cpus}
+    if [[ -z "${OPENBLAS_CORETYPE:-}" ]]; then
+        # Debian's OpenBLAS 0.3.21 does not know recent Intel CPUs and falls back to generic
+        # kernels (4x slower); name the kernel family from the CPU flags instead.
+        if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+            export OPENBLAS_CORETYPE=SkylakeX
+        elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+            export OPENBLAS_CORETYPE=Haswell
+        fi
+    fi
+    if [[ $(id -u) -eq 0 ]]; then
+        export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    fi
+}
+
+# pep_launcher_cmd: fills the array PEP_LAUNCH with the launcher prefix for PEP_LAUNCHER.
+pep_launcher_cmd() {
+    local ntasks=${SLURM_NTASKS:-${PEP_NTASKS:-1}} cpus=${SLURM_CPUS_PER_TASK:-1}
+    case "${PEP_LAUNCHER:-srun}" in
+        srun)
+            [[ -n "${SLURM_JOB_ID:-}" || -n "${_pep_dry:-}" ]] ||
+                pep_die "srun needs a Slurm allocation: submit with sbatch, or set PEP_LAUNCHER=mpirun|direct"
+            # cpus-per-task is passed explicitly: since Slurm 22.05 srun no longer inherits it
+            # from sbatch. PMIx is the only PMI that works with Debian's Open MPI.
+            # shellcheck disable=SC2206
+            PEP_LAUNCH=(srun --mpi="${PEP_SRUN_MPI:-pmix}" --ntasks="$ntasks"
+                        --cpus-per-task="$cpus" --kill-on-bad-exit=1 ${PEP_SRUN_ARGS:-})
+            ;;
+        mpirun)
+            # mpirun takes hosts and slots from the allocation; -x carries the BLAS settings
+            # to ranks on other nodes. peprime binds its own threads, so mpirun does not.
+            # shellcheck disable=SC2206
+            PEP_LAUNCH=(mpirun -np "$ntasks" ${PEP_MPIRUN_ARGS:---bind-to none}
+                        -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS)
+            [[ -n "${OPENBLAS_CORETYPE:-}" ]] && PEP_LAUNCH+=(-x OPENBLAS_CORETYPE)
+            ;;
+        direct) PEP_LAUNCH=() ;;
+        *) pep_die "PEP_LAUNCHER='${PEP_LAUNCHER}' (choices: srun, mpirun, direct)" ;;
+    esac
+}
+
+# Signal handling while the launcher runs in the background.
+_pep_child=""
+_pep_trapped=0
+_pep_got_usr1=0
+_pep_got_term=0
+_pep_forward() { # SIGNAL
+    _pep_trapped=1
+    case "$1" in USR1) _pep_got_usr1=1 ;; TERM) _pep_got_term=1 ;; esac
+    pep_log "received SIG$1; forwarding it to the ranks (pid ${_pep_child:-none})"
+    [[ -n "$_pep_child" ]] && kill -"$1" "$_pep_child" 2>/dev/null
+    return 0
+}
+
+# pep_run CMD...: runs CMD in the background, forwards USR1/TERM/INT to it and returns its
+# exit status once it has really exited (a trapped signal interrupts `wait`).
+pep_run() {
+    trap '_pep_forward USR1' USR1
+    trap '_pep_forward TERM' TERM
+    trap '_pep_forward INT' INT
+    "$@" &
+    _pep_child=$!
+    local rc
+    while :; do
+        _pep_trapped=0
+        wait "$_pep_child"
+        rc=$?
+        ((_pep_trapped)) || break
+    done
+    _pep_child=""
+    return "$rc"
+}
+
+# pep_stage_main STAGE ARGS...: the whole life of one batch script.
+# Options: --config F  --set K=V (repeatable)  --init F  --model F  --out D  --resume X
+#          --variants LIST --seeds LIST (job arrays; {variant} and {seed} are replaced in
+#          --out/--init/--model)  --base F (finetune init for variant 'none')  --dry-run
+#          -- ARGS (passed to peprime unchanged)
+# Environment: PEP_CONFIG PEP_SET PEP_INIT PEP_MODEL PEP_OUT PEP_RESUME PEP_VARIANTS PEP_SEEDS
+#          PEP_BASE PEP_LAUNCHER PEPRIME_BIN PEP_THREADS PEP_REQUEUE PEP_MAX_REQUEUES
+pep_stage_main() {
+    local stage=$1
+    shift
+    local config=${PEP_CONFIG:-} init=${PEP_INIT:-} model=${PEP_MODEL:-} out=${PEP_OUT:-}
+    local resume=${PEP_RESUME:-auto} variants=${PEP_VARIANTS:-} seeds=${PEP_SEEDS:-}
+    local base=${PEP_BASE:-} dry=0
+    local -a sets=() extra=()
+    local s
+    # PEP_SET: overrides separated by spaces or semicolons
+    for s in ${PEP_SET//;/ }; do sets+=("$s"); done
+    while (($#)); do
+        case "$1" in
+            --config | --set | --init | --model | --out | --resume | --variants | --seeds | --base)
+                (($# >= 2)) || pep_die "$stage: option $1 needs a value" ;;
+        esac
+        case "$1" in
+            --config) config=$2; shift 2 ;;
+            --set) sets+=("$2"); shift 2 ;;
+            --init) init=$2; shift 2 ;;
+            --model) model=$2; shift 2 ;;
+            --out) out=$2; shift 2 ;;
+            --resume) resume=$2; shift 2 ;;
+            --variants) variants=$2; shift 2 ;;
+            --seeds) seeds=$2; shift 2 ;;
+            --base) base=$2; shift 2 ;;
+            --dry-run) dry=1; shift ;;
+            --) shift; extra+=("$@"); break ;;
+            -h | --help)
+                sed -n '/^# pep_stage_main/,/^pep_stage_main/p' "${BASH_SOURCE[0]}" | sed '$d'
+                exit 0 ;;
+            *) pep_die "$stage: unknown option '$1' (see --help; pass peprime options after --)" ;;
+        esac
+    done
+    [[ -n "$config" ]] || pep_die "$stage: no job file: pass --config FILE or set PEP_CONFIG"
+    [[ -f "$config" ]] || pep_die "$stage: job file '$config' not found (cwd $(pwd))"
+
+    # job arrays: task index -> (variant, seed), variants major
+    local variant="" seed="" idx=${SLURM_ARRAY_TASK_ID:-0}
+    if [[ -n "$variants$seeds" ]]; then
+        local nv ns
+        nv=$(pep_list_count "${variants:-_}")
+        ns=$(pep_list_count "${seeds:-_}")
+        ((idx < nv * ns)) ||
+            pep_die "$stage: array index $idx out of range: ${nv} variant(s) x ${ns} seed(s)"
+        [[ -n "$variants" ]] && variant=$(pep_list_item "$variants" $((idx / ns)))
+        [[ -n "$seeds" ]] && seed=$(pep_list_item "$seeds" $((idx % ns)))
+        if [[ -n "$seed" ]]; then
+            [[ "$seed" =~ ^[0-9]+$ ]] || pep_die "$stage: seed '$seed' is not a number"
+            [[ "$stage" == evaluate ]] || sets+=("run.seed=$seed")
+        fi
+        if [[ -n "$variant" ]]; then
+            local vs
+            vs=$(pep_variant_sets "$variant")
+            if [[ "$stage" == prime ]]; then
+                [[ "$variant" != none ]] ||
+                    pep_die "prime: variant 'none' means no priming; leave it out of the prime array"
+                for s in $vs; do sets+=("$s"); done
+            fi
+            if [[ "$stage" == finetune && "$variant" == none ]]; then
+                [[ -n "$base" ]] || pep_die "finetune: variant 'none' needs --base BASE.h5"
+                init=$base
+            fi
+        fi
+        out=${out//\{variant\}/$variant}; out=${out//\{seed\}/$seed}
+        init=${init//\{variant\}/$variant}; init=${init//\{seed\}/$seed}
+        model=${model//\{variant\}/$variant}; model=${model//\{seed\}/$seed}
+    fi
+    if [[ -z "$out" ]]; then
+        local id=${SLURM_JOB_ID:-$$}
+        [[ -n "${SLURM_ARRAY_JOB_ID:-}" ]] && id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
+        out=runs/$stage-$id
+    fi
+
+    local bin=${PEPRIME_BIN:-$PEP_ROOT/build/peprime}
+    [[ -x "$bin" ]] || ((dry)) ||
+        pep_die "$stage: peprime binary '$bin' not found or not executable; build it (cmake --build build) or set PEPRIME_BIN"
+
+    local -a args=("$stage" --config "$config")
+    for s in "${sets[@]}"; do args+=(--set "$s"); done
+    case "$stage" in
+        evaluate)
+            [[ -n "$model" ]] || pep_die "evaluate: no model: pass --model ADAPTED.h5 or set PEP_MODEL"
+            args+=(--model "$model") ;;
+        *)
+            [[ -n "$init" ]] && args+=(--init "$init")
+            args+=(--resume "$resume") ;;
+    esac
+    args+=(--out "$out" "${extra[@]}")
+
+    pep_setup_env
+    ((dry)) && _pep_dry=1
+    pep_launcher_cmd
+    local -a cmd=("${PEP_LAUNCH[@]}" "$bin" "${args[@]}")
+    if ((dry)); then
+        printf '%q ' "${cmd[@]}"
+        printf '\n'
+        return 0
+    fi
+
+    mkdir -p "$out" || pep_die "$stage: cannot create output directory '$out'"
+    pep_log "stage $stage: job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_JOB_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})}" \
+        "restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-$(hostname -s)}:" \
+        "${SLURM_NTASKS:-${PEP_NTASKS:-1}} task(s) x ${SLURM_CPUS_PER_TASK:-1} cpu(s)," \
+        "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" \
+        "${variant:+variant=$variant }${seed:+seed=$seed }out=$out"
+    pep_log "running: ${cmd[*]}"
+
+    local rc=0
+    pep_run "${cmd[@]}" || rc=$?
+    pep_log "peprime $stage exited with status $rc"
+
+    local died_of_usr1=0
+    ((_pep_got_usr1 && rc == 128 + 10)) && died_of_usr1=1
+    if ((rc == PEP_EX_TEMPFAIL || died_of_usr1)); then
+        if ((_pep_got_term)); then
+            pep_log "checkpoint written after SIGTERM; not requeueing (cancelled, or Slurm requeues preempted jobs itself)"
+            exit "$rc"
+        fi
+        if [[ "${PEP_REQUEUE:-1}" == 0 || -z "${SLURM_JOB_ID:-}" ]]; then
+            pep_log "checkpoint written; requeue disabled or not in Slurm: resume with --resume auto"
+            exit "$rc"
+        fi
+        local restarts=${SLURM_RESTART_COUNT:-0} max=${PEP_MAX_REQUEUES:-100}
+        if ((restarts >= max)); then
+            pep_log "ERROR: already requeued $restarts times (PEP_MAX_REQUEUES=$max); giving up"
+            exit "$rc"
+        fi
+        pep_log "checkpoint written; requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))"
+        if scontrol requeue "$SLURM_JOB_ID"; then
+            exit 0
+        fi
+        pep_log "ERROR: scontrol requeue $SLURM_JOB_ID failed; resubmit the same command (it resumes from $out/checkpoints)"
+        exit "$rc"
+    fi
+    if ((rc == 0)); then
+        pep_log "stage $stage finished; output in $out"
+    fi
+    exit "$rc"
+}

@@ -1,0 +1,183 @@
+#!/bin/bash
+# slurm/pipeline.sh: submits pretrain -> prime -> finetune -> evaluate -> report as Slurm jobs
+# chained with --dependency=afterok, with job arrays over seeds and priming variants.
+#
+#   slurm/pipeline.sh --config JOB.ini [--seeds 1,2,3] [--variants none,maml,maml-all,multitask]
+#                     [--base BASE.h5] [--run DIR] [--set section.key=value]...
+#                     [--pretrain-config F] [--prime-config F] [--finetune-config F]
+#                     [--evaluate-config F] [--sbatch "ARGS"] [--dry-run]
+#
+# Variants: none = no priming (fine-tune from base.h5), maml, maml-all (MAML with
+# maml.inner_set=all), multitask (the multi-task baseline). Each (variant, seed) pair is one
+# array task of the prime (not for none), finetune and evaluate arrays. --base skips
+# pretraining (e.g. an imported XLM-R). --sbatch adds options to every sbatch call (e.g.
+# "-p short --ntasks-per-node=4"). The last job merges every results.csv into
+# RUN/results.csv (the F1 table). --dry-run prints the sbatch commands and submits nothing.
+# Run it from the directory the jobs should work in: logs go to ./logs, runs to ./runs.
+# `pipeline.sh --collect RUN --variants V --seeds S` is the report job's own entry point.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export PEP_ROOT=${PEP_ROOT:-$(cd "$here/.." && pwd)}
+
+die() { printf 'pipeline: ERROR: %s\n' "$*" >&2; exit 2; }
+split() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s\n' "${a[@]}"; }
+
+# --collect: merge RUN/evaluate/<variant>-s<seed>/results.csv into one table
+collect() { # RUN VARIANTS SEEDS
+    local run=$1 v s f header="" missing=0 out=$1/results.csv tmp
+    tmp=$(mktemp "$run/.results.XXXXXX")
+    for v in $(split "$2"); do
+        for s in $(split "$3"); do
+            f=$run/evaluate/$v-s$s/results.csv
+            if [[ ! -s "$f" ]]; then
+                printf 'pipeline: missing %s\n' "$f" >&2
+                missing=1
+                continue
+            fi
+            if [[ -z "$header" ]]; then
+                header=$(head -1 "$f")
+                printf 'variant,seed,%s\n' "$header" >"$tmp"
+            elif [[ "$(head -1 "$f")" != "$header" ]]; then
+                printf 'pipeline: %s has a different header than the others\n' "$f" >&2
+                missing=1
+                continue
+            fi
+            tail -n +2 "$f" | sed "/^\$/d; s/^/$v,$s,/" >>"$tmp"
+        done
+    done
+    if ((missing)) || [[ -z "$header" ]]; then
+        rm -f "$tmp"
+        die "results incomplete; see the evaluate logs in logs/"
+    fi
+    mv "$tmp" "$out"
+    printf 'F1 table (%s):\n' "$out"
+    if command -v column >/dev/null; then column -t -s, "$out"; else cat "$out"; fi
+}
+
+config="" run="" base="" seeds="" variants="none,maml" dry=0 sbatch_extra=""
+declare -A stage_config=()
+sets=()
+while (($#)); do
+    case "$1" in
+        --collect | --config | --run | --base | --seeds | --variants | --set | --sbatch | \
+        --pretrain-config | --prime-config | --finetune-config | --evaluate-config)
+            (($# >= 2)) || die "option $1 needs a value" ;;
+    esac
+    case "$1" in
+        --collect) run=$2; collect_only=1; shift 2 ;;
+        --config) config=$2; shift 2 ;;
+        --run) run=$2; shift 2 ;;
+        --base) base=$2; shift 2 ;;
+        --seeds) seeds=$2; shift 2 ;;
+        --variants) variants=$2; shift 2 ;;
+        --set) sets+=(--set "$2"); shift 2 ;;
+        --sbatch) sbatch_extra=$2; shift 2 ;;
+        --pretrain-config | --prime-config | --finetune-config | --evaluate-config)
+            k=${1#--}; stage_config[${k%-config}]=$2; shift 2 ;;
+        --dry-run) dry=1; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option '$1' (see --help)" ;;
+    esac
+done
+seeds=${seeds:-1}
+
+for v in $(split "$variants"); do
+    case "$v" in none | maml | maml-all | multitask) ;;
+        *) die "unknown variant '$v' (choices: none, maml, maml-all, multitask)" ;;
+    esac
+done
+for s in $(split "$seeds"); do
+    [[ "$s" =~ ^[0-9]+$ ]] || die "seed '$s' is not a number"
+done
+if [[ -n "${collect_only:-}" ]]; then
+    collect "$run" "$variants" "$seeds"
+    exit 0
+fi
+
+[[ -n "$config" || ${#stage_config[@]} -eq 4 ]] ||
+    die "no job file: pass --config JOB.ini (used by every stage) or one per stage"
+for st in pretrain prime finetune evaluate; do
+    stage_config[$st]=${stage_config[$st]:-$config}
+    if [[ "$st" == pretrain && -n "$base" ]]; then continue; fi
+    [[ -f "${stage_config[$st]}" ]] || die "$st job file '${stage_config[$st]}' not found"
+done
+run=${run:-runs/pipeline-$(date +%Y%m%d-%H%M%S)}
+nseeds=$(split "$seeds" | wc -l)
+primed=$(split "$variants" | grep -vx none | paste -sd, - || true)
+nall=$(($(split "$variants" | wc -l) * nseeds))
+nprimed=0
+[[ -n "$primed" ]] && nprimed=$(($(split "$primed" | wc -l) * nseeds))
+
+# sbatch VAR ARGS...: submits (or prints) one job and stores its id in VAR
+n_fake=0
+pretrain_id="" prime_id="" finetune_id="" evaluate_id="" report_id=""
+submit() {
+    local var=$1 id
+    shift
+    local -a extra cmd
+    read -r -a extra <<<"$sbatch_extra"
+    # a failed stage cancels the jobs that wait for it instead of leaving them pending forever
+    cmd=(sbatch --parsable --kill-on-invalid-dep=yes "${extra[@]}" "$@")
+    if ((dry)); then
+        n_fake=$((n_fake + 1))
+        id="<job$n_fake>"
+        printf '%s=%s: ' "$var" "$id"
+        printf '%q ' "${cmd[@]}"
+        printf '\n'
+    else
+        id=$("${cmd[@]}") || die "sbatch failed: ${cmd[*]}"
+        id=${id%%;*}
+    fi
+    printf -v "$var" '%s' "$id"
+}
+dep() { # ids... (empty ones ignored) -> --dependency=afterok:a:b, or nothing
+    local ids=() i
+    for i in "$@"; do [[ -n "$i" ]] && ids+=("$i"); done
+    ((${#ids[@]})) && printf -- '--dependency=afterok:%s' "$(IFS=:; echo "${ids[*]}")"
+    return 0
+}
+
+if ((!dry)); then
+    mkdir -p logs "$run" || die "cannot create logs/ or $run"
+fi
+arr_out=--output=logs/%x-%A_%a.out
+cell='{variant}-s{seed}'
+
+if [[ -z "$base" ]]; then
+    submit pretrain_id "$PEP_ROOT/slurm/pretrain.sh" --config "${stage_config[pretrain]}" \
+        "${sets[@]}" --out "$run/pretrain"
+    base=$run/pretrain/base.h5
+fi
+
+if ((nprimed)); then
+    # shellcheck disable=SC2046  # dep prints one word or nothing
+    submit prime_id --array=0-$((nprimed - 1)) "$arr_out" $(dep "$pretrain_id") \
+        "$PEP_ROOT/slurm/prime.sh" --config "${stage_config[prime]}" "${sets[@]}" \
+        --variants "$primed" --seeds "$seeds" --init "$base" --out "$run/prime/$cell"
+fi
+
+# shellcheck disable=SC2046
+submit finetune_id --array=0-$((nall - 1)) "$arr_out" $(dep "$pretrain_id" "$prime_id") \
+    "$PEP_ROOT/slurm/finetune.sh" --config "${stage_config[finetune]}" "${sets[@]}" \
+    --variants "$variants" --seeds "$seeds" --base "$base" \
+    --init "$run/prime/$cell/primed.h5" --out "$run/finetune/$cell"
+
+submit evaluate_id --array=0-$((nall - 1)) "$arr_out" "$(dep "$finetune_id")" \
+    "$PEP_ROOT/slurm/evaluate.sh" --config "${stage_config[evaluate]}" "${sets[@]}" \
+    --variants "$variants" --seeds "$seeds" \
+    --model "$run/finetune/$cell/adapted.h5" --out "$run/evaluate/$cell"
+
+submit report_id "$(dep "$evaluate_id")" --job-name=pep-report --output=logs/%x-%j.out \
+    --nodes=1 --ntasks=1 --cpus-per-task=1 --time=00:10:00 \
+    --wrap="bash $(printf '%q' "$PEP_ROOT/slurm/pipeline.sh") --collect $(printf '%q' "$run") --variants $variants --seeds $seeds"
+
+cat <<EOF
+pipeline: run directory $run  (variants $variants; seeds $seeds)
+  pretrain  ${pretrain_id:-skipped (base $base)}
+  prime     ${prime_id:-skipped (no primed variant)}${prime_id:+  array of $nprimed: $run/prime/<variant>-s<seed>/primed.h5}
+  finetune  $finetune_id  array of $nall: $run/finetune/<variant>-s<seed>/adapted.h5
+  evaluate  $evaluate_id  array of $nall: $run/evaluate/<variant>-s<seed>/results.{json,csv}
+  report    $report_id  F1 table: $run/results.csv (also printed in logs/pep-report-$report_id.out)
+  logs      logs/<job-name>-<id>.out (arrays: logs/<job-name>-<id>_<index>.out); squeue -u \$USER
+EOF

@@ -1,0 +1,36 @@
+# tests/slurm/lib.sh: helpers shared by the Slurm stage tests (sourced): bounded waits on
+# job states through scontrol (faster than sbatch --wait's 10 s polls), and failure output.
+# shellcheck shell=bash
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# job_field ID FIELD: one field of `scontrol show job` (JobState, Restarts, ExitCode ...)
+job_field() { scontrol show job -o "$1" 2>/dev/null | grep -o " $2=[^ ]*" | head -1 | cut -d= -f2; }
+
+# wait_job ID SECONDS: waits until the job reaches a final state and prints it; fails after
+# SECONDS. A requeued job passes through PENDING again and is waited for.
+wait_job() {
+    local id=$1 limit=$2 t0 st
+    t0=$(date +%s)
+    while :; do
+        st=$(job_field "$id" JobState)
+        case "$st" in
+            COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED)
+                echo "$st"
+                return 0 ;;
+            "") echo "UNKNOWN"; return 1 ;;
+        esac
+        if (($(date +%s) - t0 > limit)); then
+            echo "TIMEOUT_WAITING($st)"
+            scancel "$id" 2>/dev/null
+            return 1
+        fi
+        sleep 1
+    done
+}
+
+# show_logs FILES...: prints logs for the CI output when something went wrong
+show_logs() { local f; for f in "$@"; do [[ -f "$f" ]] && { echo "---- $f"; tail -n 60 "$f"; }; done; }
+
+# need_peprime BIN: the stage tests run the real binary
+need_peprime() { [[ -x "$1" ]] || fail "peprime binary '$1' missing"; }

@@ -1,0 +1,51 @@
+#!/bin/bash
+# Stage test: a prime job sent the preemption signal (USR1 to the batch shell, as
+# --signal=B:USR1@300 does before the time limit) mid-run checkpoints, requeues itself,
+# resumes and ends with the same parameters as an uninterrupted run of the same job.
+# Usage: stage_preempt.sh REPO_ROOT PEPRIME_BIN WORKDIR
+set -uo pipefail
+root=$1 bin=$2 work=$3
+# shellcheck source=tests/slurm/lib.sh
+source "$root/tests/slurm/lib.sh"
+need_peprime "$bin"
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+export PEPRIME_BIN=$bin PEP_ROOT=$root
+cfg=$root/jobs/configs/ci-tiny.ini
+res=(--nodes=1 --ntasks=2 --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00 --parsable)
+
+t0=$(date +%s)
+ref=$(sbatch "${res[@]}" --job-name=pep-test-ref --output="$work/%x-%j.out" \
+      "$root/slurm/prime.sh" --config "$cfg" --out "$work/ref") || fail "sbatch (reference) failed"
+job=$(sbatch "${res[@]}" --job-name=pep-test-preempt --output="$work/%x-%j.out" \
+      "$root/slurm/prime.sh" --config "$cfg" --out "$work/pre") || fail "sbatch (preempted) failed"
+log=$work/pep-test-preempt-$job.out
+
+# signal once the first periodic checkpoint exists, i.e. mid-run
+shopt -s nullglob
+for ((i = 0; i < 600; i++)); do
+    c=("$work"/pre/checkpoints/*.h5)
+    ((${#c[@]})) && break
+    [[ "$(job_field "$job" JobState)" =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] ||
+        { show_logs "$log"; fail "job $job ended before its first checkpoint"; }
+    sleep 0.5
+done
+((${#c[@]})) || { scancel "$job" "$ref"; show_logs "$log"; fail "no checkpoint after 300 s"; }
+scancel --signal=USR1 --batch "$job" || fail "scancel --signal=USR1 --batch $job failed"
+echo "sent USR1 to job $job after $(($(date +%s) - t0)) s (checkpoint ${c[0]##*/} present)"
+
+st_job=$(wait_job "$job" 1200)
+st_ref=$(wait_job "$ref" 1200)
+echo "reference $ref: $st_ref; preempted $job: $st_job, restarts $(job_field "$job" Restarts), $(($(date +%s) - t0)) s"
+[[ "$st_ref" == COMPLETED ]] || { show_logs "$work/pep-test-ref-$ref.out"; fail "reference run $st_ref"; }
+[[ "$st_job" == COMPLETED ]] || { show_logs "$log"; fail "preempted run $st_job"; }
+(($(job_field "$job" Restarts) >= 1)) || { show_logs "$log"; fail "job $job was never requeued (finished before the signal? raise optim.steps)"; }
+grep -q 'received SIGUSR1' "$log" || { show_logs "$log"; fail "batch shell never saw USR1"; }
+grep -q 'exited with status 75' "$log" || { show_logs "$log"; fail "peprime did not exit 75 after the signal"; }
+grep -q 'restart 1 on' "$log" || { show_logs "$log"; fail "no restarted run in the log"; }
+
+for f in "$work/ref/primed.h5" "$work/pre/primed.h5"; do
+    "$bin" inspect "$f" >/dev/null 2>&1 || fail "peprime inspect $f failed"
+done
+/usr/bin/python3 "$root/tests/slurm/compare_h5.py" "$work/ref/primed.h5" "$work/pre/primed.h5" \
+    "${PEP_PREEMPT_RTOL:-1e-6}" || fail "interrupted and uninterrupted runs differ"
+echo "ok: preempted job requeued, resumed and matched the uninterrupted run"
