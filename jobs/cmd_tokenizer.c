@@ -436,6 +436,15 @@ cleanup:
     return rc;
 }
 
+int pep_tokenizer_train(const char *data, const char *languages, long vocab, const char *out, long per_lang,
+                        uint64_t seed)
+{
+    struct tok_opts o = {0};
+    o.data = data, o.languages = languages, o.out = out, o.vocab = vocab, o.per_lang = per_lang, o.seed = seed;
+    o.coverage = 0.9995;
+    return cmd_train(&o);
+}
+
 int pep_cmd_tokenizer(int argc, char **argv)
 {
     struct tok_opts o = {0};

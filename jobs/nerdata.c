@@ -1,7 +1,9 @@
 /* NER data for the stages (nerdata.h): io/conll reads, src/tokenizer encodes. */
 #include "nerdata.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "conll.h"
@@ -19,16 +21,59 @@ int pep_run_tags(const struct pep_run *run, char names[][32], int cap, int *n)
     return PEP_OK;
 }
 
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, int *found)
+{
+    const char *tok = run->cfg.model.tokenizer;
+    *found = 0;
+    pep_run_path(run, tok, path, len);
+    if (file_exists(path) || tok[0] == '/') {
+        *found = file_exists(path);
+        return PEP_OK;
+    }
+    /* beside the checkpoint this stage starts from: stages chain through their out dirs */
+    const char *from[2] = {run->init, run->model};
+    for (int i = 0; i < 2; i++) {
+        if (!from[i][0]) continue;
+        const char *slash = strrchr(from[i], '/');
+        char cand[1200];
+        if (slash) snprintf(cand, sizeof cand, "%.*s/%s", (int)(slash - from[i]), from[i], tok);
+        else snprintf(cand, sizeof cand, "%s", tok);
+        if (file_exists(cand)) {
+            snprintf(path, len, "%s", cand);
+            *found = 1;
+            return PEP_OK;
+        }
+    }
+    pep_run_path(run, tok, path, len);
+    return PEP_OK;
+}
+
 int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
 {
     char path[1200];
-    pep_run_path(run, run->cfg.model.tokenizer, path, sizeof path);
-    int rc = pep_spm_read_file(path, out);
-    if (rc != PEP_OK) {
-        pep_error_clear();
-        PEP_FAIL(rc, "cannot load the tokenizer '%s' (model.tokenizer; relative paths are under run.out = '%s'): "
-                 "train one with `peprime tokenizer train ... --out %s` or point model.tokenizer at one",
-                 path, run->out, path);
+    int found;
+    PEP_CALL(pep_run_tokenizer_path(run, path, sizeof path, &found));
+    PEP_CHECK(found, PEP_ERR_IO,
+              "no tokenizer '%s' (model.tokenizer) in run.out = '%s'%s%s: run `peprime pretrain` first (it trains one), "
+              "train one with `peprime tokenizer train ... --out FILE`, or set model.tokenizer to its absolute path",
+              run->cfg.model.tokenizer, run->out, run->init[0] ? " or beside " : "", run->init[0] ? run->init : "");
+    PEP_CALL(pep_spm_read_file(path, out));
+    /* keep a copy in this stage's out dir, so the next stage finds it beside our output */
+    char mine[1200];
+    pep_run_path(run, run->cfg.model.tokenizer, mine, sizeof mine);
+    if (run->rank == 0 && strcmp(mine, path) != 0 && !file_exists(mine) && run->cfg.model.tokenizer[0] != '/') {
+        FILE *in = fopen(path, "rb"), *o = fopen(mine, "wb");
+        char buf[65536];
+        size_t n;
+        while (in && o && (n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, o);
+        if (in) fclose(in);
+        if (o) fclose(o);
     }
     return PEP_OK;
 }

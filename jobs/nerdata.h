@@ -42,7 +42,10 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
                      int rank, int size);
 /* Tag names of data.tags, and their count. */
 int pep_run_tags(const struct pep_run *run, char names[][32], int cap, int *n);
-/* Loads the tokenizer named by model.tokenizer (relative to run.out unless absolute). */
+/* Where the tokenizer is: model.tokenizer if absolute, else in run.out, else beside the
+ * --init / --model checkpoint. *found = 0 if none exists (path then names run.out's). */
+int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, int *found);
+/* Loads the tokenizer (pep_run_tokenizer_path) and leaves a copy in run.out for the next stage. */
 int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out);
 
 #endif

@@ -52,6 +52,22 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_series series[4] = {{.name = "step"}, {.name = "loss"}, {.name = "tokens_per_s"}, {.name = "wall_time"}};
     memset(sets, 0, sizeof sets);
     PEP_CALL(pretrain_langs(cfg, names, &nlang));
+    /* no tokenizer yet: train one on the pretraining languages (rank 0), then everyone loads it */
+    char tpath[1200];
+    int tfound = 0;
+    lrc = pep_run_tokenizer_path(run, tpath, sizeof tpath, &tfound);
+    if (lrc == PEP_OK && !tfound && rank == 0) {
+        char langs[PEP_CFG_STR * 3] = "";
+        for (int i = 0; i < nlang; i++) {
+            strcat(langs, i ? "," : "");
+            strcat(langs, names[i]);
+        }
+        pep_info("pretrain: no tokenizer at %s: training one (%d pieces) on %s", tpath, cfg->model.tokenizer_vocab, langs);
+        const char *root = !strcmp(cfg->data.corpus, "generated") ? "generated" : run->data_root;
+        lrc = pep_tokenizer_train(root, langs, cfg->model.tokenizer_vocab, tpath,
+                                  cfg->data.max_sentences > 0 ? cfg->data.max_sentences : 20000, (uint64_t)cfg->run.seed);
+    }
+    PEP_CALL(pep_mpi_agree(lrc, comm));
     lrc = pep_run_tokenizer(run, &spm);
     for (int i = 0; i < nlang && lrc == PEP_OK; i++) lrc = pep_nerset_load(run, spm, names[i], "train", &sets[i]);
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));

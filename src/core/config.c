@@ -31,7 +31,8 @@ static const struct pep_config_key keys[] = {
     KFLT("model.dropout", model.dropout, 0, 0.95, "hidden dropout probability"),
     KFLT("model.attention_dropout", model.attention_dropout, 0, 0.95, "attention-probability dropout"),
     KFLT("model.init_std", model.init_std, 0, 1, "std of the normal initialisation of fresh weights"),
-    KSTR("model.tokenizer", model.tokenizer, "SentencePiece .model file (relative to run.out if not absolute)"),
+    KSTR("model.tokenizer", model.tokenizer, "SentencePiece .model file: absolute, or found in run.out or beside the --init / --model checkpoint; pretrain trains it when missing"),
+    KINT("model.tokenizer_vocab", model.tokenizer_vocab, 100, 1 << 20, "pieces of the tokenizer pretrain trains when model.tokenizer is missing"),
 
     KENUM("pe.method", pe.method, "adapter|prefix|lora|none", "parameter-efficient method"),
     KENUM("pe.placement", pe.placement, "pfeiffer|houlsby", "adapter placement: after the FFN only, or after attention and FFN"),
@@ -108,6 +109,7 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->model.attention_dropout = 0.1f;
     cfg->model.init_std = 0.02f;
     strcpy(cfg->model.tokenizer, "spm.model");
+    cfg->model.tokenizer_vocab = 8000;
 
     strcpy(cfg->pe.method, "adapter");
     strcpy(cfg->pe.placement, "pfeiffer");

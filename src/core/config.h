@@ -24,6 +24,7 @@ struct pep_config {
         float attention_dropout;
         float init_std;
         char tokenizer[PEP_CFG_STR]; /* SentencePiece .model path */
+        int tokenizer_vocab;         /* pieces when pretrain has to train the tokenizer */
     } model;
     struct {
         char method[32];      /* adapter | prefix | lora | none */
