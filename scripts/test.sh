@@ -8,18 +8,18 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 data="$(pep_data_root)"
 [ -n "$data" ] && export PEPRIME_DATA="$data"
 
-pep_log "building (warnings are errors)"
-pep_build "$PEP_ROOT/build" -DPEP_WERROR=ON
-
+slurm_opts=()
 slurm_started=0
-if [ "$(id -u)" -eq 0 ] && [ -x "$PEP_ROOT/.ci/slurm-up.sh" ] && [ "${PEP_SKIP_SLURM:-0}" != 1 ]; then
-  pep_log "starting a one-node Slurm on localhost for the Slurm tests"
-  if "$PEP_ROOT/.ci/slurm-up.sh"; then slurm_started=1; export PEP_SLURM_TESTS=1
-  else pep_log "Slurm did not start: the Slurm tests will fail"; export PEP_SLURM_TESTS=1; fi
-  cmake -S "$PEP_ROOT" -B "$PEP_ROOT/build" -DPEP_SLURM_TESTS=ON >/dev/null
-fi
 cleanup() { [ "$slurm_started" = 1 ] && "$PEP_ROOT/.ci/slurm-down.sh" || true; }
 trap cleanup EXIT
+if [ "$(id -u)" -eq 0 ] && [ -x "$PEP_ROOT/.ci/slurm-up.sh" ] && [ "${PEP_SKIP_SLURM:-0}" != 1 ]; then
+  pep_log "starting a one-node Slurm on localhost for the Slurm tests"
+  if "$PEP_ROOT/.ci/slurm-up.sh"; then slurm_started=1
+  else pep_log "Slurm did not start: the Slurm tests will fail"; fi
+  slurm_opts=(-DPEP_SLURM_TESTS=ON -DPEP_SLURM_STAGE_TESTS=ON)
+fi
+pep_log "building (warnings are errors)"
+pep_build "$PEP_ROOT/build" -DPEP_WERROR=ON "${slurm_opts[@]}"
 
 status=0
 pep_log "running ctest"

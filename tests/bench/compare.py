@@ -97,7 +97,7 @@ def suite_maml(a):
                     t = run_json([sys.executable, os.path.join(HERE, "torch_maml.py"), "--config", shape, "--order",
                                   str(order), "--k", str(k), "--threads", str(a.threads[0]),
                                   "--iters", "2" if shape == "base" else "5"], env)
-                pm, tm = p and p["ms_per_step"], t and t.get("ms_per_step")
+                pm, tm = p and p["ms_per_step"], t and (t.get("ms_per_meta_step") or t.get("ms_per_step"))
                 print("| %s | %d | %d | %s | %s | %s | %s | %s |" % (
                     shape, order, k, fmt(pm, 1), fmt(tm, 1), fmt(tm / pm if pm and tm else None, 2),
                     fmt(p and p["peak_rss_mib"]), fmt(t and t.get("peak_rss_mib"))), flush=True)

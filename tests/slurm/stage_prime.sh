@@ -11,10 +11,13 @@ need_peprime "$bin"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 export PEPRIME_BIN=$bin PEP_ROOT=$root
 
+# a tokenizer and a small pretrained base to prime (pretrain trains the tokenizer)
+"$bin" pretrain --config "$root/jobs/configs/ci-tiny.ini" --out "$work/base" --set optim.steps=5 >pretrain.log 2>&1 ||
+    { tail -5 pretrain.log; fail "pretrain of the base model failed"; }
 t0=$(date +%s)
 timeout 900 sbatch --wait --job-name=pep-test-prime --nodes=1 --ntasks=2 --ntasks-per-node=2 \
     --cpus-per-task=1 --time=00:20:00 --output="$work/%x-%j.out" \
-    "$root/slurm/prime.sh" --config "$root/jobs/configs/ci-tiny.ini" --out "$work/prime" >sbatch.txt 2>&1
+    "$root/slurm/prime.sh" --config "$root/jobs/configs/ci-tiny.ini" --init "$work/base/base.h5" --out "$work/prime" >sbatch.txt 2>&1
 rc=$?
 echo "sbatch --wait: status $rc after $(($(date +%s) - t0)) s"
 id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' sbatch.txt)
