@@ -228,8 +228,10 @@ static int cmd_train(struct tok_opts *o)
     snprintf(a_vocab, sizeof(a_vocab), "--vocab_size=%ld", o->vocab);
     snprintf(a_cov, sizeof(a_cov), "--character_coverage=%.6g", o->coverage);
     snprintf(a_seed, sizeof(a_seed), "--random_seed=%u", (unsigned)(o->seed & 0xffffffffu));
+    /* --hard_vocab_limit=false: on a small corpus spm_train gives fewer pieces than asked
+     * instead of failing (the model reports its real size) */
     char *args[] = {"spm_train", a_input, a_prefix, a_vocab, "--model_type=unigram", a_cov,
-                    a_seed, "--num_threads=2", "--minloglevel=1", NULL};
+                    a_seed, "--num_threads=2", "--minloglevel=1", "--hard_vocab_limit=false", NULL};
     PEP_CALL_GOTO(rc, run_program(args));
 
     struct pep_spm *spm = NULL;

@@ -33,7 +33,7 @@ newest=$(ls -t "${ckpts[@]}" | head -1)
 for f in "$newest" "$work/prime/primed.h5"; do
     "$bin" inspect "$f" >inspect.txt 2>&1 || { cat inspect.txt; fail "peprime inspect $f failed"; }
     [[ -s inspect.txt ]] || fail "peprime inspect $f printed nothing"
-    h5ls -r "$f" | grep -q '^/model/' || fail "h5ls finds no /model group in $f"
+    h5ls -r "$f" >h5ls.txt && grep -q '^/model/' h5ls.txt || fail "h5ls finds no /model group in $f"
     /usr/bin/python3 - "$f" <<'PY' || fail "h5py check of $f"
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
