@@ -52,7 +52,7 @@ def suite_encoder(a):
         for threads in a.threads:
             for mode in ("full", "pe"):
                 env = env_for(threads)
-                steps = "3" if shape == "base" else "20"
+                steps = "3" if shape == "base" else "60"
                 p = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", mode, "--steps", steps], env)
                 t = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", mode,
                               "--threads", str(threads), "--iters", steps], env)
@@ -69,7 +69,7 @@ def suite_pe(a):
     print("|---|---|---|---|---|---|---|")
     for shape in a.shapes:
         env = env_for(a.threads[0])
-        steps = "3" if shape == "base" else "20"
+        steps = "3" if shape == "base" else "60"
         full = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", "full", "--steps", steps], env)
         tpe = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", "pe",
                         "--threads", str(a.threads[0]), "--iters", steps], env)

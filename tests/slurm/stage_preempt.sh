@@ -16,11 +16,13 @@ res=(--nodes=1 --ntasks=2 --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00 
 # a tokenizer and a small pretrained base to prime (pretrain trains the tokenizer)
 "$bin" pretrain --config "$cfg" --out "$work/base" --set optim.steps=5 >pretrain.log 2>&1 ||
     { tail -5 pretrain.log; fail "pretrain of the base model failed"; }
+# long enough that the signal always lands mid-run, however fast the machine
+long=(--set optim.steps=1000 --set checkpoint.every=25)
 t0=$(date +%s)
 ref=$(sbatch "${res[@]}" --job-name=pep-test-ref --output="$work/%x-%j.out" \
-      "$root/slurm/prime.sh" --config "$cfg" --init "$work/base/base.h5" --out "$work/ref") || fail "sbatch (reference) failed"
+      "$root/slurm/prime.sh" --config "$cfg" --init "$work/base/base.h5" --out "$work/ref" "${long[@]}") || fail "sbatch (reference) failed"
 job=$(sbatch "${res[@]}" --job-name=pep-test-preempt --output="$work/%x-%j.out" \
-      "$root/slurm/prime.sh" --config "$cfg" --init "$work/base/base.h5" --out "$work/pre") || fail "sbatch (preempted) failed"
+      "$root/slurm/prime.sh" --config "$cfg" --init "$work/base/base.h5" --out "$work/pre" "${long[@]}") || fail "sbatch (preempted) failed"
 log=$work/pep-test-preempt-$job.out
 
 # signal once the first periodic checkpoint exists, i.e. mid-run
