@@ -500,7 +500,7 @@ int pep_hf_model_ini(const struct pep_hf_model *m, const char *tokenizer, char *
              "max_seq_len = %d\n"
              "max_positions = %d\n"
              "type_vocab = %d\n"
-             "layer_norm_eps = %.9g\n"
+             "layer_norm_eps = %g\n"
              "tokenizer = %s\n",
              s->max_positions - 2, s->L, s->C, s->NH, s->FF, s->V, pep_hf_default_seq_len(m), s->max_positions,
              s->type_vocab, (double)s->ln_eps, tokenizer ? tokenizer : "");
