@@ -1,5 +1,5 @@
-/* Hugging Face safetensors -> peprime parameter table + flat block, and its HDF5 writer
- * (hf_import.h). */
+/* Hugging Face safetensors -> peprime parameter table + flat block, its model spec, [model]
+ * INI section and base checkpoint (hf_import.h). */
 #include "hf_import.h"
 
 #include <errno.h>
@@ -7,11 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <hdf5.h>
-
-#include "core/config.h"
+#include "checkpoint.h"
 #include "core/error.h"
 #include "hf_names.h"
 #include "json.h"
@@ -447,152 +444,83 @@ cleanup:
     return rc;
 }
 
-/* ---- HDF5 -------------------------------------------------------------------------------- */
+/* ---- model spec, [model] section, checkpoint ------------------------------------------------ */
 
-#define H5_CHECK(expr, what)                                                                                \
-    do {                                                                                                    \
-        if ((expr) < 0) {                                                                                   \
-            rc = pep_error_set(PEP_ERR_HDF5, __FILE__, __LINE__, __func__, "%s: HDF5 error writing %s", tmp, what); \
-            goto cleanup;                                                                                   \
-        }                                                                                                   \
-    } while (0)
-
-static herr_t attr_str(hid_t loc, const char *name, const char *value)
+int pep_hf_model_spec(const struct pep_hf_model *m, int max_B, int max_T, struct pep_model_spec *spec)
 {
-    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
-    herr_t e = -1;
-    if (type < 0 || space < 0) goto done;
-    if (H5Tset_size(type, strlen(value) + 1) < 0 || H5Tset_strpad(type, H5T_STR_NULLTERM) < 0) goto done;
-    a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) goto done;
-    e = H5Awrite(a, type, value);
-done:
-    if (a >= 0) H5Aclose(a);
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
-    return e;
-}
-
-static herr_t attr_i64(hid_t loc, const char *name, long long value)
-{
-    hid_t space = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
-    herr_t e = -1;
-    if (space < 0) return -1;
-    a = H5Acreate2(loc, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) e = H5Awrite(a, H5T_NATIVE_LLONG, &value);
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(space);
-    return e;
-}
-
-static int model_ini(const struct pep_hf_model *m, const char *spm_path, char **out)
-{
-    struct pep_config cfg;
-    pep_config_defaults(&cfg);
     const struct pep_hf_shape *s = &m->shape;
-    cfg.model.layers = s->L;
-    cfg.model.hidden = s->C;
-    cfg.model.heads = s->NH;
-    cfg.model.ff = s->FF;
-    cfg.model.vocab = s->V;
-    cfg.model.max_positions = s->max_positions;
-    cfg.model.max_seq_len = s->max_positions - 2 < 8192 ? s->max_positions - 2 : 8192;
-    if (cfg.model.max_seq_len < 4) cfg.model.max_seq_len = 4;
-    cfg.model.type_vocab = s->type_vocab;
-    cfg.model.layer_norm_eps = s->ln_eps;
-    snprintf(cfg.model.tokenizer, sizeof cfg.model.tokenizer, "%s", spm_path ? spm_path : "");
-    return pep_config_to_ini(&cfg, out);
+    PEP_CHECK(s->L > 0 && s->C > 0 && s->NH > 0, PEP_ERR_USAGE, "pep_hf_model_spec: no imported model");
+    PEP_CHECK(s->max_positions >= 6, PEP_ERR_FORMAT,
+              "the position table has %d rows; peprime needs at least max_seq_len + 2 = 6 (XLM-R positions start "
+              "after the padding index)", s->max_positions);
+    if (max_T <= 0) max_T = pep_hf_default_seq_len(m);
+    PEP_CHECK(max_T + 2 <= s->max_positions, PEP_ERR_USAGE,
+              "max_T = %d needs max_T + 2 = %d position rows, the model has %d", max_T, max_T + 2, s->max_positions);
+    memset(spec, 0, sizeof *spec);
+    spec->L = s->L, spec->C = s->C, spec->NH = s->NH, spec->FF = s->FF, spec->V = s->V;
+    spec->max_T = max_T;
+    spec->max_B = max_B > 0 ? max_B : 1;
+    spec->max_positions = s->max_positions;
+    spec->type_vocab = s->type_vocab;
+    spec->ntags = s->ntags;
+    spec->ln_eps = s->ln_eps;
+    spec->init_std = 0.02f;
+    spec->head = s->ntags > 0 ? PEP_HEAD_KIND_TAGGER : s->has_mlm_head ? PEP_HEAD_KIND_MLM : PEP_HEAD_KIND_TAGGER;
+    spec->pe = PEP_PE_METHOD_NONE;
+    return PEP_OK;
 }
 
-int pep_hf_write_h5(const struct pep_hf_model *m, const char *path, const char *spm_path, const char *source)
+int pep_hf_default_seq_len(const struct pep_hf_model *m)
 {
-    char tmp[4096];
-    PEP_CHECK(strlen(path) + 5 < sizeof tmp, PEP_ERR_USAGE, "output path too long: %s", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t file = H5I_INVALID_HID, grp[PEP_GROUP_COUNT] = {H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID};
-    hid_t space = H5I_INVALID_HID, dset = H5I_INVALID_HID, tokg = H5I_INVALID_HID;
-    char *ini = NULL;
-    unsigned char *spm = NULL;
+    int t = m->shape.max_positions - 2;
+    return t > PEP_HF_DEFAULT_SEQ_LEN ? PEP_HF_DEFAULT_SEQ_LEN : t;
+}
+
+int pep_hf_model_ini(const struct pep_hf_model *m, const char *tokenizer, char **out)
+{
+    const struct pep_hf_shape *s = &m->shape;
+    *out = NULL;
+    PEP_CHECK(s->max_positions >= 6, PEP_ERR_FORMAT, "the position table has %d rows; at least 6 are needed",
+              s->max_positions);
+    char *buf;
+    size_t cap = 2048 + (tokenizer ? strlen(tokenizer) : 0);
+    PEP_ALLOC(buf, cap);
+    snprintf(buf, cap,
+             "# [model] section of an imported Hugging Face model (peprime import-hf).\n"
+             "# Include it at the top of a job file (`include = base.ini`, before the sections) and\n"
+             "# start the stage with `--init base.h5`. layers..vocab, max_positions and type_vocab are\n"
+             "# fixed by the weights. max_seq_len may be set anywhere up to max_positions - 2 = %d\n"
+             "# (longer sentences are truncated; activation memory grows with it).\n"
+             "[model]\n"
+             "layers = %d\n"
+             "hidden = %d\n"
+             "heads = %d\n"
+             "ff = %d\n"
+             "vocab = %d\n"
+             "max_seq_len = %d\n"
+             "max_positions = %d\n"
+             "type_vocab = %d\n"
+             "layer_norm_eps = %g\n"
+             "tokenizer = %s\n",
+             s->max_positions - 2, s->L, s->C, s->NH, s->FF, s->V, pep_hf_default_seq_len(m), s->max_positions,
+             s->type_vocab, (double)s->ln_eps, tokenizer ? tokenizer : "");
+    *out = buf;
+    return PEP_OK;
+}
+
+int pep_hf_write_checkpoint(const struct pep_hf_model *m, const char *path, const char *config_ini, MPI_Comm comm)
+{
+    struct pep_model_spec spec;
+    PEP_CALL(pep_hf_model_spec(m, 1, 0, &spec));
+    struct pep_ckpt_writer *w = NULL;
     int rc = PEP_OK;
-    if (spm_path) {
-        FILE *f = fopen(spm_path, "rb");
-        PEP_CHECK(f, PEP_ERR_IO, "cannot open SentencePiece model %s: %s", spm_path, strerror(errno));
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        if (len <= 0 || !(spm = malloc((size_t)len)) || fread(spm, 1, (size_t)len, f) != (size_t)len) {
-            fclose(f);
-            free(spm);
-            PEP_FAIL(PEP_ERR_IO, "cannot read SentencePiece model %s", spm_path);
-        }
-        fclose(f);
-        hsize_t dims = (hsize_t)len;
-        PEP_CALL_GOTO(rc, model_ini(m, spm_path, &ini));
-        file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-        PEP_CHECK_GOTO(rc, file >= 0, PEP_ERR_HDF5, "cannot create %s (directory missing or not writable?)", tmp);
-        H5_CHECK(tokg = H5Gcreate2(file, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "/tokenizer");
-        H5_CHECK(space = H5Screate_simple(1, &dims, NULL), "/tokenizer/sentencepiece.model");
-        H5_CHECK(dset = H5Dcreate2(tokg, "sentencepiece.model", H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                 "/tokenizer/sentencepiece.model");
-        H5_CHECK(H5Dwrite(dset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, spm), "/tokenizer/sentencepiece.model");
-        H5_CHECK(attr_str(dset, "source", spm_path), "/tokenizer attrs");
-        H5Dclose(dset);
-        dset = H5I_INVALID_HID;
-        H5Sclose(space);
-        space = H5I_INVALID_HID;
-    } else {
-        PEP_CALL_GOTO(rc, model_ini(m, NULL, &ini));
-        file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-        PEP_CHECK_GOTO(rc, file >= 0, PEP_ERR_HDF5, "cannot create %s (directory missing or not writable?)", tmp);
-    }
-    char created[64];
-    time_t now = time(NULL);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    H5_CHECK(attr_i64(file, "format_version", 1), "format_version");
-    H5_CHECK(attr_str(file, "stage", "import-hf"), "stage");
-    H5_CHECK(attr_i64(file, "step", 0), "step");
-    H5_CHECK(attr_str(file, "created", created), "created");
-    H5_CHECK(attr_str(file, "config", ini), "config");
-    H5_CHECK(attr_str(file, "git_revision", PEP_GIT_REVISION), "git_revision");
-    H5_CHECK(attr_i64(file, "world_size", 1), "world_size");
-    H5_CHECK(attr_str(file, "source", source ? source : ""), "source");
-    H5_CHECK(attr_str(file, "source_dtype", m->source_dtype), "source_dtype");
-    static const char *const group_path[PEP_GROUP_COUNT] = {"model", "pe", "head"};
-    for (int r = 0; r < m->table.count; r++) {
-        const struct pep_param *p = &m->table.rows[r];
-        if (grp[p->group] < 0) H5_CHECK(grp[p->group] = H5Gcreate2(file, group_path[p->group], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), group_path[p->group]);
-        hsize_t dims[2] = {p->shape[0], p->shape[1]};
-        H5_CHECK(space = H5Screate_simple(p->ndim, dims, NULL), p->name);
-        H5_CHECK(dset = H5Dcreate2(grp[p->group], p->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), p->name);
-        H5_CHECK(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->params + p->offset), p->name);
-        H5Dclose(dset);
-        dset = H5I_INVALID_HID;
-        H5Sclose(space);
-        space = H5I_INVALID_HID;
-    }
-    for (int g = 0; g < PEP_GROUP_COUNT; g++)
-        if (grp[g] >= 0) {
-            H5Gclose(grp[g]);
-            grp[g] = H5I_INVALID_HID;
-        }
-    if (tokg >= 0) H5Gclose(tokg);
-    tokg = H5I_INVALID_HID;
-    H5_CHECK(H5Fclose(file), "the file (close)");
-    file = H5I_INVALID_HID;
-    PEP_CHECK_GOTO(rc, rename(tmp, path) == 0, PEP_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    PEP_CALL(pep_ckpt_create(path, comm, &w));
+    struct pep_ckpt_header h = {.stage = "import-hf", .step = 0, .config = config_ini ? config_ini : "", .spec = &spec};
+    PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
+    PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &m->table, m->params,
+                                            PEP_GROUP_BIT(PEP_GROUP_PLM) | PEP_GROUP_BIT(PEP_GROUP_HEAD)));
+    PEP_CALL_GOTO(rc, pep_ckpt_commit(&w));
 cleanup:
-    H5E_BEGIN_TRY
-    {
-        if (dset >= 0) H5Dclose(dset);
-        if (space >= 0) H5Sclose(space);
-        for (int g = 0; g < PEP_GROUP_COUNT; g++)
-            if (grp[g] >= 0) H5Gclose(grp[g]);
-        if (tokg >= 0) H5Gclose(tokg);
-        if (file >= 0) H5Fclose(file);
-    }
-    H5E_END_TRY;
-    if (rc != PEP_OK) remove(tmp);
-    pep_free(ini);
-    free(spm);
+    if (w) pep_ckpt_abort(&w);
     return rc;
 }

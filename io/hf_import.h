@@ -1,6 +1,7 @@
 /* Conversion of a Hugging Face XLM-R / BERT safetensors checkpoint (+ optional config.json)
- * into peprime's parameter table and one flat float32 block, and the minimal HDF5 writer of
- * the result (base.h5). Not collective: run it on one process.
+ * into peprime's parameter table and one flat float32 block, and the base checkpoint
+ * (base.h5, written by io/checkpoint.c) plus the [model] INI section the stages need.
+ * pep_hf_import is not collective (run it on one process); pep_hf_write_checkpoint is.
  *
  * pep_hf_import() maps names (hf_names.h), infers the model shape from the tensors
  * (L = number of encoder.layer.N, C and V from the word embeddings, FF from the intermediate
@@ -12,9 +13,14 @@
 #ifndef PEP_HF_IMPORT_H
 #define PEP_HF_IMPORT_H
 
+#include <mpi.h>
 #include <stddef.h>
 
+#include "model/model.h"
 #include "model/params.h"
+
+/* max_seq_len written into the [model] section when the position table allows it. */
+#define PEP_HF_DEFAULT_SEQ_LEN 128
 
 struct pep_hf_import_options {
     const char *config_path; /* Hugging Face config.json, or NULL */
@@ -48,12 +54,22 @@ void pep_hf_model_fini(struct pep_hf_model *m);
 /* Number of pieces in a SentencePiece ModelProto file (top-level field 1 entries). */
 int pep_spm_count_pieces(const char *path, int *pieces);
 
-/* Writes `m` as a peprime checkpoint: /model/<name> (plm rows) and /head/<name> (head rows)
- * as H5T_IEEE_F32LE datasets of the row's shape, root attributes format_version, stage
- * ("import-hf"), step (0), created, config (INI text of the model keys), git_revision,
- * world_size (1), source (the weights path); the SentencePiece model is stored as the byte
- * dataset /tokenizer/sentencepiece.model. Written to `path`.tmp, then renamed.
- * Serial (not collective). To be replaced by io/checkpoint.c's writer once it lands. */
-int pep_hf_write_h5(const struct pep_hf_model *m, const char *path, const char *spm_path, const char *source);
+/* The encoder spec of the imported model: its shape, pe = none, head = tagger if a classifier
+ * was imported, else mlm if lm_head.* was, else tagger (ntags 0). max_T <= 0 picks
+ * pep_hf_default_seq_len(); max_T + 2 must fit the position table (XLM-R: 514 rows -> 512). */
+int pep_hf_model_spec(const struct pep_hf_model *m, int max_B, int max_T, struct pep_model_spec *spec);
+/* min(PEP_HF_DEFAULT_SEQ_LEN, max_positions - 2). */
+int pep_hf_default_seq_len(const struct pep_hf_model *m);
+/* The [model] section (INI text, pep_alloc'ed, pep_free) that makes a stage build exactly this
+ * model: layers hidden heads ff vocab max_seq_len max_positions type_vocab layer_norm_eps and
+ * tokenizer = `tokenizer` (give an absolute path: relative ones are resolved under run.out).
+ * max_positions is written explicitly because the config default is max_seq_len + 2. */
+int pep_hf_model_ini(const struct pep_hf_model *m, const char *tokenizer, char **out);
+/* Writes `m` as a peprime checkpoint through io/checkpoint.h: root attributes with stage
+ * "import-hf", step 0, `config_ini` as the config text and the model spec of
+ * pep_hf_model_spec (so `peprime inspect` and the stages' shape checks see it); /model/<name>
+ * (plm rows) and /head/<name> (head rows). This is the file `prime --init` and
+ * `finetune --init` read. Collective over `comm` (MPI_COMM_SELF for one process). */
+int pep_hf_write_checkpoint(const struct pep_hf_model *m, const char *path, const char *config_ini, MPI_Comm comm);
 
 #endif

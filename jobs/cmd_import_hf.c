@@ -1,5 +1,9 @@
 /* `peprime import-hf`: converts a Hugging Face XLM-R / BERT safetensors checkpoint into a
- * peprime base checkpoint (base.h5). */
+ * peprime base checkpoint (base.h5, written by io/checkpoint.c on MPI_COMM_SELF) and the
+ * [model] section the stages need (base.ini next to it). */
+#include <errno.h>
+#include <limits.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +22,10 @@ static void usage(FILE *f)
             "  --weights F          Hugging Face safetensors file (F32, F16 or BF16)\n"
             "  --config F           Hugging Face config.json (heads, eps, cross-checks); without it\n"
             "                       heads = hidden / 64 unless --heads is given\n"
-            "  --spm F              the model's SentencePiece model (stored in the checkpoint; its\n"
-            "                       piece count must match the vocabulary: V = pieces + 2)\n"
-            "  -o, --out F          output checkpoint (written to F.tmp, then renamed)\n"
+            "  --spm F              the model's SentencePiece model (its piece count must match the\n"
+            "                       vocabulary: V = pieces + 2); model.tokenizer points at it\n"
+            "  -o, --out F          output checkpoint (written to F.tmp, then renamed); the [model]\n"
+            "                       section for job files goes to F without .h5 + .ini (base.ini)\n"
             "  --allow-unexpected   skip tensors that are not part of the encoder / heads\n"
             "  --drop-heads         import embeddings + encoder only\n");
 }
@@ -70,7 +75,9 @@ int pep_cmd_import_hf(int argc, char **argv)
         return 2;
     }
     struct pep_hf_model m;
-    int rc = pep_hf_import(weights, &opt, &m);
+    char ini_path[PATH_MAX + 8], spm_abs[PATH_MAX];
+    char *ini = NULL;
+    int mpi_owned = 0, rc = pep_hf_import(weights, &opt, &m);
     if (rc == PEP_OK) {
         int pieces = 0;
         rc = pep_spm_count_pieces(spm, &pieces);
@@ -80,10 +87,46 @@ int pep_cmd_import_hf(int argc, char **argv)
                                "rows; use the sentencepiece.bpe.model that comes with these weights",
                                spm, pieces, pieces + 2, weights, m.shape.V);
     }
-    if (rc == PEP_OK) rc = pep_hf_write_h5(&m, out, spm, weights);
-    if (rc == PEP_OK)
+    if (rc == PEP_OK && !realpath(spm, spm_abs))
+        rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot resolve the path of %s: %s", spm,
+                           strerror(errno));
+    if (rc == PEP_OK) {
+        /* base.h5 -> base.ini (any other name: name + .ini) */
+        size_t n = strlen(out);
+        if (n > 3 && !strcmp(out + n - 3, ".h5")) n -= 3;
+        if (n + 5 > sizeof ini_path)
+            rc = pep_error_set(PEP_ERR_USAGE, __FILE__, __LINE__, __func__, "output path too long: %s", out);
+        else snprintf(ini_path, sizeof ini_path, "%.*s.ini", (int)n, out);
+    }
+    if (rc == PEP_OK) rc = pep_hf_model_ini(&m, spm_abs, &ini);
+    if (rc == PEP_OK) {
+        /* the checkpoint writer is MPI-IO: one process, MPI_COMM_SELF (singleton init without mpirun) */
+        int up = 0;
+        MPI_Initialized(&up);
+        if (!up) {
+            if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
+                rc = pep_error_set(PEP_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Init failed");
+            else mpi_owned = 1;
+        }
+    }
+    if (rc == PEP_OK) rc = pep_hf_write_checkpoint(&m, out, ini, MPI_COMM_SELF);
+    if (rc == PEP_OK) {
+        FILE *f = fopen(ini_path, "w");
+        int ok = f && fputs(ini, f) >= 0;
+        if (f && fclose(f) != 0) ok = 0;
+        if (!ok)
+            rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot write %s: %s", ini_path,
+                               strerror(errno));
+    }
+    if (rc == PEP_OK) {
         pep_info("wrote %s: %d tensors, %.1f MiB of float32", out, m.table.count, (double)m.table.numel * 4 / 1048576.0);
+        pep_info("wrote %s; put `include = %s` at the top of the job file and run the stage with --init %s", ini_path,
+                 ini_path, out);
+        printf("%s", ini);
+    }
+    pep_free(ini);
     pep_hf_model_fini(&m);
+    if (mpi_owned) MPI_Finalize();
     if (rc != PEP_OK) {
         fprintf(stderr, "peprime import-hf: error: %s\n", pep_error_message());
         if (pep_log_level() >= PEP_LOG_DEBUG) fprintf(stderr, "%s", pep_error_where());

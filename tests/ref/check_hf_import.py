@@ -2,8 +2,10 @@
 """Runs `peprime import-hf` on the files of make_hf_safetensors.py and checks the resulting
 checkpoints with h5py against PyTorch: every tensor present under its peprime name, in the
 right group (/model or /head), with the right shape, and bit-equal to the float32 master
-(F32), to torch's own .half().float() (F16) and .bfloat16().float() (BF16). Broken inputs
-must fail with a message that names the offending tensor. Exit status 0 = all checks passed."""
+(F32), to torch's own .half().float() (F16) and .bfloat16().float() (BF16), with the root
+attributes io/checkpoint.c writes (stage, model shape, per-tensor checksum) and the [model]
+INI file next to it (base.ini). Broken inputs must fail with a message that names the
+offending tensor. Exit status 0 = all checks passed."""
 import argparse
 import os
 import subprocess
@@ -28,20 +30,35 @@ def run(peprime, args):
     return p.returncode, p.stdout + p.stderr
 
 
-def check_h5(path, ref, conv, with_heads, spm_bytes, label):
+def attr_str(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def check_h5(path, ref, conv, with_heads, spm_path, label):
+    want_lines = ['[model]', 'layers = 2', 'hidden = 32', 'heads = 4', 'ff = 64', 'vocab = 99', 'max_positions = 32',
+                  'max_seq_len = 30', 'type_vocab = 1', 'tokenizer = ' + os.path.realpath(spm_path)]
+    ini_path = path[:-3] + '.ini'
+    check(os.path.exists(ini_path), f'{label}: {ini_path} not written')
+    if os.path.exists(ini_path):
+        ini = open(ini_path).read().splitlines()
+        for line in want_lines:
+            check(line in ini, f'{label}: {ini_path} lacks "{line}"')
     with h5py.File(path, 'r') as f:
-        check(f.attrs['stage'] in (b'import-hf', 'import-hf'), f'{label}: stage attr')
+        check(attr_str(f.attrs['stage']) == 'import-hf', f'{label}: stage attr')
         check(int(f.attrs['format_version']) == 1, f'{label}: format_version')
-        cfg = f.attrs['config']
-        cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
-        for line in ['layers = 2', 'hidden = 32', 'heads = 4', 'ff = 64', 'vocab = 99', 'max_positions = 32',
-                     'type_vocab = 1']:
+        cfg = attr_str(f.attrs['config']).splitlines()
+        for line in want_lines:
             check(line in cfg, f'{label}: config attr lacks "{line}"')
+        # the model spec io/checkpoint.c stores for `peprime inspect` and the stages' shape checks
+        for k, v in [('layers', 2), ('hidden', 32), ('heads', 4), ('ff', 64), ('vocab', 99), ('max_positions', 32),
+                     ('type_vocab', 1), ('ntags', 7 if with_heads else 0)]:
+            check(k in f.attrs and int(f.attrs[k]) == v, f'{label}: root attr {k} = {f.attrs.get(k)}, want {v}')
+        check(attr_str(f.attrs.get('head', b'')) == 'tagger', f'{label}: head attr')
         names = []
         f.visit(lambda n: names.append(n) if isinstance(f[n], h5py.Dataset) else None)
         want = {('head/' if k.startswith(('classifier.', 'lm_head.')) else 'model/') + k: v for k, v in ref.items()
                 if with_heads or not k.startswith(('classifier.', 'lm_head.'))}
-        got = set(n for n in names if not n.startswith('tokenizer/'))
+        got = set(names)
         check(got == set(want), f'{label}: datasets differ: missing {sorted(set(want) - got)[:5]}, '
                                 f'extra {sorted(got - set(want))[:5]}')
         for name, x in want.items():
@@ -55,8 +72,7 @@ def check_h5(path, ref, conv, with_heads, spm_bytes, label):
             if got_v.shape == expect.shape:
                 same = np.array_equal(got_v.view(np.uint32), expect.view(np.uint32))
                 check(same, f'{label}: {name} values differ (max |diff| {np.abs(got_v - expect).max()})')
-        if spm_bytes is not None:
-            check(bytes(f['tokenizer/sentencepiece.model'][()].tobytes()) == spm_bytes, f'{label}: tokenizer bytes')
+            check('checksum' in d.attrs, f'{label}: {name} has no checksum attribute')
 
 
 def main():
@@ -69,7 +85,6 @@ def main():
     ref = torch.load(os.path.join(w, 'reference.pt'))
     spm = os.path.join(w, 'spm.model')
     cfg = os.path.join(w, 'config.json')
-    spm_bytes = open(spm, 'rb').read()
     ident = lambda x: x.float()
     cases = [('f32', ident, True, ['--config', cfg]),
              ('f16', lambda x: x.half().float(), True, ['--config', cfg]),
@@ -87,7 +102,7 @@ def main():
         rc, log = run(a.peprime, args)
         check(rc == 0, f'{v} {extra}: import failed: {log}')
         if rc == 0:
-            check_h5(out, ref, conv, heads, spm_bytes, f'{v}{" ".join(extra[2:])}')
+            check_h5(out, ref, conv, heads, spm, f'{v}{" ".join(extra[2:])}')
             check(not os.path.exists(out + '.tmp'), f'{v}: .tmp left behind')
         if v == 'f32' and heads:
             check('lm_head.decoder.weight equals embeddings.word_embeddings.weight' in log, f'tied check not logged: {log}')
@@ -114,7 +129,8 @@ def main():
         check(rc == 1, f'{args}: exit {rc}, want 1: {log}')
         for n in needles:
             check(n in log, f'{args}: message lacks "{n}": {log}')
-        check(not os.path.exists(out) and not os.path.exists(out + '.tmp'), f'{args}: output written despite error')
+        check(not os.path.exists(out) and not os.path.exists(out + '.tmp') and not os.path.exists(out[:-3] + '.ini'),
+              f'{args}: output written despite error')
     # --allow-unexpected turns the unexpected tensor into a warning
     out = os.path.join(w, 'allow.h5')
     rc, log = run(a.peprime, ['--weights', os.path.join(w, 'broken_unexpected.safetensors'), '--config', cfg,

@@ -200,6 +200,76 @@ static void test_spm_fairseq_mapping(void **state)
     pep_spm_destroy(&spm);
 }
 
+/* fairseq / XLM-R rules written out independently of src/tokenizer: spm <unk>=0 -> 3,
+ * <s>=1 -> 0, </s>=2 -> 2, piece i >= 3 -> i + 1; <pad> = 1 and <mask> = pieces + 1 are never
+ * a piece. */
+static int fairseq_rule(int spm_id) { return spm_id == 0 ? 3 : spm_id == 1 ? 0 : spm_id == 2 ? 2 : spm_id + 1; }
+
+/* pep_spm_encode_sentence against spm_encode (the sentencepiece tool) + the rules above: each
+ * word encoded on its own (XLM-R's is_split_into_words), <s> words </s>; and the mapping is a
+ * bijection of the pieces onto [0, V + 2) minus <pad> and <mask>. Unigram and BPE models. */
+static void check_sentence_vs_spm_encode(const char *model)
+{
+    static const char *words[] = {"Angela", "Merkel", "besuchte", "\xe2\x98\x83", "Москва", "<ent>", "Spree", ".", "zzqx"};
+    int nw = (int)(sizeof words / sizeof *words);
+    char in[1200], out[1200], cmd[4096], line[4096];
+    snprintf(in, sizeof in, "%s/words.txt", g_dir);
+    snprintf(out, sizeof out, "%s/words.ids", g_dir);
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    for (int w = 0; w < nw; w++) fprintf(f, "%s\n", words[w]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "spm_encode --model='%s' --output_format=id < '%s' > '%s'", model, in, out);
+    run_or_fail(cmd);
+    int expect[256], ne = 0;
+    expect[ne++] = 0;
+    f = fopen(out, "r");
+    assert_non_null(f);
+    for (int w = 0; w < nw; w++) {
+        assert_non_null(fgets(line, sizeof line, f));
+        char *p = line, *end;
+        for (long v = strtol(p, &end, 10); end != p; v = strtol(p, &end, 10)) {
+            assert_true(ne < 250);
+            expect[ne++] = fairseq_rule((int)v);
+            p = end;
+        }
+    }
+    fclose(f);
+    expect[ne++] = 2;
+
+    struct pep_spm *spm = NULL;
+    assert_int_equal(pep_spm_read_file(model, &spm), PEP_OK);
+    int ids[256], first[16], n_ids = 0, n_trunc = 0;
+    assert_int_equal(pep_spm_encode_sentence(spm, words, NULL, nw, 256, ids, first, &n_ids, &n_trunc), PEP_OK);
+    assert_int_equal(n_trunc, 0);
+    assert_int_equal(n_ids, ne);
+    for (int k = 0; k < ne; k++)
+        if (ids[k] != expect[k]) fail_msg("%s: id %d: peprime %d, spm_encode + fairseq rules %d", model, k, ids[k], expect[k]);
+    int saw_unk = 0, saw_user = 0, user = pep_spm_piece_id(spm, "<ent>");
+    for (int k = 0; k < ne; k++) saw_unk |= ids[k] == 3, saw_user |= user >= 0 && ids[k] == user + 1;
+    assert_true(saw_unk);
+    if (user >= 0) assert_true(saw_user); /* the user-defined symbol is one piece, shifted by one */
+
+    int V = pep_spm_vocab_size(spm), F = pep_spm_fairseq_vocab(spm);
+    assert_int_equal(F, V + 2);
+    assert_int_equal(pep_spm_mask_id(spm), V + 1);
+    char *seen = calloc((size_t)F, 1);
+    assert_non_null(seen);
+    for (int i = 0; i < V; i++) {
+        int id = pep_spm_fairseq_id(spm, i);
+        assert_int_equal(id, fairseq_rule(i));
+        assert_true(id >= 0 && id < F && id != 1 && id != V + 1 && !seen[id]);
+        seen[id] = 1;
+    }
+    for (int id = 0; id < F; id++) assert_int_equal(seen[id], id != 1 && id != V + 1);
+    free(seen);
+    pep_spm_destroy(&spm);
+}
+
+static void test_spm_sentence_vs_spm_encode(void **state) { check_sentence_vs_spm_encode(g_model); }
+
+static void test_spm_bpe_sentence_vs_spm_encode(void **state) { check_sentence_vs_spm_encode(g_bpe); }
+
 static void test_spm_encode_sentence_alignment(void **state)
 {
     struct pep_spm *spm = NULL;
@@ -330,6 +400,8 @@ int main(void)
         cmocka_unit_test(test_spm_pieces_reassemble),
         cmocka_unit_test(test_spm_fairseq_mapping),
         cmocka_unit_test(test_spm_encode_sentence_alignment),
+        cmocka_unit_test(test_spm_sentence_vs_spm_encode),
+        cmocka_unit_test(test_spm_bpe_sentence_vs_spm_encode),
         cmocka_unit_test(test_spm_malformed_models),
         cmocka_unit_test(test_spm_file_errors),
     };
