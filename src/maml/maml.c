@@ -15,8 +15,8 @@ struct pep_maml {
     float *phi;        /* (k + 1) x n_in: phi_0 .. phi_k */
     float *init;       /* n_in: the inner loop's start (fresh init, or the meta values at task start) */
     float *v;          /* n_in: adjoint of the inner set */
-    float *g;          /* numel: adjoint of theta (outer groups outside I) */
-    float *gplus;      /* numel: the + side of a finite-difference HVP */
+    float *g;          /* numel: adjoint of theta (outer groups outside I); order 2 only */
+    float *gplus;      /* numel: the + side of a finite-difference HVP; order 2 only */
     float *meta;       /* numel: accumulated meta-gradient */
     float *restore;    /* n_in: the inner set's values before the task */
 };
@@ -71,8 +71,11 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     PEP_ALLOC_GOTO(rc, mm->phi, (size_t)(o->inner_steps + 1) * mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->init, mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->v, mm->n_in);
-    PEP_ALLOC_GOTO(rc, mm->g, n);
-    if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->gplus, n);
+    if (o->order == 2) {
+        /* first order reads theta's gradient straight from the model's block */
+        PEP_ALLOC_GOTO(rc, mm->g, n);
+        PEP_ALLOC_GOTO(rc, mm->gplus, n);
+    }
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
     /* the fixed fresh start of the non-PLM inner groups: the model's own seeded initialiser */
@@ -184,7 +187,8 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
     PEP_CALL_GOTO(rc, loss_grad(m, query, pass_seed(seed, k), all, &lq));
     memcpy(mm->v, gr + mm->in_b, nin * sizeof(float));
-    memcpy(mm->g, gr, n * sizeof(float));
+    if (o->order == 2) memcpy(mm->g, gr, n * sizeof(float));
+    const float *gth = o->order == 2 ? mm->g : gr;
     PEP_CHECK_GOTO(rc, isfinite(lq), PEP_ERR_NUMERIC, "non-finite query loss");
 
     if (o->order == 2) {
@@ -211,7 +215,7 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
     float scale = 1.0f / (float)o->meta_batch;
     for (size_t i = mm->out_b; i < mm->out_e; i++) {
-        float gi = (i >= mm->in_b && i < mm->in_e) ? mm->v[i - mm->in_b] : mm->g[i];
+        float gi = (i >= mm->in_b && i < mm->in_e) ? mm->v[i - mm->in_b] : gth[i];
         mm->meta[i] += scale * gi;
     }
     res->support_loss = ls;
