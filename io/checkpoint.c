@@ -1,4 +1,5 @@
 /* HDF5 checkpoint writer (parallel, MPI-IO driver) and reader (serial) — see checkpoint.h. */
+#define _GNU_SOURCE /* O_DIRECT */
 #include "checkpoint.h"
 
 #include <dirent.h>
@@ -26,6 +27,12 @@
 /* Elements per block when writing or streaming a dataset (verify, stats): 16 MiB of floats. */
 #define CK_BLOCK_ELEMS ((size_t)4 << 20)
 #define CK_LOG_CHUNK 4096
+/* Direct I/O: tensors of at least CK_DIRECT_MIN bytes (HDF5 aligns them to 1 MiB, see
+ * H5Pset_alignment below) are written with O_DIRECT in CK_DIRECT_ALIGN-aligned pieces through
+ * a CK_DIRECT_BUF staging buffer. */
+#define CK_DIRECT_MIN ((size_t)1 << 20)
+#define CK_DIRECT_ALIGN ((size_t)4096)
+#define CK_DIRECT_BUF ((size_t)8 << 20)
 
 static const char *const group_dirs[PEP_GROUP_COUNT] = {"/model", "/pe", "/head"};
 
@@ -251,6 +258,10 @@ struct pep_ckpt_writer {
     hid_t file;
     hid_t dxpl_coll; /* collective transfer */
     hid_t dxpl_ind;  /* independent transfer */
+    int dfd;         /* this rank's O_DIRECT descriptor of the tmp file, -1: HDF5 writes all data */
+    int bfd;         /* buffered descriptor for the unaligned tails of direct-written tensors */
+    int wrote_tail;  /* bfd has unsynced data */
+    void *stage;     /* CK_DIRECT_BUF bytes, CK_DIRECT_ALIGN-aligned */
     char final_path[PEP_CKPT_PATH_MAX];
     char tmp_path[PEP_CKPT_PATH_MAX + 8];
 };
@@ -268,6 +279,90 @@ static int agree(struct pep_ckpt_writer *w, int rc)
     return rc;
 }
 
+/* Opens this rank's descriptors for direct-I/O tensor data (the file already exists: H5Fcreate
+ * is collective). Large tensors bypass the page cache: on a fresh write every page-cache page
+ * is new memory, and on the VMs measured here touching new memory costs more than the disk
+ * (buffered 0.2-0.3 GB/s against O_DIRECT 1.0-1.2 GB/s, see tests/checkpoint/bench_checkpoint.c).
+ * Where O_DIRECT is refused (tmpfs, some network file systems) or PEP_CKPT_DIRECT=0 is set,
+ * HDF5 writes all data itself. */
+static int direct_open(struct pep_ckpt_writer *w)
+{
+    const char *env = getenv("PEP_CKPT_DIRECT");
+    if (env && !strcmp(env, "0")) return PEP_OK;
+    w->dfd = open(w->tmp_path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (w->dfd < 0) return PEP_OK; /* EINVAL: no direct I/O here; HDF5 writes the data */
+    w->bfd = open(w->tmp_path, O_WRONLY | O_CLOEXEC);
+    PEP_CHECK(w->bfd >= 0, PEP_ERR_IO, "cannot open %s for writing: %s", w->tmp_path, strerror(errno));
+    PEP_CHECK(posix_memalign(&w->stage, CK_DIRECT_ALIGN, CK_DIRECT_BUF) == 0, PEP_ERR_NOMEM,
+              "out of memory: %zu bytes of checkpoint staging buffer", CK_DIRECT_BUF);
+    return PEP_OK;
+}
+
+static void direct_close(struct pep_ckpt_writer *w)
+{
+    if (w->dfd >= 0) close(w->dfd);
+    if (w->bfd >= 0) close(w->bfd);
+    w->dfd = w->bfd = -1;
+    free(w->stage);
+    w->stage = NULL;
+}
+
+/* Writes `len` bytes of `src` at file offset `off`: O_DIRECT through the staging buffer when
+ * `direct` (off and len multiples of CK_DIRECT_ALIGN), else one buffered pwrite. */
+static int raw_write(struct pep_ckpt_writer *w, const char *name, const char *src, size_t len, uint64_t off,
+                     int direct)
+{
+    while (len > 0) {
+        size_t n = direct ? (len < CK_DIRECT_BUF ? len : CK_DIRECT_BUF) : len;
+        const void *buf = src;
+        if (direct) {
+            memcpy(w->stage, src, n);
+            buf = w->stage;
+        }
+        ssize_t got = pwrite(direct ? w->dfd : w->bfd, buf, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && direct && errno == EINVAL) { /* direct I/O refused after all: buffered from here on */
+            close(w->dfd);
+            w->dfd = -1;
+            direct = 0;
+            continue;
+        }
+        PEP_CHECK(got > 0, PEP_ERR_IO, "%s: cannot write dataset %s at byte %" PRIu64 ": %s (disk full?)", w->tmp_path,
+                  name, off, got < 0 ? strerror(errno) : "no progress");
+        if (direct) PEP_CHECK((size_t)got == n, PEP_ERR_IO, "%s: short direct write of dataset %s at byte %" PRIu64
+                              " (disk full?)", w->tmp_path, name, off);
+        src += got, len -= (size_t)got, off += (uint64_t)got;
+    }
+    if (!direct) w->wrote_tail = 1;
+    return PEP_OK;
+}
+
+/* Direct-I/O write of tensor bytes [0, total) at file address `addr`: owner < 0 splits the
+ * aligned part into one run of whole CK_DIRECT_ALIGN blocks per rank, the last rank also
+ * writes the unaligned tail (buffered); owner >= 0: that rank writes everything. */
+static int write_tensor_direct(struct pep_ckpt_writer *w, const struct pep_param *p, const float *data,
+                               uint64_t addr, int owner)
+{
+    size_t total = p->numel * sizeof(float), aligned = total / CK_DIRECT_ALIGN * CK_DIRECT_ALIGN;
+    size_t nblk = aligned / CK_DIRECT_ALIGN, b0 = 0, b1 = 0;
+    int last;
+    if (owner < 0) {
+        b0 = nblk * (size_t)w->rank / (size_t)w->size;
+        b1 = nblk * (size_t)(w->rank + 1) / (size_t)w->size;
+        last = w->rank == w->size - 1;
+    } else {
+        if (owner != w->rank) return PEP_OK;
+        b1 = nblk;
+        last = 1;
+    }
+    const char *src = (const char *)data;
+    if (b1 > b0)
+        PEP_CALL(raw_write(w, p->name, src + b0 * CK_DIRECT_ALIGN, (b1 - b0) * CK_DIRECT_ALIGN,
+                           addr + b0 * CK_DIRECT_ALIGN, 1));
+    if (last && total > aligned) PEP_CALL(raw_write(w, p->name, src + aligned, total - aligned, addr + aligned, 0));
+    return PEP_OK;
+}
+
 int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_writer **out)
 {
     int rc = PEP_OK;
@@ -279,6 +374,7 @@ int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_write
     PEP_ALLOC(w, 1);
     w->comm = comm;
     w->file = w->dxpl_coll = w->dxpl_ind = H5I_INVALID_HID;
+    w->dfd = w->bfd = -1;
     MPI_Comm_rank(comm, &w->rank);
     MPI_Comm_size(comm, &w->size);
     snprintf(w->final_path, sizeof w->final_path, "%s", final_path);
@@ -301,6 +397,7 @@ int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_write
     PEP_CALL_H5_GOTO(rc, H5Pset_dxpl_mpio(w->dxpl_coll, H5FD_MPIO_COLLECTIVE), "cannot set collective transfer");
     PEP_H5_ID_GOTO(rc, w->dxpl_ind, H5Pcreate(H5P_DATASET_XFER), "cannot create a transfer list");
     PEP_CALL_H5_GOTO(rc, H5Pset_dxpl_mpio(w->dxpl_ind, H5FD_MPIO_INDEPENDENT), "cannot set independent transfer");
+    PEP_CALL_GOTO(rc, direct_open(w));
 cleanup:
     PEP_H5_CLOSE(H5Pclose, fapl);
     rc = agree(w, rc);
@@ -448,6 +545,14 @@ static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_p
     PEP_H5_ID_GOTO(rc, dset, H5Dcreate2(loc, p->name, H5T_IEEE_F32LE, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                    "%s: cannot create dataset %s", w->tmp_path, p->name);
     PEP_CALL_GOTO(rc, attr_u64(dset, "checksum", checksum));
+    if (w->dfd >= 0 && p->numel * sizeof(float) >= CK_DIRECT_MIN) {
+        /* contiguous, allocated at creation: the same address on every rank */
+        haddr_t addr = H5Dget_offset(dset);
+        if (addr != HADDR_UNDEF && addr % CK_DIRECT_ALIGN == 0) {
+            PEP_CALL_GOTO(rc, write_tensor_direct(w, p, data, (uint64_t)addr, owner));
+            goto cleanup;
+        }
+    }
 
     size_t r0 = 0, r1 = 0;
     if (owner < 0) {
@@ -699,6 +804,7 @@ static int finish_rank0(struct pep_ckpt_writer *w)
 
 static void writer_free(struct pep_ckpt_writer *w)
 {
+    direct_close(w);
     PEP_H5_CLOSE(H5Pclose, w->dxpl_coll);
     PEP_H5_CLOSE(H5Pclose, w->dxpl_ind);
     pep_free(w);
@@ -710,6 +816,12 @@ int pep_ckpt_commit(struct pep_ckpt_writer **wp)
     int rc = PEP_OK;
     *wp = NULL;
     PEP_CHECK(w, PEP_ERR_USAGE, "pep_ckpt_commit: no open checkpoint");
+    /* buffered tails written by other ranks may sit in another node's cache: each rank syncs
+     * its own before rank 0's fsync + rename (O_DIRECT data is on the device already) */
+    if (w->wrote_tail && fdatasync(w->bfd) != 0)
+        rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "%s: fdatasync failed: %s (disk full?)",
+                           w->tmp_path, strerror(errno));
+    direct_close(w);
     herr_t st;
     H5E_BEGIN_TRY
     {
@@ -718,7 +830,7 @@ int pep_ckpt_commit(struct pep_ckpt_writer **wp)
     }
     H5E_END_TRY;
     w->file = H5I_INVALID_HID;
-    if (st < 0)
+    if (st < 0 && rc == PEP_OK)
         rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "%s: closing the checkpoint failed (disk full?)",
                            w->tmp_path);
     rc = agree(w, rc);

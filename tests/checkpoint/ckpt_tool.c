@@ -3,6 +3,10 @@
  *                              task i is owned by rank i % size) and print its manifest
  *   ckpt_tool roundtrip FILE   write as above, then every rank reads the file back and checks
  *                              every value, attribute and task (the MPI test)
+ *   ckpt_tool write-big FILE, roundtrip-big FILE
+ *                              the same with tensors over 1 MiB whose sizes are not multiples
+ *                              of 4 KiB (the writer's direct-I/O path with unaligned tails,
+ *                              replicated and task-owned)
  *   ckpt_tool loop DIR [N]     write N (or endless) checkpoints after the newest one in DIR,
  *                              keeping the last 3
  *   ckpt_tool verify DIR       every final-named checkpoint in DIR opens, verifies and holds
@@ -20,6 +24,9 @@
 /* tiny: L=2 C=8 FF=16 V=30 P=10 R=2 K=5; loop: bigger so a kill lands inside a write */
 #define TINY 2, 8, 16, 30, 10, 2, 5
 #define LOOP 2, 256, 1024, 8000, 130, 16, 7
+/* embeddings 3001 x 200 and FF 1500 x 200 floats, adapters 1400 x 200: all >= 1 MiB, none a
+ * multiple of 4 KiB */
+#define BIG 1, 200, 1500, 3001, 130, 1400, 7
 #define NTASKS 4
 static const char *const langs[NTASKS] = {"en", "de", "fr", "sw"};
 static const unsigned task_groups = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
@@ -144,7 +151,7 @@ static int check_file(const char *path, const struct pep_param_table *t, const s
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: ckpt_tool write|roundtrip FILE | loop DIR [N] | verify DIR\n");
+        fprintf(stderr, "usage: ckpt_tool write|roundtrip|write-big|roundtrip-big FILE | loop DIR [N] | verify DIR\n");
         return 2;
     }
     MPI_Init(&argc, &argv);
@@ -155,16 +162,20 @@ int main(int argc, char **argv)
     struct pep_model_spec spec;
     const char *mode = argv[1], *arg = argv[2];
     int loop = !strcmp(mode, "loop") || !strcmp(mode, "verify");
-    if (loop) {
+    int big = !strcmp(mode, "write-big") || !strcmp(mode, "roundtrip-big");
+    if (big) {
+        TRY(ckpt_test_table(&t, BIG));
+        ckpt_test_spec(&spec, BIG);
+    } else if (loop) {
         TRY(ckpt_test_table(&t, LOOP));
         ckpt_test_spec(&spec, LOOP);
     } else {
         TRY(ckpt_test_table(&t, TINY));
         ckpt_test_spec(&spec, TINY);
     }
-    if (!strcmp(mode, "write")) {
+    if (!strcmp(mode, "write") || !strcmp(mode, "write-big")) {
         rc = write_file(arg, &t, &spec, 7, NTASKS, 1);
-    } else if (!strcmp(mode, "roundtrip")) {
+    } else if (!strcmp(mode, "roundtrip") || !strcmp(mode, "roundtrip-big")) {
         rc = write_file(arg, &t, &spec, 7, NTASKS, 0);
         MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
         if (!rc) rc = check_file(arg, &t, &spec, 7, size, NTASKS); /* every rank reads independently */

@@ -15,16 +15,47 @@ def expected(row, numel, base):
     return np.float32(base + row + 1) + np.arange(numel, dtype=np.float32) * np.float32(0.001)
 
 
-def main():
-    tool, tmp = sys.argv[1], sys.argv[2]
-    os.makedirs(tmp, exist_ok=True)
-    path = os.path.join(tmp, "prime.h5")
-    out = subprocess.run([tool, "write", path], check=True, capture_output=True, text=True).stdout
+def write(tool, mode, path):
+    """Runs `ckpt_tool mode path`; returns its manifest rows (index, group, name, shape)."""
+    out = subprocess.run([tool, mode, path], check=True, capture_output=True, text=True).stdout
     rows = []
     for line in out.splitlines():
         _, idx, group, name, d0, d1 = line.split()
         shape = (int(d0),) if int(d1) == 0 else (int(d0), int(d1))
         rows.append((int(idx), group, name, shape))
+    return rows
+
+
+def check_big(tool, tmp):
+    """Tensors over 1 MiB go through the writer's direct-I/O path: every value must read back."""
+    path = os.path.join(tmp, "big.h5")
+    rows = write(tool, "write-big", path)
+    dirs = {"plm": "model", "pe": "pe", "head": "head"}
+    big = 0
+    with h5py.File(path, "r") as f:
+        for idx, group, name, shape in rows:
+            n = int(np.prod(shape))
+            big += n * 4 >= 1 << 20
+            d = f["/%s/%s" % (dirs[group], name)]
+            assert d.shape == shape and d.dtype == np.dtype("<f4"), name
+            assert np.array_equal(d[()].ravel(), expected(idx, n, 7)), name
+            if group == "plm":
+                assert np.array_equal(f["/optimizer/m/plm/" + name][()].ravel(), expected(idx, n, 1000)), name
+                assert np.array_equal(f["/optimizer/v/plm/" + name][()].ravel(), expected(idx, n, 2000)), name
+            else:
+                for i, lang in enumerate(["en", "de", "fr", "sw"]):
+                    got = f["/tasks/%s/%s" % (lang, name)][()].ravel()
+                    assert np.array_equal(got, expected(idx, n, 100 * (i + 1))), (lang, name)
+    assert big >= 5, big  # embeddings, 2 FF matrices, 2 adapter matrices
+    os.remove(path)
+    return big
+
+
+def main():
+    tool, tmp = sys.argv[1], sys.argv[2]
+    os.makedirs(tmp, exist_ok=True)
+    path = os.path.join(tmp, "prime.h5")
+    rows = write(tool, "write", path)
     assert len(rows) == 5 + 2 * 16 + 2 * 4 + 2, len(rows)  # embeddings, 2 layers, 2 adapters, head
     assert not os.path.exists(path + ".tmp")
     dirs = {"plm": "model", "pe": "pe", "head": "head"}
@@ -101,6 +132,7 @@ def main():
     dump = subprocess.run(["h5dump", "-H", path], check=True, capture_output=True, text=True).stdout
     assert "H5T_IEEE_F32LE" in dump and 'ATTRIBUTE "format_version"' in dump
     print("h5py, h5ls -r and h5dump -H read %s: %d parameter rows, 4 tasks, 2 log series" % (path, len(rows)))
+    print("h5py read back %d tensors over 1 MiB of big.h5" % check_big(tool, tmp))
 
 
 if __name__ == "__main__":
