@@ -55,3 +55,16 @@ PY
   awk -v f="$first" -v l="$last" -v v="$variant" 'BEGIN { printf "%s: loss %s -> %s\n", v, f, l; exit !(l < f) }'
 done
 echo "all PE methods train with a frozen encoder"
+
+# pe.init: fresh (above), meta (the primed /pe + /head) and task:<lang> (a /tasks state)
+"$B" prime --config job.ini --init base/base.h5 --out primed --set optim.steps=3 --set maml.meta_batch=2 \
+  --set maml.support_size=4 --set maml.query_size=4 >/dev/null
+for init in meta task:aa; do
+  "$B" finetune --config job.ini --init primed/primed.h5 --out "ft-init-${init/:/-}" --set "pe.init=$init" \
+    --set optim.steps=5 > init.log 2>&1 || { tail -3 init.log; echo "pe.init=$init failed"; exit 1; }
+  grep -q "PE init $init" init.log || { echo "pe.init=$init not reported"; exit 1; }
+done
+if "$B" finetune --config job.ini --init primed/primed.h5 --out ft-bad --set pe.init=task:zz --set optim.steps=5 \
+     > bad.log 2>&1; then echo "pe.init=task:zz should fail"; exit 1; fi
+grep -q "no task state for language 'zz'" bad.log || { cat bad.log | tail -2; echo "unclear error"; exit 1; }
+echo "pe.init fresh, meta and task:<lang> work; a missing task is a clear error"
