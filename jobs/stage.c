@@ -121,6 +121,16 @@ cleanup:
     return rc;
 }
 
+int pep_stage_step_end(MPI_Comm comm, const struct pep_config *cfg, long done, int *stop, int *save)
+{
+    *stop = pep_run_stop_requested();
+    /* ranks get the signal at slightly different times: all stop after the same step */
+    PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, stop, 1, MPI_INT, MPI_MAX, comm));
+    int periodic = cfg->checkpoint.every > 0 && done % cfg->checkpoint.every == 0 && done < cfg->optim.steps;
+    *save = periodic || *stop;
+    return PEP_OK;
+}
+
 static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *path, size_t len)
 {
     char dir[1100];

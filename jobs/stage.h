@@ -52,6 +52,9 @@ struct pep_stage_save {
     int nseries;
     uint64_t rng[4];
 };
+/* After step `done` (1-based): agrees across ranks whether a stop signal arrived on any of
+ * them (*stop) and whether to checkpoint now (*save: checkpoint.every, or a stop). Collective. */
+int pep_stage_step_end(MPI_Comm comm, const struct pep_config *cfg, long done, int *stop, int *save);
 /* Writes `path` collectively over comm (tmp + fsync + rename). */
 int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save *s);
 /* Checkpoint `step` into <out>/checkpoints and rotate (checkpoint.keep). Collective. */

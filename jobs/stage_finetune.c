@@ -196,10 +196,9 @@ static int run_finetune(struct pep_stage *stg)
             loss_win = tok_win = 0;
             win = 0;
         }
-        int stop = pep_run_stop_requested();
-        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm));
-        int periodic = cfg->checkpoint.every > 0 && (step + 1) % cfg->checkpoint.every == 0 && step + 1 < cfg->optim.steps;
-        if (periodic || stop) {
+        int stop, save;
+        PEP_CALL_GOTO(rc, pep_stage_step_end(comm, cfg, step + 1, &stop, &save));
+        if (save) {
             struct pep_stage_save sv = {.stage = "finetune", .step = step + 1, .run = run, .m = m,
                                         .groups = trainable, .opt = &opt, .opt_groups = trainable,
                                         .series = series, .nseries = 4,
