@@ -863,6 +863,9 @@ void pep_ckpt_abort(struct pep_ckpt_writer **wp)
 
 struct pep_ckpt_reader {
     hid_t file;
+    int dfd;       /* O_DIRECT descriptor for large tensors: -2 not tried yet, -1 unavailable */
+    int bfd;       /* buffered descriptor for their unaligned tails */
+    void *stage;   /* CK_DIRECT_BUF bytes, CK_DIRECT_ALIGN-aligned */
     char path[PEP_CKPT_PATH_MAX];
     struct pep_ckpt_info info;
     char (*tasks)[PEP_CKPT_LANG_MAX];
@@ -978,6 +981,8 @@ int pep_ckpt_open(const char *path, struct pep_ckpt_reader **out)
     H5E_END_TRY;
     PEP_CHECK(is > 0, PEP_ERR_FORMAT, "%s: not an HDF5 file (expected a peprime checkpoint .h5)", path);
     PEP_ALLOC(r, 1);
+    r->dfd = -2;
+    r->bfd = -1;
     snprintf(r->path, sizeof r->path, "%s", path);
     H5E_BEGIN_TRY { r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
@@ -998,6 +1003,9 @@ void pep_ckpt_close(struct pep_ckpt_reader **rp)
     if (!r) return;
     *rp = NULL;
     if (r->file > 0) PEP_H5_CLOSE(H5Fclose, r->file);
+    if (r->dfd >= 0) close(r->dfd);
+    if (r->bfd >= 0) close(r->bfd);
+    free(r->stage);
     pep_free(r->info.config);
     pep_free(r->tasks);
     pep_free(r->logs);
@@ -1119,14 +1127,82 @@ static int check_sum(struct pep_ckpt_reader *r, hid_t d, const char *path, uint6
     return PEP_OK;
 }
 
+/* File address of `d` if it can be read as raw little-endian float32 bytes with direct I/O:
+ * at least CK_DIRECT_MIN bytes, contiguous, allocated, aligned, no external storage, F32LE on
+ * a little-endian host; else HADDR_UNDEF (HDF5 reads it). */
+static haddr_t direct_addr(struct pep_ckpt_reader *r, hid_t d, size_t bytes)
+{
+    const uint32_t one = 1;
+    unsigned char little;
+    memcpy(&little, &one, 1);
+    if (!little || bytes < CK_DIRECT_MIN) return HADDR_UNDEF;
+    if (r->dfd == -2) { /* first large tensor: open the descriptors once */
+        const char *env = getenv("PEP_CKPT_DIRECT");
+        r->dfd = -1;
+        if ((!env || strcmp(env, "0")) && posix_memalign(&r->stage, CK_DIRECT_ALIGN, CK_DIRECT_BUF) == 0) {
+            r->bfd = open(r->path, O_RDONLY | O_CLOEXEC);
+            if (r->bfd >= 0) r->dfd = open(r->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+        }
+    }
+    if (r->dfd < 0) return HADDR_UNDEF;
+    haddr_t addr = HADDR_UNDEF;
+    hid_t type = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    H5E_BEGIN_TRY
+    {
+        type = H5Dget_type(d);
+        dcpl = H5Dget_create_plist(d);
+        if (type >= 0 && dcpl >= 0 && H5Tequal(type, H5T_IEEE_F32LE) > 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS &&
+            H5Pget_external_count(dcpl) == 0 && H5Pget_nfilters(dcpl) == 0 && H5Dget_storage_size(d) == bytes)
+            addr = H5Dget_offset(d);
+        if (type >= 0) H5Tclose(type);
+        if (dcpl >= 0) H5Pclose(dcpl);
+    }
+    H5E_END_TRY;
+    return addr != HADDR_UNDEF && addr % CK_DIRECT_ALIGN == 0 ? addr : HADDR_UNDEF;
+}
+
+/* Reads `bytes` at file offset `addr` into `dst`: aligned part with O_DIRECT through the
+ * staging buffer, the tail buffered. Returns 0 on success, -1 on EINVAL (direct I/O refused:
+ * the caller falls back to HDF5), 1 on a short read or another error (errno set). */
+static int direct_read(struct pep_ckpt_reader *r, char *dst, size_t bytes, uint64_t addr)
+{
+    size_t aligned = bytes / CK_DIRECT_ALIGN * CK_DIRECT_ALIGN, done = 0;
+    while (done < aligned) {
+        size_t n = aligned - done < CK_DIRECT_BUF ? aligned - done : CK_DIRECT_BUF;
+        ssize_t got = pread(r->dfd, r->stage, n, (off_t)(addr + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && errno == EINVAL && done == 0) {
+            close(r->dfd);
+            r->dfd = -1;
+            return -1;
+        }
+        if (got != (ssize_t)n) return 1;
+        memcpy(dst + done, r->stage, n);
+        done += n;
+    }
+    while (done < bytes) {
+        ssize_t got = pread(r->bfd, dst + done, bytes - done, (off_t)(addr + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return 1;
+        done += (size_t)got;
+    }
+    return 0;
+}
+
 static int read_tensor(struct pep_ckpt_reader *r, const char *path, const struct pep_param *p, float *dst)
 {
     int rc = PEP_OK;
     hid_t d = H5I_INVALID_HID;
     PEP_CALL_GOTO(rc, open_tensor(r, path, p, &d));
-    herr_t st;
-    H5E_BEGIN_TRY { st = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst); }
-    H5E_END_TRY;
+    herr_t st = -1;
+    /* large tensors bypass the page cache, as in the writer (see direct_open) */
+    haddr_t addr = direct_addr(r, d, p->numel * sizeof(float));
+    int dr = addr == HADDR_UNDEF ? -1 : direct_read(r, (char *)dst, p->numel * sizeof(float), (uint64_t)addr);
+    if (dr == 0) st = 0;
+    else if (dr < 0) {
+        H5E_BEGIN_TRY { st = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst); }
+        H5E_END_TRY;
+    }
     PEP_CHECK_GOTO(rc, st >= 0, PEP_ERR_FORMAT, "%s: cannot read %s: the file is truncated or damaged", r->path, path);
     PEP_CALL_GOTO(rc, check_sum(r, d, path, pep_ckpt_checksum(dst, p->numel)));
 cleanup:

@@ -34,6 +34,12 @@
  * Each write function agrees on the status across ranks before returning, so all ranks take
  * the same branch (abort on error).
  *
+ * Data path: HDF5 writes metadata and small tensors; tensors of >= 1 MiB (contiguous, 1 MiB
+ * aligned) are written and read by each rank with O_DIRECT through an 8 MiB staging buffer at
+ * the address HDF5 allocated (H5Dget_offset), unaligned tails buffered. Where O_DIRECT is
+ * refused, or with PEP_CKPT_DIRECT=0 in the environment, HDF5 moves all data itself. The
+ * file is the same either way.
+ *
  * Reader (not collective, serial HDF5 driver; any number of processes may read one file at
  * once): pep_ckpt_open -> pep_ckpt_info / check_spec / read_* -> pep_ckpt_close. */
 #ifndef PEP_CHECKPOINT_H
