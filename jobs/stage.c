@@ -189,6 +189,21 @@ int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *pa
     return PEP_OK;
 }
 
+int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned groups, struct pep_optim *opt,
+                           struct pep_series *series, int nseries, long *start)
+{
+    struct pep_ckpt_reader *r = NULL;
+    int64_t t = 0;
+    PEP_CALL(pep_ckpt_open(path, &r));
+    int rc = pep_ckpt_read_params(r, &m->table, m->params, groups);
+    /* the moments cover the optimizer's range [begin, end); the reader indexes them like params */
+    if (rc == PEP_OK) rc = pep_ckpt_read_moments(r, &m->table, opt->m - opt->begin, opt->v - opt->begin, groups, &t);
+    if (rc == PEP_OK) *start = (long)pep_ckpt_info(r)->step, opt->t = (long)t;
+    pep_ckpt_close(&r);
+    if (rc == PEP_OK) rc = pep_stage_load_series(path, series, nseries);
+    return rc;
+}
+
 int pep_stage_load_series(const char *path, struct pep_series *series, int nseries)
 {
     struct pep_ckpt_reader *r = NULL;

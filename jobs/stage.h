@@ -65,6 +65,11 @@ int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stag
 /* --resume: finds the checkpoint to continue from (auto: newest valid in <out>/checkpoints;
  * none; or a path). *found = 0 when starting fresh. */
 int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *path, size_t len, int *found);
+/* Restores a stage from checkpoint `path`: the parameters of `groups`, the optimizer's
+ * moments and step count (its own range), the completed step (*start) and the /log series.
+ * Not collective: every rank reads the file; agree on the result afterwards. */
+int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned groups, struct pep_optim *opt,
+                           struct pep_series *series, int nseries, long *start);
 /* Reads the series back from a checkpoint's /log. */
 int pep_stage_load_series(const char *path, struct pep_series *series, int nseries);
 

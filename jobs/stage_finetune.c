@@ -114,14 +114,7 @@ static int run_finetune(struct pep_stage *stg)
     int found = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "finetune", rpath, sizeof rpath, &found));
     if (found) {
-        struct pep_ckpt_reader *r = NULL;
-        int64_t t = 0;
-        lrc = pep_ckpt_open(rpath, &r);
-        if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, trainable);
-        if (lrc == PEP_OK) lrc = pep_ckpt_read_moments(r, &m->table, opt.m - tb, opt.v - tb, trainable, &t);
-        if (lrc == PEP_OK) start = (long)pep_ckpt_info(r)->step, opt.t = (long)t;
-        pep_ckpt_close(&r);
-        if (lrc == PEP_OK) lrc = pep_stage_load_series(rpath, series, 4);
+        lrc = pep_stage_resume_state(rpath, m, trainable, &opt, series, 4, &start);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         for (size_t i = 0; i < series[2].n; i++)
             if (series[2].v[i] > best_f1) best_f1 = series[2].v[i];

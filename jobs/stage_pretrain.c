@@ -92,14 +92,7 @@ static int run_pretrain(struct pep_stage *stg)
     int found = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "pretrain", rpath, sizeof rpath, &found));
     if (found) {
-        struct pep_ckpt_reader *r = NULL;
-        int64_t t = 0;
-        lrc = pep_ckpt_open(rpath, &r);
-        if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
-        if (lrc == PEP_OK) lrc = pep_ckpt_read_moments(r, &m->table, opt.m, opt.v, PEP_GROUPS_ALL, &t);
-        if (lrc == PEP_OK) start = (long)pep_ckpt_info(r)->step, opt.t = (long)t;
-        pep_ckpt_close(&r);
-        if (lrc == PEP_OK) lrc = pep_stage_load_series(rpath, series, 4);
+        lrc = pep_stage_resume_state(rpath, m, PEP_GROUPS_ALL, &opt, series, 4, &start);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         if (rank == 0) pep_info("pretrain: resumed from %s at step %ld", rpath, start);
     }
