@@ -112,24 +112,29 @@ pep_run() {
 
 # pep_stage_main STAGE ARGS...: the whole life of one batch script.
 # Options: --config F  --set K=V (repeatable)  --init F  --model F  --out D  --resume X
-#          --variants LIST --seeds LIST (job arrays; {variant} and {seed} are replaced in
-#          --out/--init/--model)  --base F (finetune init for variant 'none')  --dry-run
+#          --variants LIST --seeds LIST --pe-methods LIST (job arrays over PE method x
+#          variant x seed, PE method major; {pe}, {variant} and {seed} are replaced in
+#          --out/--init/--model; a PE method sets pe.method for the stage)
+#          --base F (finetune init for variant 'none')  --dry-run
 #          -- ARGS (passed to peprime unchanged)
 # Environment: PEP_CONFIG PEP_SET PEP_INIT PEP_MODEL PEP_OUT PEP_RESUME PEP_VARIANTS PEP_SEEDS
-#          PEP_BASE PEP_LAUNCHER PEPRIME_BIN PEP_THREADS PEP_REQUEUE PEP_MAX_REQUEUES
+#          PEP_PE_METHODS PEP_BASE PEP_SKIP_DONE (1: exit 0 at once when the stage's final output
+#          -- base.h5, primed.h5, adapted.h5, results.json -- is already in --out; experiment
+#          drivers use it to resume without redoing finished runs) PEP_LAUNCHER PEPRIME_BIN PEP_THREADS PEP_REQUEUE PEP_MAX_REQUEUES
 pep_stage_main() {
     local stage=$1
     shift
     local config=${PEP_CONFIG:-} init=${PEP_INIT:-} model=${PEP_MODEL:-} out=${PEP_OUT:-}
     local resume=${PEP_RESUME:-auto} variants=${PEP_VARIANTS:-} seeds=${PEP_SEEDS:-}
-    local base=${PEP_BASE:-} dry=0
+    local pes=${PEP_PE_METHODS:-} base=${PEP_BASE:-} dry=0
     local -a sets=() extra=()
     local s
     # PEP_SET: overrides separated by spaces or semicolons
     for s in ${PEP_SET//;/ }; do sets+=("$s"); done
     while (($#)); do
         case "$1" in
-            --config | --set | --init | --model | --out | --resume | --variants | --seeds | --base)
+            --config | --set | --init | --model | --out | --resume | --variants | --seeds | \
+                --pe-methods | --base)
                 (($# >= 2)) || pep_die "$stage: option $1 needs a value" ;;
         esac
         case "$1" in
@@ -141,6 +146,7 @@ pep_stage_main() {
             --resume) resume=$2; shift 2 ;;
             --variants) variants=$2; shift 2 ;;
             --seeds) seeds=$2; shift 2 ;;
+            --pe-methods) pes=$2; shift 2 ;;
             --base) base=$2; shift 2 ;;
             --dry-run) dry=1; shift ;;
             --) shift; extra+=("$@"); break ;;
@@ -153,16 +159,23 @@ pep_stage_main() {
     [[ -n "$config" ]] || pep_die "$stage: no job file: pass --config FILE or set PEP_CONFIG"
     [[ -f "$config" ]] || pep_die "$stage: job file '$config' not found (cwd $(pwd))"
 
-    # job arrays: task index -> (variant, seed), variants major
-    local variant="" seed="" idx=${SLURM_ARRAY_TASK_ID:-0}
-    if [[ -n "$variants$seeds" ]]; then
-        local nv ns
+    # job arrays: task index -> (PE method, variant, seed), PE method major, then variant
+    local pe="" variant="" seed="" idx=${SLURM_ARRAY_TASK_ID:-0}
+    if [[ -n "$pes$variants$seeds" ]]; then
+        local np nv ns
+        np=$(pep_list_count "${pes:-_}")
         nv=$(pep_list_count "${variants:-_}")
         ns=$(pep_list_count "${seeds:-_}")
-        ((idx < nv * ns)) ||
-            pep_die "$stage: array index $idx out of range: ${nv} variant(s) x ${ns} seed(s)"
+        ((idx < np * nv * ns)) ||
+            pep_die "$stage: array index $idx out of range: ${np} PE method(s) x ${nv} variant(s) x ${ns} seed(s)"
+        [[ -n "$pes" ]] && pe=$(pep_list_item "$pes" $((idx / (nv * ns))))
+        idx=$((idx % (nv * ns)))
         [[ -n "$variants" ]] && variant=$(pep_list_item "$variants" $((idx / ns)))
         [[ -n "$seeds" ]] && seed=$(pep_list_item "$seeds" $((idx % ns)))
+        if [[ -n "$pe" ]]; then
+            [[ "$pe" =~ ^[a-z]+$ ]] || pep_die "$stage: PE method '$pe' is not a name (adapter, prefix, lora)"
+            sets+=("pe.method=$pe")
+        fi
         if [[ -n "$seed" ]]; then
             [[ "$seed" =~ ^[0-9]+$ ]] || pep_die "$stage: seed '$seed' is not a number"
             [[ "$stage" == evaluate ]] || sets+=("run.seed=$seed")
@@ -180,9 +193,12 @@ pep_stage_main() {
                 init=$base
             fi
         fi
-        out=${out//\{variant\}/$variant}; out=${out//\{seed\}/$seed}
-        init=${init//\{variant\}/$variant}; init=${init//\{seed\}/$seed}
-        model=${model//\{variant\}/$variant}; model=${model//\{seed\}/$seed}
+        local key
+        for key in out init model; do
+            local val=${!key}
+            val=${val//\{pe\}/$pe}; val=${val//\{variant\}/$variant}; val=${val//\{seed\}/$seed}
+            printf -v "$key" '%s' "$val"
+        done
     fi
     if [[ -z "$out" ]]; then
         local id=${SLURM_JOB_ID:-$$}
@@ -216,12 +232,25 @@ pep_stage_main() {
         return 0
     fi
 
+    if [[ "${PEP_SKIP_DONE:-0}" == 1 ]]; then
+        local done_file
+        case "$stage" in
+            pretrain) done_file=$out/base.h5 ;;
+            prime) done_file=$out/primed.h5 ;;
+            finetune) done_file=$out/adapted.h5 ;;
+            evaluate) done_file=$out/results.json ;;
+        esac
+        if [[ -s "$done_file" ]]; then
+            pep_log "stage $stage: $done_file exists; skipping (PEP_SKIP_DONE=1)"
+            exit 0
+        fi
+    fi
     mkdir -p "$out" || pep_die "$stage: cannot create output directory '$out'"
     pep_log "stage $stage: job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_JOB_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})}" \
         "restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-$(hostname -s)}:" \
         "${SLURM_NTASKS:-${PEP_NTASKS:-1}} task(s) x ${SLURM_CPUS_PER_TASK:-1} cpu(s)," \
         "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" \
-        "${variant:+variant=$variant }${seed:+seed=$seed }out=$out"
+        "${pe:+pe=$pe }${variant:+variant=$variant }${seed:+seed=$seed }out=$out"
     pep_log "running: ${cmd[*]}"
 
     local rc=0

@@ -3,18 +3,21 @@
 # chained with --dependency=afterok, with job arrays over seeds and priming variants.
 #
 #   slurm/pipeline.sh --config JOB.ini [--seeds 1,2,3] [--variants none,maml,maml-all,multitask]
+#                     [--pe-methods adapter,prefix]
 #                     [--base BASE.h5] [--run DIR] [--set section.key=value]...
 #                     [--pretrain-config F] [--prime-config F] [--finetune-config F]
 #                     [--evaluate-config F] [--sbatch "ARGS"] [--dry-run]
 #
 # Variants: none = no priming (fine-tune from base.h5), maml, maml-all (MAML with
 # maml.inner_set=all), multitask (the multi-task baseline). Each (variant, seed) pair is one
-# array task of the prime (not for none), finetune and evaluate arrays. --base skips
+# array task of the prime (not for none), finetune and evaluate arrays; with --pe-methods each
+# (PE method, variant, seed) triple is, and the cells are named <pe>-<variant>-s<seed>. --base skips
 # pretraining (e.g. an imported XLM-R). --sbatch adds options to every sbatch call (e.g.
 # "-p short --ntasks-per-node=4"). The last job merges every results.csv into
 # RUN/results.csv (the F1 table). --dry-run prints the sbatch commands and submits nothing.
 # Run it from the directory the jobs should work in: logs go to ./logs, runs to ./runs.
-# `pipeline.sh --collect RUN --variants V --seeds S` is the report job's own entry point.
+# `pipeline.sh --collect RUN --variants V --seeds S [--pe-methods P]` is the report job's own
+# entry point.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,13 +26,15 @@ export PEP_ROOT=${PEP_ROOT:-$(cd "$here/.." && pwd)}
 die() { printf 'pipeline: ERROR: %s\n' "$*" >&2; exit 2; }
 split() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s\n' "${a[@]}"; }
 
-# --collect: merge RUN/evaluate/<variant>-s<seed>/results.csv into one table
-collect() { # RUN VARIANTS SEEDS
-    local run=$1 v s f header="" missing=0 out=$1/results.csv tmp
+# --collect: merge RUN/evaluate/[<pe>-]<variant>-s<seed>/results.csv into one table
+collect() { # RUN VARIANTS SEEDS [PE_METHODS]
+    local run=$1 p v s f header="" missing=0 out=$1/results.csv tmp prefix cols
     tmp=$(mktemp "$run/.results.XXXXXX")
+    for p in $(split "${4:-_}"); do
     for v in $(split "$2"); do
         for s in $(split "$3"); do
-            f=$run/evaluate/$v-s$s/results.csv
+            if [[ "$p" == _ ]]; then prefix=$v, cols=variant,seed; else prefix=$p,$v, cols=pe,variant,seed; fi
+            f=$run/evaluate/${prefix//,/-}s$s/results.csv
             if [[ ! -s "$f" ]]; then
                 printf 'pipeline: missing %s\n' "$f" >&2
                 missing=1
@@ -37,14 +42,15 @@ collect() { # RUN VARIANTS SEEDS
             fi
             if [[ -z "$header" ]]; then
                 header=$(head -1 "$f")
-                printf 'variant,seed,%s\n' "$header" >"$tmp"
+                printf '%s,%s\n' "$cols" "$header" >"$tmp"
             elif [[ "$(head -1 "$f")" != "$header" ]]; then
                 printf 'pipeline: %s has a different header than the others\n' "$f" >&2
                 missing=1
                 continue
             fi
-            tail -n +2 "$f" | sed "/^\$/d; s/^/$v,$s,/" >>"$tmp"
+            tail -n +2 "$f" | sed "/^\$/d; s/^/$prefix$s,/" >>"$tmp"
         done
+    done
     done
     if ((missing)) || [[ -z "$header" ]]; then
         rm -f "$tmp"
@@ -55,12 +61,12 @@ collect() { # RUN VARIANTS SEEDS
     if command -v column >/dev/null; then column -t -s, "$out"; else cat "$out"; fi
 }
 
-config="" run="" base="" seeds="" variants="none,maml" dry=0 sbatch_extra=""
+config="" run="" base="" seeds="" variants="none,maml" pes="" dry=0 sbatch_extra=""
 declare -A stage_config=()
 sets=()
 while (($#)); do
     case "$1" in
-        --collect | --config | --run | --base | --seeds | --variants | --set | --sbatch | \
+        --collect | --config | --run | --base | --seeds | --variants | --pe-methods | --set | --sbatch | \
         --pretrain-config | --prime-config | --finetune-config | --evaluate-config)
             (($# >= 2)) || die "option $1 needs a value" ;;
     esac
@@ -71,6 +77,7 @@ while (($#)); do
         --base) base=$2; shift 2 ;;
         --seeds) seeds=$2; shift 2 ;;
         --variants) variants=$2; shift 2 ;;
+        --pe-methods) pes=$2; shift 2 ;;
         --set) sets+=(--set "$2"); shift 2 ;;
         --sbatch) sbatch_extra=$2; shift 2 ;;
         --pretrain-config | --prime-config | --finetune-config | --evaluate-config)
@@ -91,7 +98,7 @@ for s in $(split "$seeds"); do
     [[ "$s" =~ ^[0-9]+$ ]] || die "seed '$s' is not a number"
 done
 if [[ -n "${collect_only:-}" ]]; then
-    collect "$run" "$variants" "$seeds"
+    collect "$run" "$variants" "$seeds" "$pes"
     exit 0
 fi
 
@@ -104,10 +111,19 @@ for st in pretrain prime finetune evaluate; do
 done
 run=${run:-runs/pipeline-$(date +%Y%m%d-%H%M%S)}
 nseeds=$(split "$seeds" | wc -l)
+npes=1
+if [[ -n "$pes" ]]; then
+    for p in $(split "$pes"); do
+        case "$p" in adapter | prefix | lora) ;;
+            *) die "unknown PE method '$p' (choices: adapter, prefix, lora)" ;;
+        esac
+    done
+    npes=$(split "$pes" | wc -l)
+fi
 primed=$(split "$variants" | grep -vx none | paste -sd, - || true)
-nall=$(($(split "$variants" | wc -l) * nseeds))
+nall=$(($(split "$variants" | wc -l) * nseeds * npes))
 nprimed=0
-[[ -n "$primed" ]] && nprimed=$(($(split "$primed" | wc -l) * nseeds))
+[[ -n "$primed" ]] && nprimed=$(($(split "$primed" | wc -l) * nseeds * npes))
 
 # sbatch VAR ARGS...: submits (or prints) one job and stores its id in VAR
 n_fake=0
@@ -143,6 +159,11 @@ if ((!dry)); then
 fi
 arr_out=--output=logs/%x-%A_%a.out
 cell='{variant}-s{seed}'
+pe_args=()
+if [[ -n "$pes" ]]; then
+    cell='{pe}-{variant}-s{seed}'
+    pe_args=(--pe-methods "$pes")
+fi
 
 if [[ -z "$base" ]]; then
     submit pretrain_id "$PEP_ROOT/slurm/pretrain.sh" --config "${stage_config[pretrain]}" \
@@ -154,30 +175,32 @@ if ((nprimed)); then
     # shellcheck disable=SC2046  # dep prints one word or nothing
     submit prime_id --array=0-$((nprimed - 1)) "$arr_out" $(dep "$pretrain_id") \
         "$PEP_ROOT/slurm/prime.sh" --config "${stage_config[prime]}" "${sets[@]}" \
-        --variants "$primed" --seeds "$seeds" --init "$base" --out "$run/prime/$cell"
+        --variants "$primed" --seeds "$seeds" "${pe_args[@]}" --init "$base" --out "$run/prime/$cell"
 fi
 
 # shellcheck disable=SC2046
 submit finetune_id --array=0-$((nall - 1)) "$arr_out" $(dep "$pretrain_id" "$prime_id") \
     "$PEP_ROOT/slurm/finetune.sh" --config "${stage_config[finetune]}" "${sets[@]}" \
-    --variants "$variants" --seeds "$seeds" --base "$base" \
+    --variants "$variants" --seeds "$seeds" "${pe_args[@]}" --base "$base" \
     --init "$run/prime/$cell/primed.h5" --out "$run/finetune/$cell"
 
 submit evaluate_id --array=0-$((nall - 1)) "$arr_out" "$(dep "$finetune_id")" \
     "$PEP_ROOT/slurm/evaluate.sh" --config "${stage_config[evaluate]}" "${sets[@]}" \
-    --variants "$variants" --seeds "$seeds" \
+    --variants "$variants" --seeds "$seeds" "${pe_args[@]}" \
     --model "$run/finetune/$cell/adapted.h5" --out "$run/evaluate/$cell"
 
 submit report_id "$(dep "$evaluate_id")" --job-name=pep-report --output=logs/%x-%j.out \
     --nodes=1 --ntasks=1 --cpus-per-task=1 --time=00:10:00 \
-    --wrap="bash $(printf '%q' "$PEP_ROOT/slurm/pipeline.sh") --collect $(printf '%q' "$run") --variants $variants --seeds $seeds"
+    --wrap="bash $(printf '%q' "$PEP_ROOT/slurm/pipeline.sh") --collect $(printf '%q' "$run") --variants $variants --seeds $seeds${pes:+ --pe-methods $pes}"
 
+shown=${cell//\{/<}
+shown=${shown//\}/>}
 cat <<EOF
 pipeline: run directory $run  (variants $variants; seeds $seeds)
   pretrain  ${pretrain_id:-skipped (base $base)}
-  prime     ${prime_id:-skipped (no primed variant)}${prime_id:+  array of $nprimed: $run/prime/<variant>-s<seed>/primed.h5}
-  finetune  $finetune_id  array of $nall: $run/finetune/<variant>-s<seed>/adapted.h5
-  evaluate  $evaluate_id  array of $nall: $run/evaluate/<variant>-s<seed>/results.{json,csv}
+  prime     ${prime_id:-skipped (no primed variant)}${prime_id:+  array of $nprimed: $run/prime/$shown/primed.h5}
+  finetune  $finetune_id  array of $nall: $run/finetune/$shown/adapted.h5
+  evaluate  $evaluate_id  array of $nall: $run/evaluate/$shown/results.{json,csv}
   report    $report_id  F1 table: $run/results.csv (also printed in logs/pep-report-$report_id.out)
   logs      logs/<job-name>-<id>.out (arrays: logs/<job-name>-<id>_<index>.out); squeue -u \$USER
 EOF

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# scripts/experiment.sh: the priming experiment of docs/results.md — one shared tokenizer and
+# base model, then every cell (PE method x priming arm x seed): prime -> finetune -> evaluate,
+# then the analysis (tables and plots) of analysis/report.py.
+#
+#   scripts/experiment.sh [--exp DIR] [--run DIR] [--seeds 1,2,3]
+#                         [--arms none,maml,maml-all,multitask] [--pe adapter,prefix]
+#                         [--jobs N] [--threads T] [--set section.key=value]... [--no-report]
+#   scripts/experiment.sh --slurm [the same options] [--sbatch "SBATCH ARGS"] [--dry-run]
+#
+# --exp      job folder with pretrain.ini prime.ini finetune.ini evaluate.ini
+#            (default jobs/experiments/wikiann-small)
+# --run      results directory (default runs/experiment); the layout is slurm/pipeline.sh's:
+#            pretrain/base.h5, prime/<cell>/primed.h5, finetune/<cell>/adapted.h5,
+#            evaluate/<cell>/results.{json,csv}, with <cell> = <pe>-<arm>-s<seed>
+# --jobs     cells run at the same time on this machine (default: cores / threads)
+# --threads  BLAS threads per cell (default 1); pretraining uses jobs x threads
+# --slurm    submit the same stages as Slurm job arrays through slurm/pipeline.sh instead
+#
+# Resuming: run the same command again. Finished stages (their final file exists) are
+# skipped, interrupted ones continue from their newest checkpoint, failed cells are retried.
+# Each stage's log is RUN/logs/<stage>-<cell>.log; RUN/timings.csv records wall times and
+# RUN/failed/<cell> names the stage and log of a cell that failed (the others go on).
+# PEPRIME_BIN=path: run that binary and skip the package check and the build.
+source "$(dirname "$0")/common.sh"
+
+die() { printf 'experiment: ERROR: %s\n' "$*" >&2; exit 2; }
+say() { printf '[%s] experiment: %s\n' "$(date '+%F %T')" "$*"; }
+split() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s\n' "${a[@]}"; }
+
+exp=$PEP_ROOT/jobs/experiments/wikiann-small run=$PEP_ROOT/runs/experiment
+seeds=1,2,3 arms=none,maml,maml-all,multitask pes=adapter,prefix
+jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra=""
+sets=()
+while (($#)); do
+  case "$1" in
+    --exp | --run | --seeds | --arms | --pe | --jobs | --threads | --set | --sbatch)
+      (($# >= 2)) || die "option $1 needs a value" ;;
+  esac
+  case "$1" in
+    --exp) exp=$2; shift 2 ;;
+    --run) run=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --arms) arms=$2; shift 2 ;;
+    --pe) pes=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --set) sets+=(--set "$2"); shift 2 ;;
+    --sbatch) sbatch_extra=$2; shift 2 ;;
+    --slurm) slurm=1; shift ;;
+    --no-report) report=0; shift ;;
+    --dry-run) dry=1; shift ;;
+    -h | --help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+
+exp=$(cd "$exp" 2>/dev/null && pwd) || die "job folder '$exp' not found (--exp)"
+for st in pretrain prime finetune evaluate; do
+  [[ -f "$exp/$st.ini" ]] || die "$exp has no $st.ini (an experiment folder holds one job file per stage)"
+done
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads '$threads' is not a positive number"
+cores=$(nproc)
+jobs=${jobs:-$((cores / threads > 0 ? cores / threads : 1))}
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs '$jobs' is not a positive number"
+for a in $(split "$arms"); do case "$a" in none | maml | maml-all | multitask) ;;
+  *) die "unknown arm '$a' (choices: none, maml, maml-all, multitask)" ;; esac; done
+for p in $(split "$pes"); do case "$p" in adapter | prefix | lora) ;;
+  *) die "unknown PE method '$p' (choices: adapter, prefix, lora)" ;; esac; done
+for s in $(split "$seeds"); do [[ "$s" =~ ^[0-9]+$ ]] || die "seed '$s' is not a number"; done
+
+data=$(pep_data_root)
+[[ -n "$data" && -d "$data/ner/wikiann/en" ]] ||
+  die "no WikiAnn data: set PEPRIME_DATA to the folder holding ner/wikiann/<lang>/ (see README)"
+export PEPRIME_DATA=$data
+mkdir -p "$run" || die "cannot create the results directory '$run'"
+run=$(cd "$run" && pwd)
+export PEP_SKIP_DONE=1
+
+if ((slurm)); then
+  # Slurm: the same job files and layout as job arrays; finished stages are skipped by the
+  # array tasks themselves (PEP_SKIP_DONE is exported with the jobs).
+  args=(--pretrain-config "$exp/pretrain.ini" --prime-config "$exp/prime.ini"
+        --finetune-config "$exp/finetune.ini" --evaluate-config "$exp/evaluate.ini"
+        --run "$run" --variants "$arms" --seeds "$seeds" --pe-methods "$pes" "${sets[@]}")
+  [[ -s "$run/pretrain/base.h5" ]] && args+=(--base "$run/pretrain/base.h5")
+  [[ -n "$sbatch_extra" ]] && args+=(--sbatch "$sbatch_extra")
+  ((dry)) && args+=(--dry-run)
+  exec bash "$PEP_ROOT/slurm/pipeline.sh" "${args[@]}"
+fi
+
+[[ -n "${PEPRIME_BIN:-}" ]] || pep_install_packages "${PEP_APT_PACKAGES[@]}"
+# PEPRIME_BIN: use that binary as it is (the tests do); otherwise build the tree's own
+if [[ -z "${PEPRIME_BIN:-}" ]] && ((!dry)); then pep_build "$PEP_ROOT/build" >/dev/null; fi
+pep_blas_env
+export PEP_LAUNCHER=direct PEP_REQUEUE=0
+mkdir -p "$run/logs" "$run/failed"
+[[ -f "$run/timings.csv" ]] || echo "cell,stage,seconds,status,finished" >"$run/timings.csv"
+
+# stage CELL STAGE SCRIPT-ARGS...: one stage through its batch script; 0 = done or skipped
+stage() {
+  local cell=$1 st=$2 t0 rc=0 log
+  shift 2
+  log=$run/logs/$st-$cell.log
+  t0=$(date +%s)
+  if ((dry)); then
+    bash "$PEP_ROOT/slurm/$st.sh" --config "$exp/$st.ini" "${sets[@]}" "$@" --dry-run
+    return 0
+  fi
+  bash "$PEP_ROOT/slurm/$st.sh" --config "$exp/$st.ini" "${sets[@]}" "$@" >>"$log" 2>&1 || rc=$?
+  local secs=$(($(date +%s) - t0)) status=ok
+  grep -q 'PEP_SKIP_DONE=1' <(tail -n 2 "$log") && status=skipped
+  ((rc == 0)) || status=failed:$rc
+  [[ "$status" == skipped ]] || echo "$cell,$st,$secs,$status,$(date '+%F %T')" >>"$run/timings.csv"
+  if ((rc != 0)); then
+    printf 'stage %s exited with status %d after %d s; log %s\n' "$st" "$rc" "$secs" "$log" >"$run/failed/$cell"
+    say "FAILED $cell: $st (status $rc); last lines of $log:"
+    tail -n 5 "$log" | sed 's/^/    /'
+  fi
+  return "$rc"
+}
+
+# cell PE ARM SEED: prime (unless arm none) -> finetune -> evaluate
+cell() {
+  local pe=$1 arm=$2 seed=$3 c=$1-$2-s$3
+  local sel=(--pe-methods "$pe" --variants "$arm" --seeds "$seed")
+  rm -f "$run/failed/$c"
+  if [[ "$arm" != none ]]; then
+    stage "$c" prime "${sel[@]}" --init "$run/pretrain/base.h5" --out "$run/prime/$c" || return 0
+  fi
+  stage "$c" finetune "${sel[@]}" --base "$run/pretrain/base.h5" --init "$run/prime/$c/primed.h5" \
+    --out "$run/finetune/$c" || return 0
+  stage "$c" evaluate "${sel[@]}" --model "$run/finetune/$c/adapted.h5" --out "$run/evaluate/$c" || return 0
+  ((dry)) || say "done $c: $(cat "$run/evaluate/$c/results.csv" 2>/dev/null | awk -F, 'NR>1{printf "%s ", $0}' | cut -c1-120)"
+}
+
+cells=()
+for s in $(split "$seeds"); do # seed-major: an interrupted run still has whole seeds
+  for p in $(split "$pes"); do
+    for a in $(split "$arms"); do cells+=("$p $a $s"); done
+  done
+done
+say "${#cells[@]} cells ($pes x $arms x seeds $seeds) from $exp into $run; $jobs at a time, $threads BLAS thread(s) each"
+T0=$(date +%s)
+
+say "pretrain (tokenizer + masked LM) with $((jobs * threads)) threads"
+PEP_THREADS=$((jobs * threads)) stage base pretrain --out "$run/pretrain" ||
+  die "pretraining failed; see $run/logs/pretrain-base.log"
+
+# workers take the next cell from a shared counter; worker w is pinned to its own cores
+# when the cells fit the machine, so that two cells never share one
+queue=$run/.queue
+echo 0 >"$queue"
+next() { flock "$queue.lock" bash -c 'n=$(cat "$1"); echo $((n + 1)) >"$1"; echo "$n"' _ "$queue"; }
+worker() { # runs in its own subshell; its binding is inherited by the stages it starts
+  local w=$1 i
+  if ((jobs * threads <= cores)) && command -v taskset >/dev/null; then
+    taskset -pc "$((w * threads))-$((w * threads + threads - 1))" "$BASHPID" >/dev/null
+  fi
+  while :; do
+    i=$(next)
+    ((i < ${#cells[@]})) || break
+    # shellcheck disable=SC2086
+    PEP_THREADS=$threads cell ${cells[$i]}
+  done
+}
+pids=()
+trap 'say "interrupted: stopping the cells (run the same command again to resume)"; kill "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+for ((w = 0; w < jobs; w++)); do
+  worker "$w" &
+  pids+=($!)
+done
+wait "${pids[@]}"
+trap - INT TERM
+rm -f "$queue" "$queue.lock"
+
+nfail=$(find "$run/failed" -type f | wc -l)
+say "all cells finished in $(( ($(date +%s) - T0) / 60 )) min; $nfail failed$( ((nfail)) && echo " (see $run/failed/)")"
+if ((report && !dry)); then
+  python3=/usr/bin/python3
+  [[ -x $python3 ]] || python3=python3
+  "$python3" "$PEP_ROOT/analysis/report.py" "$run" --exp "$exp" || say "the report had problems (see above)"
+fi
+((nfail == 0))
