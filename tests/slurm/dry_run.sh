@@ -54,4 +54,29 @@ SLURM_JOB_ID=1 SLURM_NTASKS=4 SLURM_CPUS_PER_TASK=3 PEP_CONFIG=$cfg PEP_SET="a.b
     OPENBLAS_CORETYPE='' "$root/slurm/prime.sh" --dry-run >env.txt 2>&1 || { cat env.txt; fail "env-driven dry run"; }
 grep -q -- '^srun --mpi=pmix --ntasks=4 --cpus-per-task=3 --kill-on-bad-exit=1 .*peprime prime --config .*ci-tiny.ini --set a.b=1 --set c.d=2 --resume auto --out E' env.txt ||
     { cat env.txt; fail "srun command from PEP_* and SLURM_* variables"; }
+# --pe-methods: a third array dimension, PE method major; cells <pe>-<variant>-s<seed>
+"$root/slurm/pipeline.sh" --dry-run --config "$cfg" --seeds 1,2 --variants none,maml --pe-methods adapter,prefix \
+    --run R3 >plan3.txt 2>&1 || { cat plan3.txt; fail "pipeline --dry-run --pe-methods failed"; }
+sed 's/\\//g' plan3.txt >plan3.plain
+grep '^prime_id=' plan3.plain | grep -q -- '--array=0-3 .*--variants maml --seeds 1,2 --pe-methods adapter,prefix .*--out R3/prime/{pe}-{variant}-s{seed}' ||
+    fail "prime array over 2 PE methods x 1 primed variant x 2 seeds"
+grep '^finetune_id=' plan3.plain | grep -q -- '--array=0-7 ' || fail "finetune array of 2 x 2 x 2"
+grep '^report_id=' plan3.plain | grep -q -- '--collect R3 --variants none,maml --seeds 1,2 --pe-methods adapter,prefix' ||
+    fail "report collects over PE methods"
+"$root/slurm/pipeline.sh" --dry-run --config "$cfg" --pe-methods adapter,bogus >bad2.txt 2>&1 &&
+    fail "an unknown PE method was accepted"
+grep -q "unknown PE method 'bogus'" bad2.txt || fail "unknown PE method message"
+ftp() { SLURM_ARRAY_TASK_ID=$1 PEP_LAUNCHER=direct PEPRIME_BIN=/nonexistent/peprime \
+        "$root/slurm/finetune.sh" --dry-run --config "$cfg" --pe-methods adapter,prefix --variants none,maml \
+        --seeds 1,2,3 --base B.h5 --init 'P/{pe}-{variant}-s{seed}/primed.h5' --out 'F/{pe}-{variant}-s{seed}'; }
+ftp 7 | grep -q -- '--set pe.method=prefix --set run.seed=2 --init B.h5 --resume auto --out F/prefix-none-s2' ||
+    fail "task 7 should be (prefix, none, 2): $(ftp 7)"
+ftp 5 | grep -q -- '--set pe.method=adapter --set run.seed=3 --init P/adapter-maml-s3/primed.h5 .*--out F/adapter-maml-s3' ||
+    fail "task 5 should be (adapter, maml, 3): $(ftp 5)"
+ftp 12 >/dev/null 2>&1 && fail "task 12 of a 2x2x3 array was accepted"
+# PEP_SKIP_DONE=1: a stage whose final file exists exits 0 without running peprime
+mkdir -p done && : >done/dummy && printf x >done/adapted.h5
+PEP_SKIP_DONE=1 PEP_LAUNCHER=direct PEPRIME_BIN=/bin/false "$root/slurm/finetune.sh" --config "$cfg" \
+    --out done >skip.txt 2>&1 || { cat skip.txt; fail "PEP_SKIP_DONE=1 did not skip a finished finetune"; }
+grep -q 'adapted.h5 exists; skipping' skip.txt || fail "skip message"
 echo "ok: pipeline and stage --dry-run"
