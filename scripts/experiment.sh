@@ -165,7 +165,17 @@ worker() { # runs in its own subshell; its binding is inherited by the stages it
   done
 }
 pids=()
-trap 'say "interrupted: stopping the cells (run the same command again to resume)"; kill "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+# killtree PID: TERM to PID and everything it started (the stage scripts forward TERM to
+# peprime, which writes a checkpoint and exits)
+killtree() { local c; for c in $(pgrep -P "$1"); do killtree "$c"; done; kill -TERM "$1" 2>/dev/null || true; }
+stop() {
+  say "interrupted: stopping the cells (run the same command again to resume)"
+  local p
+  for p in "${pids[@]}"; do killtree "$p"; done
+  wait
+  exit 130
+}
+trap stop INT TERM
 for ((w = 0; w < jobs; w++)); do
   worker "$w" &
   pids+=($!)
