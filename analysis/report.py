@@ -411,22 +411,23 @@ def plot_f1(out, cell, pes, arms, langs):
 
 
 def plot_cosine(run, out, pes, seeds):
-    """Heatmap per PE method of the cosine similarity between the languages' per-task PE states
-    of the MAML arm (primed.h5 /tasks), averaged over seeds. Every task starts its inner loop
-    from one shared initialisation, so what is compared is the update each language made to
-    the modules (state - start), not the common start itself."""
+    """Heatmaps of the cosine similarity between the languages' per-task PE states of the MAML
+    arm (primed.h5 /tasks), averaged over seeds; one row per PE method. Every task starts its
+    inner loop from one shared initialisation, so what is compared is the update each
+    language made to the modules (state - start). Left: the updates themselves. Right: the
+    updates with their mean over languages removed, i.e. only what is language-specific."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     panels = []
     for pe in pes:
-        mats, langs = [], None
+        raw, cen, langs, deltas = [], [], None, True
         for s in seeds:
             path = os.path.join(run, "prime", cell_name(pe, "maml", s), "primed.h5")
             if not os.path.exists(path):
                 continue
             try:
-                states, deltas = read_task_updates(path)
+                states, d = read_task_updates(path)
             except (OSError, KeyError) as e:
                 warn("cannot read /tasks of %s: %s" % (path, e))
                 continue
@@ -438,31 +439,35 @@ def plot_cosine(run, out, pes, seeds):
             if ls != langs:
                 warn("%s has tasks %s, expected %s; skipped" % (path, ls, langs))
                 continue
+            deltas = deltas and d
             X = np.stack([states[l] for l in ls])
-            if not deltas:  # raw states: centre them so that the common start drops out
-                X = X - X.mean(axis=0, keepdims=True)
-            n = np.linalg.norm(X, axis=1, keepdims=True)
-            n[n == 0] = 1
-            X = X / n
-            mats.append(X @ X.T)
-        if mats:
-            panels.append((pe, langs, np.mean(mats, axis=0), len(mats)))
+            for centre, acc in ((False, raw), (True, cen)):
+                Y = X - X.mean(axis=0, keepdims=True) if centre else X
+                n = np.linalg.norm(Y, axis=1, keepdims=True)
+                n[n == 0] = 1
+                Y = Y / n
+                acc.append(Y @ Y.T)
+        if raw:
+            panels.append((pe, langs, np.mean(raw, axis=0), np.mean(cen, axis=0), len(raw), deltas))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.2), squeeze=False)
-    for j, (pe, langs, M, n) in enumerate(panels):
-        ax = axes[0][j]
-        im = ax.imshow(M, vmin=-1, vmax=1, cmap="RdBu_r")
-        ax.set_xticks(range(len(langs)))
-        ax.set_yticks(range(len(langs)))
-        ax.set_xticklabels(langs)
-        ax.set_yticklabels(langs)
-        for a in range(len(langs)):
-            for b in range(len(langs)):
-                ax.text(b, a, "%.2f" % M[a, b], ha="center", va="center", fontsize=7)
-        ax.set_title("MAML: cosine of the languages' inner-loop\n%s updates (mean of %d seed%s)"
-                     % (PE_LABEL.get(pe, pe), n, "s" if n > 1 else ""), fontsize=10)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig, axes = plt.subplots(len(panels), 2, figsize=(9.6, 4.2 * len(panels)), squeeze=False)
+    for i, (pe, langs, R, Cm, n, deltas) in enumerate(panels):
+        what = "updates" if deltas else "states"
+        for j, (M, title) in enumerate(((R, "%s %s" % (PE_LABEL.get(pe, pe), what)),
+                                        (Cm, "%s %s, mean over languages removed" % (PE_LABEL.get(pe, pe), what)))):
+            ax = axes[i][j]
+            im = ax.imshow(M, vmin=-1, vmax=1, cmap="RdBu_r")
+            ax.set_xticks(range(len(langs)))
+            ax.set_yticks(range(len(langs)))
+            ax.set_xticklabels(langs)
+            ax.set_yticklabels(langs)
+            for a in range(len(langs)):
+                for b in range(len(langs)):
+                    ax.text(b, a, ("%.3f" if j == 0 else "%.2f") % M[a, b], ha="center", va="center", fontsize=7)
+            ax.set_title("MAML inner-loop %s\n(cosine, mean of %d seed%s)" % (title, n, "s" if n > 1 else ""),
+                         fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = os.path.join(out, "task_cosine.png")
     fig.savefig(path, dpi=110)
