@@ -311,6 +311,37 @@ def gains_table(f1, pes, arms, seeds, langs):
     return "\n".join(lines), rows
 
 
+def timings_table(run):
+    """Mean wall time per stage and arm from RUN/timings.csv (written by scripts/experiment.sh;
+    absent for Slurm runs, whose times are in the job accounting)."""
+    path = os.path.join(run, "timings.csv")
+    if not os.path.exists(path):
+        return ""
+    per, total, n = {}, 0.0, 0
+    try:
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                if r.get("status") != "ok":
+                    continue
+                secs = float(r["seconds"])
+                m = CELL.match(r["cell"])
+                arm = m["arm"] if m else "-"
+                per.setdefault((r["stage"], arm), []).append(secs)
+                total += secs
+                n += 1
+    except (OSError, KeyError, ValueError) as e:
+        warn("cannot read %s: %s" % (path, e))
+        return ""
+    order = {"pretrain": 0, "prime": 1, "finetune": 2, "evaluate": 3}
+    lines = ["| stage | arm | runs | mean wall time (s) |", "|---|---|---:|---:|"]
+    for (st, arm), v in sorted(per.items(), key=lambda kv: (order.get(kv[0][0], 9), ARM_ORDER.index(kv[0][1])
+                                                           if kv[0][1] in ARM_ORDER else -1)):
+        lines.append("| %s | %s | %d | %.0f |" % (st, ARM_LABEL.get(arm, arm), len(v), sum(v) / len(v)))
+    lines.append("| all stages | | %d | %.0f s summed (%.2f h; stages that ran side by side overlap) |"
+                 % (n, total, total / 3600.0))
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- plots
 
 def arm_colors():
@@ -565,6 +596,9 @@ def main(argv):
         md += ["## Gain over no priming, paired by seed", "",
                "Difference in F1 (points) against the no-priming run of the same seed and PE method; "
                "95% CI and p from a paired t-test over seeds.", "", gains, ""]
+    tt = timings_table(run)
+    if tt:
+        md += ["## Wall times (RUN/timings.csv)", "", tt, ""]
     if bad:
         md += ["## Missing or failed runs", ""]
         for c, (st, detail) in sorted(bad.items()):
