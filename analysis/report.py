@@ -273,6 +273,39 @@ def results_table(f1, pes, arms, seeds, langs):
     return "\n".join(lines), cell
 
 
+def fmt_p(p):
+    if not math.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else "%.3f" % p
+
+
+def source_dev_table(run, pes, arms, seeds):
+    """Best English (source) dev F1 per arm and PE method: the maximum of /log/dev_f1 of each
+    adapted.h5, i.e. the model that was kept. Tells whether an arm only transfers better or
+    also fits the source language better."""
+    rows = []
+    for pe in pes:
+        cells = []
+        for arm in arms:
+            vals = []
+            for s in seeds:
+                path = os.path.join(run, "finetune", cell_name(pe, arm, s), "adapted.h5")
+                if not os.path.exists(path):
+                    continue
+                try:
+                    log = read_log(path, ["dev_f1"])
+                except (OSError, KeyError) as e:
+                    warn("cannot read /log of %s: %s" % (path, e))
+                    continue
+                d = log.get("dev_f1")
+                if d is not None and len(d) and np.nanmax(d) >= 0:
+                    vals.append(100.0 * float(np.nanmax(d)))
+            cells.append(fmt_ms(vals))
+        rows.append("| %s | %s |" % (PE_LABEL.get(pe, pe), " | ".join(cells)))
+    head = "| PE method | " + " | ".join(ARM_LABEL[a] for a in arms) + " |"
+    return "\n".join([head, "|---|" + "---:|" * len(arms)] + rows)
+
+
 def gains_table(f1, pes, arms, seeds, langs):
     """Paired comparison over seeds of each arm against 'none' (same seed = same fine-tuning
     data order and PE initialisation)."""
@@ -306,7 +339,7 @@ def gains_table(f1, pes, arms, seeds, langs):
             lines.append("| %s | %s | %+.2f | %s | %s | %d/%d | %s |" % (
                 PE_LABEL.get(pe, pe), ARM_LABEL[arm], g["mean"],
                 "±%.2f" % g["ci95"] if math.isfinite(g["ci95"]) else "n/a",
-                "%.3f" % g["p"] if math.isfinite(g["p"]) else "n/a", g["wins"], g["n"],
+                fmt_p(g["p"]), g["wins"], g["n"],
                 " | ".join("%+.2f" % per[l]["mean"] if per[l]["n"] else "n/a" for l in langs)))
     return "\n".join(lines), rows
 
@@ -572,9 +605,9 @@ def main(argv):
     plots = []
     try:
         plots.append(plot_curves(run, out, pes, arms, seeds, "prime", "primed.h5", ["meta_loss"],
-                                 ["query loss after adaptation (moving average of 9)"], ["priming meta-loss"], True))
+                                 ["query loss (moving avg. of 9)"], ["priming meta-loss"], True))
         plots.append(plot_curves(run, out, pes, arms, seeds, "finetune", "adapted.h5", ["loss", "dev_f1"],
-                                 ["training loss (moving average of 9)", "English dev F1 (%)"], ["English PE fine-tuning loss", "English dev F1"],
+                                 ["training loss (moving avg. of 9)", "English dev F1 (%)"], ["English PE fine-tuning loss", "English dev F1"],
                                  False))
         if cell and langs:
             plots.append(plot_f1(out, cell, pes, arms, langs))
@@ -584,7 +617,7 @@ def main(argv):
     plots = [p for p in plots if p]
 
     n_ok = sum(1 for s in status.values() if s[0] == "ok")
-    md = ["# Priming experiment: %s" % os.path.abspath(run), ""]
+    md = ["# Priming experiment: %s" % run, ""]
     if a.exp:
         md += ["Job files: `%s`" % a.exp, ""]
     md += ["%d of %d runs complete (PE methods %s; arms %s; seeds %s)." % (
@@ -592,6 +625,11 @@ def main(argv):
     md += ["## Zero-shot entity F1 (%), mean ± std over seeds", "",
            "Fine-tuned on English, evaluated on the targets' test splits; **bold** = best arm of the "
            "row for that PE method; average = mean over the targets of each run.", "", table, ""]
+    try:
+        md += ["## English dev F1 (%) of the kept model (source language)", "",
+               source_dev_table(run, pes, arms, seeds), ""]
+    except ImportError as e:
+        warn("no English dev table: %s" % e)
     if gains:
         md += ["## Gain over no priming, paired by seed", "",
                "Difference in F1 (points) against the no-priming run of the same seed and PE method; "
