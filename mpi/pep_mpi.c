@@ -75,7 +75,7 @@ int pep_mpi_init(int *argc, char ***argv, struct pep_mpi_ctx *ctx)
     MPI_Initialized(&started);
     if (!started) {
         int provided = 0;
-        /* OpenBLAS / OpenMP threads never call MPI: only the main thread does */
+        /* OpenBLAS threads never call MPI: only the main thread does */
         int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
         PEP_CHECK(rc == MPI_SUCCESS, PEP_ERR_MPI,
                   "MPI_Init_thread failed (code %d): start peprime with mpirun/srun, or check "

@@ -3,7 +3,6 @@
 
 #include <cblas.h>
 #include <errno.h>
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -185,7 +184,6 @@ int pep_placement_setup(MPI_Comm comm, int threads, int bind, struct pep_placeme
         pep_warn("could not bind to cpus %s (%s); running unbound", cpus, strerror(errno));
     }
     openblas_set_num_threads(out->threads);
-    omp_set_num_threads(out->threads);
     PEP_CALL_GOTO(rc, print_map(comm, out));
 cleanup:
     if (bound) hwloc_bitmap_free(bound);

@@ -21,7 +21,7 @@ struct pep_placement {
     hwloc_bitmap_t cpuset;  /* PUs (OS indices) to bind to: the PUs of the rank's cores inside the binding */
     hwloc_bitmap_t cores;   /* logical indices of those cores */
     int ncores;
-    int threads;            /* BLAS (and OpenMP) threads */
+    int threads;            /* BLAS threads */
     int requested;          /* run.threads as asked; 0 = auto */
     int capped;             /* requested > ncores: lowered to ncores */
     int shared;             /* more ranks than cores in the binding: cores are shared */
@@ -42,8 +42,8 @@ void pep_placement_describe(const struct pep_placement *p, char *buf, size_t len
 
 /* Collective over comm. Loads this node's topology, reads the current process binding,
  * groups the ranks of each node by binding, plans, then (if bind) binds the process with
- * hwloc_set_cpubind and sets openblas_set_num_threads / omp_set_num_threads to the plan's
- * threads. Rank 0 prints the map (rank, host, cores, cpus, BLAS threads, BLAS kernel) and
+ * hwloc_set_cpubind and sets openblas_set_num_threads to the plan's threads (OpenBLAS's
+ * pool is peprime's only one). Rank 0 prints the map (rank, host, cores, cpus, BLAS threads, BLAS kernel) and
  * one warning if threads were capped or cores are shared. A failed binding (e.g. a
  * container forbids it) is a warning, not an error. */
 int pep_placement_setup(MPI_Comm comm, int threads, int bind, struct pep_placement *out);

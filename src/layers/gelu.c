@@ -22,7 +22,7 @@ void activation_forward(float *out, const float *inp, size_t n, enum pep_act_kin
 {
     switch (kind) {
     case PEP_ACT_KIND_GELU:
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float x = inp[i];
             out[i] = x * gauss_cdf(x, pep_expf(-0.5f * x * x));
@@ -46,7 +46,7 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
     switch (kind) {
     case PEP_ACT_KIND_GELU:
         /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float x = inp[i];
             float e = pep_expf(-0.5f * x * x);
@@ -75,7 +75,7 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
 void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_act_kind kind)
 {
     if (kind == PEP_ACT_KIND_GELU) {
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float x = inp[i];
             float e = pep_expf(-0.5f * x * x);

@@ -6,7 +6,6 @@
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                        int N, int C, float eps)
 {
-#pragma omp parallel for schedule(static) if (N >= 256)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
@@ -30,7 +29,6 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
                         const float *mean, const float *rstd, int N, int C)
 {
     if (dinp) {
-#pragma omp parallel for schedule(static) if (N >= 256)
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;

@@ -47,7 +47,6 @@ float pep_optim_lr_at(const struct pep_optim *o, long t)
 double pep_grad_norm(const float *g, size_t begin, size_t end)
 {
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (end - begin > 1000000)
     for (size_t i = begin; i < end; i++) s += (double)g[i] * g[i];
     return sqrt(s);
 }
@@ -72,7 +71,6 @@ int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gno
     float b1 = o->beta1, b2 = o->beta2;
     float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
     float wd = o->weight_decay, eps = o->eps;
-#pragma omp parallel for schedule(static) if (n > 1000000)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * scale;
         float m = o->m[i] = b1 * o->m[i] + (1.0f - b1) * gi;
