@@ -1,4 +1,5 @@
-/* LayerNorm forward/backward (llm.c's formulation; statistics in float, two-pass mean/var). */
+/* LayerNorm forward/backward (llm.c's formulation; statistics in float, two-pass mean/var).
+ * The row reductions are `omp simd` reductions: vectorised, in a fixed order (deterministic). */
 #include <math.h>
 
 #include "layers/layers.h"
@@ -10,9 +11,11 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
         float m = 0.0f;
+#pragma omp simd reduction(+ : m)
         for (int i = 0; i < C; i++) m += x[i];
         m /= (float)C;
         float v = 0.0f;
+#pragma omp simd reduction(+ : v)
         for (int i = 0; i < C; i++) {
             float d = x[i] - m;
             v += d * d;
@@ -35,6 +38,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
             float m = mean[n], s = rstd[n];
             /* dx = s * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * w */
             float sum1 = 0.0f, sum2 = 0.0f;
+#pragma omp simd reduction(+ : sum1, sum2)
             for (int i = 0; i < C; i++) {
                 float xhat = (x[i] - m) * s, dxhat = dy[i] * w[i];
                 sum1 += dxhat;

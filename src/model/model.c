@@ -687,6 +687,10 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
             memcpy(dbr, dln, NC * sizeof(float));
             doo = dbr;
         }
+        /* Layer 0 with a frozen base and nothing trainable below its output adapter (no
+         * attention adapter, LoRA or prefix): the rest of its backward would only produce
+         * gradients nobody reads, so it stops here (as autograd does). */
+        if (l == 0 && !need_plm && li->att_ad.wd < 0 && li->qa < 0 && P == 0) break;
         if (pd > 0.0f) dropout_backward((float *)doo, NC, pd, seed, SITE_LAYER(l, 3));
         linear_backward_set(st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act,
                             W(m, li->wout), N, FF, C, FF, C);
@@ -775,8 +779,16 @@ double pep_model_flops(const struct pep_model_spec *s, int B, int T, unsigned gr
     double head = s->head == PEP_HEAD_KIND_TAGGER ? 2.0 * N * C * s->ntags : 0.0;
     double fwd = s->L * (mm + att) + head;
     int plm = (groups & PEP_GROUP_BIT(PEP_GROUP_PLM)) != 0;
-    /* backward: input gradients for every matmul, plus weight gradients when the base trains */
-    double bwd = s->L * (mm + 2 * att) + head + (plm ? s->L * mm : 0.0) + head;
+    /* backward: input gradients for every matmul, plus weight gradients when the base trains.
+     * With the base frozen, layer 0 needs no input gradient of q|k|v, and with Pfeiffer
+     * adapters only (nothing trainable below layer 0's output adapter) none of its backward
+     * (pep_model_backward stops there). */
+    double layer0 = mm + 2 * att;
+    if (!plm) {
+        int only_out_adapter = s->pe == PEP_PE_METHOD_ADAPTER && s->placement == PEP_ADAPTER_PLACEMENT_PFEIFFER;
+        layer0 = only_out_adapter ? 0.0 : layer0 - 2.0 * N * 3 * C * C;
+    }
+    double bwd = (s->L - 1) * (mm + 2 * att) + layer0 + head + (plm ? s->L * mm : 0.0) + head;
     return fwd + bwd;
 }
 
