@@ -94,6 +94,9 @@ fi
 if [[ -z "${PEPRIME_BIN:-}" ]] && ((!dry)); then pep_build "$PEP_ROOT/build" >/dev/null; fi
 pep_blas_env
 export PEP_LAUNCHER=direct PEP_REQUEUE=0
+# one driver per results directory: a second one would run the same cells twice
+exec 9>"$run/.lock"
+flock -n 9 || die "another scripts/experiment.sh is working on $run (it holds $run/.lock); wait for it or stop it"
 mkdir -p "$run/logs" "$run/failed"
 [[ -f "$run/timings.csv" ]] || echo "cell,stage,seconds,status,finished" >"$run/timings.csv"
 
