@@ -121,16 +121,6 @@ cleanup:
     return rc;
 }
 
-int pep_stage_step_end(MPI_Comm comm, const struct pep_config *cfg, long done, int *stop, int *save)
-{
-    *stop = pep_run_stop_requested();
-    /* ranks get the signal at slightly different times: all stop after the same step */
-    PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, stop, 1, MPI_INT, MPI_MAX, comm));
-    int periodic = cfg->checkpoint.every > 0 && done % cfg->checkpoint.every == 0 && done < cfg->optim.steps;
-    *save = periodic || *stop;
-    return PEP_OK;
-}
-
 static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *path, size_t len)
 {
     char dir[1100];
@@ -154,6 +144,22 @@ int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s)
 {
     char path[1200];
     return checkpoint_to(comm, s, path, sizeof path);
+}
+
+int pep_stage_step_done(MPI_Comm comm, struct pep_stage_save *s, long done, const char *unit)
+{
+    const struct pep_config *cfg = &s->run->cfg;
+    int stop = pep_run_stop_requested();
+    /* ranks get the signal at slightly different times: all stop after the same step */
+    PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm));
+    int periodic = cfg->checkpoint.every > 0 && done % cfg->checkpoint.every == 0 && done < cfg->optim.steps;
+    if (periodic || stop) {
+        s->step = done;
+        s->rng[1] = (uint64_t)done;
+        PEP_CALL(pep_stage_checkpoint(comm, s));
+    }
+    if (stop) PEP_FAIL(PEP_ERR_INTERRUPTED, "stopped at %s %ld on a signal", unit, done);
+    return PEP_OK;
 }
 
 int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stage_save *s)

@@ -52,9 +52,11 @@ struct pep_stage_save {
     int nseries;
     uint64_t rng[4];
 };
-/* After step `done` (1-based): agrees across ranks whether a stop signal arrived on any of
- * them (*stop) and whether to checkpoint now (*save: checkpoint.every, or a stop). Collective. */
-int pep_stage_step_end(MPI_Comm comm, const struct pep_config *cfg, long done, int *stop, int *save);
+/* After step `done` (1-based) of a training loop: agrees across ranks whether a stop signal
+ * arrived on any of them; checkpoints `s` (its step and rng[1] set to `done`) when
+ * checkpoint.every says so or on a stop; on a stop returns PEP_ERR_INTERRUPTED ("stopped at
+ * <unit> N on a signal"), which pep_stage_end turns into exit status 75. Collective. */
+int pep_stage_step_done(MPI_Comm comm, struct pep_stage_save *s, long done, const char *unit);
 /* Writes `path` collectively over comm (tmp + fsync + rename). */
 int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save *s);
 /* Checkpoint `step` into <out>/checkpoints and rotate (checkpoint.keep). Collective. */

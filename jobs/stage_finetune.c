@@ -128,8 +128,11 @@ static int run_finetune(struct pep_stage *stg)
     struct pep_progress prog;
     pep_progress_start(&prog, "finetune", cfg->optim.steps);
     double t0 = pep_now_s(), loss_win = 0, tok_win = 0;
-    int win = 0, stopped = 0;
+    int win = 0;
     long step = start;
+    struct pep_stage_save sv = {.stage = "finetune", .run = run, .m = m, .groups = trainable, .opt = &opt,
+                                .opt_groups = trainable, .series = series, .nseries = 4,
+                                .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
     int eval_every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : cfg->optim.steps;
     for (; step < cfg->optim.steps; step++) {
         /* the global batch is a function of (seed, step): one source language (by data size),
@@ -189,30 +192,11 @@ static int run_finetune(struct pep_stage *stg)
             loss_win = tok_win = 0;
             win = 0;
         }
-        int stop, save;
-        PEP_CALL_GOTO(rc, pep_stage_step_end(comm, cfg, step + 1, &stop, &save));
-        if (save) {
-            struct pep_stage_save sv = {.stage = "finetune", .step = step + 1, .run = run, .m = m,
-                                        .groups = trainable, .opt = &opt, .opt_groups = trainable,
-                                        .series = series, .nseries = 4,
-                                        .rng = {(uint64_t)cfg->run.seed, (uint64_t)(step + 1), 0, 0}};
-            PEP_CALL_GOTO(rc, pep_stage_checkpoint(comm, &sv));
-        }
-        if (stop) {
-            stopped = 1;
-            step++;
-            break;
-        }
-    }
-    if (stopped) {
-        rc = pep_error_set(PEP_ERR_INTERRUPTED, __FILE__, __LINE__, __func__, "stopped at step %ld on a signal", step);
-        goto cleanup;
+        PEP_CALL_GOTO(rc, pep_stage_step_done(comm, &sv, step + 1, "step"));
     }
     /* the selected PE + head (best dev F1) with the frozen encoder: everything evaluate needs */
     memcpy(m->params + tb, best, (te - tb) * sizeof(float));
-    struct pep_stage_save sv = {.stage = "finetune", .step = step, .run = run, .m = m, .groups = PEP_GROUPS_ALL,
-                                .opt = &opt, .opt_groups = trainable, .series = series, .nseries = 4,
-                                .rng = {(uint64_t)cfg->run.seed, (uint64_t)step, 0, 0}};
+    sv.step = step, sv.rng[1] = (uint64_t)step, sv.groups = PEP_GROUPS_ALL;
     char path[1200];
     pep_run_path(run, "adapted.h5", path, sizeof path);
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));

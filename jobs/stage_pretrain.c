@@ -102,8 +102,11 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_progress prog;
     pep_progress_start(&prog, "pretrain", cfg->optim.steps);
     double t0 = pep_now_s(), loss_win = 0, tok_win = 0;
-    int win = 0, stopped = 0;
+    int win = 0;
     long step = start;
+    struct pep_stage_save sv = {.stage = "pretrain", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
+                                .opt_groups = PEP_GROUPS_ALL, .series = series, .nseries = 4,
+                                .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
     for (; step < cfg->optim.steps; step++) {
         /* one language per step (by data size), GB of its sentences; rank r takes its slice */
         struct pep_rng r;
@@ -155,28 +158,9 @@ static int run_pretrain(struct pep_stage *stg)
             loss_win = tok_win = 0;
             win = 0;
         }
-        int stop, save;
-        PEP_CALL_GOTO(rc, pep_stage_step_end(comm, cfg, step + 1, &stop, &save));
-        if (save) {
-            struct pep_stage_save sv = {.stage = "pretrain", .step = step + 1, .run = run, .m = m,
-                                        .groups = PEP_GROUPS_ALL, .opt = &opt, .opt_groups = PEP_GROUPS_ALL,
-                                        .series = series, .nseries = 4,
-                                        .rng = {(uint64_t)cfg->run.seed, (uint64_t)(step + 1), 0, 0}};
-            PEP_CALL_GOTO(rc, pep_stage_checkpoint(comm, &sv));
-        }
-        if (stop) {
-            stopped = 1;
-            step++;
-            break;
-        }
+        PEP_CALL_GOTO(rc, pep_stage_step_done(comm, &sv, step + 1, "step"));
     }
-    if (stopped) {
-        rc = pep_error_set(PEP_ERR_INTERRUPTED, __FILE__, __LINE__, __func__, "stopped at step %ld on a signal", step);
-        goto cleanup;
-    }
-    struct pep_stage_save sv = {.stage = "pretrain", .step = step, .run = run, .m = m, .groups = PEP_GROUPS_ALL,
-                                .opt = &opt, .opt_groups = PEP_GROUPS_ALL, .series = series, .nseries = 4,
-                                .rng = {(uint64_t)cfg->run.seed, (uint64_t)step, 0, 0}};
+    sv.step = step, sv.rng[1] = (uint64_t)step;
     char path[1200];
     pep_run_path(run, "base.h5", path, sizeof path);
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));

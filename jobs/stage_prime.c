@@ -192,7 +192,9 @@ static int run_prime(struct pep_stage *stg)
     double t_start = pep_now_s(), tokens_window = 0, loss_window = 0;
     int window = 0;
     long step = start;
-    int stopped = 0;
+    struct pep_stage_save sv = {.stage = "prime", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
+                                .opt_groups = update_groups, .tasks = tasks, .task_groups = task_groups,
+                                .series = series, .nseries = 5, .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
     for (; step < cfg->optim.steps; step++) {
         memset(stats, 0, nstats * sizeof *stats);
         pep_maml_zero(mm);
@@ -249,41 +251,20 @@ static int run_prime(struct pep_stage *stg)
             loss_window = tokens_window = 0;
             window = 0;
         }
-        int stop, save;
-        PEP_CALL_GOTO(rc, pep_stage_step_end(comm, cfg, step + 1, &stop, &save));
-        if (save) {
-            int nt = fill_tasks(tasks, ls, names, nlang, rank);
-            struct pep_stage_save sv = {.stage = "prime", .step = step + 1, .run = run, .m = m, .groups = PEP_GROUPS_ALL,
-                                        .opt = &opt, .opt_groups = update_groups, .tasks = tasks, .ntasks = nt,
-                                        .task_groups = task_groups, .series = series, .nseries = 5,
-                                        .rng = {(uint64_t)cfg->run.seed, (uint64_t)(step + 1), 0, 0}};
-            PEP_CALL_GOTO(rc, pep_stage_checkpoint(comm, &sv));
-        }
-        if (stop) {
-            stopped = 1;
-            step++;
-            break;
-        }
+        sv.ntasks = fill_tasks(tasks, ls, names, nlang, rank); /* the /tasks list a checkpoint would write */
+        PEP_CALL_GOTO(rc, pep_stage_step_done(comm, &sv, step + 1, "meta-step"));
     }
-    if (!stopped) {
-        int nt = fill_tasks(tasks, ls, names, nlang, rank);
-        struct pep_stage_save sv = {.stage = "prime", .step = step, .run = run, .m = m, .groups = PEP_GROUPS_ALL,
-                                    .opt = &opt, .opt_groups = update_groups, .tasks = tasks, .ntasks = nt,
-                                    .task_groups = task_groups, .series = series, .nseries = 5,
-                                    .rng = {(uint64_t)cfg->run.seed, (uint64_t)step, 0, 0}};
-        char path[1200];
-        pep_run_path(run, "primed.h5", path, sizeof path);
-        PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
-        if (rank == 0) {
-            double wall = pep_now_s() - t_start;
-            pep_info("prime: %ld meta-steps in %.1f s (%.1f ms per meta-step, allreduce %.1f%% of the time, %zu floats "
-                     "= %.1f MB per meta-step); primed model written to %s",
-                     step - start, wall, 1e3 * wall / (double)(step - start > 0 ? step - start : 1),
-                     100.0 * allreduce_seconds / wall, ue - ub, (double)(ue - ub) * 4e-6, path);
-        }
-    } else {
-        rc = pep_error_set(PEP_ERR_INTERRUPTED, __FILE__, __LINE__, __func__, "stopped at meta-step %ld on a signal",
-                           step);
+    sv.ntasks = fill_tasks(tasks, ls, names, nlang, rank);
+    sv.step = step, sv.rng[1] = (uint64_t)step;
+    char path[1200];
+    pep_run_path(run, "primed.h5", path, sizeof path);
+    PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
+    if (rank == 0) {
+        double wall = pep_now_s() - t_start;
+        pep_info("prime: %ld meta-steps in %.1f s (%.1f ms per meta-step, allreduce %.1f%% of the time, %zu floats "
+                 "= %.1f MB per meta-step); primed model written to %s",
+                 step - start, wall, 1e3 * wall / (double)(step - start > 0 ? step - start : 1),
+                 100.0 * allreduce_seconds / wall, ue - ub, (double)(ue - ub) * 4e-6, path);
     }
 cleanup:
     pep_free(stats);
