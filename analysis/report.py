@@ -242,6 +242,11 @@ def average(d, langs):
     return sum(vals) / len(vals) if len(vals) == len(langs) else None
 
 
+def row_value(d, row, langs):
+    """One run's F1 for a table row: a language, or "average" over the targets."""
+    return average(d, langs) if row == "average" else d.get(row)
+
+
 def results_table(f1, pes, arms, seeds, langs):
     cols = [(pe, arm) for pe in pes for arm in arms]
     rows = langs + ["average"]
@@ -253,7 +258,7 @@ def results_table(f1, pes, arms, seeds, langs):
                 d = f1.get((pe, arm, s))
                 if d is None:
                     continue
-                v = average(d, langs) if row == "average" else d.get(row)
+                v = row_value(d, row, langs)
                 if v is not None:
                     vals.append(v)
             cell[(row, pe, arm)] = vals
@@ -326,8 +331,8 @@ def gains_table(f1, pes, arms, seeds, langs):
                     a, b = f1.get((pe, arm, s)), f1.get((pe, "none", s))
                     if a is None or b is None:
                         continue
-                    va = average(a, langs) if row == "average" else a.get(row)
-                    vb = average(b, langs) if row == "average" else b.get(row)
+                    va = row_value(a, row, langs)
+                    vb = row_value(b, row, langs)
                     if va is not None and vb is not None:
                         diffs.append(va - vb)
                 per[row] = paired(diffs)
