@@ -57,6 +57,22 @@ void pep_bench_random_batch(struct pep_batch *b, int *ids, int *labels, int B, i
     }
 }
 
+/* Median of n step times (sorts a copy; n is small). */
+static double median_s(const double *t, int n)
+{
+    double *c = malloc((size_t)n * sizeof *c);
+    if (!c) return t[0];
+    memcpy(c, t, (size_t)n * sizeof *c);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && c[j - 1] > c[j]; j--) {
+            double x = c[j];
+            c[j] = c[j - 1], c[j - 1] = x;
+        }
+    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return m;
+}
+
 static int bench_encoder(int argc, char **argv)
 {
     const char *shape = "tiny", *mode = "full", *pe = "adapter";
@@ -71,6 +87,9 @@ static int bench_encoder(int argc, char **argv)
                       "--pe adapter|prefix|lora|none --steps N)", argv[i]);
     }
     PEP_CHECK(!strcmp(mode, "full") || !strcmp(mode, "pe"), PEP_ERR_USAGE, "--mode must be full or pe, got '%s'", mode);
+    PEP_CHECK(!strcmp(pe, "adapter") || !strcmp(pe, "prefix") || !strcmp(pe, "lora") || !strcmp(pe, "none"),
+              PEP_ERR_USAGE, "--pe must be adapter, prefix, lora or none, got '%s'", pe);
+    PEP_CHECK(steps >= 1 && warm >= 0, PEP_ERR_USAGE, "--steps must be positive and --warmup not negative");
     struct pep_model_spec s;
     int B, T;
     PEP_CALL(pep_bench_shape(shape, &s, &B, &T));
@@ -84,15 +103,17 @@ static int bench_encoder(int argc, char **argv)
     pep_bench_random_batch(&b, ids, labels, B, T, s.V, s.ntags, 1);
     unsigned groups = !strcmp(mode, "full") ? PEP_GROUPS_ALL : PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
     int rc = PEP_OK;
-    double t0 = 0;
+    double *times = NULL;
+    PEP_ALLOC_GOTO(rc, times, steps);
     for (int it = 0; it < warm + steps; it++) {
-        if (it == warm) t0 = now_s();
+        double t0 = now_s();
         float loss;
         pep_model_zero_grad(m, groups);
         PEP_CALL_GOTO(rc, pep_model_forward(m, &b, 1, (uint64_t)it, &loss));
         PEP_CALL_GOTO(rc, pep_model_backward(m, groups));
+        if (it >= warm) times[it - warm] = now_s() - t0;
     }
-    double dt = (now_s() - t0) / steps;
+    double dt = median_s(times, steps); /* median, as tests/bench/torch_encoder.py: robust to a noisy neighbour */
     double flops = pep_model_flops(&s, B, T, groups);
     size_t pe_n = pep_param_table_group_numel(&m->table, PEP_GROUP_BIT(PEP_GROUP_PE));
     size_t plm_n = pep_param_table_group_numel(&m->table, PEP_GROUP_BIT(PEP_GROUP_PLM));
@@ -104,6 +125,7 @@ static int bench_encoder(int argc, char **argv)
            "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,\"gflops\":%.2f,\"peak_rss_mib\":%.0f}\n",
            shape, mode, pe, B, T, B * T / dt, 1e3 * dt, flops / dt * 1e-9, pep_peak_rss_mib());
 cleanup:
+    pep_free(times);
     free(ids);
     free(labels);
     pep_model_destroy(&m);

@@ -75,8 +75,8 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
         for (int h = 0; h < NH; h++) {
             const float *q = qkv + (size_t)b * T * C3 + h * HS;
             const float *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + (size_t)b * T * C3 + h * HS;
-            float *dk = dq + C, *dv = dq + 2 * C;
+            float *dq = dqkv ? dqkv + (size_t)b * T * C3 + h * HS : NULL; /* NULL: only the prefix gradients */
+            float *dk = dq ? dq + C : NULL, *dv = dq ? dq + 2 * C : NULL;
             const float *s = att + ((size_t)b * NH + h) * T * Tk;
             const float *dc = dctx + (size_t)b * T * C + h * HS;
             size_t base = ((size_t)b * NH + h) * T * Tk;
@@ -86,7 +86,8 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
                 pd = pd_buf;
             }
             /* dV += Pd^T dctx ; dPv += Pd[:, :P]^T dctx */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, pd + P, Tk, dc, C, 1.0f, dv, C3);
+            if (dqkv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, pd + P, Tk, dc, C, 1.0f, dv, C3);
             if (P > 0 && dpv)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, HS, T, 1.0f, pd, Tk, dc, C, 1.0f,
                             dpv + h * HS, C);
@@ -109,13 +110,13 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
                 for (int j = 0; j < Tk; j++) dr[j] = pr[j] * (dr[j] - dot);
             }
             /* dQ += scale dS [pk; K] ; dK += scale dS^T Q ; dPk += scale dS[:, :P]^T Q */
-            if (P > 0) {
+            if (P > 0 && dpk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, HS, T, scale, dp, Tk, q, C3, 1.0f, dpk + h * HS,
+                            C);
+            if (!dqkv) continue;
+            if (P > 0)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, P, scale, dp, Tk, pk + h * HS, C, 1.0f,
                             dq, C3);
-                if (dpk)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, HS, T, scale, dp, Tk, q, C3, 1.0f,
-                                dpk + h * HS, C);
-            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, scale, dp + P, Tk, k, C3, 1.0f, dq, C3);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, scale, dp + P, Tk, q, C3, 1.0f, dk, C3);
         }

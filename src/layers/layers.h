@@ -52,7 +52,8 @@ void dropout_backward(float *dx, size_t n, float p, uint64_t seed, uint64_t site
 void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
                        const uint8_t *mask, int B, int T, int C, int NH, int P, float drop_p, uint64_t seed,
                        uint64_t site, float *scratch);
-/* dqkv (N, 3C) accumulated; dpk, dpv (P, C) accumulated when non-NULL. scratch: (T, P+T) * 2 floats. */
+/* dqkv (N, 3C) accumulated, or NULL when only the prefix gradients are wanted (a frozen layer
+ * with nothing trainable below); dpk, dpv (P, C) accumulated when non-NULL. scratch: (T, P+T) * 2 floats. */
 void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
                         const float *pv, const float *att, int B, int T, int C, int NH, int P, float drop_p,
                         uint64_t seed, uint64_t site, float *scratch);

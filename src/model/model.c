@@ -718,15 +718,21 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
             memcpy(dbr, dln, NC * sizeof(float));
             dao = dbr;
         }
+        /* the same below layer 0's attention adapter (Houlsby) when no prefix or LoRA sits under it */
+        if (l == 0 && !need_plm && li->qa < 0 && P == 0) break;
         if (pd > 0.0f) dropout_backward((float *)dao, NC, pd, seed, SITE_LAYER(l, 2));
         float *dctx = dx; /* dx1 is consumed: reuse its storage */
         linear_backward_set(dctx, G(m, li->wo, groups), G(m, li->bo, groups), dao, la->ctx, W(m, li->wo), N, C, C, C, C);
-        memset(st->dqkv, 0, NC * 3 * sizeof(float));
-        attention_backward(st->dqkv, P && need_pe ? st->dpk + (size_t)l * P * C : NULL,
+        /* q|k|v gradients feed the layer input and LoRA; layer 0 of a frozen base with prefixes
+         * needs neither, only its prefix gradients */
+        int need_dx_in = l > 0 || need_plm;
+        float *dqkv = need_dx_in || li->qa >= 0 ? st->dqkv : NULL;
+        if (dqkv) memset(dqkv, 0, NC * 3 * sizeof(float));
+        attention_backward(dqkv, P && need_pe ? st->dpk + (size_t)l * P * C : NULL,
                            P && need_pe ? st->dpv + (size_t)l * P * C : NULL, dctx, la->qkv,
                            P ? st->pk + (size_t)l * P * C : NULL, P ? st->pv + (size_t)l * P * C : NULL, la->att, B, T,
                            C, NH, P, pa, seed, SITE_LAYER(l, 1), st->att_scratch);
-        int need_dx_in = l > 0 || need_plm;
+        if (!dqkv) break;
         if (li->qa >= 0) {
             lora_backward(need_dx_in ? dnext : NULL, G(m, li->qa, groups), G(m, li->qb, groups), st->dqkv, la->x,
                           la->xa_q, W(m, li->qa), W(m, li->qb), N, C, C, r, scale_lora, C, 3 * C, st->lora_scratch);
@@ -785,13 +791,19 @@ double pep_model_flops(const struct pep_model_spec *s, int B, int T, unsigned gr
     double fwd = s->L * (mm + att) + head;
     int plm = (groups & PEP_GROUP_BIT(PEP_GROUP_PLM)) != 0;
     /* backward: input gradients for every matmul, plus weight gradients when the base trains.
-     * With the base frozen, layer 0 needs no input gradient of q|k|v, and with Pfeiffer
-     * adapters only (nothing trainable below layer 0's output adapter) none of its backward
-     * (pep_model_backward stops there). */
+     * With the base frozen, pep_model_backward stops in layer 0 below the lowest trainable
+     * module: Pfeiffer adapters, nothing of layer 0; Houlsby, after its feed-forward block;
+     * prefixes, after the score gradients and the prefix key/value products; LoRA, before
+     * the q|k|v input gradient. */
     double layer0 = mm + 2 * att;
     if (!plm) {
-        int only_out_adapter = s->pe == PEP_PE_METHOD_ADAPTER && s->placement == PEP_ADAPTER_PLACEMENT_PFEIFFER;
-        layer0 = only_out_adapter ? 0.0 : layer0 - 2.0 * N * 3 * C * C;
+        double ffn = 2.0 * N * 2 * C * FF, outp = 2.0 * N * C * C;
+        if (s->pe == PEP_PE_METHOD_ADAPTER)
+            layer0 = s->placement == PEP_ADAPTER_PLACEMENT_PFEIFFER ? 0.0 : ffn;
+        else if (s->pe == PEP_PE_METHOD_PREFIX)
+            layer0 = ffn + outp + 2.0 * B * (double)T * (T + P) * C + 2.0 * 2.0 * B * (double)T * P * C;
+        else
+            layer0 = mm + 2 * att - 2.0 * N * 3 * C * C;
     }
     double bwd = (s->L - 1) * (mm + 2 * att) + layer0 + head + (plm ? s->L * mm : 0.0) + head;
     return fwd + bwd;

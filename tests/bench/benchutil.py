@@ -45,10 +45,14 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def bench_spec(er, cfg, head="tagger", pe="adapter-pfeiffer"):
+def bench_spec(er, cfg, head="tagger", pe="adapter"):
+    """The model of `peprime bench` (jobs/cmd_bench.c, pep_bench_shape): pe = adapter (Pfeiffer,
+    ReLU, bottleneck C/16), prefix (30 keys/values per layer) or lora (r 8, alpha 16)."""
     c = CONFIGS[cfg]
-    return er.make_spec("tiny", pe, head, L=c["L"], C=c["C"], NH=c["NH"], FF=c["FF"], V=c["V"], max_T=c["T"],
-                        max_B=c["B"], max_positions=514, ntags=7, bottleneck=c["C"] // 16, init_std=0.02)
+    method = {"adapter": "adapter-pfeiffer", "prefix": "prefix", "lora": "lora"}[pe]
+    return er.make_spec("tiny", method, head, L=c["L"], C=c["C"], NH=c["NH"], FF=c["FF"], V=c["V"], max_T=c["T"],
+                        max_B=c["B"], max_positions=514, ntags=7, bottleneck=c["C"] // 16, prefix_len=30,
+                        lora_rank=8, lora_alpha=16.0, init_std=0.02)
 
 
 def bench_params(er, spec, torch):

@@ -52,7 +52,7 @@ def suite_encoder(a):
         for threads in a.threads:
             for mode in ("full", "pe"):
                 env = env_for(threads)
-                steps = "3" if shape == "base" else "60"
+                steps = "5" if shape == "base" else "60"
                 p = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", mode, "--steps", steps], env)
                 t = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", mode,
                               "--threads", str(threads), "--iters", steps], env)
@@ -69,15 +69,15 @@ def suite_pe(a):
     print("|---|---|---|---|---|---|---|")
     for shape in a.shapes:
         env = env_for(a.threads[0])
-        steps = "3" if shape == "base" else "60"
+        steps = "5" if shape == "base" else "60"
         full = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", "full", "--steps", steps], env)
-        tpe = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", "pe",
-                        "--threads", str(a.threads[0]), "--iters", steps], env)
         for method in ("adapter", "prefix", "lora"):
             p = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", "pe", "--pe", method, "--steps",
                           steps], env)
+            t = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", "pe",
+                          "--pe", method, "--threads", str(a.threads[0]), "--iters", steps], env)
             pm, fm = p and p["ms_per_step"], full and full["ms_per_step"]
-            tm = tpe.get("ms_per_step") if (tpe and method == "adapter") else None
+            tm = t and t.get("ms_per_step")
             print("| %s | %s | %s | %s | %s | %s | %s |" % (
                 shape, method, fmt(pm, 1), fmt(fm, 1), fmt(pm / fm if pm and fm else None, 2), fmt(tm, 1),
                 fmt(tm / pm if tm and pm else None, 2)), flush=True)

@@ -1,8 +1,11 @@
-"""PyTorch speed anchor: fwd+bwd tokens/s of an XLM-R-style encoder with a Pfeiffer adapter
-(bottleneck C/16, ReLU) per layer and a 7-tag head, the same functional model as the oracle
-(tests/ref/encoder_ref.py), float32, dropout off.
+"""PyTorch speed anchor: fwd+bwd tokens/s of an XLM-R-style encoder with a PE module per
+layer and a 7-tag head, the same functional model as the oracle (tests/ref/encoder_ref.py),
+float32, dropout off. PE modules as `peprime bench encoder --pe`: a Pfeiffer adapter
+(bottleneck C/16, ReLU; the default), 30 prefix keys/values, or LoRA r = 8, alpha = 16 on
+query and value.
 
-  torch_encoder.py --config tiny|base --mode full|pe --threads N [--iters K] [--warmup W]
+  torch_encoder.py --config tiny|base --mode full|pe [--pe adapter|prefix|lora] --threads N
+                   [--iters K] [--warmup W]
       one row in this process;
   torch_encoder.py --all [--configs tiny,base] [--threads N]
       every (config, mode) in its own child process, so each row's peak RSS is its own,
@@ -29,7 +32,7 @@ def one(a):
     import encoder_ref as er
     torch.set_num_threads(a.threads)
     c = benchutil.CONFIGS[a.config]
-    spec = benchutil.bench_spec(er, a.config)
+    spec = benchutil.bench_spec(er, a.config, pe=a.pe)
     params = benchutil.bench_params(er, spec, torch)
     for name, _, group in er.param_specs(spec):
         params[name].requires_grad_(a.mode == "full" or group != er.GROUP_PLM)
@@ -47,7 +50,7 @@ def one(a):
             times.append(t1 - t0)
     ms = 1000.0 * sorted(times)[len(times) // 2]  # median
     lib, core, nthr = benchutil.blas_info()
-    benchutil.emit(dict(bench="torch_encoder", config=a.config, mode=a.mode, threads=a.threads, B=c["B"], T=c["T"],
+    benchutil.emit(dict(bench="torch_encoder", config=a.config, mode=a.mode, pe=a.pe, threads=a.threads, B=c["B"], T=c["T"],
                         L=c["L"], C=c["C"], V=c["V"], iters=a.iters, tokens_per_s=c["B"] * c["T"] / (ms / 1000.0),
                         ms_per_step=ms, peak_rss_mib=benchutil.peak_rss_mib(), loss=float(loss),
                         torch=torch.__version__, blas_core=core, blas_threads=nthr,
@@ -58,6 +61,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=sorted(benchutil.CONFIGS), default="tiny")
     ap.add_argument("--mode", choices=["full", "pe"], default="pe")
+    ap.add_argument("--pe", choices=["adapter", "prefix", "lora"], default="adapter")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iters", type=int, default=0, help="timed steps (default: tiny 5, base 2)")
     ap.add_argument("--warmup", type=int, default=1)
