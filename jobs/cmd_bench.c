@@ -6,6 +6,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "core/error.h"
 #include "core/rng.h"
 #include "jobs.h"
@@ -197,10 +199,84 @@ cleanup:
     return rc;
 }
 
+/* GFLOP/s of one row-major sgemm C(M,N) = op(A) op(B), op(A) (M,K), op(B) (K,N): the median
+ * of `reps` calls after one warm-up call. Returns a negative value when out of memory. */
+static double sgemm_rate(int ta, int tb, int M, int N, int K, int reps)
+{
+    float *a = malloc((size_t)M * K * sizeof(float)), *b = malloc((size_t)K * N * sizeof(float));
+    float *c = malloc((size_t)M * N * sizeof(float));
+    double *t = malloc((size_t)reps * sizeof(double)), rate = -1.0;
+    if (a && b && c && t) {
+        for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.01f;
+        for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
+        for (int r = -1; r < reps; r++) {
+            double t0 = now_s();
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a,
+                        ta ? M : K, b, tb ? K : N, 0.0f, c, N);
+            if (r >= 0) t[r] = now_s() - t0;
+        }
+        rate = 2.0 * M * N * K / median_s(t, reps) * 1e-9;
+    }
+    free(a), free(b), free(c), free(t);
+    return rate;
+}
+
+/* `bench sgemm`: the BLAS ceiling of an encoder step. Times a square sgemm (the peak) and the
+ * twelve projection sgemm calls of one layer of the shape (q|k|v, output, FF in, FF out, each
+ * as forward x W^T, input gradient dY W and weight gradient dY^T x), then divides the step's
+ * matmul FLOPs by their mixed rate: the step time if nothing but these sgemm calls ran, i.e.
+ * the fastest any implementation over this BLAS can be. */
+static int bench_sgemm(int argc, char **argv)
+{
+    const char *shape = "tiny";
+    int n = 2048, reps = 9;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
+        else if (!strcmp(argv[i], "--n") && i + 1 < argc) n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else PEP_FAIL(PEP_ERR_USAGE, "bench sgemm: unknown argument '%s' (use --shape tiny|base --n N --reps R)",
+                      argv[i]);
+    }
+    PEP_CHECK(n >= 16 && n <= 16384 && reps >= 1, PEP_ERR_USAGE, "bench sgemm: --n must be 16..16384, --reps >= 1");
+    struct pep_model_spec s;
+    int B, T;
+    PEP_CALL(pep_bench_shape(shape, &s, &B, &T));
+    double peak = sgemm_rate(0, 0, n, n, n, reps);
+    PEP_CHECK(peak > 0, PEP_ERR_NOMEM, "bench sgemm: out of memory for n = %d", n);
+    int N = B * T, C = s.C, io[4][2] = {{C, 3 * C}, {C, C}, {C, s.FF}, {s.FF, C}};
+    double fl[3] = {0}, sec[3] = {0}; /* forward, input gradient, weight gradient */
+    for (int j = 0; j < 4; j++) {
+        int in = io[j][0], out = io[j][1];
+        double f = 2.0 * N * in * out;
+        double r[3] = {sgemm_rate(0, 1, N, out, in, reps), sgemm_rate(0, 0, N, in, out, reps),
+                       sgemm_rate(1, 0, out, in, N, reps)};
+        for (int k = 0; k < 3; k++) {
+            PEP_CHECK(r[k] > 0, PEP_ERR_NOMEM, "bench sgemm: out of memory");
+            fl[k] += f, sec[k] += f / (r[k] * 1e9);
+        }
+    }
+    printf("sgemm %dx%dx%d (1 call, median of %d): %.1f GFLOP/s\n", n, n, n, reps, peak);
+    printf("encoder %s projections (N=%d tokens): forward %.1f, input gradient %.1f, weight gradient %.1f GFLOP/s\n",
+           shape, N, fl[0] / sec[0] * 1e-9, fl[1] / sec[1] * 1e-9, fl[2] / sec[2] * 1e-9);
+    unsigned pe_groups = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
+    for (int full = 1; full >= 0; full--) {
+        double rate = 1e-9 * (full ? (fl[0] + fl[1] + fl[2]) / (sec[0] + sec[1] + sec[2]) : (fl[0] + fl[1]) / (sec[0] + sec[1]));
+        double flops = pep_model_flops(&s, B, T, full ? PEP_GROUPS_ALL : pe_groups);
+        double ms = flops / (rate * 1e9) * 1e3;
+        printf("encoder %s %-4s: %.2f GFLOP per step at %.1f GFLOP/s -> sgemm floor %.1f ms/step = at most %.0f "
+               "tokens/s\n", shape, full ? "full" : "pe", flops * 1e-9, rate, ms, N / ms * 1e3);
+        printf("{\"bench\":\"sgemm\",\"shape\":\"%s\",\"mode\":\"%s\",\"peak_gflops\":%.1f,\"mix_gflops\":%.1f,"
+               "\"floor_ms_per_step\":%.2f,\"max_tokens_per_s\":%.1f}\n",
+               shape, full ? "full" : "pe", peak, rate, ms, N / ms * 1e3);
+    }
+    return PEP_OK;
+}
+
 int pep_cmd_bench(int argc, char **argv)
 {
-    PEP_CHECK(argc >= 1, PEP_ERR_USAGE, "usage: peprime bench encoder|maml|checkpoint [options]");
+    PEP_CHECK(argc >= 1, PEP_ERR_USAGE, "usage: peprime bench encoder|maml|sgemm [options]");
     if (!strcmp(argv[0], "encoder")) return bench_encoder(argc - 1, argv + 1);
     if (!strcmp(argv[0], "maml")) return bench_maml(argc - 1, argv + 1);
-    PEP_FAIL(PEP_ERR_USAGE, "peprime bench: unknown benchmark '%s' (valid: encoder, maml)", argv[0]);
+    if (!strcmp(argv[0], "sgemm")) return bench_sgemm(argc - 1, argv + 1);
+    PEP_FAIL(PEP_ERR_USAGE, "peprime bench: unknown benchmark '%s' (valid: encoder, maml, sgemm)", argv[0]);
 }

@@ -3,8 +3,8 @@
 process with the same thread count and BLAS settings, and prints a Markdown table with the
 ratios. Suites:
 
-  compare.py encoder [--shapes tiny,base] [--threads 1,2]   fwd+bwd tokens/s, full and PE modes
-  compare.py pe      [--shapes tiny,base] [--threads 1]      PE methods vs a full step, vs PyTorch
+  compare.py encoder [--shapes tiny,base] [--threads 1,2] [--repeat N]   fwd+bwd tokens/s, full and PE modes
+  compare.py pe      [--shapes tiny,base] [--threads 1] [--repeat N]     PE methods vs a full step, vs PyTorch
   compare.py maml    [--shapes tiny] [--ks 1,3,5]            ms per meta-step and peak RSS, order 1 and 2
 
 --peprime PATH names the binary (default build/peprime). OPENBLAS_CORETYPE is passed through
@@ -34,6 +34,39 @@ def run_json(cmd, env):
     return None
 
 
+def median_row(rows):
+    """One row from repeated runs: the median of every number (peak RSS: the largest)."""
+    rows = [r for r in rows if r]
+    if not rows:
+        return None
+    out = dict(rows[0])
+    for k, v in rows[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = sorted(r[k] for r in rows if isinstance(r.get(k), (int, float)))
+            out[k] = vals[-1] if k == "peak_rss_mib" else vals[len(vals) // 2] if len(vals) % 2 else \
+                0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
+    return out
+
+
+def paired(a, pcmd, tcmd, env):
+    """Runs peprime and PyTorch a.repeat times, interleaved (p, t, p, t, ...), so slow phases of
+    a noisy machine hit both sides; returns (median peprime row, median PyTorch row,
+    per-repeat list of (peprime, PyTorch) rows)."""
+    pairs = []
+    for _ in range(a.repeat):
+        p = run_json(pcmd, env)
+        t = None if a.no_torch or tcmd is None else run_json(tcmd, env)
+        pairs.append((p, t))
+    return median_row([p for p, _ in pairs]), median_row([t for _, t in pairs]), pairs
+
+
+def spread(pairs, key, invert=False):
+    """'lo–hi' of the per-repeat ratios peprime/PyTorch of `key` (PyTorch/peprime if invert)."""
+    rs = sorted((t[key] / p[key]) if invert else (p[key] / t[key]) for p, t in pairs
+                if p and t and p.get(key) and t.get(key))
+    return "n/a" if not rs else "%.2f" % rs[0] if len(rs) == 1 else "%.2f–%.2f" % (rs[0], rs[-1])
+
+
 def env_for(threads):
     env = dict(os.environ)
     env["OPENBLAS_NUM_THREADS"] = str(threads)
@@ -46,41 +79,44 @@ def fmt(x, nd=0):
 
 
 def suite_encoder(a):
-    print("| shape | mode | threads | peprime tokens/s | PyTorch tokens/s | ratio | peprime GFLOP/s | peprime RSS MiB | PyTorch RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| shape | mode | threads | peprime tokens/s | PyTorch tokens/s | ratio | ratio per repeat | peprime GFLOP/s | peprime RSS MiB | PyTorch RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for shape in a.shapes:
         for threads in a.threads:
             for mode in ("full", "pe"):
                 env = env_for(threads)
                 steps = "5" if shape == "base" else "60"
-                p = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", mode, "--steps", steps], env)
-                t = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", mode,
-                              "--threads", str(threads), "--iters", steps], env)
+                p, t, pairs = paired(
+                    a, [a.peprime, "bench", "encoder", "--shape", shape, "--mode", mode, "--steps", steps],
+                    [sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", mode,
+                     "--threads", str(threads), "--iters", steps], env)
                 pt = p and p["tokens_per_s"]
                 tt = t and t.get("tokens_per_s")
-                print("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+                print("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
                     shape, mode, threads, fmt(pt), fmt(tt), fmt(pt / tt if pt and tt else None, 2),
-                    fmt(p and p["gflops"], 1), fmt(p and p["peak_rss_mib"]), fmt(t and t.get("peak_rss_mib"))),
-                    flush=True)
+                    spread(pairs, "tokens_per_s"), fmt(p and p["gflops"], 1), fmt(p and p["peak_rss_mib"]),
+                    fmt(t and t.get("peak_rss_mib"))), flush=True)
 
 
 def suite_pe(a):
-    print("| shape | method | peprime ms/step | full step ms | PE/full | PyTorch PE ms/step | speed-up vs PyTorch |")
-    print("|---|---|---|---|---|---|---|")
+    print("| shape | method | peprime ms/step | full step ms | PE/full | PyTorch PE ms/step | speed-up vs PyTorch | speed-up per repeat |")
+    print("|---|---|---|---|---|---|---|---|")
     for shape in a.shapes:
         env = env_for(a.threads[0])
         steps = "5" if shape == "base" else "60"
-        full = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", "full", "--steps", steps], env)
         for method in ("adapter", "prefix", "lora"):
-            p = run_json([a.peprime, "bench", "encoder", "--shape", shape, "--mode", "pe", "--pe", method, "--steps",
-                          steps], env)
-            t = run_json([sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", "pe",
-                          "--pe", method, "--threads", str(a.threads[0]), "--iters", steps], env)
+            # the full step is re-run beside each method so PE/full compares neighbours in time
+            full, _, _ = paired(a, [a.peprime, "bench", "encoder", "--shape", shape, "--mode", "full", "--steps", steps],
+                                None, env)
+            p, t, pairs = paired(
+                a, [a.peprime, "bench", "encoder", "--shape", shape, "--mode", "pe", "--pe", method, "--steps", steps],
+                [sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", "pe",
+                 "--pe", method, "--threads", str(a.threads[0]), "--iters", steps], env)
             pm, fm = p and p["ms_per_step"], full and full["ms_per_step"]
             tm = t and t.get("ms_per_step")
-            print("| %s | %s | %s | %s | %s | %s | %s |" % (
+            print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 shape, method, fmt(pm, 1), fmt(fm, 1), fmt(pm / fm if pm and fm else None, 2), fmt(tm, 1),
-                fmt(tm / pm if tm and pm else None, 2)), flush=True)
+                fmt(tm / pm if tm and pm else None, 2), spread(pairs, "ms_per_step", invert=True)), flush=True)
 
 
 def suite_maml(a):
@@ -110,13 +146,15 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--ks", default="1,3,5")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every row N times, peprime and PyTorch interleaved; print medians and the ratio range")
     ap.add_argument("--peprime", default=os.path.join(ROOT, "build", "peprime"))
     a = ap.parse_args()
     a.shapes = a.shapes.split(",")
     a.threads = [int(x) for x in a.threads.split(",")]
     a.ks = [int(x) for x in a.ks.split(",")]
-    print("OPENBLAS_CORETYPE=%s, host %s, %d CPUs\n" % (os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-                                                        os.uname().nodename, os.cpu_count()))
+    print("OPENBLAS_CORETYPE=%s, host %s, %d CPUs, %d repeat(s) per row (medians)\n" % (
+        os.environ.get("OPENBLAS_CORETYPE", "(unset)"), os.uname().nodename, os.cpu_count(), a.repeat))
     {"encoder": suite_encoder, "pe": suite_pe, "maml": suite_maml}[a.suite](a)
 
 
