@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `peprime bench` runs every benchmark once at the tiny shape and prints its JSON row, and
+# rejects bad arguments with exit 2 and a message naming the argument.
+#   bench_cli.sh PEPRIME_BIN
+set -euo pipefail
+B="$1"
+export OPENBLAS_NUM_THREADS=1
+fail() { echo "FAIL: $*" >&2; exit 1; }
+for pe in adapter prefix lora; do
+    out=$("$B" bench encoder --shape tiny --mode pe --pe "$pe" --steps 1 --warmup 0)
+    grep -q "\"pe\":\"$pe\"" <<<"$out" || fail "bench encoder --pe $pe printed no JSON row: $out"
+done
+out=$("$B" bench sgemm --shape tiny --n 64 --reps 1)
+grep -q '"mode":"full"' <<<"$out" && grep -q '"mode":"pe"' <<<"$out" || fail "bench sgemm rows missing: $out"
+awk -F'"floor_ms_per_step":' 'NF > 1 { split($2, a, ","); if (a[1] + 0 <= 0) exit 1 }' <<<"$out" \
+    || fail "bench sgemm: non-positive floor: $out"
+check_bad() { # expected-message args...
+    local want="$1"; shift
+    set +e; msg=$("$B" "$@" 2>&1); rc=$?; set -e
+    [ "$rc" = 2 ] || fail "'$*' exited $rc, expected 2: $msg"
+    grep -q -- "$want" <<<"$msg" || fail "'$*': message lacks '$want': $msg"
+}
+check_bad "--pe must be adapter, prefix, lora or none, got 'foo'" bench encoder --pe foo
+check_bad "--steps must be positive" bench encoder --steps 0
+check_bad "unknown benchmark shape 'huge'" bench sgemm --shape huge
+check_bad "--n must be 16..16384" bench sgemm --n 3
+check_bad "unknown benchmark 'nope'" bench nope
+echo "bench_cli: ok"
