@@ -34,3 +34,13 @@ show_logs() { local f; for f in "$@"; do [[ -f "$f" ]] && { echo "---- $f"; tail
 
 # need_peprime BIN: the stage tests run the real binary
 need_peprime() { [[ -x "$1" ]] || fail "peprime binary '$1' missing"; }
+
+# stage_setup REPO_ROOT PEPRIME_BIN WORKDIR: a stage test's common start — sets root, bin and
+# work, checks the binary, makes WORKDIR afresh and enters it, exports PEPRIME_BIN / PEP_ROOT
+# for the slurm/ scripts.
+stage_setup() {
+    root=$1 bin=$2 work=$3
+    need_peprime "$bin"
+    rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "cannot create work directory $work"
+    export PEPRIME_BIN=$bin PEP_ROOT=$root
+}

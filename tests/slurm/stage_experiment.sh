@@ -5,12 +5,9 @@
 # (PEP_SKIP_DONE) and still completes.
 # Usage: stage_experiment.sh REPO_ROOT PEPRIME_BIN WORKDIR
 set -uo pipefail
-root=$1 bin=$2 work=$3
 # shellcheck source=tests/slurm/lib.sh
-source "$root/tests/slurm/lib.sh"
-need_peprime "$bin"
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-export PEPRIME_BIN=$bin PEP_ROOT=$root
+source "$1/tests/slurm/lib.sh"
+stage_setup "$@"
 run=$work/run
 
 submit() { # LOG: runs the driver, returns the report job id on stdout

@@ -4,12 +4,9 @@
 # with a row set per variant and every F1 a number in [0, 100].
 # Usage: stage_pipeline.sh REPO_ROOT PEPRIME_BIN WORKDIR
 set -uo pipefail
-root=$1 bin=$2 work=$3
 # shellcheck source=tests/slurm/lib.sh
-source "$root/tests/slurm/lib.sh"
-need_peprime "$bin"
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-export PEPRIME_BIN=$bin PEP_ROOT=$root
+source "$1/tests/slurm/lib.sh"
+stage_setup "$@"
 
 t0=$(date +%s)
 "$root/slurm/pipeline.sh" --config "$root/jobs/configs/ci-tiny.ini" --seeds 1 --variants none,maml \

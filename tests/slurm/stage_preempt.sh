@@ -4,12 +4,9 @@
 # resumes and ends with the same parameters as an uninterrupted run of the same job.
 # Usage: stage_preempt.sh REPO_ROOT PEPRIME_BIN WORKDIR
 set -uo pipefail
-root=$1 bin=$2 work=$3
 # shellcheck source=tests/slurm/lib.sh
-source "$root/tests/slurm/lib.sh"
-need_peprime "$bin"
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-export PEPRIME_BIN=$bin PEP_ROOT=$root
+source "$1/tests/slurm/lib.sh"
+stage_setup "$@"
 cfg=$root/jobs/configs/ci-tiny.ini
 res=(--nodes=1 --ntasks=2 --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00 --parsable)
 

@@ -4,12 +4,9 @@
 # written by a 2-rank world.
 # Usage: stage_prime.sh REPO_ROOT PEPRIME_BIN WORKDIR
 set -uo pipefail
-root=$1 bin=$2 work=$3
 # shellcheck source=tests/slurm/lib.sh
-source "$root/tests/slurm/lib.sh"
-need_peprime "$bin"
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-export PEPRIME_BIN=$bin PEP_ROOT=$root
+source "$1/tests/slurm/lib.sh"
+stage_setup "$@"
 
 # a tokenizer and a small pretrained base to prime (pretrain trains the tokenizer)
 "$bin" pretrain --config "$root/jobs/configs/ci-tiny.ini" --out "$work/base" --set optim.steps=5 >pretrain.log 2>&1 ||
