@@ -1,7 +1,7 @@
-/* Multi-head self-attention with a padding mask and optional prefix keys/values
- * (Li & Liang prefix-tuning), over a fused (N, 3C) q|k|v buffer. Per (batch, head) the
- * scores are two sgemms (prefix block, sequence block) into one (T, P+T) row block.
- * Backward follows the softmax Jacobian: dS = P * (dP - rowsum(dP * P)). */
+/* Multi-head self-attention of each sequence over its own tokens (no padding, no mask), with
+ * optional prefix keys/values (Li & Liang prefix-tuning), over a fused (N, 3C) q|k|v buffer.
+ * Per (sequence, head) the scores are two sgemms (prefix block, sequence block) into one
+ * (L, P+L) row block. Backward follows the softmax Jacobian: dS = P * (dP - rowsum(dP * P)). */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -26,26 +26,23 @@ static void drop_block(float *dst, const float *src, int T, int Tk, float p, uin
     }
 }
 
-void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
-                       const uint8_t *mask, int B, int T, int C, int NH, int P, float drop_p, uint64_t seed,
-                       uint64_t site, float *scratch)
+void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv, const int *offsets,
+                       int nseq, int C, int NH, int P, float drop_p, uint64_t seed, uint64_t site, float *scratch)
 {
-    int HS = C / NH, Tk = P + T, C3 = 3 * C;
+    int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * HS;
+    float *s = att;
+    for (int b = 0; b < nseq; b++) {
+        int T = offsets[b + 1] - offsets[b], Tk = P + T;
+        for (int h = 0; h < NH; h++, s += (size_t)T * Tk) {
+            const float *q = qkv + (size_t)offsets[b] * C3 + h * HS;
             const float *k = q + C, *v = q + 2 * C;
-            float *s = att + ((size_t)b * NH + h) * T * Tk;
             if (P > 0)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, P, HS, scale, q, C3, pk + h * HS, C, 0.0f,
                             s, Tk);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q, C3, k, C3, 0.0f, s + P, Tk);
-            const uint8_t *m = mask + (size_t)b * T;
             for (int i = 0; i < T; i++) {
                 float *row = s + (size_t)i * Tk;
-                for (int j = 0; j < T; j++)
-                    if (!m[j]) row[P + j] += -1e9f;
                 float mx = row[0];
                 for (int j = 1; j < Tk; j++) mx = row[j] > mx ? row[j] : mx;
                 float sum = 0.0f;
@@ -62,30 +59,32 @@ void attention_forward(float *ctx, float *att, const float *qkv, const float *pk
                 drop_block(scratch, s, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
                 pd = scratch;
             }
-            float *o = ctx + (size_t)b * T * C + h * HS;
+            float *o = ctx + (size_t)offsets[b] * C + h * HS;
             if (P > 0)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, P, 1.0f, pd, Tk, pv + h * HS, C, 0.0f,
                             o, C);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, pd + P, Tk, v, C3,
                         P > 0 ? 1.0f : 0.0f, o, C);
         }
+    }
 }
 
 void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
-                        const float *pv, const float *att, int B, int T, int C, int NH, int P, float drop_p,
-                        uint64_t seed, uint64_t site, float *scratch)
+                        const float *pv, const float *att, const int *offsets, int nseq, int C, int NH, int P,
+                        float drop_p, uint64_t seed, uint64_t site, float *scratch)
 {
-    int HS = C / NH, Tk = P + T, C3 = 3 * C;
+    int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
-    float *pd_buf = scratch, *dp = scratch + (size_t)T * Tk;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * HS;
+    const float *s = att;
+    for (int b = 0; b < nseq; b++) {
+        int T = offsets[b + 1] - offsets[b], Tk = P + T;
+        float *pd_buf = scratch, *dp = scratch + (size_t)T * Tk;
+        for (int h = 0; h < NH; h++, s += (size_t)T * Tk) {
+            const float *q = qkv + (size_t)offsets[b] * C3 + h * HS;
             const float *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv ? dqkv + (size_t)b * T * C3 + h * HS : NULL; /* NULL: only the prefix gradients */
+            float *dq = dqkv ? dqkv + (size_t)offsets[b] * C3 + h * HS : NULL; /* NULL: only the prefix gradients */
             float *dk = dq ? dq + C : NULL, *dv = dq ? dq + 2 * C : NULL;
-            const float *s = att + ((size_t)b * NH + h) * T * Tk;
-            const float *dc = dctx + (size_t)b * T * C + h * HS;
+            const float *dc = dctx + (size_t)offsets[b] * C + h * HS;
             const float *pd = s;
             if (drop_p > 0.0f) {
                 drop_block(pd_buf, s, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
@@ -122,4 +121,5 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, scale, dp + P, Tk, k, C3, 1.0f, dq, C3);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, scale, dp + P, Tk, q, C3, 1.0f, dk, C3);
         }
+    }
 }

@@ -48,7 +48,7 @@ SPEC_FLOAT_KEYS = ["ln_eps", "dropout", "attention_dropout", "init_std", "lora_a
 SPECS = {
     "micro": dict(L=2, C=8, NH=2, FF=12, V=11, max_T=5, max_B=2, ntags=3, bottleneck=3, prefix_len=2,
                   prefix_hidden=4, lora_rank=2),
-    "tiny": dict(L=2, C=32, NH=4, FF=64, V=50, max_T=12, max_B=3, ntags=7, bottleneck=8, prefix_len=5,
+    "tiny": dict(L=2, C=32, NH=4, FF=64, V=50, max_T=12, max_B=4, ntags=7, bottleneck=8, prefix_len=5,
                  prefix_hidden=16, lora_rank=4),
     "small": dict(L=3, C=48, NH=6, FF=96, V=80, max_T=16, max_B=4, ntags=9, bottleneck=12, prefix_len=6,
                   prefix_hidden=24, lora_rank=8),
@@ -296,9 +296,12 @@ def forward(params, ids, labels, spec, dropout_seed=None):
 
 
 def random_batch(spec, gen, B=None, T=None):
-    """(input_ids, labels) int64: <s> ... </s> then padding, varying lengths (row 0 full,
-    the last row short), ignored labels on specials, padding and some 'non-first subwords';
-    for the MLM head ~30% of real tokens are masked/replaced and labelled."""
+    """(input_ids, labels) int64, mixed lengths padded to the longest: row 0 has T tokens,
+    row 1 one token (labelled), the last row T // 3, the others random in 1..T; <s> ... </s>
+    for rows of two or more. Ignored labels on specials, padding and some 'non-first
+    subwords'; for the MLM head ~30% of real tokens are masked/replaced and labelled.
+    peprime runs the same sentences unpadded (tests/testutil.c cuts each row at its first
+    pad), so the padded oracle with its attention mask is the reference of the ragged batch."""
     B = B or spec["max_B"]
     T = T or spec["max_T"]
     V = spec["V"]
@@ -307,21 +310,27 @@ def random_batch(spec, gen, B=None, T=None):
     for b in range(B):
         if b == 0:
             n = T
+        elif b == 1:
+            n = 1
         elif b == B - 1:
-            n = max(3, T // 3)
+            n = max(2, T // 3)
         else:
-            n = int(torch.randint(3, T + 1, (1,), generator=gen))
-        body = torch.randint(4, V - 1, (n - 2,), generator=gen)
-        ids[b, 0], ids[b, n - 1] = BOS_ID, EOS_ID
-        ids[b, 1:n - 1] = body
-        for t in range(1, n - 1):
+            n = int(torch.randint(1, T + 1, (1,), generator=gen))
+        if n == 1:
+            inner = [0]
+            ids[b, 0] = int(torch.randint(4, V - 1, (1,), generator=gen))
+        else:
+            inner = list(range(1, n - 1))
+            ids[b, 0], ids[b, n - 1] = BOS_ID, EOS_ID
+            ids[b, 1:n - 1] = torch.randint(4, V - 1, (n - 2,), generator=gen)
+        for t in inner:
             u = float(torch.rand((), generator=gen))
             if spec["head"] == HEAD["tagger"]:
-                if u > 0.2:  # else: a non-first subword, no loss
+                if u > 0.2 or n == 1:  # else: a non-first subword, no loss
                     labels[b, t] = int(torch.randint(0, spec["ntags"], (1,), generator=gen))
-            elif u < 0.3 or t == 1:
+            elif u < 0.3 or t == inner[0]:
                 labels[b, t] = ids[b, t]
-                ids[b, t] = V - 1 if u < 0.24 or t == 1 else int(torch.randint(4, V - 1, (1,), generator=gen))
+                ids[b, t] = V - 1 if u < 0.24 or t == inner[0] else int(torch.randint(4, V - 1, (1,), generator=gen))
     return ids, labels
 
 
