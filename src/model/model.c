@@ -518,9 +518,9 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
 {
     const struct pep_model_spec *s = &m->spec;
     struct pep_model_state *st = m->state;
-    PEP_CHECK(b->nseq >= 1 && b->nseq <= s->max_B && b->offsets[0] == 0, PEP_ERR_USAGE,
+    PEP_CHECK(b->nseq >= 1 && b->nseq <= s->max_B && b->offsets && b->input_ids && b->offsets[0] == 0, PEP_ERR_USAGE,
               "batch of %d sequences (offsets[0] = %d): the model takes 1 to %d sequences, offsets starting at 0",
-              b->nseq, b->nseq >= 0 ? b->offsets[0] : 0, s->max_B);
+              b->nseq, b->nseq >= 1 && b->offsets ? b->offsets[0] : 0, s->max_B);
     for (int i = 0; i < b->nseq; i++) {
         int len = b->offsets[i + 1] - b->offsets[i];
         PEP_CHECK(len >= 1 && len <= s->max_T, PEP_ERR_USAGE,

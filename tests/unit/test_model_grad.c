@@ -273,6 +273,47 @@ static void test_model_adapter_init_is_identity(void **st)
     }
 }
 
+/* Batches the model refuses with a usage error: padding inside, an empty or too long
+ * sequence, too many sequences, offsets not starting at 0; and a dropout key space too small. */
+static void test_model_rejects_bad_batches(void **st)
+{
+    struct pep_model_spec s = small_spec(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER);
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 1, PEP_GROUPS_ALL);
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
+    struct pep_batch b;
+    float loss;
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    ids[3] = PEP_PAD_ID;
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "no padding"));
+    pep_error_clear();
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    offs[1] = 0; /* sequence 0 empty */
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    pep_error_clear();
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    offs[1] = 10; /* sequence 0 longer than max_T = 9 */
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "model.max_seq_len"));
+    pep_error_clear();
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    b.nseq = s.max_B + 1;
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    pep_error_clear();
+    b.nseq = 0;
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    pep_error_clear();
+    pep_model_destroy(&m);
+    s.max_T = 4000, s.max_positions = 4002, s.pe = PEP_PE_METHOD_PREFIX, s.prefix_len = 100;
+    assert_int_equal(pep_model_create(&s, &m), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "dropout masks"));
+    pep_error_clear();
+    assert_null(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_model_grad_lora),
         cmocka_unit_test(test_model_grad_frozen_groups_untouched),
         cmocka_unit_test(test_model_dropout_replay),
+        cmocka_unit_test(test_model_rejects_bad_batches),
         cmocka_unit_test(test_model_prefix_eject_keeps_outputs),
         cmocka_unit_test(test_model_lora_merge_keeps_outputs),
         cmocka_unit_test(test_model_adapter_init_is_identity),
