@@ -105,7 +105,11 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
         pep_free(tags);
         PEP_CALL(grc);
     } else {
-        PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c));
+        struct pep_conll_stats st;
+        PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c, &st));
+        if (st.unknown_to_o && run->rank == 0)
+            pep_info("data: %s/%s: %ld tags of entity types not in data.tags read as O (%s)", lang, split,
+                     st.unknown_to_o, st.unknown);
     }
     int rc = PEP_OK, T = run->cfg.model.max_seq_len;
     const char **words = NULL;
