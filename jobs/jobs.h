@@ -12,6 +12,7 @@ int pep_cmd_tokenizer(int argc, char **argv);
 int pep_cmd_inspect(int argc, char **argv);
 /* raw commands: argv[0] is the command name; they return the process exit code */
 int pep_cmd_import_hf(int argc, char **argv);
+int pep_cmd_export_hf(int argc, char **argv);
 int pep_cmd_pretrain(int argc, char **argv);
 int pep_cmd_prime(int argc, char **argv);
 int pep_cmd_finetune(int argc, char **argv);
