@@ -5,7 +5,8 @@
 # Test files are hand-made in three shapes read through data.path: TAB IOB2 with ill-formed gold
 # (I- after O; the tiny model, pretrained and fine-tuned on such text, predicts them too), CoNLL-2003 (space-separated, four columns, -DOCSTART-, IOB1,
 # a MISC type read as O) and IOBES; sentences longer than max_seq_len check the truncated words
-# (predicted O). The files are the same for 1, 2 and 3 ranks.
+# (predicted O). The files are the same for 1, 2 and 3 ranks, and `peprime tokenizer text` with the
+# same data.* settings gives exactly the words evaluate read.
 #   predictions.sh PEPRIME_BIN WORKDIR [MPIEXEC]
 set -euo pipefail
 B="$1"; W="$2"; MPIEXEC="${3:-mpiexec}"
@@ -150,6 +151,14 @@ if "$B" evaluate --config job.ini --model ft/adapted.h5 --out yybad --set data.t
   echo "MISC without data.unknown_types = O should fail"; exit 1; fi
 grep -q "yy/test.txt: entity types not in data.tags (which has PER, ORG, LOC): MISC (.* tags, first at line" yybad.log ||
   { tail -2 yybad.log; echo "unclear message for the unknown type"; exit 1; }
+
+# the tokenizer reads the same text through the same reader (tokens only, boundaries skipped)
+"$B" tokenizer text --data "$W" --languages yy --split test --set "data.path=$W/data/{lang}/{split}.txt" \
+  --set data.separator=whitespace --set data.scheme=iob1 --set data.unknown_types=O > yy.text
+[ "$(wc -l < yy.text)" = 150 ] || { echo "tokenizer text: $(wc -l < yy.text) lines, expected 150 sentences"; exit 1; }
+if grep -qE "DOCSTART| NN | I-NP " yy.text; then echo "tokenizer text kept a marker or a middle column"; exit 1; fi
+cmp <(cut -f1 yy1/predictions/yy.conll | awk 'NF { printf "%s%s", s, $0; s = " "; next } { print ""; s = "" }') yy.text ||
+  { echo "tokenizer text differs from the words evaluate read"; exit 1; }
 
 evaluate 1 zz1 zz --set data.scheme=iobes
 check zz1 zz
