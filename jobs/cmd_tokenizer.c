@@ -457,6 +457,7 @@ int pep_tokenizer_train(const struct pep_config *cfg, const char *languages, lon
     o.cfg = *cfg;
     char root[1200];
     if (!strcmp(cfg->data.corpus, "generated")) o.data = "generated";
+    else if (cfg->data.path[0] == '/') o.data = cfg->data.path; /* needs no data root (nor --languages all) */
     else {
         PEP_CALL(pep_data_root(cfg, NULL, root, sizeof root, NULL));
         o.data = root;
