@@ -156,14 +156,14 @@ struct unknowns {
 static void unknown_note(struct unknowns *u, const char *type, size_t len, long line)
 {
     u->total++;
+    if (len >= PEP_TAG_NAME_MAX) len = PEP_TAG_NAME_MAX - 1; /* long names are kept (and told apart) by their start */
     for (int k = 0; k < u->n; k++)
         if (strlen(u->name[k]) == len && memcmp(u->name[k], type, len) == 0) {
             u->count[k]++;
             return;
         }
     if (u->n == 16) return;
-    snprintf(u->name[u->n], sizeof u->name[u->n], "%.*s", (int)(len < PEP_TAG_NAME_MAX ? len : PEP_TAG_NAME_MAX - 1),
-             type);
+    snprintf(u->name[u->n], sizeof u->name[u->n], "%.*s", (int)len, type);
     u->count[u->n] = 1;
     u->first_line[u->n] = line;
     u->n++;
