@@ -81,6 +81,48 @@ grid_bases() {
   say "bases: $(paste -sd' ' "$run/bases.csv" | cut -c1-200) (RUN/bases/SHA256SUMS)"
 }
 
+# grid_inner_lr: the inner SGD rate of grid.conf's `calibrate.arms`, chosen once on the
+# strongest base (adapters, seed 1) and kept in RUN/calibration/inner_lr. With the encoder
+# frozen (optim.lr = 0) the reference arm (`calibrate.reference`: the Adam inner loop that
+# simulates fine-tuning) and every candidate rate of `calibrate.rates` (SGD, as
+# arms/<first calibrate arm>.ini) run `calibrate.steps` meta-steps of the same episodes; the
+# rate whose mean query loss after adaptation is closest to the reference's wins. Prints it.
+grid_inner_lr() {
+  local cal=$run/calibration
+  mkdir -p "$cal"
+  (
+    flock 6
+    [[ -s "$cal/inner_lr" ]] && exit 0
+    local ref steps rates arm1 base r loss best="" bestd=""
+    ref=$(grid_get calibrate.reference) steps=$(grid_get calibrate.steps) rates=$(grid_get calibrate.rates)
+    arm1=$(split "$(grid_get calibrate.arms)" | head -n 1)
+    base=$(base_file "$g_strong")
+    local sel=(--set pe.method=adapter --set run.seed=1 --set optim.lr=0 --set "optim.steps=$steps"
+               --set "run.log_every=$steps" --init "$base")
+    STAGE_CONF=$exp/arms/$ref.ini stage calibration/ref prime "${sel[@]}" --out "$cal/ref" || exit 1
+    # the progress line at the last step reports the mean meta-loss over all the steps
+    meanloss() { grep -o "prime step $steps/$steps  loss [0-9.eE+-]*" "$run/logs/prime-calibration-$1.log" | tail -n 1 | awk '{print $NF}'; }
+    local lref
+    lref=$(meanloss ref)
+    [[ -n "$lref" ]] || { say "calibration: no meta-loss in $run/logs/prime-calibration-ref.log"; exit 1; }
+    echo "rate,query_loss_after_adaptation,reference_loss" >"$cal/calibration.csv"
+    for r in $(split "$rates"); do
+      STAGE_CONF=$exp/arms/$arm1.ini stage "calibration/sgd-$r" prime "${sel[@]}" --set "maml.inner_lr=$r" \
+        --out "$cal/sgd-$r" || continue
+      loss=$(meanloss "sgd-$r")
+      [[ -n "$loss" ]] || continue
+      echo "$r,$loss,$lref" >>"$cal/calibration.csv"
+      local d
+      d=$(awk -v a="$loss" -v b="$lref" 'BEGIN {d = a - b; if (d < 0) d = -d; if (a != a) d = 1e30; print d}')
+      if [[ -z "$bestd" ]] || awk -v a="$d" -v b="$bestd" 'BEGIN {exit !(a < b)}'; then best=$r bestd=$d; fi
+    done
+    [[ -n "$best" ]] || { say "calibration: no candidate rate finished (see $cal/calibration.csv)"; exit 1; }
+    echo "$best" >"$cal/inner_lr"
+    say "calibration: inner SGD rate $best (query loss after adaptation closest to $ref's $lref; $cal/calibration.csv)"
+  ) 6>"$cal/.lock" >&2 || return 1 # stdout carries the rate only
+  cat "$cal/inner_lr"
+}
+
 # grid_cell BASE PE ARM SEED: [prime | continued MLM] -> finetune -> evaluate, then the long CSV
 grid_cell() {
   local b=$1 pe=$2 arm=$3 seed=$4
@@ -100,7 +142,13 @@ grid_cell() {
       STAGE_CONF=$exp/mlm.ini stage "$id" pretrain --set "run.seed=$seed" --init "$base" --out "$rd/prime/mlm-s$seed"
     ) 7>"$rd/prime/.mlm-s$seed.lock" || return 0
   elif [[ "$arm" != none ]]; then
-    STAGE_CONF=$exp/arms/$arm.ini stage "$id" prime "${sel[@]}" --init "$base" --out "$rd/prime/$c" || return 0
+    local cal=()
+    if split "$(grid_get calibrate.arms)" | grep -qx -- "$arm"; then
+      local lr
+      lr=$( ((dry)) && echo CALIBRATED || grid_inner_lr) || { say "FAILED $id: the inner-rate calibration failed"; return 0; }
+      cal=(--set "maml.inner_lr=$lr")
+    fi
+    STAGE_CONF=$exp/arms/$arm.ini stage "$id" prime "${sel[@]}" "${cal[@]}" --init "$base" --out "$rd/prime/$c" || return 0
   fi
   [[ "$arm" == none ]] && init=$base
   [[ -f "$exp/arms/$arm.finetune.ini" ]] && ft=$exp/arms/$arm.finetune.ini

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The experiment-v2 driver (scripts/experiment.sh with a grid.conf) on the smallest real job
 # (ci-tiny sizes, WikiAnn): the bases are kept by step with their checksums, every cell of the
-# grid runs (continued MLM shared by the PE methods, per-episode priming, multitask-matched),
+# grid runs (continued MLM shared by the PE methods, per-episode priming, multitask-matched,
+# an SGD arm at the inner rate the driver calibrates against the Adam arm),
 # results_long.csv has one row per (base, pe, arm, seed, language) with F1 in %, a rerun
 # redoes nothing, --collect rebuilds the CSV, and an unknown arm is refused.
 # usage: experiment_grid.sh PEPRIME_BIN WORKDIR
@@ -37,8 +38,13 @@ with h5py.File(sys.argv[1], "r") as f:
     assert any(k.endswith(".start") for k in keys) and all(k + ".start" in keys for k in keys if not k.endswith(".start")), keys
 PY
 head -1 "$run/results_long.csv" | grep -qx "base,pe,arm,seed,language,f1" || fail "results_long.csv header"
-# 6 cells (4 on base 20, 2 on base 10) x 2 targets
-[[ $(($(wc -l <"$run/results_long.csv") - 1)) -eq 12 ]] || { cat "$run/results_long.csv"; fail "expected 12 rows"; }
+# 7 cells (5 on base 20, 2 on base 10) x 2 targets
+[[ $(($(wc -l <"$run/results_long.csv") - 1)) -eq 14 ]] || { cat "$run/results_long.csv"; fail "expected 14 rows"; }
+# the SGD arm ran at the calibrated rate, one of the candidates, not its job file's 99
+lr=$(cat "$run/calibration/inner_lr")
+[[ "$lr" == 0.01 || "$lr" == 0.1 ]] || fail "calibrated rate '$lr'"
+[[ $(wc -l <"$run/calibration/calibration.csv") -eq 3 ]] || fail "calibration.csv should have 2 rates"
+grep -q "maml.inner_lr=$lr" "$run/logs/prime-b20-adapter-maml-sgd-s1.log" || fail "maml-sgd did not get the calibrated rate"
 for want in "20,adapter,mlm,1,hi," "20,adapter,mt-matched,1,sw," "10,adapter,maml,1,hi,"; do
     grep -q "^$want" "$run/results_long.csv" || fail "no row $want"
 done
