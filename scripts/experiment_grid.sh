@@ -9,11 +9,13 @@
 grid_get() {
   sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\\([^#]*\\).*/\\1/p" "$exp/grid.conf" | tail -n 1 | tr -d '[:space:]'
 }
+# in_list ITEM LIST: ITEM is an item of the comma-separated LIST (no pipe: pipefail-safe)
+in_list() { [[ ",$2," == *",$1,"* ]]; }
 # keep LIST FILTER: the items of LIST that are in FILTER (FILTER empty: all)
 keep() {
   local x
   for x in $(split "$1"); do
-    [[ -z "$2" ]] || split "$2" | grep -qx -- "$x" || continue
+    [[ -z "$2" ]] || in_list "$x" "$2" || continue
     printf '%s\n' "$x"
   done | paste -sd, -
 }
@@ -24,7 +26,7 @@ g_strong=${g_bases##*,}
 ((seeds_set)) || seeds=$(grid_get seeds)
 [[ "$seeds" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "seeds '$seeds' (grid.conf or --seeds) is not a list of numbers"
 if [[ -n "$bases_opt" ]]; then
-  for b in $(split "$bases_opt"); do split "$g_bases" | grep -qx -- "$b" || die "--bases: $b is not one of grid.conf's bases ($g_bases)"; done
+  for b in $(split "$bases_opt"); do in_list "$b" "$g_bases" || die "--bases: $b is not one of grid.conf's bases ($g_bases)"; done
 fi
 for key in strong.arms weak.arms; do
   for a in $(split "$(grid_get "$key")"); do exp_arm_ok "$a" || die "$exp/grid.conf: $key names arm '$a', but there is no arms/$a.ini"; done
@@ -41,6 +43,17 @@ done
 grid_arms() { if [[ "$1" == "$g_strong" ]]; then keep "$(grid_get strong.arms)" "$( ((arms_set)) && echo "$arms")"; else keep "$(grid_get weak.arms)" "$( ((arms_set)) && echo "$arms")"; fi; }
 grid_pes() { if [[ "$1" == "$g_strong" ]]; then keep "$(grid_get strong.pe)" "$( ((pes_set)) && echo "$pes")"; else keep "$(grid_get weak.pe)" "$( ((pes_set)) && echo "$pes")"; fi; }
 grid_base_list() { keep "$g_bases" "$bases_opt"; }
+# the PE methods of ARM on base B: grid_pes, only the first of them for grid.conf's
+# `strong.first_pe_only` arms on the strongest base
+grid_pes_for() {
+  local p
+  p=$(grid_pes "$1")
+  if [[ "$1" == "$g_strong" ]] && in_list "$2" "$(grid_get strong.first_pe_only)"; then
+    keep "$(grid_get strong.pe | cut -d, -f1)" "$p"
+  else
+    echo "$p"
+  fi
+}
 base_file() { echo "$run/bases/base-step$1.h5"; }
 
 grid_cells() {
@@ -49,7 +62,9 @@ grid_cells() {
   for s in $(split "$seeds"); do # seed-major: an interrupted grid still has whole seeds
     for b in $(split "$(grid_base_list)" | sort -rn); do # strongest base first
       for p in $(split "$(grid_pes "$b")"); do
-        for a in $(split "$(grid_arms "$b")"); do cells+=("$b $p $a $s"); done
+        for a in $(split "$(grid_arms "$b")"); do
+          in_list "$p" "$(grid_pes_for "$b" "$a")" && cells+=("$b $p $a $s")
+        done
       done
     done
   done
@@ -95,7 +110,7 @@ grid_inner_lr() {
     [[ -s "$cal/inner_lr" ]] && exit 0
     local ref steps rates arm1 base r loss best="" bestd=""
     ref=$(grid_get calibrate.reference) steps=$(grid_get calibrate.steps) rates=$(grid_get calibrate.rates)
-    arm1=$(split "$(grid_get calibrate.arms)" | head -n 1)
+    arm1=$(grid_get calibrate.arms | cut -d, -f1)
     base=$(base_file "$g_strong")
     local sel=(--set pe.method=adapter --set run.seed=1 --set optim.lr=0 --set "optim.steps=$steps"
                --set "run.log_every=$steps" --init "$base")
@@ -143,7 +158,7 @@ grid_cell() {
     ) 7>"$rd/prime/.mlm-s$seed.lock" || return 0
   elif [[ "$arm" != none ]]; then
     local cal=()
-    if split "$(grid_get calibrate.arms)" | grep -qx -- "$arm"; then
+    if in_list "$arm" "$(grid_get calibrate.arms)"; then
       local lr
       lr=$( ((dry)) && echo CALIBRATED || grid_inner_lr) || { say "FAILED $id: the inner-rate calibration failed"; return 0; }
       cal=(--set "maml.inner_lr=$lr")
@@ -204,8 +219,9 @@ grid_main() {
   fi
   local a pes_b arm_cfg
   for b in $(split "$(grid_base_list)"); do
-    pes_b=$(grid_pes "$b")
     for a in $(split "$(grid_arms "$b")"); do
+      pes_b=$(grid_pes_for "$b" "$a")
+      [[ -n "$pes_b" ]] || continue
       local args=(--base "$(base_file "$b")" --run "$run/b$b" --variants "$a" --seeds "$seeds" --pe-methods "$pes_b"
                   --pretrain-config "$exp/pretrain.ini" --evaluate-config "$exp/evaluate.ini" "${sets[@]}")
       arm_cfg=$exp/arms/$a.ini

@@ -38,8 +38,12 @@ with h5py.File(sys.argv[1], "r") as f:
     assert any(k.endswith(".start") for k in keys) and all(k + ".start" in keys for k in keys if not k.endswith(".start")), keys
 PY
 head -1 "$run/results_long.csv" | grep -qx "base,pe,arm,seed,language,f1" || fail "results_long.csv header"
-# 7 cells (5 on base 20, 2 on base 10) x 2 targets
-[[ $(($(wc -l <"$run/results_long.csv") - 1)) -eq 14 ]] || { cat "$run/results_long.csv"; fail "expected 14 rows"; }
+# 9 cells (5 + 2 prefix on base 20, 2 on base 10) x 2 targets
+[[ $(($(wc -l <"$run/results_long.csv") - 1)) -eq 18 ]] || { cat "$run/results_long.csv"; fail "expected 18 rows"; }
+grep -q "^20,prefix,mlm,1,hi," "$run/results_long.csv" || fail "no prefix mlm row"
+! grep -q "^20,prefix,maml" "$run/results_long.csv" || fail "strong.first_pe_only arms ran with prefixes"
+# the continued MLM ran once for both PE methods
+[[ $(grep -c '^b20/[a-z]*-mlm-s1,pretrain,' "$run/timings.csv") -eq 1 ]] || fail "continued MLM ran more than once"
 # the SGD arm ran at the calibrated rate, one of the candidates, not its job file's 99
 lr=$(cat "$run/calibration/inner_lr")
 [[ "$lr" == 0.01 || "$lr" == 0.1 ]] || fail "calibrated rate '$lr'"
