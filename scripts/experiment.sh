@@ -5,7 +5,7 @@
 #
 # Experiment v2 (a job folder with a grid.conf, e.g. jobs/experiments/wikiann-v2):
 #   scripts/experiment.sh --exp jobs/experiments/wikiann-v2 --run runs/v2 [--seeds ..] [--arms ..]
-#                         [--pe ..] [--bases 2000,16000] [--jobs N] [--threads T] [--collect]
+#                         [--pe ..] [--bases 2000,16000] [--jobs N] [--threads T] [--collect | --calibrate]
 # pretrains once, keeps the checkpoints at grid.conf's `bases` steps as RUN/bases/base-step<N>.h5
 # (hard links; SHA-256 in RUN/bases/SHA256SUMS and RUN/bases.csv), then runs the cells of
 # grid.conf — every arm of `strong.arms` x `strong.pe` on the last base, `weak.arms` x
@@ -17,9 +17,11 @@
 # EXP/arms/<arm>.finetune.ini when present, else EXP/finetune.ini. After every finished cell
 # RUN/results_long.csv (base,pe,arm,seed,language,f1 with f1 in %) is rebuilt from all finished
 # cells, so it is complete after any interruption; --collect only rebuilds it.
+# --calibrate: pretraining (if not done) and the inner-rate calibration only, locally.
 # --slurm: submits the pretraining job when the bases are missing (run the same command again
-# once it has finished), else per base and arm slurm/pipeline.sh job arrays; run --collect
-# after the jobs.
+# once it has finished), else per base and arm slurm/pipeline.sh job arrays (the calibrated
+# arms only once RUN/calibration/inner_lr exists: run --calibrate locally first, minutes);
+# run --collect after the jobs.
 #
 #   scripts/experiment.sh [--exp DIR] [--run DIR] [--seeds 1,2,3]
 #                         [--arms none,maml,maml-all,multitask] [--pe adapter,prefix]
@@ -48,7 +50,7 @@ split() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s\n' "${a[@]}"; }
 
 exp=$PEP_ROOT/jobs/experiments/wikiann-small run=$PEP_ROOT/runs/experiment
 seeds=1,2,3 arms=none,maml,maml-all,multitask pes=adapter,prefix
-jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra="" bases_opt="" collect_only=0
+jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra="" bases_opt="" collect_only=0 calibrate_only=0
 seeds_set=0 arms_set=0 pes_set=0
 sets=()
 while (($#)); do
@@ -69,6 +71,7 @@ while (($#)); do
     --slurm) slurm=1; shift ;;
     --bases) bases_opt=$2; shift 2 ;;
     --collect) collect_only=1; shift ;;
+    --calibrate) calibrate_only=1; shift ;;
     --no-report) report=0; shift ;;
     --dry-run) dry=1; shift ;;
     -h | --help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -189,6 +192,12 @@ say "pretrain (tokenizer + masked LM) with $((jobs * threads)) threads"
 PEP_THREADS=$((jobs * threads)) stage base pretrain --out "$run/pretrain" ||
   die "pretraining failed; see $run/logs/pretrain-base.log"
 ((grid)) && grid_bases
+if ((calibrate_only)); then
+  ((grid)) || die "--calibrate needs a job folder with a grid.conf (experiment v2)"
+  lr=$(grid_inner_lr) || die "the calibration failed; see $run/logs/prime-calibration-*.log"
+  say "inner SGD rate of the calibrated arms: $lr ($run/calibration/calibration.csv)"
+  exit 0
+fi
 
 # workers take the next cell from a shared counter; worker w is pinned to its own cores
 # when the cells fit the machine, so that two cells never share one

@@ -227,6 +227,13 @@ grid_main() {
       arm_cfg=$exp/arms/$a.ini
       [[ "$a" == mlm ]] && arm_cfg=$exp/mlm.ini && args+=(--prime-stage pretrain)
       [[ "$a" == none ]] && arm_cfg=$exp/prime.ini
+      if in_list "$a" "$(grid_get calibrate.arms)"; then
+        if [[ ! -s "$run/calibration/inner_lr" ]]; then
+          say "arm $a not submitted: its inner SGD rate is not calibrated yet; run scripts/experiment.sh --exp $exp --run $run --calibrate (locally), then this command again"
+          continue
+        fi
+        args+=(--set "maml.inner_lr=$(cat "$run/calibration/inner_lr")")
+      fi
       args+=(--prime-config "$arm_cfg" --finetune-config "$exp/finetune.ini")
       [[ -f "$exp/arms/$a.finetune.ini" ]] && args[${#args[@]} - 1]=$exp/arms/$a.finetune.ini
       [[ -n "$sbatch_extra" ]] && args+=(--sbatch "$sbatch_extra")

@@ -54,11 +54,14 @@ for want in "20,adapter,mlm,1,hi," "20,adapter,mt-matched,1,sw," "10,adapter,mam
 done
 awk -F, 'NR > 1 && ($6 < 0 || $6 > 100) {bad = 1} END {exit bad}' "$run/results_long.csv" || fail "F1 outside [0, 100]"
 
-echo "== 2. a rerun redoes nothing; --collect rebuilds the CSV"
+echo "== 2. a rerun redoes nothing; --calibrate reports the kept rate; --collect rebuilds the CSV"
 n=$(wc -l <"$run/timings.csv")
 cp "$run/results_long.csv" "$work/before.csv"
 drive >"$work/second.log" 2>&1 || { cat "$work/second.log"; fail "rerun failed"; }
 [[ $(wc -l <"$run/timings.csv") -eq $n ]] || fail "the rerun ran stages again"
+drive --calibrate >"$work/calibrate.log" 2>&1 || { cat "$work/calibrate.log"; fail "--calibrate failed"; }
+grep -q "inner SGD rate of the calibrated arms: $lr " "$work/calibrate.log" || { cat "$work/calibrate.log"; fail "--calibrate does not report the rate"; }
+[[ $(wc -l <"$run/timings.csv") -eq $n ]] || fail "--calibrate ran stages again"
 rm "$run/results_long.csv"
 drive --collect >"$work/collect.log" 2>&1 || { cat "$work/collect.log"; fail "--collect failed"; }
 cmp -s "$work/before.csv" "$run/results_long.csv" || fail "--collect gives a different CSV"
