@@ -65,12 +65,15 @@ static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *
     s->lora_alpha = (float)spec_value(tf, "lora_alpha");
 }
 
+/* The fixture's padded sentences as an unpadded batch (pep_batch_free it). */
 static struct pep_batch batch(struct pep_tensorfile *tf, const char *ids_name, const char *labels_name)
 {
     const struct pep_tensor *ids = pep_tensorfile_find(tf, ids_name), *lab = pep_tensorfile_find(tf, labels_name);
     if (!ids || !lab || ids->dtype != PEP_TENSOR_I32 || lab->dtype != PEP_TENSOR_I32 || ids->ndim != 2)
         fail_msg("fixture lacks int32 %s / %s", ids_name, labels_name);
-    return (struct pep_batch){.B = (int)ids->dims[0], .T = (int)ids->dims[1], .input_ids = ids->data, .labels = lab->data};
+    struct pep_batch b;
+    pep_test_batch_from_padded(&b, ids->data, lab->data, (int)ids->dims[0], (int)ids->dims[1]);
+    return b;
 }
 
 /* ||g - ref|| / ||ref|| over every outer tensor "<prefix>/<name>" of the fixture. */
@@ -128,6 +131,8 @@ static void run(struct pep_tensorfile *tf, int order, double *err_o1, double *er
     *err_o1 = meta_grad_err(m, pep_maml_grad(mm), tf, "meta_grad_o1");
     *err_o2 = meta_grad_err(m, pep_maml_grad(mm), tf, "meta_grad_o2");
     *query_loss = res.query_loss;
+    pep_batch_free(&S);
+    pep_batch_free(&Q);
     pep_maml_destroy(&mm);
     pep_model_destroy(&m);
 }

@@ -24,16 +24,17 @@ static struct pep_model_spec spec(void)
     return s;
 }
 
-static void batch(struct pep_batch *b, int *ids, int *labels, uint64_t seed)
+/* 4 sentences of 8, 7, 6, 5 tokens, unpadded (ids, labels: room for 32; offs: 5). */
+static void batch(struct pep_batch *b, int *ids, int *labels, int *offs, uint64_t seed)
 {
     struct pep_rng r;
     pep_rng_seed(&r, seed, 0, 0);
-    b->B = 4, b->T = 8, b->input_ids = ids, b->labels = labels;
-    for (int i = 0; i < 32; i++) {
-        int t = i % 8;
-        int len = 8 - (i / 8);
-        ids[i] = t >= len ? PEP_PAD_ID : 4 + (int)pep_rng_below(&r, 35);
-        labels[i] = t >= len ? PEP_IGNORE_INDEX : (int)pep_rng_below(&r, 5);
+    b->nseq = 4, b->offsets = offs, b->input_ids = ids, b->labels = labels;
+    offs[0] = 0;
+    for (int q = 0; q < 4; q++) offs[q + 1] = offs[q] + 8 - q;
+    for (int i = 0; i < offs[4]; i++) {
+        ids[i] = 4 + (int)pep_rng_below(&r, 35);
+        labels[i] = (int)pep_rng_below(&r, 5);
     }
 }
 
@@ -65,10 +66,10 @@ static void check_meta_gradient(int k, const char *inner_set, const char *outer_
     strcpy(cfg.maml.pe_init, "meta");
     struct pep_maml_opts o;
     assert_int_equal(pep_maml_opts_from_config(&cfg, m, &o), PEP_OK);
-    int ids_s[32], lab_s[32], ids_q[32], lab_q[32];
+    int ids_s[32], lab_s[32], ids_q[32], lab_q[32], off_s[5], off_q[5];
     struct pep_batch bs, bq;
-    batch(&bs, ids_s, lab_s, 1);
-    batch(&bq, ids_q, lab_q, 2);
+    batch(&bs, ids_s, lab_s, off_s, 1);
+    batch(&bq, ids_q, lab_q, off_q, 2);
     float *g1 = NULL, *g2 = NULL;
     size_t ub, ue;
     double err1 = 0, err2 = 0;
