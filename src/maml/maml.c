@@ -220,8 +220,8 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     }
     res->support_loss = ls;
     res->query_loss = lq;
-    /* keep the adapted state for the caller, then put the meta parameters back */
-    memcpy(mm->phi + (size_t)k * nin, w + mm->in_b, nin * sizeof(float));
+    /* the adapted state is phi_k as the inner loop left it: under order 2 the live weights now
+     * hold phi_0 - e v from the last finite-difference pass, so they must not be read back */
     res->adapted = mm->phi + (size_t)k * nin;
 cleanup:
     memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));

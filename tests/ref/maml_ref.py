@@ -16,9 +16,13 @@ Command line:
   maml_ref.py make-fixture --spec tiny --pe adapter-pfeiffer --inner pe+head --outer plm \
       --lr 0.5 --k 3 --seed 1 --out M.bin
 writes spec/<key>, every weight by name, support_ids/labels, query_ids/labels,
-maml/{inner_lr,k,inner_groups,outer_groups}, meta_loss_o1, meta_loss_o2, support_loss0,
-fast/<inner name> (phi_k), meta_grad_o1/<outer name>, meta_grad_o2/<outer name> and
-rel_diff_o1_o2 = ||o1 - o2|| / ||o2|| over all outer parameters.
+maml/{inner_lr,k,inner_groups,outer_groups,pe_init_meta,fresh_seed}, meta_loss_o1,
+meta_loss_o2, support_loss0, query_loss0, fast/<inner name> (phi_k), meta_grad_o1/<outer
+name>, meta_grad_o2/<outer name>, rel_diff_o1_o2 = ||o1 - o2|| / ||o2|| over all outer
+parameters, and mt_grad/<name> for every name in O u I: the multi-task baseline's gradient
+grad (L_S + L_Q) / 2 at the stored weights. With --fresh-seed S (maml.pe_init = fresh),
+phi_0 of the PE + head members of I is peprime's seeded init (init_ref.py), also stored as
+fresh0/<name>; the stored weights of those tensors are then not used by MAML.
   maml_ref.py make-fixture-set --out-dir DIR     the standard set + DIR/maml_fixtures.txt
 """
 import argparse
@@ -30,6 +34,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import encoder_ref as er  # noqa: E402
+import init_ref as ir  # noqa: E402
 import tensorfile  # noqa: E402
 
 
@@ -115,15 +120,40 @@ def rel_diff(a, b, names):
     return (num ** 0.5) / max(den ** 0.5, 1e-30)
 
 
-def make_fixture(spec, seed, inner_mask, outer_mask, lr, k, dtype=torch.float32):
+def fresh_start(params, spec, inner_mask, fresh_seed):
+    """phi_0 under maml.pe_init = fresh: the non-PLM inner tensors as peprime's seeded
+    initialiser writes them (init_ref.py), the PLM members of I (inner set all) as given."""
+    start = dict(params)
+    for n, shape, g in er.param_specs(spec):
+        if g != er.GROUP_PLM and inner_mask & (1 << g):
+            start[n] = torch.from_numpy(ir.init_tensor(n, shape, fresh_seed, spec["init_std"])).to(params[n].dtype)
+    return start
+
+
+def multitask_grad(params, spec, support, query, names):
+    """The multi-task baseline's gradient for one task: grad of (L_S + L_Q) / 2 over `names`,
+    at the given parameters (no inner loop)."""
+    leaves = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
+    loss = 0.5 * (_loss(leaves, support, spec) + _loss(leaves, query, spec))
+    return dict(zip(names, _grads(loss, [leaves[n] for n in names])))
+
+
+def make_fixture(spec, seed, inner_mask, outer_mask, lr, k, dtype=torch.float32, fresh_seed=None):
+    """The fixture dict and ||o1 - o2|| / ||o2||. fresh_seed: phi_0 of the PE + head members
+    of I is peprime's fresh init with that seed (maml.pe_init = fresh), not the stored weights."""
     gen = torch.Generator().manual_seed(seed)
     params = {n: t.to(dtype) for n, t in er.random_params(spec, gen).items()}
     support = er.random_batch(spec, gen)
     query = er.random_batch(spec, gen)
-    l1, g1, phi1 = meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order=1)
-    l2, g2, phi2 = meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order=2)
+    start = params if fresh_seed is None else fresh_start(params, spec, inner_mask, fresh_seed)
+    l1, g1, phi1 = meta_grad(start, spec, support, query, inner_mask, outer_mask, lr, k, order=1)
+    l2, g2, phi2 = meta_grad(start, spec, support, query, inner_mask, outer_mask, lr, k, order=2)
+    inner, outer = split_names(spec, inner_mask, outer_mask)
+    update = [n for n, _, _ in er.param_specs(spec) if n in inner or n in outer]
+    gmt = multitask_grad(params, spec, support, query, update)
     with torch.no_grad():
         ls0 = _loss(params, support, spec)
+        lq0 = _loss(params, query, spec)
     out = er.spec_tensors(spec)
     out["support_ids"], out["support_labels"] = support[0].int(), support[1].int()
     out["query_ids"], out["query_labels"] = query[0].int(), query[1].int()
@@ -131,9 +161,18 @@ def make_fixture(spec, seed, inner_mask, outer_mask, lr, k, dtype=torch.float32)
     out["maml/k"] = np.array(k, dtype=np.int32)
     out["maml/inner_groups"] = np.array(inner_mask, dtype=np.int32)
     out["maml/outer_groups"] = np.array(outer_mask, dtype=np.int32)
+    out["maml/pe_init_meta"] = np.array(int(fresh_seed is None), dtype=np.int32)
+    out["maml/fresh_seed"] = np.array(fresh_seed or 0, dtype=np.int32)
     for n, t in params.items():
         out[n] = t.float()
+    if fresh_seed is not None:
+        for n in inner:
+            if start[n] is not params[n]:
+                out["fresh0/" + n] = start[n].float()
     out["support_loss0"] = ls0.float().reshape(())
+    out["query_loss0"] = lq0.float().reshape(())
+    for n in update:
+        out["mt_grad/" + n] = gmt[n].float()
     out["meta_loss_o1"] = l1.float().reshape(())
     out["meta_loss_o2"] = l2.float().reshape(())
     for n, t in phi2.items():
@@ -147,10 +186,15 @@ def make_fixture(spec, seed, inner_mask, outer_mask, lr, k, dtype=torch.float32)
     return out, d
 
 
-# (pe, inner set, outer set, k) of the standard MAML fixture set (tiny spec, lr 0.5).
-FIXTURE_SET = [("adapter-pfeiffer", "pe+head", "plm", 1), ("adapter-pfeiffer", "pe+head", "plm", 3),
-               ("adapter-houlsby", "pe+head", "plm+pe", 2), ("prefix", "pe+head", "plm", 2),
-               ("lora", "pe+head", "all", 2), ("lora", "all", "all", 1)]
+# (pe, inner set, outer set, k, phi_0) of the standard MAML fixture set (tiny spec, lr 0.5):
+# phi_0 "meta" = the stored weights, "fresh" = peprime's seeded init (maml.pe_init = fresh,
+# FRESH_SEED), the setting of the experiment's maml and maml-all arms.
+FRESH_SEED = 11
+FIXTURE_SET = [("adapter-pfeiffer", "pe+head", "plm", 1, "meta"), ("adapter-pfeiffer", "pe+head", "plm", 3, "meta"),
+               ("adapter-houlsby", "pe+head", "plm+pe", 2, "meta"), ("prefix", "pe+head", "plm", 2, "meta"),
+               ("lora", "pe+head", "all", 2, "meta"), ("lora", "all", "all", 1, "meta"),
+               ("adapter-pfeiffer", "pe+head", "plm", 1, "fresh"), ("adapter-pfeiffer", "all", "plm", 1, "fresh"),
+               ("prefix", "pe+head", "plm", 2, "fresh"), ("lora", "pe+head", "plm", 2, "fresh")]
 
 
 def main(argv=None):
@@ -166,6 +210,8 @@ def main(argv=None):
     mk.add_argument("--k", type=int, default=3)
     mk.add_argument("--seed", type=int, default=1)
     mk.add_argument("--float64", action="store_true", help="compute in float64 (stored as float32)")
+    mk.add_argument("--fresh-seed", type=int, default=None,
+                    help="phi_0 of the PE + head members of I = peprime's fresh init with this seed")
     mk.add_argument("--min-rel-diff", type=float, default=1e-2,
                     help="fail if first- and second-order differ by less than this (the C test needs a gap)")
     mk.add_argument("--out", required=True)
@@ -176,10 +222,12 @@ def main(argv=None):
     if a.cmd == "make-fixture-set":
         os.makedirs(a.out_dir, exist_ok=True)
         names, bad = [], 0
-        for seed, (pe, inner, outer, k) in enumerate(FIXTURE_SET, start=1):
-            name = f"maml_{pe}_{inner.replace('+', '-')}_to_{outer.replace('+', '-')}_k{k}.bin"
+        for seed, (pe, inner, outer, k, start) in enumerate(FIXTURE_SET, start=1):
+            name = f"maml_{pe}_{inner.replace('+', '-')}_to_{outer.replace('+', '-')}_k{k}" + \
+                ("_fresh" if start == "fresh" else "") + ".bin"
             spec = er.make_spec("tiny", pe, "tagger")
-            fx, d = make_fixture(spec, seed, er.GROUP_BITS[inner], er.GROUP_BITS[outer], 0.5, k)
+            fx, d = make_fixture(spec, seed, er.GROUP_BITS[inner], er.GROUP_BITS[outer], 0.5, k,
+                                 fresh_seed=FRESH_SEED if start == "fresh" else None)
             tensorfile.write(os.path.join(a.out_dir, name), fx)
             names.append(name)
             print(f"{name}: meta_loss={float(fx['meta_loss_o2']):.5f} ||o1-o2||/||o2||={d:.4f}")
@@ -189,7 +237,7 @@ def main(argv=None):
         return 1 if bad else 0
     spec = er.make_spec(a.spec, a.pe, a.head)
     fx, d = make_fixture(spec, a.seed, er.GROUP_BITS[a.inner], er.GROUP_BITS[a.outer], a.lr, a.k,
-                         torch.float64 if a.float64 else torch.float32)
+                         torch.float64 if a.float64 else torch.float32, fresh_seed=a.fresh_seed)
     tensorfile.write(a.out, fx)
     print(f"{a.out}: pe={a.pe} inner={a.inner} outer={a.outer} lr={a.lr} k={a.k} "
           f"support_loss0={float(fx['support_loss0']):.5f} meta_loss={float(fx['meta_loss_o2']):.5f} "
