@@ -12,11 +12,18 @@
 
 size_t attention_scratch_floats(int T, int P) { return 2 * (size_t)T * (size_t)(T + P); }
 
-/* Applies dropout to one (T, Tk) probability block, writing into dst. */
-static void drop_block(float *dst, const float *src, size_t n, float p, uint64_t seed, uint64_t site, size_t base)
+/* Applies dropout to the (T, Tk) probability block of (sequence, head) `bh` = b * NH + h,
+ * writing into dst (which may be src): the key of (i, j) is (bh * S + i) * S + j. */
+static void drop_block(float *dst, const float *src, int T, int Tk, float p, uint64_t seed, uint64_t site, uint64_t bh)
 {
+    const uint64_t S = PEP_DROPOUT_STRIDE;
     float scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++) dst[i] = pep_hash_uniform(seed, site, base + i) >= p ? src[i] * scale : 0.0f;
+    for (int i = 0; i < T; i++) {
+        uint64_t base = (bh * S + (uint64_t)i) * S;
+        const float *s = src + (size_t)i * Tk;
+        float *d = dst + (size_t)i * Tk;
+        for (int j = 0; j < Tk; j++) d[j] = pep_hash_uniform(seed, site, base + (uint64_t)j) >= p ? s[j] * scale : 0.0f;
+    }
 }
 
 void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
@@ -52,7 +59,7 @@ void attention_forward(float *ctx, float *att, const float *qkv, const float *pk
             }
             const float *pd = s;
             if (drop_p > 0.0f) {
-                drop_block(scratch, s, (size_t)T * Tk, drop_p, seed, site, ((size_t)b * NH + h) * T * Tk);
+                drop_block(scratch, s, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
                 pd = scratch;
             }
             float *o = ctx + (size_t)b * T * C + h * HS;
@@ -79,10 +86,9 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
             float *dk = dq ? dq + C : NULL, *dv = dq ? dq + 2 * C : NULL;
             const float *s = att + ((size_t)b * NH + h) * T * Tk;
             const float *dc = dctx + (size_t)b * T * C + h * HS;
-            size_t base = ((size_t)b * NH + h) * T * Tk;
             const float *pd = s;
             if (drop_p > 0.0f) {
-                drop_block(pd_buf, s, (size_t)T * Tk, drop_p, seed, site, base);
+                drop_block(pd_buf, s, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
                 pd = pd_buf;
             }
             /* dV += Pd^T dctx ; dPv += Pd[:, :P]^T dctx */
@@ -96,11 +102,7 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, P, HS, 1.0f, dc, C, pv + h * HS, C, 0.0f, dp,
                             Tk);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, dc, C, v, C3, 0.0f, dp + P, Tk);
-            if (drop_p > 0.0f) {
-                float ds = 1.0f / (1.0f - drop_p);
-                for (size_t i = 0; i < (size_t)T * Tk; i++)
-                    dp[i] = pep_hash_uniform(seed, site, base + i) >= drop_p ? dp[i] * ds : 0.0f;
-            }
+            if (drop_p > 0.0f) drop_block(dp, dp, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
             /* softmax backward, in place in dp */
             for (int i = 0; i < T; i++) {
                 const float *pr = s + (size_t)i * Tk;

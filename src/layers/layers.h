@@ -41,14 +41,20 @@ void embedding_forward(float *out, const int *ids, const int *pos, const float *
 void embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int *ids, const int *pos,
                         int B, int T, int C);
 
-/* dropout.c: replayable dropout. mask(e) = hash(seed, site, e) >= p; kept values scaled 1/(1-p). */
-void dropout_forward(float *x, size_t n, float p, uint64_t seed, uint64_t site);
-void dropout_backward(float *dx, size_t n, float p, uint64_t seed, uint64_t site);
+/* dropout.c: replayable dropout whose mask does not depend on the batch layout (docs/model.md,
+ * "Dropout"). x is N rows of W; row i is token t of sequence b of the batch and carries
+ * rowkey[i] = b * PEP_DROPOUT_STRIDE + t; element c keeps iff
+ * hash(seed, site, rowkey[i] * W + c) >= p, kept values scaled 1/(1-p). */
+#define PEP_DROPOUT_STRIDE 4096
+void dropout_forward(float *x, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site);
+void dropout_backward(float *dx, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site);
 
 /* attention.c: multi-head attention over a fused qkv buffer (N, 3C) (q | k | v columns),
  * with optional prefix keys/values pk, pv (P, C) prepended to every sequence's keys and values
  * (prefix keys are never masked). att (B, NH, T, P+T) saves the softmax probabilities
- * (before attention dropout). mask[b*T+t] = 1 for real tokens, 0 for padding keys. */
+ * (before attention dropout). mask[b*T+t] = 1 for real tokens, 0 for padding keys. The
+ * attention-dropout mask of probability (sequence b, head h, query i, key slot j; slots 0..P-1
+ * are the prefix keys, P + t token t) has key ((b * NH + h) * S + i) * S + j, S = PEP_DROPOUT_STRIDE. */
 void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
                        const uint8_t *mask, int B, int T, int C, int NH, int P, float drop_p, uint64_t seed,
                        uint64_t site, float *scratch);

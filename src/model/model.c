@@ -57,6 +57,7 @@ struct pep_model_state {
     int train;
     uint64_t seed;
     int *ids, *pos, *labels, *rows; /* rows: gathered MLM positions */
+    uint64_t *rowkey;               /* (N) dropout key of each row: sequence * PEP_DROPOUT_STRIDE + position */
     uint8_t *wte_dirty;             /* (V) rows of the word-embedding gradient written since the last zero */
     int wte_all_dirty;
     int *labels_g;
@@ -342,6 +343,10 @@ int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out)
         PEP_CHECK(s->prefix_len >= 1 && s->prefix_len <= s->max_positions, PEP_ERR_USAGE,
                   "prefix length %d must be between 1 and the position budget %d", s->prefix_len, s->max_positions);
     if (s->pe == PEP_PE_METHOD_LORA) PEP_CHECK(s->lora_rank >= 1, PEP_ERR_USAGE, "LoRA rank must be at least 1");
+    int keys = s->max_T + (s->pe == PEP_PE_METHOD_PREFIX ? s->prefix_len : 0);
+    PEP_CHECK(keys <= PEP_DROPOUT_STRIDE, PEP_ERR_USAGE,
+              "model.max_seq_len (%d) plus the prefix length gives %d attention keys, more than the %d the dropout "
+              "masks can address; lower model.max_seq_len or pe.prefix_length", s->max_T, keys, PEP_DROPOUT_STRIDE);
 
     int rc = PEP_OK;
     struct pep_model *m = calloc(1, sizeof *m);
@@ -365,6 +370,7 @@ int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out)
     PEP_ALLOC_GOTO(rc, st->pos, N);
     PEP_ALLOC_GOTO(rc, st->labels, N);
     PEP_ALLOC_GOTO(rc, st->rows, N);
+    PEP_ALLOC_GOTO(rc, st->rowkey, N);
     PEP_ALLOC_GOTO(rc, st->labels_g, N);
     PEP_ALLOC_GOTO(rc, st->mask, N);
     PEP_ALLOC_GOTO(rc, st->wte_dirty, (size_t)s->V);
@@ -398,6 +404,7 @@ void pep_model_destroy(struct pep_model **pm)
         pep_free(st->pos);
         pep_free(st->labels);
         pep_free(st->rows);
+        pep_free(st->rowkey);
         pep_free(st->labels_g);
         pep_free(st->mask);
         pep_free(st->wte_dirty);
@@ -531,6 +538,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         st->ids[i] = id;
         st->labels[i] = b->labels ? b->labels[i] : PEP_IGNORE_INDEX;
         st->mask[i] = id != PEP_PAD_ID;
+        st->rowkey[i] = (uint64_t)(i / T) * PEP_DROPOUT_STRIDE + (uint64_t)(i % T);
     }
     embedding_positions(st->pos, st->ids, B, T, PEP_PAD_ID);
     for (int i = 0; i < N; i++)
@@ -539,7 +547,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     embedding_forward(st->emb_sum, st->ids, st->pos, W(m, st->wte), W(m, st->wpe), W(m, st->wtt), B, T, C);
     float *x0 = st->acts[0].x;
     layernorm_forward(x0, st->emb_mean, st->emb_rstd, st->emb_sum, W(m, st->embw), W(m, st->embb), N, C, s->ln_eps);
-    dropout_forward(x0, (size_t)N * C, pd, dropout_seed, SITE_EMB);
+    dropout_forward(x0, st->rowkey, N, C, pd, dropout_seed, SITE_EMB);
     if (P) prefix_forward(m);
 
     for (int l = 0; l < s->L; l++) {
@@ -556,7 +564,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
                           P ? st->pv + (size_t)l * P * C : NULL, st->mask, B, T, C, NH, P, pa, dropout_seed,
                           SITE_LAYER(l, 1), st->att_scratch);
         linear_forward(la->ao, la->ctx, W(m, li->wo), W(m, li->bo), N, C, C, C, C);
-        dropout_forward(la->ao, NC, pd, dropout_seed, SITE_LAYER(l, 2));
+        dropout_forward(la->ao, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 2));
         const float *att_branch = la->ao;
         if (li->att_ad.wd >= 0) {
             adapter_forward(la->ao_ad, la->ah_pre, la->ah_act, la->ao, W(m, li->att_ad.wd), W(m, li->att_ad.bd),
@@ -568,7 +576,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         linear_forward(la->fc, la->x1, W(m, li->wi), W(m, li->bi), N, C, FF, C, FF);
         activation_forward(la->fc_act, la->fc, (size_t)N * FF, PEP_ACT_KIND_GELU);
         linear_forward(la->oo, la->fc_act, W(m, li->wout), W(m, li->bout), N, FF, C, FF, C);
-        dropout_forward(la->oo, NC, pd, dropout_seed, SITE_LAYER(l, 3));
+        dropout_forward(la->oo, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 3));
         const float *out_branch = la->oo;
         if (li->out_ad.wd >= 0) {
             adapter_forward(la->oo_ad, la->oh_pre, la->oh_act, la->oo, W(m, li->out_ad.wd), W(m, li->out_ad.bd),
@@ -584,7 +592,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     int count;
     if (s->head == PEP_HEAD_KIND_TAGGER) {
         memcpy(st->hx, xL, (size_t)N * C * sizeof(float));
-        dropout_forward(st->hx, (size_t)N * C, pd, dropout_seed, SITE_HEAD);
+        dropout_forward(st->hx, st->rowkey, N, C, pd, dropout_seed, SITE_HEAD);
         linear_forward(st->logits, st->hx, W(m, st->cls_w), W(m, st->cls_b), N, C, s->ntags, C, s->ntags);
         total = xent_forward(st->logits, st->labels, N, s->ntags, PEP_IGNORE_INDEX, &count);
         st->M = N;
@@ -641,7 +649,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         xent_backward(st->dlogits, st->logits, st->labels, N, s->ntags, PEP_IGNORE_INDEX, inv);
         linear_backward(need_enc ? dx : NULL, G(m, st->cls_w, groups), G(m, st->cls_b, groups), st->dlogits, st->hx,
                         W(m, st->cls_w), N, C, s->ntags, C, s->ntags);
-        if (need_enc) dropout_backward(dx, NC, pd, seed, SITE_HEAD);
+        if (need_enc) dropout_backward(dx, st->rowkey, N, C, pd, seed, SITE_HEAD);
     } else if (st->M > 0) {
         int M = st->M;
         size_t MC = (size_t)M * C;
@@ -696,7 +704,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
          * attention adapter, LoRA or prefix): the rest of its backward would only produce
          * gradients nobody reads, so it stops here (as autograd does). */
         if (l == 0 && !need_plm && li->att_ad.wd < 0 && li->qa < 0 && P == 0) break;
-        if (pd > 0.0f) dropout_backward((float *)doo, NC, pd, seed, SITE_LAYER(l, 3));
+        if (pd > 0.0f) dropout_backward((float *)doo, st->rowkey, N, C, pd, seed, SITE_LAYER(l, 3));
         linear_backward_set(st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act,
                             W(m, li->wout), N, FF, C, FF, C);
         activation_backward_inplace(st->dfc_act, la->fc, (size_t)N * FF, PEP_ACT_KIND_GELU);
@@ -720,7 +728,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         }
         /* the same below layer 0's attention adapter (Houlsby) when no prefix or LoRA sits under it */
         if (l == 0 && !need_plm && li->qa < 0 && P == 0) break;
-        if (pd > 0.0f) dropout_backward((float *)dao, NC, pd, seed, SITE_LAYER(l, 2));
+        if (pd > 0.0f) dropout_backward((float *)dao, st->rowkey, N, C, pd, seed, SITE_LAYER(l, 2));
         float *dctx = dx; /* dx1 is consumed: reuse its storage */
         linear_backward_set(dctx, G(m, li->wo, groups), G(m, li->bo, groups), dao, la->ctx, W(m, li->wo), N, C, C, C, C);
         /* q|k|v gradients feed the layer input and LoRA; layer 0 of a frozen base with prefixes
@@ -746,7 +754,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         dnext = t;
     }
     if (need_plm) {
-        dropout_backward(dx, NC, pd, seed, SITE_EMB);
+        dropout_backward(dx, st->rowkey, N, C, pd, seed, SITE_EMB);
         memset(dln, 0, NC * sizeof(float));
         layernorm_backward(dln, G(m, st->embw, groups), G(m, st->embb, groups), dx, st->emb_sum, W(m, st->embw),
                            st->emb_mean, st->emb_rstd, N, C);

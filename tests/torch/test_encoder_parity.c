@@ -2,7 +2,8 @@
  * for every fixture in DIR/fixtures.txt, build the model from the spec/<key> tensors, copy
  * the weights by name, run forward + backward over every group, and compare loss (1e-5),
  * logits and every gradient tensor (1e-4, relative in the 2-norm; MLM logits only at the
- * labelled positions, the rows model.c computes). A last test shows the
+ * labelled positions, the rows model.c computes). Fixtures with a `dropout_seed` run in
+ * training mode: dropout on with the masks the oracle drew (tests/ref/dropout_ref.py). A last test shows the
  * comparison can fail: one perturbed element of a reference gradient must break it.
  *
  * Usage: test_encoder_parity DIR (ctest passes the fixture folder made by the setup test). */
@@ -104,7 +105,8 @@ static const struct pep_tensor *need(struct pep_tensorfile *tf, const char *name
 static int is_weight_name(const char *n)
 {
     return strncmp(n, "spec/", 5) != 0 && strncmp(n, "grad/", 5) != 0 && strcmp(n, "input_ids") != 0 &&
-           strcmp(n, "labels") != 0 && strcmp(n, "loss") != 0 && strcmp(n, "logits") != 0;
+           strcmp(n, "labels") != 0 && strcmp(n, "loss") != 0 && strcmp(n, "logits") != 0 &&
+           strcmp(n, "dropout_seed") != 0;
 }
 
 /* Largest gradient-tensor norm of the fixture (the scale for rel_err_floor). */
@@ -177,9 +179,15 @@ static void run_fixture(const char *file, struct parity_run *run)
     int ntargets = 0;
     for (size_t i = 0; i < labels->numel; i++) ntargets += ((const int *)labels->data)[i] != PEP_IGNORE_INDEX;
 
+    /* training mode (dropout with the oracle's masks) when the fixture names a dropout seed */
+    int train = pep_tensorfile_find(tf, "dropout_seed") != NULL;
+    double dseed = 0;
+    if (train && pep_tensorfile_scalar(tf, "dropout_seed", &dseed) != 0) fail_msg("%s", tf->err);
+    if (train) print_message("%s: training mode, dropout %.2f / attention %.2f, seed %.0f\n", file, (double)spec.dropout,
+                             (double)spec.attention_dropout, dseed);
     float loss = 0;
     pep_model_zero_grad(m, PEP_GROUPS_ALL);
-    if (pep_model_forward(m, &b, 0, 0, &loss) != PEP_OK) fail_msg("%s: forward: %s", file, pep_error_message());
+    if (pep_model_forward(m, &b, train, (uint64_t)dseed, &loss) != PEP_OK) fail_msg("%s: forward: %s", file, pep_error_message());
     if (pep_model_backward(m, PEP_GROUPS_ALL) != PEP_OK) fail_msg("%s: backward: %s", file, pep_error_message());
 
     double ref_loss = 0;

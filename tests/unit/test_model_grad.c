@@ -1,7 +1,9 @@
 /* Finite-difference gradient checks: every parameter row of a small model, for each PE
- * method and both heads, plus the fast linear kernel against its _ref twin. The check per
- * row is directional: (L(w + e d) - L(w - e d)) / 2e against g . d for a random direction d
- * over that tensor, which is well conditioned in float32. */
+ * method and both heads, in training mode (dropout and attention dropout on: the masks replay
+ * from the seed, so L is a smooth function of the weights), plus the fast linear kernel
+ * against its _ref twin. The check per row is directional: (L(w + e d) - L(w - e d)) / 2e
+ * against g . d for a random direction d over that tensor, which is well conditioned in
+ * float32. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +46,12 @@ static void make_batch(struct pep_batch *b, int *ids, int *labels, int V, int nt
         }
 }
 
+#define FD_DROPOUT_SEED 77
+
 static double loss_at(struct pep_model *m, const struct pep_batch *b)
 {
     float loss;
-    assert_int_equal(pep_model_forward(m, b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_forward(m, b, 1, FD_DROPOUT_SEED, &loss), PEP_OK);
     return loss;
 }
 
@@ -56,6 +60,7 @@ static void check_model(enum pep_pe_method pe, enum pep_head_kind head, int repa
     struct pep_model_spec s = small_spec(pe, head);
     s.prefix_reparam = reparam;
     s.placement = pl;
+    s.dropout = 0.1f, s.attention_dropout = 0.1f;
     struct pep_model *m = NULL;
     assert_int_equal(pep_model_create(&s, &m), PEP_OK);
     pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
@@ -68,7 +73,7 @@ static void check_model(enum pep_pe_method pe, enum pep_head_kind head, int repa
     make_batch(&b, ids, labels, s.V, s.ntags, head == PEP_HEAD_KIND_MLM, 3);
     float loss;
     pep_model_zero_grad(m, PEP_GROUPS_ALL);
-    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &loss), PEP_OK);
     assert_int_equal(pep_model_backward(m, PEP_GROUPS_ALL), PEP_OK);
     float *dir = malloc(m->table.numel * sizeof(float));
     int bad = 0;
