@@ -2,7 +2,10 @@
  * DIR/maml_fixtures.txt, one task with the fixture's k, inner lr and group sets, and phi_0 the
  * fixture's inner-set weights (maml.pe_init = meta) or peprime's seeded fresh init
  * (maml.pe_init = fresh, fixtures named *_fresh; the oracle rebuilds that init with
- * tests/ref/init_ref.py and the test checks it against the C initialiser). Checked:
+ * tests/ref/init_ref.py and the test checks it against the C initialiser). Fixtures named
+ * *_dropout run in training mode (dropout 0.1 everywhere): the oracle applies the masks
+ * pep_maml_task draws for the fixture's task seed (tests/ref/dropout_ref.py), so the inner
+ * step j and both finite-difference passes of its HVP must replay one mask set. Checked:
  *   - meta-gradient: order 1 against the first-order reference within 1e-4, order 2
  *     (finite-difference HVPs, eps0 = 1e-3) against the exact autograd answer within 1e-3
  *     (relative 2-norm over all outer parameters); the first-order result must miss the exact
@@ -61,6 +64,8 @@ static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *
     s->type_vocab = (int)spec_value(tf, "type_vocab");
     s->ntags = (int)spec_value(tf, "ntags");
     s->ln_eps = (float)spec_value(tf, "ln_eps");
+    s->dropout = (float)spec_value(tf, "dropout");
+    s->attention_dropout = (float)spec_value(tf, "attention_dropout");
     s->init_std = (float)spec_value(tf, "init_std");
     s->head = (enum pep_head_kind)spec_value(tf, "head");
     s->pe = (enum pep_pe_method)spec_value(tf, "pe");
@@ -149,7 +154,8 @@ static void run(struct pep_tensorfile *tf, enum pep_maml_method method, int orde
     struct pep_batch S = batch(tf, "support_ids", "support_labels"), Q = batch(tf, "query_ids", "query_labels");
     struct pep_maml_task_result res;
     pep_maml_zero(mm);
-    if (pep_maml_task(mm, &S, &Q, 0, &res) != PEP_OK) fail_msg("pep_maml_task: %s", pep_error_message());
+    uint64_t task_seed = (uint64_t)scalar(tf, "maml/task_seed"); /* the dropout masks of every pass */
+    if (pep_maml_task(mm, &S, &Q, task_seed, &res) != PEP_OK) fail_msg("pep_maml_task: %s", pep_error_message());
     size_t ib, ie;
     pep_maml_inner_range(mm, &ib, &ie);
     memset(out, 0, sizeof *out);
