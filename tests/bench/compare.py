@@ -5,7 +5,8 @@ ratios. Suites:
 
   compare.py encoder [--shapes tiny,base] [--threads 1,2] [--repeat N]   fwd+bwd tokens/s, full and PE modes
   compare.py pe      [--shapes tiny,base] [--threads 1] [--repeat N]     PE methods vs a full step, vs PyTorch
-  compare.py maml    [--shapes tiny] [--ks 1,3,5]            ms per meta-step and peak RSS, order 1 and 2
+  compare.py maml    [--shapes tiny] [--ks 1,3,5] [--repeat N]  ms per meta-step and peak RSS, order 1 and 2,
+                                                             and the second-order cost order 2 / order 1
 
 --peprime PATH names the binary (default build/peprime). OPENBLAS_CORETYPE is passed through
 as given (set it on the command line to compare kernel sets); the table header says which.
@@ -34,6 +35,12 @@ def run_json(cmd, env):
     return None
 
 
+def median(xs):
+    """Median of the non-empty values (None if there are none)."""
+    xs = sorted(x for x in xs if x is not None)
+    return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
+
+
 def median_row(rows):
     """One row from repeated runs: the median of every number (peak RSS: the largest)."""
     rows = [r for r in rows if r]
@@ -43,8 +50,7 @@ def median_row(rows):
     for k, v in rows[0].items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             vals = sorted(r[k] for r in rows if isinstance(r.get(k), (int, float)))
-            out[k] = vals[-1] if k == "peak_rss_mib" else vals[len(vals) // 2] if len(vals) % 2 else \
-                0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
+            out[k] = vals[-1] if k == "peak_rss_mib" else median(vals)
     return out
 
 
@@ -120,23 +126,42 @@ def suite_pe(a):
 
 
 def suite_maml(a):
-    print("| shape | order | k | peprime ms/meta-step | PyTorch ms/meta-step | speed-up | peprime RSS MiB | PyTorch RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    """Every (order, k) row a.repeat times; a repeat runs all rows, peprime then PyTorch per
+    row, so order 1 and order 2 of one repeat are neighbours in time. Prints the medians and
+    then the second-order cost, order 2 / order 1 at each k, per repeat and its median, for both."""
+    rows = [(shape, order, k) for shape in a.shapes for order in (1, 2) for k in a.ks]
+    runs = {r: [] for r in rows}
+    env = env_for(a.threads[0])
+    for _ in range(a.repeat):
+        for shape, order, k in rows:
+            p = run_json([a.peprime, "bench", "maml", "--shape", shape, "--order", str(order), "--k", str(k),
+                          "--steps", "3" if shape == "base" else "5"], env)
+            t = None
+            if not a.no_torch:
+                t = run_json([sys.executable, os.path.join(HERE, "torch_maml.py"), "--config", shape, "--order",
+                              str(order), "--k", str(k), "--threads", str(a.threads[0]),
+                              "--iters", "2" if shape == "base" else "5"], env)
+            runs[(shape, order, k)].append((p and p["ms_per_step"], t and t.get("ms_per_meta_step"),
+                                            p and p["peak_rss_mib"], t and t.get("peak_rss_mib")))
+    print("| shape | order | k | peprime ms/meta-step | PyTorch ms/meta-step | speed-up | speed-up per repeat | peprime RSS MiB | PyTorch RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pm, tm = median([x[0] for x in runs[r]]), median([x[1] for x in runs[r]])
+        per = sorted(x[1] / x[0] for x in runs[r] if x[0] and x[1])
+        print("| %s | %d | %d | %s | %s | %s | %s | %s | %s |" % (
+            r[0], r[1], r[2], fmt(pm, 1), fmt(tm, 1), fmt(tm / pm if pm and tm else None, 2),
+            " ".join("%.2f" % x for x in per) or "n/a", fmt(max([x[2] or 0 for x in runs[r]]) or None),
+            fmt(max([x[3] or 0 for x in runs[r]]) or None)))
+    print("\n| shape | k | peprime order 2 / order 1 | per repeat | PyTorch order 2 / order 1 | per repeat |")
+    print("|---|---|---|---|---|---|")
     for shape in a.shapes:
-        for order in (1, 2):
-            for k in a.ks:
-                env = env_for(a.threads[0])
-                p = run_json([a.peprime, "bench", "maml", "--shape", shape, "--order", str(order), "--k", str(k),
-                              "--steps", "3" if shape == "base" else "5"], env)
-                t = None
-                if not a.no_torch:
-                    t = run_json([sys.executable, os.path.join(HERE, "torch_maml.py"), "--config", shape, "--order",
-                                  str(order), "--k", str(k), "--threads", str(a.threads[0]),
-                                  "--iters", "2" if shape == "base" else "5"], env)
-                pm, tm = p and p["ms_per_step"], t and (t.get("ms_per_meta_step") or t.get("ms_per_step"))
-                print("| %s | %d | %d | %s | %s | %s | %s | %s |" % (
-                    shape, order, k, fmt(pm, 1), fmt(tm, 1), fmt(tm / pm if pm and tm else None, 2),
-                    fmt(p and p["peak_rss_mib"]), fmt(t and t.get("peak_rss_mib"))), flush=True)
+        for k in a.ks:
+            one, two = runs[(shape, 1, k)], runs[(shape, 2, k)]
+            cols = []
+            for side in (0, 1):
+                rs = [b[side] / o[side] for o, b in zip(one, two) if o[side] and b[side]]
+                cols += [fmt(median(rs), 2), " ".join("%.2f" % x for x in rs) or "n/a"]
+            print("| %s | %d | %s | %s | %s | %s |" % (shape, k, *cols), flush=True)
 
 
 def main():
