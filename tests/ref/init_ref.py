@@ -2,7 +2,7 @@
 src/core/rng.c (splitmix64-seeded xoshiro256**, Box-Muller normals with the spare kept) and
 pep_model_init_weights (src/model/model.c): LayerNorm gains 1; biases, adapter up-projections
 and LoRA B 0; every other tensor init_std * normal from a stream seeded by (seed,
-FNV-1a(name), 0). MAML with maml.pe_init = fresh starts every task's PE + head from this
+pep_fnv1a64(name), 0). MAML with maml.pe_init = fresh starts every task's PE + head from this
 init with seed maml/fresh_seed (src/maml/maml.c), which is what maml_ref.py reproduces.
 
 Plain Python integers (the tensors it is used for are small).
@@ -65,9 +65,10 @@ class Rng:
 
 
 def fnv1a(name):
-    h = 1469598103934665603
+    """pep_fnv1a64 (src/core/rng.h) of the name's bytes."""
+    h = 0xCBF29CE484222325
     for c in name.encode():
-        h = ((h ^ c) * 1099511628211) & M64
+        h = ((h ^ c) * 0x100000001B3) & M64
     return h
 
 
