@@ -10,13 +10,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 PY=/usr/bin/python3
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
-cat > job.ini <<'INI'
+cat > job.ini <<INI
+include = $HERE/tiny-model.ini
 [model]
-layers = 2
-hidden = 32
-heads = 2
-ff = 64
-max_seq_len = 32
 tokenizer_vocab = 300
 dropout = 0.0
 attention_dropout = 0.0
