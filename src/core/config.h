@@ -39,13 +39,14 @@ struct pep_config {
         char init[PEP_CFG_STR]; /* fresh | meta | task:<lang> (finetune) */
     } pe;
     struct {
-        char method[32];      /* maml | multitask */
+        char method[32];      /* maml | multitask | multitask-matched */
         int order;            /* 1 | 2 */
         int inner_steps;      /* k */
         float inner_lr;
         char inner_set[32];   /* pe+head | all */
         char outer_set[32];   /* plm | plm+pe | all */
-        char pe_init[32];     /* fresh | meta */
+        char pe_init[32];     /* fresh | meta | episode */
+        char inner_optim[32]; /* sgd | adam */
         float fd_eps;         /* eps0 of the finite-difference HVP */
         int meta_batch;       /* tasks per meta-step */
         int support_size;     /* sentences */
