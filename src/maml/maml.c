@@ -275,7 +275,6 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     const struct pep_maml_opts *o = &mm->o;
     size_t nin = mm->n_in;
     float *w = m->params, *gr = m->grads;
-    float a = o->inner_lr;
     int k = o->inner_steps, rc = PEP_OK;
     unsigned all = o->inner | o->outer;
 
