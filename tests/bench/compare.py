@@ -5,7 +5,8 @@ rows of docs/benchmarks.md: medians and the range of the per-repeat ratios. Suit
 
   compare.py encoder [--shapes tiny,base] [--threads 1,2] [--repeat N]   fwd+bwd tokens/s, full and PE modes
   compare.py pe      [--shapes tiny,base] [--threads 1] [--repeat N]     PE methods vs a full step, vs PyTorch
-  compare.py maml    [--shapes tiny] [--ks 1,3,5] [--orders 1,2]         ms per meta-step and peak RSS
+  compare.py maml    [--shapes tiny] [--ks 1,3,5] [--orders 1,2]         ms per meta-step and peak RSS, and the
+                                                                      second-order cost (order 2 / order 1) of both sides
 
 Real data (--data LANG, e.g. en): every row runs the same seeded random batches of LANG's
 WikiAnn train split ($PEPRIME_DATA) on both sides — peprime unpadded (tokens/s counts real
@@ -48,6 +49,12 @@ def run_json(cmd, env):
     return None
 
 
+def median(xs):
+    """Median of the non-empty values (None if there are none)."""
+    xs = sorted(x for x in xs if x is not None)
+    return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
+
+
 def median_row(rows):
     """One row from repeated runs: the median of every number (peak RSS: the largest)."""
     rows = [r for r in rows if r]
@@ -57,8 +64,7 @@ def median_row(rows):
     for k, v in rows[0].items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             vals = sorted(r[k] for r in rows if isinstance(r.get(k), (int, float)))
-            out[k] = vals[-1] if k == "peak_rss_mib" else vals[len(vals) // 2] if len(vals) % 2 else \
-                0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
+            out[k] = vals[-1] if k == "peak_rss_mib" else median(vals)
     return out
 
 
@@ -183,6 +189,7 @@ def suite_pe(a):
 def suite_maml(a):
     print("| shape | order | k | batches | pad fraction | peprime ms/meta-step | PyTorch ms/meta-step | PyTorch threads (torch x BLAS) | speed-up | speed-up per repeat | peprime RSS MiB | PyTorch RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    per_repeat = {}  # (shape, order, k) -> [(peprime ms, PyTorch ms) per repeat]
     for shape in a.shapes:
         for order in a.orders:
             for k in a.ks:
@@ -198,11 +205,26 @@ def suite_maml(a):
                     if r and "ms_per_meta_step" in r:
                         r["ms_per_step"] = r["ms_per_meta_step"]
                 pm, tm = p and p["ms_per_step"], t and t.get("ms_per_step")
+                per_repeat[(shape, order, k)] = [(x and x.get("ms_per_step"), y and y.get("ms_per_step"))
+                                                 for x, y in pairs]
                 print("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     shape, order, k, "%s %d+%d" % (a.data, p["support"], p["query"]) if a.data and p else "synthetic",
                     fmt(p and p.get("pad_fraction"), 2), fmt(pm, 1), fmt(tm, 1), label,
                     fmt(tm / pm if pm and tm else None, 2), spread(pairs, "ms_per_step", invert=True),
                     fmt(p and p["peak_rss_mib"]), fmt(t and t.get("peak_rss_mib"))), flush=True)
+    if 1 not in a.orders or 2 not in a.orders:
+        return
+    # the second-order cost: order 2 / order 1 of the same repeat, for each side
+    print("\n| shape | k | peprime order 2 / order 1 | per repeat | PyTorch order 2 / order 1 | per repeat |")
+    print("|---|---|---|---|---|---|")
+    for shape in a.shapes:
+        for k in a.ks:
+            one, two = per_repeat[(shape, 1, k)], per_repeat[(shape, 2, k)]
+            cols = []
+            for side in (0, 1):
+                rs = sorted(b[side] / o[side] for o, b in zip(one, two) if o[side] and b[side])
+                cols += [fmt(rs[len(rs) // 2] if rs else None, 2), " ".join("%.2f" % x for x in rs) or "n/a"]
+            print("| %s | %d | %s | %s | %s | %s |" % (shape, k, *cols), flush=True)
 
 
 def main():
