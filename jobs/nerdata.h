@@ -34,10 +34,14 @@ void pep_nerset_free(struct pep_nerset *s);
 /* Builds a batch of the sentences idx[0..B) into ids / labels (room for B * s->T each); the
  * batch's T is the longest of them. */
 void pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, int *ids, int *labels, struct pep_batch *b);
+/* Real tokens of a batch: the ids that are not PEP_PAD_ID (padding-free batches: all of
+ * them). What the logs and progress lines count. */
+long pep_batch_tokens(const struct pep_batch *b);
 /* Tags every word of the set with the model (argmax at its first piece; words cut by
  * truncation count as "O") and adds gold / predicted tags to `ev`. Sentences are sharded
- * over the ranks of comm and the counts summed, so every rank ends with the same `ev`.
- * Collective. */
+ * over the ranks of comm and the counts this call adds are summed, so every rank ends with
+ * the same `ev` (which may already hold the counts of other sets: they are not summed
+ * again). A failure on one rank is agreed on before the reduction. Collective. */
 int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,
                      int rank, int size);
 /* Tag names of data.tags, and their count. */

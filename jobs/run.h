@@ -28,8 +28,9 @@ struct pep_run {
 int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv);
 /* Creates the output folder (rank 0) and prints the resolved config (rank 0). */
 int pep_run_start(struct pep_run *run);
-/* Resolves a path relative to run.out unless absolute. */
-void pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len);
+/* Resolves a path relative to run.out unless absolute. PEP_ERR_USAGE if it does not fit in
+ * `len` (never truncated silently). Not collective. */
+int pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len);
 
 /* Preemption: installs SIGTERM / SIGUSR1 handlers; pep_run_stop_requested() turns true once
  * one arrived. */

@@ -2,6 +2,7 @@
 #include "stage.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,12 @@ int pep_series_push(struct pep_series *s, double x)
         s->cap = cap;
     }
     s->v[s->n++] = x;
+    return PEP_OK;
+}
+
+int pep_series_push_row(struct pep_series *s, int n, const double *x)
+{
+    for (int i = 0; i < n; i++) PEP_CALL(pep_series_push(&s[i], x[i]));
     return PEP_OK;
 }
 
@@ -100,7 +107,8 @@ int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save 
     struct pep_ckpt_writer *w = NULL;
     char *ini = NULL;
     int rc = PEP_OK;
-    PEP_CALL(pep_config_to_ini(&s->run->cfg, &ini));
+    /* a local failure (memory) is agreed on before the collective create */
+    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_config_to_ini(&s->run->cfg, &ini), comm));
     PEP_CALL_GOTO(rc, pep_ckpt_create(path, comm, &w));
     struct pep_ckpt_header h = {.stage = s->stage, .step = s->step, .config = ini, .rng_state = s->rng,
                                 .rng_words = 4, .spec = &s->m->spec};
@@ -124,7 +132,7 @@ cleanup:
 static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *path, size_t len)
 {
     char dir[1100];
-    pep_run_path(s->run, s->run->cfg.checkpoint.dir, dir, sizeof dir);
+    PEP_CALL(pep_run_path(s->run, s->run->cfg.checkpoint.dir, dir, sizeof dir));
     int mk = PEP_OK;
     if (s->run->rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
         mk = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot create the checkpoint folder %s: %s", dir,
@@ -189,7 +197,7 @@ int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *pa
         return PEP_OK;
     }
     char dir[1100];
-    pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir);
+    PEP_CALL(pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir));
     PEP_CALL(pep_ckpt_find_latest(dir, stage, 0, path, len, found));
     if (!*found && run->rank == 0) pep_info("%s: --resume auto found no checkpoint in %s; starting fresh", stage, dir);
     return PEP_OK;
@@ -214,12 +222,26 @@ int pep_stage_load_series(const char *path, struct pep_series *series, int nseri
 {
     struct pep_ckpt_reader *r = NULL;
     PEP_CALL(pep_ckpt_open(path, &r));
-    int rc = PEP_OK;
+    int rc = PEP_OK, nlog = 0;
+    PEP_CALL_GOTO(rc, pep_ckpt_log_count(r, &nlog));
     for (int i = 0; i < nseries; i++) {
         double *v = NULL;
         size_t n = 0;
-        PEP_CALL_GOTO(rc, pep_ckpt_read_log(r, series[i].name, &v, &n));
+        int has = 0;
+        for (int j = 0; j < nlog && !has; j++) {
+            char name[64];
+            PEP_CALL_GOTO(rc, pep_ckpt_log_name(r, j, name, sizeof name));
+            has = !strcmp(name, series[i].name);
+        }
         series[i].n = 0;
+        if (!has) {
+            /* a series this version logs that an older checkpoint lacks: NaN for its steps */
+            PEP_CHECK_GOTO(rc, i > 0, PEP_ERR_FORMAT, "%s: no /log/%s series to resume from", path, series[i].name);
+            for (size_t j = 0; j < series[0].n && rc == PEP_OK; j++) rc = pep_series_push(&series[i], NAN);
+            if (rc) goto cleanup;
+            continue;
+        }
+        PEP_CALL_GOTO(rc, pep_ckpt_read_log(r, series[i].name, &v, &n));
         for (size_t j = 0; j < n && rc == PEP_OK; j++) rc = pep_series_push(&series[i], v[j]);
         pep_free(v);
         if (rc) goto cleanup;

@@ -19,6 +19,8 @@ struct pep_series {
     size_t n, cap;
 };
 int pep_series_push(struct pep_series *s, double x);
+/* One value onto each of s[0..n): a step's row of the log. */
+int pep_series_push_row(struct pep_series *s, int n, const double *x);
 void pep_series_free(struct pep_series *s);
 
 struct pep_stage {
@@ -72,7 +74,8 @@ int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *pa
  * Not collective: every rank reads the file; agree on the result afterwards. */
 int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned groups, struct pep_optim *opt,
                            struct pep_series *series, int nseries, long *start);
-/* Reads the series back from a checkpoint's /log. */
+/* Reads the series back from a checkpoint's /log. series[0] must be there; a later series
+ * missing from an older checkpoint gets NaN for each of series[0]'s steps. */
 int pep_stage_load_series(const char *path, struct pep_series *series, int nseries);
 
 #endif
