@@ -94,12 +94,15 @@ int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
               "no tokenizer '%s' (model.tokenizer) in run.out = '%s'%s%s: run `peprime pretrain` first (it trains one), "
               "train one with `peprime tokenizer train ... --out FILE`, or set model.tokenizer to its absolute path",
               run->cfg.model.tokenizer, run->out, run->init[0] ? " or beside " : "", run->init[0] ? run->init : "");
-    PEP_CALL(pep_spm_read_file(path, out));
     /* keep a copy in this stage's out dir, so the next stage finds it beside our output */
     char mine[1200];
     PEP_CALL(pep_run_path(run, run->cfg.model.tokenizer, mine, sizeof mine));
-    if (run->rank == 0 && strcmp(mine, path) != 0 && !file_exists(mine) && run->cfg.model.tokenizer[0] != '/')
-        PEP_CALL(copy_file(path, mine));
+    PEP_CALL(pep_spm_read_file(path, out));
+    if (run->rank == 0 && strcmp(mine, path) != 0 && !file_exists(mine) && run->cfg.model.tokenizer[0] != '/') {
+        int rc = copy_file(path, mine);
+        if (rc != PEP_OK) pep_spm_destroy(out);
+        return rc;
+    }
     return PEP_OK;
 }
 
