@@ -103,16 +103,23 @@ static struct pep_spm *load_spm(void)
     return spm;
 }
 
+/* Language aa's training split with rows of max_seq_len ids; the caller frees both. */
+static struct pep_spm *load_aa(struct pep_run *run, int max_seq_len, struct pep_nerset *s)
+{
+    make_run(run, max_seq_len);
+    struct pep_spm *spm = load_spm();
+    assert_int_equal(pep_nerset_load(run, spm, "aa", "train", s), PEP_OK);
+    return spm;
+}
+
 /* Rows: <s> first, </s> last, padding after; exactly one label per kept word, at its first
  * piece, equal to the gold tag; gold tags in file order; the token total is the ids in use. */
 static void test_nerdata_rows(void **state)
 {
     (void)state;
     struct pep_run run;
-    make_run(&run, 64);
-    struct pep_spm *spm = load_spm();
     struct pep_nerset s;
-    assert_int_equal(pep_nerset_load(&run, spm, "aa", "train", &s), PEP_OK);
+    struct pep_spm *spm = load_aa(&run, 64, &s);
     assert_int_equal(s.n, 4);
     assert_int_equal(s.T, 64);
     assert_int_equal(s.truncated_sentences, 0);
@@ -152,10 +159,8 @@ static void test_nerdata_truncation(void **state)
 {
     (void)state;
     struct pep_run run;
-    make_run(&run, 8);
-    struct pep_spm *spm = load_spm();
     struct pep_nerset s;
-    assert_int_equal(pep_nerset_load(&run, spm, "aa", "train", &s), PEP_OK);
+    struct pep_spm *spm = load_aa(&run, 8, &s);
     int lost_total = 0, cut_sentences = 0;
     for (int i = 0; i < s.n; i++) {
         int lost = 0, labelled = 0, nw = s.word_off[i + 1] - s.word_off[i];
@@ -181,10 +186,8 @@ static void test_nerdata_batch_tokens(void **state)
 {
     (void)state;
     struct pep_run run;
-    make_run(&run, 64);
-    struct pep_spm *spm = load_spm();
     struct pep_nerset s;
-    assert_int_equal(pep_nerset_load(&run, spm, "aa", "train", &s), PEP_OK);
+    struct pep_spm *spm = load_aa(&run, 64, &s);
     int idx[2] = {1, 2}; /* 11 words, 1 word */
     int ids[2 * 64], labels[2 * 64];
     struct pep_batch b;
