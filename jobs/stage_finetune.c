@@ -136,8 +136,11 @@ static int run_finetune(struct pep_stage *stg)
                                 .opt_groups = trainable, .series = series, .nseries = NSERIES,
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
     int eval_every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : cfg->optim.steps;
+    /* a step's time runs from the previous step's log entry to the end of its optimizer step
+     * (a dev evaluation is not part of it), so outside evaluation steps /log/wall_time's
+     * differences are the step times and tokens_per_s * step time = tokens */
+    double t_prev = pep_now_s();
     for (; step < cfg->optim.steps; step++) {
-        double t_step = pep_now_s();
         /* the global batch is a function of (seed, step): one source language (by data size),
          * then GB of its sentences; rank r takes its slice */
         struct pep_rng r;
@@ -190,7 +193,8 @@ static int run_finetune(struct pep_stage *stg)
         }
         PEP_CALL_GOTO(rc, pep_series_push_row(series, NSERIES,
                                               (double[NSERIES]){(double)(step + 1), sums[0] / GB, f1_logged,
-                                                                pep_now_s() - t0, sums[1], sums[1] / (t_done - t_step)}));
+                                                                pep_now_s() - t0, sums[1], sums[1] / (t_done - t_prev)}));
+        t_prev = pep_now_s();
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
             loss_win = tok_win = 0;

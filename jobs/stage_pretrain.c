@@ -109,8 +109,10 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_stage_save sv = {.stage = "pretrain", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
                                 .opt_groups = PEP_GROUPS_ALL, .series = series, .nseries = NSERIES,
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+    /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
+     * differences are the step times and tokens_per_s * step time = tokens */
+    double t_prev = pep_now_s();
     for (; step < cfg->optim.steps; step++) {
-        double t_step = pep_now_s();
         /* one language per step (by data size), GB of its sentences; rank r takes its slice */
         struct pep_rng r;
         pep_rng_seed(&r, (uint64_t)cfg->run.seed, (uint64_t)step, 0x3d1);
@@ -155,8 +157,9 @@ static int run_pretrain(struct pep_stage *stg)
         win++;
         double now = pep_now_s();
         PEP_CALL_GOTO(rc, pep_series_push_row(series, NSERIES,
-                                              (double[NSERIES]){(double)(step + 1), loss, sums[2] / (now - t_step),
+                                              (double[NSERIES]){(double)(step + 1), loss, sums[2] / (now - t_prev),
                                                                 now - t0, sums[2]}));
+        t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
             loss_win = tok_win = 0;

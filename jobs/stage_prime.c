@@ -210,8 +210,10 @@ static int run_prime(struct pep_stage *stg)
     struct pep_stage_save sv = {.stage = "prime", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
                                 .opt_groups = update_groups, .tasks = tasks, .task_groups = task_groups,
                                 .series = series, .nseries = NSERIES, .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+    /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
+     * differences are the step times and tokens_per_s * step time = tokens */
+    double t_prev = pep_now_s();
     for (; step < cfg->optim.steps; step++) {
-        double t_step = pep_now_s();
         memset(stats, 0, nstats * sizeof *stats);
         pep_maml_zero(mm);
         /* every rank knows which task draws which language: the last task of a language is the
@@ -266,7 +268,8 @@ static int run_prime(struct pep_stage *stg)
         double now = pep_now_s();
         PEP_CALL_GOTO(rc, pep_series_push_row(series, NSERIES,
                                               (double[NSERIES]){(double)(step + 1), meta_loss, stats[1] / M,
-                                                                stats[2] / (now - t_step), now - t_start, stats[2]}));
+                                                                stats[2] / (now - t_prev), now - t_start, stats[2]}));
+        t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             char extra[64];
             snprintf(extra, sizeof extra, "grad norm %.3g", gnorm);
