@@ -262,6 +262,8 @@ struct pep_ckpt_writer {
     int dfd;         /* this rank's O_DIRECT descriptor of the tmp file, -1: HDF5 writes all data */
     int bfd;         /* buffered descriptor for the unaligned tails of direct-written tensors */
     int wrote_tail;  /* bfd has unsynced data */
+    int data_rc;     /* first failed tensor-data write of this rank (agreed on at commit) */
+    int agreed_fail; /* an agreement of this writer found a failure: every rank knows it */
     void *stage;     /* CK_DIRECT_BUF bytes, CK_DIRECT_ALIGN-aligned */
     char final_path[PEP_CKPT_PATH_MAX];
     char tmp_path[PEP_CKPT_PATH_MAX + 8];
@@ -269,7 +271,30 @@ struct pep_ckpt_writer {
 
 /* Every rank learns whether any rank failed (pep_mpi_agree: the failing rank keeps its own
  * message, the others adopt it as "rank R: ..."). */
-static int agree(struct pep_ckpt_writer *w, int rc) { return pep_mpi_agree(rc, w->comm); }
+static int agree(struct pep_ckpt_writer *w, int rc)
+{
+    int r = pep_mpi_agree(rc, w->comm);
+    if (r != PEP_OK) w->agreed_fail = 1;
+    return r;
+}
+
+/* The end of a collective write function. A failure that was agreed on (validation before
+ * the collectives) is agreed again by every rank. Any other failure happened inside a
+ * collective HDF5 step (creating a group, dataset or attribute: e.g. the disk filled up while
+ * HDF5 extended the file) on this rank alone: the other ranks are in, or past, that step and
+ * cannot be told without risking a hang, so the job is stopped with MPI_Abort through
+ * pep_abort. Tensor data writes never get here: they are independent, recorded in data_rc
+ * and agreed on at commit. */
+static int settle(struct pep_ckpt_writer *w, int rc)
+{
+    if (rc != PEP_OK && !w->agreed_fail && w->size > 1)
+        pep_abort(rc,
+                  "%s: a collective step of the checkpoint write failed on rank %d: %s. The job stops (no rank "
+                  "may wait for it); the checkpoints already written are intact: fix the cause (disk space?) and "
+                  "resume with --resume auto",
+                  w->tmp_path, w->rank, pep_error_message());
+    return agree(w, rc);
+}
 
 /* Opens this rank's descriptors for direct-I/O tensor data (the file already exists: H5Fcreate
  * is collective). Large tensors bypass the page cache: on a fresh write every page-cache page
@@ -506,7 +531,7 @@ int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_heade
     if (h->spec) PEP_CALL_GOTO(rc, write_spec(root, h->spec));
 cleanup:
     PEP_H5_CLOSE(H5Gclose, root);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 /* Opens `path` as a group, creating it (and its parents) if missing. Collective. */
@@ -530,33 +555,19 @@ cleanup:
     return rc;
 }
 
-/* Creates loc/name as an F32LE tensor of row p's shape with a checksum attribute, then writes
- * it. owner < 0: replicated data, every rank writes its own slab of rows; owner >= 0: only
- * that rank writes. Creation is collective; data goes with independent transfer (legal in
- * parallel HDF5: the contiguous dataset's space is allocated at creation). */
-static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_param *p, const float *data,
-                        uint64_t checksum, int owner)
+/* This rank's share of tensor p's data into the created dataset: owner < 0 its slab of rows,
+ * owner >= 0 everything if it is the owner. Independent (no other rank takes part). */
+static int write_tensor_data(struct pep_ckpt_writer *w, hid_t dset, hid_t fspace, const struct pep_param *p,
+                             const float *data, int owner)
 {
     int rc = PEP_OK;
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-    hsize_t dims[2] = {p->shape[0], p->ndim > 1 ? p->shape[1] : 1};
+    hid_t mspace = H5I_INVALID_HID;
     size_t rowlen = p->ndim > 1 ? p->shape[1] : 1;
-    PEP_H5_ID_GOTO(rc, fspace, H5Screate_simple(p->ndim, dims, NULL), "cannot create a dataspace for %s", p->name);
-    PEP_H5_ID_GOTO(rc, dcpl, H5Pcreate(H5P_DATASET_CREATE), "cannot create a dataset list");
-    PEP_CALL_H5_GOTO(rc, H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "cannot set fill time");
-    PEP_CALL_H5_GOTO(rc, H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "cannot set allocation time");
-    PEP_H5_ID_GOTO(rc, dset, H5Dcreate2(loc, p->name, H5T_IEEE_F32LE, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                   "%s: cannot create dataset %s", w->tmp_path, p->name);
-    PEP_CALL_GOTO(rc, attr_u64(dset, "checksum", checksum));
     if (w->dfd >= 0 && p->numel * sizeof(float) >= CK_DIRECT_MIN) {
         /* contiguous, allocated at creation: the same address on every rank */
         haddr_t addr = H5Dget_offset(dset);
-        if (addr != HADDR_UNDEF && addr % CK_DIRECT_ALIGN == 0) {
-            PEP_CALL_GOTO(rc, write_tensor_direct(w, p, data, (uint64_t)addr, owner));
-            goto cleanup;
-        }
+        if (addr != HADDR_UNDEF && addr % CK_DIRECT_ALIGN == 0) return write_tensor_direct(w, p, data, (uint64_t)addr, owner);
     }
-
     size_t r0 = 0, r1 = 0;
     if (owner < 0) {
         r0 = p->shape[0] * (size_t)w->rank / (size_t)w->size;
@@ -571,7 +582,7 @@ static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_p
     for (size_t b0 = r0; b0 < r1; b0 += per) {
         size_t nr = r1 - b0 < per ? r1 - b0 : per;
         hsize_t count = (hsize_t)(nr * rowlen);
-        hsize_t start[2] = {b0, 0}, cnt[2] = {nr, dims[1]};
+        hsize_t start[2] = {b0, 0}, cnt[2] = {nr, p->ndim > 1 ? p->shape[1] : 1};
         PEP_CALL_H5_GOTO(rc, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL), "cannot select");
         PEP_H5_ID_GOTO(rc, mspace, H5Screate_simple(1, &count, NULL), "cannot create a dataspace");
         PEP_CALL_H5_GOTO(rc, H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, w->dxpl_ind, data + b0 * rowlen),
@@ -579,9 +590,33 @@ static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_p
         PEP_H5_CLOSE(H5Sclose, mspace);
     }
 cleanup:
+    PEP_H5_CLOSE(H5Sclose, mspace);
+    return rc;
+}
+
+/* Creates loc/name as an F32LE tensor of row p's shape with a checksum attribute, then writes
+ * it. owner < 0: replicated data, every rank writes its own slab of rows; owner >= 0: only
+ * that rank writes. Creation is collective (a failure returns, see settle()); data goes with
+ * independent transfer (legal in parallel HDF5: the contiguous dataset's space is allocated
+ * at creation), and a data failure is only recorded in w->data_rc, so this rank keeps taking
+ * part in the collective creations until the commit agrees on it. */
+static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_param *p, const float *data,
+                        uint64_t checksum, int owner)
+{
+    int rc = PEP_OK;
+    hid_t fspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    hsize_t dims[2] = {p->shape[0], p->ndim > 1 ? p->shape[1] : 1};
+    PEP_H5_ID_GOTO(rc, fspace, H5Screate_simple(p->ndim, dims, NULL), "cannot create a dataspace for %s", p->name);
+    PEP_H5_ID_GOTO(rc, dcpl, H5Pcreate(H5P_DATASET_CREATE), "cannot create a dataset list");
+    PEP_CALL_H5_GOTO(rc, H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "cannot set fill time");
+    PEP_CALL_H5_GOTO(rc, H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "cannot set allocation time");
+    PEP_H5_ID_GOTO(rc, dset, H5Dcreate2(loc, p->name, H5T_IEEE_F32LE, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                   "%s: cannot create dataset %s (disk full?)", w->tmp_path, p->name);
+    PEP_CALL_GOTO(rc, attr_u64(dset, "checksum", checksum));
+    if (w->data_rc == PEP_OK) w->data_rc = write_tensor_data(w, dset, fspace, p, data, owner);
+cleanup:
     PEP_H5_CLOSE(H5Dclose, dset);
     PEP_H5_CLOSE(H5Pclose, dcpl);
-    PEP_H5_CLOSE(H5Sclose, mspace);
     PEP_H5_CLOSE(H5Sclose, fspace);
     return rc;
 }
@@ -632,7 +667,7 @@ cleanup:
 int pep_ckpt_write_params(struct pep_ckpt_writer *w, const struct pep_param_table *table, const float *params,
                           unsigned groups)
 {
-    return agree(w, write_replicated(w, table, params, groups, "", "parameters"));
+    return settle(w, write_replicated(w, table, params, groups, "", "parameters"));
 }
 
 static void groups_string(unsigned groups, char *buf, size_t len)
@@ -659,7 +694,7 @@ int pep_ckpt_write_moments(struct pep_ckpt_writer *w, const struct pep_param_tab
     PEP_CALL_GOTO(rc, write_replicated(w, table, v, groups, "/optimizer/v", "second moments"));
 cleanup:
     PEP_H5_CLOSE(H5Gclose, g);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 static int check_lang(const char *lang)
@@ -754,7 +789,7 @@ cleanup:
     pep_free(ints);
     pep_free(reals);
     pep_free(sums);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 int pep_ckpt_write_log(struct pep_ckpt_writer *w, const char *name, const double *values, size_t n)
@@ -787,7 +822,7 @@ cleanup:
     PEP_H5_CLOSE(H5Sclose, mspace);
     PEP_H5_CLOSE(H5Sclose, fspace);
     PEP_H5_CLOSE(H5Gclose, lg);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 /* fsync a file or folder by path. */
@@ -844,6 +879,7 @@ int pep_ckpt_commit(struct pep_ckpt_writer **wp)
     if (st < 0 && rc == PEP_OK)
         rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "%s: closing the checkpoint failed (disk full?)",
                            w->tmp_path);
+    if (w->data_rc != PEP_OK) rc = w->data_rc; /* its message is still this rank's error */
     rc = agree(w, rc);
     /* rank 0 publishes the file; everyone learns the outcome (with rank 0's message) */
     if (rc == PEP_OK) rc = agree(w, w->rank == 0 ? finish_rank0(w) : PEP_OK);

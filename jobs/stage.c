@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "core/blas_info.h"
@@ -61,7 +62,9 @@ int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **ar
 
 int pep_stage_end(struct pep_stage *st, int rc)
 {
-    if (st->mpi_up) {
+    /* one agreement on the outcome, unless the failure was agreed already: then every rank
+     * is here with it, and a second agreement would be matched by no one */
+    if (st->mpi_up && !(rc != PEP_OK && pep_mpi_failure_agreed())) {
         int agreed = pep_mpi_agree(rc, st->mpi.comm);
         if (agreed != PEP_OK) rc = agreed;
     }
@@ -129,6 +132,39 @@ cleanup:
     return rc;
 }
 
+/* About the bytes a checkpoint of `s` takes: its float tensors, up to 1 MiB of alignment for
+ * each tensor of 1 MiB or more (io/checkpoint.c aligns them), the log, HDF5's metadata. */
+static double checkpoint_bytes(const struct pep_stage_save *s)
+{
+    const struct pep_param_table *t = &s->m->table;
+    double floats = (double)pep_param_table_group_numel(t, s->groups);
+    if (s->opt && s->opt->m) floats += 2.0 * (double)pep_param_table_group_numel(t, s->opt_groups);
+    floats += (double)s->ntasks * (double)pep_param_table_group_numel(t, s->task_groups);
+    double bytes = 4.0 * floats + (1 << 18);
+    for (int i = 0; i < t->count; i++)
+        if (t->rows[i].numel * sizeof(float) >= (1u << 20)) bytes += 1 << 20;
+    for (int i = 0; i < s->nseries; i++) bytes += 8.0 * (double)s->series[i].n;
+    return bytes;
+}
+
+/* Rank 0: PEP_ERR_IO when the folder has less free space than the checkpoint needs, so a full
+ * disk is a clean error before the write instead of a failure inside it. PEP_CKPT_SPACE_CHECK=0
+ * turns the check off (the fault tests use it to fill the disk during a write). */
+static int check_space(const char *dir, const struct pep_stage_save *s)
+{
+    const char *env = getenv("PEP_CKPT_SPACE_CHECK");
+    if (env && !strcmp(env, "0")) return PEP_OK;
+    struct statvfs vf;
+    PEP_CHECK(statvfs(dir, &vf) == 0, PEP_ERR_IO, "cannot query the free space of %s: %s", dir, strerror(errno));
+    double free_bytes = (double)vf.f_bavail * (double)vf.f_frsize, need = checkpoint_bytes(s);
+    PEP_CHECK(free_bytes >= need, PEP_ERR_IO,
+              "%s has %.1f MB free, the %s checkpoint of step %ld needs about %.1f MB: free space (or set "
+              "checkpoint.dir / checkpoint.keep), then resume with --resume auto; the checkpoints already "
+              "there are intact",
+              dir, free_bytes / 1e6, s->stage, s->step, need / 1e6);
+    return PEP_OK;
+}
+
 static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *path, size_t len)
 {
     char dir[1100];
@@ -137,6 +173,7 @@ static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *pa
     if (s->run->rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
         mk = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot create the checkpoint folder %s: %s", dir,
                            strerror(errno));
+    if (mk == PEP_OK && s->run->rank == 0) mk = check_space(dir, s);
     PEP_CALL(pep_mpi_agree(mk, comm));
     PEP_CALL(pep_ckpt_name(dir, s->stage, s->step, path, len));
     PEP_CALL(pep_stage_save(comm, path, s));

@@ -12,6 +12,11 @@ int pep_mpi_error_(int mpi_rc, const char *call, const char *file, int line, con
     return pep_error_set(PEP_ERR_MPI, file, line, func, "%s failed: %s", call, text);
 }
 
+/* Set by an agreement that found a failure: every rank of that agreement has it. */
+static int failure_agreed;
+
+int pep_mpi_failure_agreed(void) { return failure_agreed; }
+
 int pep_mpi_agree(int local_status, MPI_Comm comm)
 {
     int rank;
@@ -23,6 +28,7 @@ int pep_mpi_agree(int local_status, MPI_Comm comm)
     } mine = {local_status, rank}, worst = {PEP_OK, 0};
     PEP_CALL_MPI(MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MAXLOC, comm));
     if (worst.status == PEP_OK) return PEP_OK;
+    failure_agreed = 1;
     char msg[2048];
     memset(msg, 0, sizeof msg);
     if (rank == worst.rank) {

@@ -39,4 +39,9 @@ int pep_mpi_error_(int mpi_rc, const char *call, const char *file, int line, con
  * PEP_ERR_MPI if the agreement itself fails. */
 int pep_mpi_agree(int local_status, MPI_Comm comm);
 
+/* Local. Whether an agreement on this process found a failure. Every rank of that agreement
+ * returns the same, so a stage that stops on an agreed failure can skip its final agreement
+ * (a second one would wait for ranks that already went on to MPI_Finalize). */
+int pep_mpi_failure_agreed(void);
+
 #endif
