@@ -235,7 +235,7 @@ int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *pa
     }
     char dir[1100];
     PEP_CALL(pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir));
-    PEP_CALL(pep_ckpt_find_latest(dir, stage, 0, path, len, found));
+    PEP_CALL(pep_ckpt_find_latest(dir, stage, 1, path, len, found));
     if (!*found && run->rank == 0) pep_info("%s: --resume auto found no checkpoint in %s; starting fresh", stage, dir);
     return PEP_OK;
 }

@@ -66,8 +66,10 @@ int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s);
 /* The end of a stage: the last checkpoint into <out>/checkpoints, then the same file linked
  * (atomically) to `final_path`, e.g. <out>/primed.h5. Collective. */
 int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stage_save *s);
-/* --resume: finds the checkpoint to continue from (auto: newest valid in <out>/checkpoints;
- * none; or a path). *found = 0 when starting fresh. */
+/* --resume: finds the checkpoint to continue from (auto: the newest in <out>/checkpoints that
+ * opens and whose every tensor matches its checksum, damaged newer ones skipped with a
+ * warning; none; or a path). *found = 0 when starting fresh. Not collective (every rank
+ * looks for itself). */
 int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *path, size_t len, int *found);
 /* Restores a stage from checkpoint `path`: the parameters of `groups`, the optimizer's
  * moments and step count (its own range), the completed step (*start) and the /log series.

@@ -71,4 +71,23 @@ $PY "$O" tasks p1/primed.h5 p4/primed.h5 --langs aa,bb,cc "${TP[@]}"
 step "prime with one language: drawn by all 4 tasks, on both of 2 ranks"
 run 1 prime q1 "${P[@]}" --set data.languages=aa; run 2 prime q2 "${P[@]}" --set data.languages=aa
 $PY "$O" tasks q1/primed.h5 q2/primed.h5 --langs aa "${TP[@]}"
+step "finetune on two source languages: the dev F1 of 2 ranks equals 1 rank's (counts summed once)"
+F=(--init pre/base.h5 --set data.source=aa,bb --set optim.steps=4)
+run 1 finetune f1 "${F[@]}"; run 2 finetune f2 "${F[@]}"
+$PY - f1/adapted.h5 f2/adapted.h5 <<'PY'
+import sys, h5py
+a, b = (h5py.File(p, "r")["log/dev_f1"][-1] for p in sys.argv[1:3])
+print("dev F1 on aa+bb: 1 rank %.6f, 2 ranks %.6f" % (a, b))
+sys.exit(0 if abs(a - b) < 1e-9 else "the 2-rank dev F1 differs: evaluation counts summed more than once")
+PY
+
+step "evaluate a model whose path holds a quote and a backslash: results.json stays valid JSON"
+mkdir -p 'we"ird\dir'; cp ft/adapted.h5 'we"ird\dir/adapted.h5'
+run 2 evaluate ev --model "$W/we\"ird\\dir/adapted.h5"
+$PY - ev/results.json "$W/we\"ird\\dir/adapted.h5" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["run"]["model"] == sys.argv[2], (d["run"]["model"], sys.argv[2])
+print("results.json parses; run.model =", d["run"]["model"])
+PY
 echo "all logged and stored figures agree with the oracle"

@@ -9,40 +9,10 @@ set -euo pipefail
 B="$1"; W="$2"; MPIEXEC="${3:-mpiexec}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-rm -rf "$W"; mkdir -p "$W"; cd "$W"
-cat > job.ini <<'INI'
-[model]
-layers = 2
-hidden = 32
-heads = 2
-ff = 64
-max_seq_len = 32
-dropout = 0.1
-attention_dropout = 0.0
-[data]
-corpus = generated
-languages = aa,bb,cc
-max_sentences = 300
-[maml]
-meta_batch = 4
-support_size = 4
-query_size = 4
-[optim]
-lr = 1e-3
-steps = 12
-[checkpoint]
-every = 4
-keep = 10
-[run]
-log_every = 4
-INI
+. "$HERE/lib.sh"
 step() { echo "== $*"; }
 step "tokenizer + a small base model"
-"$B" tokenizer train --data generated --languages aa,bb,cc --vocab 300 --out "$W/spm.model" --sentences-per-language 300 >/dev/null 2>&1
-S=(--set "model.tokenizer=$W/spm.model")
-"$B" pretrain --config job.ini --out base "${S[@]}" --set optim.steps=5 --set optim.batch_size=8 >/dev/null
+prime_setup "$B" "$W"
 run() { local np=$1 out=$2; shift 2; "$MPIEXEC" -n "$np" --bind-to none "$B" prime --config job.ini --init base/base.h5 --out "$out" "${S[@]}" "$@"; }
 
 step "same primed model for 1, 2 and 4 ranks; repeat bit-identical"
