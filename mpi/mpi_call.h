@@ -31,7 +31,7 @@ int pep_mpi_error_(int mpi_rc, const char *call, const char *file, int line, con
         }                                                                               \
     } while (0)
 
-/* Collective. Agreement on a status that only some ranks may have failed (style point 10):
+/* Collective. Agreement on a status that only some ranks may have failed (every rank then takes the same branch):
  * returns the largest status of all ranks (PEP_OK if every rank passed PEP_OK). When it is
  * not PEP_OK, the lowest rank with that status broadcasts its pep_error_message() and every
  * other rank records it as its own error ("rank R: <message>"), so all ranks can report and
