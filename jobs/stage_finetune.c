@@ -191,9 +191,10 @@ static int run_finetune(struct pep_stage *stg)
             if (rank == 0) pep_info("finetune step %ld: %s dev entity F1 %.2f (best %.2f)", step + 1, cfg->data.source,
                                     100 * f1, 100 * best_f1);
         }
-        PEP_CALL_GOTO(rc, pep_series_push_row(series, NSERIES,
-                                              (double[NSERIES]){(double)(step + 1), sums[0] / GB, f1_logged,
-                                                                pep_now_s() - t0, sums[1], sums[1] / (t_done - t_prev)}));
+        /* a rank out of memory for its log must not leave the others in the next collective */
+        double row[NSERIES] = {(double)(step + 1), sums[0] / GB, f1_logged, pep_now_s() - t0, sums[1],
+                               sums[1] / (t_done - t_prev)};
+        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
         t_prev = pep_now_s();
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);

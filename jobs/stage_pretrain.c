@@ -156,9 +156,9 @@ static int run_pretrain(struct pep_stage *stg)
         tok_win += sums[2];
         win++;
         double now = pep_now_s();
-        PEP_CALL_GOTO(rc, pep_series_push_row(series, NSERIES,
-                                              (double[NSERIES]){(double)(step + 1), loss, sums[2] / (now - t_prev),
-                                                                now - t0, sums[2]}));
+        /* a rank out of memory for its log must not leave the others in the next collective */
+        double row[NSERIES] = {(double)(step + 1), loss, sums[2] / (now - t_prev), now - t0, sums[2]};
+        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
         t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);

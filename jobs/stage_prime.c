@@ -266,9 +266,10 @@ static int run_prime(struct pep_stage *stg)
         tokens_window += stats[2];
         window++;
         double now = pep_now_s();
-        PEP_CALL_GOTO(rc, pep_series_push_row(series, NSERIES,
-                                              (double[NSERIES]){(double)(step + 1), meta_loss, stats[1] / M,
-                                                                stats[2] / (now - t_prev), now - t_start, stats[2]}));
+        /* a rank out of memory for its log must not leave the others in the next collective */
+        double row[NSERIES] = {(double)(step + 1), meta_loss, stats[1] / M, stats[2] / (now - t_prev), now - t_start,
+                               stats[2]};
+        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
         t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             char extra[64];
