@@ -114,6 +114,8 @@ void pep_nerset_free(struct pep_nerset *s)
     pep_free(s->word_off);
     pep_free(s->gold);
     pep_free(s->first);
+    pep_free(s->pred);
+    pep_corpus_destroy(&s->corpus);
     memset(s, 0, sizeof *s);
 }
 
@@ -133,7 +135,11 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
         pep_free(tags);
         PEP_CALL(grc);
     } else {
-        PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c));
+        struct pep_conll_stats st;
+        PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c, &st));
+        if (st.unknown_to_o && run->rank == 0)
+            pep_info("data: %s/%s: %ld tags of entity types not in data.tags read as O (%s)", lang, split,
+                     st.unknown_to_o, st.unknown);
     }
     int rc = PEP_OK, T = run->cfg.model.max_seq_len;
     const char **words = NULL;
@@ -179,6 +185,8 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
         pep_info("data: %s/%s: %d of %d sentences longer than model.max_seq_len = %d subwords were truncated "
                  "(%d words lost; they count as predicted O in evaluation)",
                  lang, split, out->truncated_sentences, out->n, T, out->truncated_words);
+    out->corpus = c;
+    c = NULL;
 cleanup:
     pep_free(words);
     pep_free(lens);
@@ -267,6 +275,7 @@ static int score_local(struct pep_model *m, const struct pep_nerset *s, struct p
                 pred[w] = best;
             }
             PEP_CALL_GOTO(rc, pep_conlleval_add(ev, s->gold + w0, pred, nw));
+            if (s->pred) memcpy(s->pred + w0, pred, (size_t)nw * sizeof *pred);
         }
     }
 cleanup:
@@ -293,5 +302,24 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
     if (size > 1) PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, v, (int)PEP_EVAL_NCOUNTS, MPI_LONG, MPI_SUM, comm));
     for (size_t i = 0; i < PEP_EVAL_NCOUNTS; i++) v[i] += before[i];
     eval_set_counts(ev, v);
+    return PEP_OK;
+}
+
+int pep_nerset_alloc_pred(struct pep_nerset *s)
+{
+    int nw = s->word_off[s->n];
+    PEP_ALLOC(s->pred, nw > 0 ? nw : 1);
+    for (int w = 0; w < nw; w++) s->pred[w] = -1;
+    return PEP_OK;
+}
+
+int pep_nerset_gather_pred(const struct pep_nerset *s, MPI_Comm comm, int rank, int size)
+{
+    if (size == 1) return PEP_OK;
+    int nw = s->word_off[s->n];
+    /* each word was scored by exactly one rank; the others hold -1 there */
+    void *send = rank == 0 ? MPI_IN_PLACE : (void *)s->pred;
+    PEP_CHECK(MPI_Reduce(send, s->pred, nw, MPI_INT, MPI_MAX, 0, comm) == MPI_SUCCESS, PEP_ERR_MPI,
+              "MPI_Reduce of the predictions of %s/%s failed", s->lang, s->split);
     return PEP_OK;
 }

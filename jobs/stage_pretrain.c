@@ -65,8 +65,7 @@ static int run_pretrain(struct pep_stage *stg)
             strcat(langs, names[i]);
         }
         pep_info("pretrain: no tokenizer at %s: training one (%d pieces) on %s", tpath, cfg->model.tokenizer_vocab, langs);
-        const char *root = !strcmp(cfg->data.corpus, "generated") ? "generated" : run->data_root;
-        lrc = pep_tokenizer_train(root, langs, cfg->model.tokenizer_vocab, tpath,
+        lrc = pep_tokenizer_train(cfg, langs, cfg->model.tokenizer_vocab, tpath,
                                   cfg->data.max_sentences > 0 ? cfg->data.max_sentences : 20000, (uint64_t)cfg->run.seed);
     }
     PEP_CALL(pep_mpi_agree(lrc, comm));

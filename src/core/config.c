@@ -68,6 +68,10 @@ static const struct pep_config_key keys[] = {
     KSTR("data.tags", data.tags, "tag set, comma separated"),
     KINT("data.max_sentences", data.max_sentences, 0, 1 << 30, "sentences read per language and split; 0 = all"),
     KBOOL("data.strict_iob2", data.strict_iob2, "strict IOB2 chunking in evaluate (conlleval rules otherwise)"),
+    KSTR("data.path", data.path, "data file template with {lang} and {split}, e.g. /data/ner/{lang}/{split}.txt (relative: under the data root); empty = <root>/ner/wikiann/{lang}/{split}.txt"),
+    KENUM("data.separator", data.separator, "tab|whitespace", "column separator of the data files; the token is the first column, the tag the last, others are ignored"),
+    KENUM("data.scheme", data.scheme, "iob2|iob1|iobes", "tag scheme of the data files; read into the IOB2 tags of data.tags (conlleval's chunks)"),
+    KENUM("data.unknown_types", data.unknown_types, "error|O", "an entity type missing from data.tags: an error listing the types and lines, or read as O (counted per file)"),
 
     KENUM("optim.name", optim.name, "adamw|sgd", "optimizer (outer loop for prime)"),
     KFLT("optim.lr", optim.lr, 0, 100, "peak learning rate"),
@@ -143,6 +147,9 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->data.tags, "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC");
     cfg->data.max_sentences = 0;
     cfg->data.strict_iob2 = 0;
+    strcpy(cfg->data.separator, "tab");
+    strcpy(cfg->data.scheme, "iob2");
+    strcpy(cfg->data.unknown_types, "error");
 
     strcpy(cfg->optim.name, "adamw");
     cfg->optim.lr = 1e-4f;

@@ -63,6 +63,10 @@ struct pep_config {
         char tags[PEP_CFG_STR];       /* tag set, comma separated */
         int max_sentences;            /* per language and split; 0 = all */
         int strict_iob2;              /* bool: strict chunking in evaluate */
+        char path[PEP_CFG_STR];       /* file template with {lang} and {split}; "" = <root>/ner/wikiann/... */
+        char separator[32];           /* tab | whitespace */
+        char scheme[32];              /* iob2 | iob1 | iobes: how the files write tags */
+        char unknown_types[32];       /* error | O */
     } data;
     struct {
         char name[32];        /* adamw | sgd */
