@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "h5call.h"
+#include "mpi_call.h"
 
 #ifndef PEP_GIT_REVISION
 #define PEP_GIT_REVISION "unknown"
@@ -261,22 +262,38 @@ struct pep_ckpt_writer {
     int dfd;         /* this rank's O_DIRECT descriptor of the tmp file, -1: HDF5 writes all data */
     int bfd;         /* buffered descriptor for the unaligned tails of direct-written tensors */
     int wrote_tail;  /* bfd has unsynced data */
+    int data_rc;     /* first failed tensor-data write of this rank (agreed on at commit) */
+    int agreed_fail; /* an agreement of this writer found a failure: every rank knows it */
     void *stage;     /* CK_DIRECT_BUF bytes, CK_DIRECT_ALIGN-aligned */
     char final_path[PEP_CKPT_PATH_MAX];
     char tmp_path[PEP_CKPT_PATH_MAX + 8];
 };
 
-/* Every rank learns whether any rank failed; the failing rank keeps its own message. */
+/* Every rank learns whether any rank failed (pep_mpi_agree: the failing rank keeps its own
+ * message, the others adopt it as "rank R: ..."). */
 static int agree(struct pep_ckpt_writer *w, int rc)
 {
-    int err = rc != PEP_OK;
-    if (MPI_Allreduce(MPI_IN_PLACE, &err, 1, MPI_INT, MPI_MAX, w->comm) != MPI_SUCCESS)
-        return pep_error_set(PEP_ERR_MPI, __FILE__, __LINE__, __func__, "%s: MPI_Allreduce failed", w->tmp_path);
-    if (err && rc == PEP_OK)
-        rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__,
-                           "%s: writing the checkpoint failed on another rank (see that rank's message)",
-                           w->tmp_path);
-    return rc;
+    int r = pep_mpi_agree(rc, w->comm);
+    if (r != PEP_OK) w->agreed_fail = 1;
+    return r;
+}
+
+/* The end of a collective write function. A failure that was agreed on (validation before
+ * the collectives) is agreed again by every rank. Any other failure happened inside a
+ * collective HDF5 step (creating a group, dataset or attribute: e.g. the disk filled up while
+ * HDF5 extended the file) on this rank alone: the other ranks are in, or past, that step and
+ * cannot be told without risking a hang, so the job is stopped with MPI_Abort through
+ * pep_abort. Tensor data writes never get here: they are independent, recorded in data_rc
+ * and agreed on at commit. */
+static int settle(struct pep_ckpt_writer *w, int rc)
+{
+    if (rc != PEP_OK && !w->agreed_fail && w->size > 1)
+        pep_abort(rc,
+                  "%s: a collective step of the checkpoint write failed on rank %d: %s. The job stops (no rank "
+                  "may wait for it); the checkpoints already written are intact: fix the cause (disk space?) and "
+                  "resume with --resume auto",
+                  w->tmp_path, w->rank, pep_error_message());
+    return agree(w, rc);
 }
 
 /* Opens this rank's descriptors for direct-I/O tensor data (the file already exists: H5Fcreate
@@ -369,14 +386,21 @@ int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_write
     hid_t fapl = H5I_INVALID_HID;
     struct pep_ckpt_writer *w = NULL;
     *out = NULL;
+    /* the path is the same on every rank and so is this check; an allocation failure on one
+     * rank is agreed on before the collective H5Fcreate */
     PEP_CHECK(final_path && *final_path && strlen(final_path) < PEP_CKPT_PATH_MAX, PEP_ERR_USAGE,
               "checkpoint path is empty or too long");
-    PEP_ALLOC(w, 1);
+    w = pep_alloc_(sizeof *w, "checkpoint writer", __FILE__, __LINE__, __func__);
+    rc = pep_mpi_agree(w ? PEP_OK : PEP_ERR_NOMEM, comm);
+    if (rc != PEP_OK) {
+        pep_free(w);
+        return rc;
+    }
     w->comm = comm;
     w->file = w->dxpl_coll = w->dxpl_ind = H5I_INVALID_HID;
     w->dfd = w->bfd = -1;
-    MPI_Comm_rank(comm, &w->rank);
-    MPI_Comm_size(comm, &w->size);
+    PEP_CALL_MPI_GOTO(rc, MPI_Comm_rank(comm, &w->rank));
+    PEP_CALL_MPI_GOTO(rc, MPI_Comm_size(comm, &w->size));
     snprintf(w->final_path, sizeof w->final_path, "%s", final_path);
     snprintf(w->tmp_path, sizeof w->tmp_path, "%s.tmp", final_path);
 
@@ -456,9 +480,8 @@ static int write_spec(hid_t root, const struct pep_model_spec *s)
 static int same_on_all_ranks(struct pep_ckpt_writer *w, uint64_t v, int *same)
 {
     uint64_t lo = v, hi = v;
-    if (MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, w->comm) != MPI_SUCCESS ||
-        MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, w->comm) != MPI_SUCCESS)
-        PEP_FAIL(PEP_ERR_MPI, "%s: MPI_Allreduce failed", w->tmp_path);
+    PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, w->comm));
+    PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, w->comm));
     *same = lo == hi;
     return PEP_OK;
 }
@@ -467,9 +490,13 @@ int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_heade
 {
     int rc = PEP_OK;
     hid_t root = H5I_INVALID_HID;
-    PEP_CHECK_GOTO(rc, h && h->stage && *h->stage && h->rng_words <= PEP_CKPT_RNG_MAX && (h->rng_words == 0 || h->rng_state),
-                   PEP_ERR_USAGE, "%s: bad checkpoint header (stage missing or more than %d RNG words)", w->tmp_path,
-                   PEP_CKPT_RNG_MAX);
+    int ok = h && h->stage && *h->stage && h->rng_words <= PEP_CKPT_RNG_MAX && (h->rng_words == 0 || h->rng_state);
+    if (!ok)
+        rc = pep_error_set(PEP_ERR_USAGE, __FILE__, __LINE__, __func__,
+                           "%s: bad checkpoint header (stage missing or more than %d RNG words)", w->tmp_path,
+                           PEP_CKPT_RNG_MAX);
+    /* every collective below runs on all ranks or on none */
+    PEP_CALL_GOTO(rc, agree(w, rc));
     uint64_t hh = bytes_hash(1, h->stage, strlen(h->stage));
     hh = bytes_hash(hh, &h->step, sizeof h->step);
     if (h->config) hh = bytes_hash(hh, h->config, strlen(h->config));
@@ -479,6 +506,7 @@ int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_heade
     PEP_CHECK_GOTO(rc, same, PEP_ERR_INTERNAL,
                    "%s: the checkpoint header (stage, step, config, RNG state) differs between ranks", w->tmp_path);
 
+
     /* one clock for all ranks */
     char created[PEP_CKPT_NAME_MAX] = "";
     if (w->rank == 0) {
@@ -487,7 +515,7 @@ int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_heade
         gmtime_r(&now, &tmv);
         strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     }
-    MPI_Bcast(created, sizeof created, MPI_CHAR, 0, w->comm);
+    PEP_CALL_MPI_GOTO(rc, MPI_Bcast(created, sizeof created, MPI_CHAR, 0, w->comm));
 
     PEP_H5_ID_GOTO(rc, root, H5Gopen2(w->file, "/", H5P_DEFAULT), "cannot open the root group");
     PEP_CALL_GOTO(rc, attr_i32(root, "format_version", PEP_CKPT_FORMAT_VERSION));
@@ -503,7 +531,7 @@ int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_heade
     if (h->spec) PEP_CALL_GOTO(rc, write_spec(root, h->spec));
 cleanup:
     PEP_H5_CLOSE(H5Gclose, root);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 /* Opens `path` as a group, creating it (and its parents) if missing. Collective. */
@@ -527,33 +555,19 @@ cleanup:
     return rc;
 }
 
-/* Creates loc/name as an F32LE tensor of row p's shape with a checksum attribute, then writes
- * it. owner < 0: replicated data, every rank writes its own slab of rows; owner >= 0: only
- * that rank writes. Creation is collective; data goes with independent transfer (legal in
- * parallel HDF5: the contiguous dataset's space is allocated at creation). */
-static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_param *p, const float *data,
-                        uint64_t checksum, int owner)
+/* This rank's share of tensor p's data into the created dataset: owner < 0 its slab of rows,
+ * owner >= 0 everything if it is the owner. Independent (no other rank takes part). */
+static int write_tensor_data(struct pep_ckpt_writer *w, hid_t dset, hid_t fspace, const struct pep_param *p,
+                             const float *data, int owner)
 {
     int rc = PEP_OK;
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-    hsize_t dims[2] = {p->shape[0], p->ndim > 1 ? p->shape[1] : 1};
+    hid_t mspace = H5I_INVALID_HID;
     size_t rowlen = p->ndim > 1 ? p->shape[1] : 1;
-    PEP_H5_ID_GOTO(rc, fspace, H5Screate_simple(p->ndim, dims, NULL), "cannot create a dataspace for %s", p->name);
-    PEP_H5_ID_GOTO(rc, dcpl, H5Pcreate(H5P_DATASET_CREATE), "cannot create a dataset list");
-    PEP_CALL_H5_GOTO(rc, H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "cannot set fill time");
-    PEP_CALL_H5_GOTO(rc, H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "cannot set allocation time");
-    PEP_H5_ID_GOTO(rc, dset, H5Dcreate2(loc, p->name, H5T_IEEE_F32LE, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                   "%s: cannot create dataset %s", w->tmp_path, p->name);
-    PEP_CALL_GOTO(rc, attr_u64(dset, "checksum", checksum));
     if (w->dfd >= 0 && p->numel * sizeof(float) >= CK_DIRECT_MIN) {
         /* contiguous, allocated at creation: the same address on every rank */
         haddr_t addr = H5Dget_offset(dset);
-        if (addr != HADDR_UNDEF && addr % CK_DIRECT_ALIGN == 0) {
-            PEP_CALL_GOTO(rc, write_tensor_direct(w, p, data, (uint64_t)addr, owner));
-            goto cleanup;
-        }
+        if (addr != HADDR_UNDEF && addr % CK_DIRECT_ALIGN == 0) return write_tensor_direct(w, p, data, (uint64_t)addr, owner);
     }
-
     size_t r0 = 0, r1 = 0;
     if (owner < 0) {
         r0 = p->shape[0] * (size_t)w->rank / (size_t)w->size;
@@ -568,7 +582,7 @@ static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_p
     for (size_t b0 = r0; b0 < r1; b0 += per) {
         size_t nr = r1 - b0 < per ? r1 - b0 : per;
         hsize_t count = (hsize_t)(nr * rowlen);
-        hsize_t start[2] = {b0, 0}, cnt[2] = {nr, dims[1]};
+        hsize_t start[2] = {b0, 0}, cnt[2] = {nr, p->ndim > 1 ? p->shape[1] : 1};
         PEP_CALL_H5_GOTO(rc, H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL), "cannot select");
         PEP_H5_ID_GOTO(rc, mspace, H5Screate_simple(1, &count, NULL), "cannot create a dataspace");
         PEP_CALL_H5_GOTO(rc, H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, w->dxpl_ind, data + b0 * rowlen),
@@ -576,9 +590,33 @@ static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_p
         PEP_H5_CLOSE(H5Sclose, mspace);
     }
 cleanup:
+    PEP_H5_CLOSE(H5Sclose, mspace);
+    return rc;
+}
+
+/* Creates loc/name as an F32LE tensor of row p's shape with a checksum attribute, then writes
+ * it. owner < 0: replicated data, every rank writes its own slab of rows; owner >= 0: only
+ * that rank writes. Creation is collective (a failure returns, see settle()); data goes with
+ * independent transfer (legal in parallel HDF5: the contiguous dataset's space is allocated
+ * at creation), and a data failure is only recorded in w->data_rc, so this rank keeps taking
+ * part in the collective creations until the commit agrees on it. */
+static int write_tensor(struct pep_ckpt_writer *w, hid_t loc, const struct pep_param *p, const float *data,
+                        uint64_t checksum, int owner)
+{
+    int rc = PEP_OK;
+    hid_t fspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    hsize_t dims[2] = {p->shape[0], p->ndim > 1 ? p->shape[1] : 1};
+    PEP_H5_ID_GOTO(rc, fspace, H5Screate_simple(p->ndim, dims, NULL), "cannot create a dataspace for %s", p->name);
+    PEP_H5_ID_GOTO(rc, dcpl, H5Pcreate(H5P_DATASET_CREATE), "cannot create a dataset list");
+    PEP_CALL_H5_GOTO(rc, H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "cannot set fill time");
+    PEP_CALL_H5_GOTO(rc, H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "cannot set allocation time");
+    PEP_H5_ID_GOTO(rc, dset, H5Dcreate2(loc, p->name, H5T_IEEE_F32LE, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                   "%s: cannot create dataset %s (disk full?)", w->tmp_path, p->name);
+    PEP_CALL_GOTO(rc, attr_u64(dset, "checksum", checksum));
+    if (w->data_rc == PEP_OK) w->data_rc = write_tensor_data(w, dset, fspace, p, data, owner);
+cleanup:
     PEP_H5_CLOSE(H5Dclose, dset);
     PEP_H5_CLOSE(H5Pclose, dcpl);
-    PEP_H5_CLOSE(H5Sclose, mspace);
     PEP_H5_CLOSE(H5Sclose, fspace);
     return rc;
 }
@@ -591,19 +629,19 @@ static int write_replicated(struct pep_ckpt_writer *w, const struct pep_param_ta
     int rc = PEP_OK;
     uint64_t *sums = NULL, *hi = NULL;
     hid_t g = H5I_INVALID_HID;
-    PEP_CHECK_GOTO(rc, block && t, PEP_ERR_USAGE, "%s: no %s to write", w->tmp_path, what);
-    PEP_ALLOC_GOTO(rc, sums, t->count + 1);
-    PEP_ALLOC_GOTO(rc, hi, t->count + 1);
+    if (!block || !t) rc = pep_error_set(PEP_ERR_USAGE, __FILE__, __LINE__, __func__, "%s: no %s to write", w->tmp_path, what);
+    if (rc == PEP_OK) sums = pep_alloc_((size_t)(t->count + 1) * sizeof *sums, "sums", __FILE__, __LINE__, __func__);
+    if (rc == PEP_OK && sums) hi = pep_alloc_((size_t)(t->count + 1) * sizeof *hi, "hi", __FILE__, __LINE__, __func__);
+    if (rc == PEP_OK && !hi) rc = PEP_ERR_NOMEM;
+    /* a rank that cannot take part must not leave the others in the reductions below */
+    PEP_CALL_GOTO(rc, agree(w, rc));
     for (int i = 0; i < t->count; i++)
         if (groups & PEP_GROUP_BIT(t->rows[i].group))
             sums[i] = pep_ckpt_checksum(block + t->rows[i].offset, t->rows[i].numel);
     memcpy(hi, sums, (size_t)t->count * sizeof *hi);
     /* replicas must agree: a difference means the ranks diverged */
-    if (MPI_Allreduce(MPI_IN_PLACE, sums, t->count, MPI_UINT64_T, MPI_MIN, w->comm) != MPI_SUCCESS ||
-        MPI_Allreduce(MPI_IN_PLACE, hi, t->count, MPI_UINT64_T, MPI_MAX, w->comm) != MPI_SUCCESS) {
-        rc = pep_error_set(PEP_ERR_MPI, __FILE__, __LINE__, __func__, "%s: MPI_Allreduce failed", w->tmp_path);
-        goto cleanup;
-    }
+    PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, t->count, MPI_UINT64_T, MPI_MIN, w->comm));
+    PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, hi, t->count, MPI_UINT64_T, MPI_MAX, w->comm));
     for (int i = 0; i < t->count; i++)
         PEP_CHECK_GOTO(rc, sums[i] == hi[i], PEP_ERR_INTERNAL,
                        "%s: %s %s differ between ranks (the replicas diverged; check the gradient allreduce)",
@@ -629,7 +667,7 @@ cleanup:
 int pep_ckpt_write_params(struct pep_ckpt_writer *w, const struct pep_param_table *table, const float *params,
                           unsigned groups)
 {
-    return agree(w, write_replicated(w, table, params, groups, "", "parameters"));
+    return settle(w, write_replicated(w, table, params, groups, "", "parameters"));
 }
 
 static void groups_string(unsigned groups, char *buf, size_t len)
@@ -656,13 +694,37 @@ int pep_ckpt_write_moments(struct pep_ckpt_writer *w, const struct pep_param_tab
     PEP_CALL_GOTO(rc, write_replicated(w, table, v, groups, "/optimizer/v", "second moments"));
 cleanup:
     PEP_H5_CLOSE(H5Gclose, g);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 static int check_lang(const char *lang)
 {
     size_t n = strnlen(lang, PEP_CKPT_LANG_MAX);
     return n > 0 && n < PEP_CKPT_LANG_MAX && !strchr(lang, '/') && strcmp(lang, ".") != 0;
+}
+
+/* Local checks of a task list, and its hash (languages, owners) to compare across ranks. */
+static int check_tasks(const struct pep_ckpt_writer *w, const struct pep_ckpt_task *tasks, int ntasks, uint64_t *hash)
+{
+    PEP_CHECK(ntasks >= 0 && (ntasks == 0 || tasks), PEP_ERR_USAGE, "%s: bad task list", w->tmp_path);
+    uint64_t lh = bytes_hash(7, &ntasks, sizeof ntasks);
+    for (int i = 0; i < ntasks; i++) {
+        PEP_CHECK(check_lang(tasks[i].lang), PEP_ERR_USAGE,
+                  "%s: task %d has a bad language name '%.*s' (empty, too long or containing '/')", w->tmp_path, i,
+                  PEP_CKPT_LANG_MAX, tasks[i].lang);
+        PEP_CHECK(tasks[i].owner >= 0 && tasks[i].owner < w->size, PEP_ERR_USAGE,
+                  "%s: task %s has owner rank %d, the communicator has %d ranks", w->tmp_path, tasks[i].lang,
+                  tasks[i].owner, w->size);
+        PEP_CHECK(tasks[i].owner != w->rank || tasks[i].state, PEP_ERR_USAGE,
+                  "%s: task %s: the owner rank %d passed no state", w->tmp_path, tasks[i].lang, w->rank);
+        for (int j = 0; j < i; j++)
+            PEP_CHECK(strcmp(tasks[i].lang, tasks[j].lang) != 0, PEP_ERR_USAGE,
+                      "%s: two tasks for language %s (one state per language)", w->tmp_path, tasks[i].lang);
+        lh = bytes_hash(lh, tasks[i].lang, strlen(tasks[i].lang));
+        lh = bytes_hash(lh, &tasks[i].owner, sizeof tasks[i].owner);
+    }
+    *hash = lh;
+    return PEP_OK;
 }
 
 int pep_ckpt_write_tasks(struct pep_ckpt_writer *w, const struct pep_param_table *table, unsigned groups,
@@ -675,34 +737,21 @@ int pep_ckpt_write_tasks(struct pep_ckpt_writer *w, const struct pep_param_table
     hid_t tg = H5I_INVALID_HID, g = H5I_INVALID_HID;
     size_t begin = 0, end = 0;
     int nrows = table->count;
-    PEP_CALL_GOTO(rc, pep_param_table_range(table, groups, &begin, &end));
-    PEP_CHECK_GOTO(rc, ntasks >= 0 && (ntasks == 0 || tasks), PEP_ERR_USAGE, "%s: bad task list", w->tmp_path);
-    /* the same task list on all ranks: the metadata calls below must match */
-    uint64_t lh = bytes_hash(7, &ntasks, sizeof ntasks);
-    for (int i = 0; i < ntasks; i++) {
-        PEP_CHECK_GOTO(rc, check_lang(tasks[i].lang), PEP_ERR_USAGE,
-                       "%s: task %d has a bad language name '%.*s' (empty, too long or containing '/')",
-                       w->tmp_path, i, PEP_CKPT_LANG_MAX, tasks[i].lang);
-        PEP_CHECK_GOTO(rc, tasks[i].owner >= 0 && tasks[i].owner < w->size, PEP_ERR_USAGE,
-                       "%s: task %s has owner rank %d, the communicator has %d ranks", w->tmp_path, tasks[i].lang,
-                       tasks[i].owner, w->size);
-        PEP_CHECK_GOTO(rc, tasks[i].owner != w->rank || tasks[i].state, PEP_ERR_USAGE,
-                       "%s: task %s: the owner rank %d passed no state", w->tmp_path, tasks[i].lang, w->rank);
-        for (int j = 0; j < i; j++)
-            PEP_CHECK_GOTO(rc, strcmp(tasks[i].lang, tasks[j].lang) != 0, PEP_ERR_USAGE,
-                           "%s: two tasks for language %s (one state per language)", w->tmp_path, tasks[i].lang);
-        lh = bytes_hash(lh, tasks[i].lang, strlen(tasks[i].lang));
-        lh = bytes_hash(lh, &tasks[i].owner, sizeof tasks[i].owner);
-    }
+    uint64_t lh = 0;
+    rc = pep_param_table_range(table, groups, &begin, &end);
+    if (rc == PEP_OK) rc = check_tasks(w, tasks, ntasks, &lh);
+    /* a rank whose list is bad must not leave the others in the reductions below */
+    PEP_CALL_GOTO(rc, agree(w, rc));
     int same = 0;
     PEP_CALL_GOTO(rc, same_on_all_ranks(w, lh, &same));
     PEP_CHECK_GOTO(rc, same, PEP_ERR_INTERNAL, "%s: the task list (languages, owners) differs between ranks",
                    w->tmp_path);
 
     /* the owners' scalars and checksums reach every rank: attributes are collective metadata */
-    PEP_ALLOC_GOTO(rc, ints, 2 * (size_t)ntasks + 1);
-    PEP_ALLOC_GOTO(rc, reals, 2 * (size_t)ntasks + 1);
-    PEP_ALLOC_GOTO(rc, sums, (size_t)ntasks * (size_t)nrows + 1);
+    ints = pep_alloc_((2 * (size_t)ntasks + 1) * sizeof *ints, "ints", __FILE__, __LINE__, __func__);
+    reals = pep_alloc_((2 * (size_t)ntasks + 1) * sizeof *reals, "reals", __FILE__, __LINE__, __func__);
+    sums = pep_alloc_(((size_t)ntasks * (size_t)nrows + 1) * sizeof *sums, "sums", __FILE__, __LINE__, __func__);
+    PEP_CALL_GOTO(rc, agree(w, ints && reals && sums ? PEP_OK : PEP_ERR_NOMEM));
     for (int i = 0; i < ntasks; i++) {
         if (tasks[i].owner != w->rank) continue;
         ints[2 * i] = tasks[i].episode;
@@ -714,12 +763,9 @@ int pep_ckpt_write_tasks(struct pep_ckpt_writer *w, const struct pep_param_table
                 sums[(size_t)i * nrows + r] =
                     pep_ckpt_checksum(tasks[i].state + (table->rows[r].offset - begin), table->rows[r].numel);
     }
-    if (MPI_Allreduce(MPI_IN_PLACE, ints, 2 * ntasks, MPI_INT64_T, MPI_SUM, w->comm) != MPI_SUCCESS ||
-        MPI_Allreduce(MPI_IN_PLACE, reals, 2 * ntasks, MPI_DOUBLE, MPI_SUM, w->comm) != MPI_SUCCESS ||
-        MPI_Allreduce(MPI_IN_PLACE, sums, ntasks * nrows, MPI_UINT64_T, MPI_BXOR, w->comm) != MPI_SUCCESS) {
-        rc = pep_error_set(PEP_ERR_MPI, __FILE__, __LINE__, __func__, "%s: MPI_Allreduce failed", w->tmp_path);
-        goto cleanup;
-    }
+    PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, ints, 2 * ntasks, MPI_INT64_T, MPI_SUM, w->comm));
+    PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, reals, 2 * ntasks, MPI_DOUBLE, MPI_SUM, w->comm));
+    PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, ntasks * nrows, MPI_UINT64_T, MPI_BXOR, w->comm));
 
     PEP_CALL_GOTO(rc, ensure_group(w->file, "/tasks", &tg));
     for (int i = 0; i < ntasks; i++) {
@@ -743,7 +789,7 @@ cleanup:
     pep_free(ints);
     pep_free(reals);
     pep_free(sums);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 int pep_ckpt_write_log(struct pep_ckpt_writer *w, const char *name, const double *values, size_t n)
@@ -776,7 +822,7 @@ cleanup:
     PEP_H5_CLOSE(H5Sclose, mspace);
     PEP_H5_CLOSE(H5Sclose, fspace);
     PEP_H5_CLOSE(H5Gclose, lg);
-    return agree(w, rc);
+    return settle(w, rc);
 }
 
 /* fsync a file or folder by path. */
@@ -833,16 +879,10 @@ int pep_ckpt_commit(struct pep_ckpt_writer **wp)
     if (st < 0 && rc == PEP_OK)
         rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "%s: closing the checkpoint failed (disk full?)",
                            w->tmp_path);
+    if (w->data_rc != PEP_OK) rc = w->data_rc; /* its message is still this rank's error */
     rc = agree(w, rc);
-    int rc0 = rc;
-    if (rc == PEP_OK && w->rank == 0) rc0 = finish_rank0(w);
-    MPI_Bcast(&rc0, 1, MPI_INT, 0, w->comm);
-    if (rc == PEP_OK && rc0 != PEP_OK) {
-        if (w->rank != 0)
-            rc = pep_error_set(rc0, __FILE__, __LINE__, __func__, "%s: committing the checkpoint failed on rank 0",
-                               w->final_path);
-        else rc = rc0;
-    }
+    /* rank 0 publishes the file; everyone learns the outcome (with rank 0's message) */
+    if (rc == PEP_OK) rc = agree(w, w->rank == 0 ? finish_rank0(w) : PEP_OK);
     if (rc != PEP_OK && w->rank == 0) unlink(w->tmp_path);
     writer_free(w);
     return rc;
@@ -854,7 +894,9 @@ void pep_ckpt_abort(struct pep_ckpt_writer **wp)
     if (!w) return;
     *wp = NULL;
     PEP_H5_CLOSE(H5Fclose, w->file);
-    MPI_Barrier(w->comm);
+    /* every rank has closed the file before rank 0 removes it; a failed barrier (MPI broken)
+     * must not stop the removal */
+    if (MPI_Barrier(w->comm) != MPI_SUCCESS) pep_warn("%s: MPI_Barrier failed while aborting the write", w->tmp_path);
     if (w->rank == 0) unlink(w->tmp_path);
     writer_free(w);
 }
@@ -1117,7 +1159,13 @@ cleanup:
 
 static int check_sum(struct pep_ckpt_reader *r, hid_t d, const char *path, uint64_t computed)
 {
-    if (!attr_exists(d, "checksum")) return PEP_OK; /* written by another tool */
+    /* every float tensor of every format_version (1 and up) carries one: data without it cannot
+     * be verified, so it is not accepted */
+    PEP_CHECK(attr_exists(d, "checksum"), PEP_ERR_FORMAT,
+              "%s: %s has no checksum attribute, which every peprime checkpoint (format_version 1 and later) "
+              "writes: the file was made or edited by another tool; write it with peprime (import-hf for "
+              "foreign weights) or use an older checkpoint",
+              r->path, path);
     uint64_t stored = 0;
     PEP_CALL(attr_read_num(d, r->path, path, "checksum", H5T_NATIVE_UINT64, &stored));
     PEP_CHECK(stored == computed, PEP_ERR_FORMAT,

@@ -23,7 +23,8 @@
  *
  * Every float tensor carries an attribute `checksum` (uint64, pep_ckpt_checksum() of its
  * little-endian float32 words) so a flipped bit in raw data is detected on read; HDF5's own
- * metadata is checksummed too (superblock v2+ / object header v2, libver >= 1.8).
+ * metadata is checksummed too (superblock v2+ / object header v2, libver >= 1.8). The reader
+ * rejects a float tensor without `checksum` (every format_version wrote them).
  *
  * The file never depends on how many ranks wrote it: replicated state is written as whole
  * tensors (each rank writes a slab of rows), per-task state by the rank that owns the task.

@@ -102,6 +102,28 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return need;
 }
 
+void pep_json_write_string(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    fputc('"', f);
+    while (n > 0) {
+        size_t k = utf8_seq(p, n);
+        if (k == 0) {
+            fputs("\\ufffd", f);
+            k = 1;
+        } else if (*p == '"' || *p == '\\') {
+            fprintf(f, "\\%c", *p);
+        } else if (*p < 0x20) {
+            fprintf(f, "\\u%04x", *p);
+        } else {
+            fwrite(p, 1, k, f);
+        }
+        p += k, n -= k;
+    }
+    fputc('"', f);
+}
+
 static size_t put_utf8(char *out, unsigned cp)
 {
     if (cp < 0x80) {

@@ -1,5 +1,6 @@
 /* A small strict JSON (RFC 8259) reader into a tree, for safetensors headers and Hugging
- * Face config.json files. Not a general JSON library: no writer, no streaming.
+ * Face config.json files, and the one string writer (quoting + escaping) that every JSON
+ * peprime writes goes through. Not a general JSON library: no tree writer, no streaming.
  *
  * Strict means: one value per text (trailing whitespace allowed, nothing else), no comments,
  * no trailing commas, no control characters in strings, valid escapes and UTF-16 surrogate
@@ -10,6 +11,7 @@
 #define PEP_JSON_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define PEP_JSON_MAX_DEPTH 64
@@ -43,6 +45,9 @@ struct pep_json {
  * messages ("model.safetensors header"); `base` is added to byte offsets in messages (the
  * header's position in its file). On success *out is a tree freed with pep_json_free(). */
 int pep_json_parse(const char *text, size_t len, const char *label, size_t base, struct pep_json **out);
+/* Writes `s` to `f` as a JSON string: quoted, '"' and '\\' escaped, control characters as
+ * \u00XX, bytes that are not valid UTF-8 as \ufffd (so any path makes valid JSON). */
+void pep_json_write_string(FILE *f, const char *s);
 /* Reads a whole (small) file and parses it. */
 int pep_json_parse_file(const char *path, struct pep_json **out);
 void pep_json_free(struct pep_json **j);

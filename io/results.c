@@ -6,17 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
-
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
+#include "json.h"
 
 static void json_prf(FILE *f, const struct pep_eval_counts *c)
 {
@@ -36,7 +26,7 @@ static void json_summary(FILE *f, const struct pep_eval_summary *s, const char *
             s->ill_formed_gold, s->ill_formed_pred, indent);
     for (int t = 0; t < s->ntypes; t++) {
         fprintf(f, "%s\n%s    ", t ? "," : "", indent);
-        json_string(f, s->type_names[t]);
+        pep_json_write_string(f, s->type_names[t]);
         fprintf(f, ": {");
         json_prf(f, &s->per_type[t]);
         fprintf(f, "}");
@@ -78,7 +68,7 @@ int pep_results_write_json(const char *path, const struct pep_eval_summary *s, i
             n > 0 && s[0].strict ? "strict-iob2" : "conlleval", run_json && *run_json ? run_json : "{}");
     for (int i = 0; i < n; i++) {
         fprintf(f, "%s\n    ", i ? "," : "");
-        json_string(f, s[i].name);
+        pep_json_write_string(f, s[i].name);
         fprintf(f, ": ");
         json_summary(f, &s[i], "    ");
     }

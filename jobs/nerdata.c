@@ -1,10 +1,12 @@
 /* NER data for the stages (nerdata.h): io/conll reads, src/tokenizer encodes. */
 #include "nerdata.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conll.h"
 #include "core/error.h"
@@ -31,7 +33,7 @@ int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, in
 {
     const char *tok = run->cfg.model.tokenizer;
     *found = 0;
-    pep_run_path(run, tok, path, len);
+    PEP_CALL(pep_run_path(run, tok, path, len));
     if (file_exists(path) || tok[0] == '/') {
         *found = file_exists(path);
         return PEP_OK;
@@ -50,8 +52,37 @@ int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, in
             return PEP_OK;
         }
     }
-    pep_run_path(run, tok, path, len);
+    PEP_CALL(pep_run_path(run, tok, path, len));
     return PEP_OK;
+}
+
+/* Copies src to dst through dst.tmp + rename, so a failed copy (disk full) never leaves a
+ * truncated tokenizer under the name the next stage looks for. */
+static int copy_file(const char *src, const char *dst)
+{
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    FILE *in = fopen(src, "rb"), *o = in ? fopen(tmp, "wb") : NULL;
+    int rc = PEP_OK, err = 0;
+    PEP_CHECK_GOTO(rc, in, PEP_ERR_IO, "cannot read the tokenizer %s to copy it: %s", src, strerror(errno));
+    PEP_CHECK_GOTO(rc, o, PEP_ERR_IO, "cannot create %s (a copy of the tokenizer for the next stage): %s", tmp,
+                   strerror(errno));
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, o) != n) break;
+    err = errno;
+    PEP_CHECK_GOTO(rc, !ferror(in), PEP_ERR_IO, "error reading %s while copying it to %s: %s", src, tmp, strerror(err));
+    PEP_CHECK_GOTO(rc, !ferror(o), PEP_ERR_IO, "error writing %s: %s (disk full?)", tmp, strerror(err));
+    int closed = fclose(o);
+    o = NULL;
+    PEP_CHECK_GOTO(rc, closed == 0, PEP_ERR_IO, "error writing %s: %s (disk full?)", tmp, strerror(errno));
+    PEP_CHECK_GOTO(rc, rename(tmp, dst) == 0, PEP_ERR_IO, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+cleanup:
+    if (in) fclose(in);
+    if (o) fclose(o);
+    if (rc != PEP_OK) unlink(tmp);
+    return rc;
 }
 
 int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
@@ -63,17 +94,14 @@ int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
               "no tokenizer '%s' (model.tokenizer) in run.out = '%s'%s%s: run `peprime pretrain` first (it trains one), "
               "train one with `peprime tokenizer train ... --out FILE`, or set model.tokenizer to its absolute path",
               run->cfg.model.tokenizer, run->out, run->init[0] ? " or beside " : "", run->init[0] ? run->init : "");
-    PEP_CALL(pep_spm_read_file(path, out));
     /* keep a copy in this stage's out dir, so the next stage finds it beside our output */
     char mine[1200];
-    pep_run_path(run, run->cfg.model.tokenizer, mine, sizeof mine);
+    PEP_CALL(pep_run_path(run, run->cfg.model.tokenizer, mine, sizeof mine));
+    PEP_CALL(pep_spm_read_file(path, out));
     if (run->rank == 0 && strcmp(mine, path) != 0 && !file_exists(mine) && run->cfg.model.tokenizer[0] != '/') {
-        FILE *in = fopen(path, "rb"), *o = fopen(mine, "wb");
-        char buf[65536];
-        size_t n;
-        while (in && o && (n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, o);
-        if (in) fclose(in);
-        if (o) fclose(o);
+        int rc = copy_file(path, mine);
+        if (rc != PEP_OK) pep_spm_destroy(out);
+        return rc;
     }
     return PEP_OK;
 }
@@ -175,8 +203,26 @@ int pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, struct p
     return PEP_OK;
 }
 
-int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,
-                     int rank, int size)
+/* The counts of a conlleval accumulator as one array (for the reduction over ranks). */
+#define PEP_EVAL_NCOUNTS ((size_t)8 + 3 * PEP_EVAL_MAX_TYPES)
+static void eval_counts(const struct pep_conlleval *ev, long *v)
+{
+    v[0] = ev->all.gold, v[1] = ev->all.pred, v[2] = ev->all.correct, v[3] = ev->sentences, v[4] = ev->tokens;
+    v[5] = ev->tokens_correct, v[6] = ev->ill_formed_gold, v[7] = ev->ill_formed_pred;
+    for (int t = 0; t < PEP_EVAL_MAX_TYPES; t++)
+        v[8 + 3 * t] = ev->per_type[t].gold, v[9 + 3 * t] = ev->per_type[t].pred, v[10 + 3 * t] = ev->per_type[t].correct;
+}
+
+static void eval_set_counts(struct pep_conlleval *ev, const long *v)
+{
+    ev->all.gold = v[0], ev->all.pred = v[1], ev->all.correct = v[2], ev->sentences = v[3], ev->tokens = v[4];
+    ev->tokens_correct = v[5], ev->ill_formed_gold = v[6], ev->ill_formed_pred = v[7];
+    for (int t = 0; t < PEP_EVAL_MAX_TYPES; t++)
+        ev->per_type[t].gold = v[8 + 3 * t], ev->per_type[t].pred = v[9 + 3 * t], ev->per_type[t].correct = v[10 + 3 * t];
+}
+
+/* This rank's share of pep_nerset_score: batches rank, rank + size, ... added to `ev`. */
+static int score_local(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, int rank, int size)
 {
     int B = m->spec.max_B, K = m->spec.ntags, rc = PEP_OK;
     int o_tag = 0;
@@ -190,15 +236,13 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
     for (int i = 0; i < s->n; i++)
         if (s->word_off[i + 1] - s->word_off[i] > maxw) maxw = s->word_off[i + 1] - s->word_off[i];
     PEP_ALLOC_GOTO(rc, pred, (size_t)maxw);
-    int nbatches = (s->n + B - 1) / B, lrc = PEP_OK;
-    for (int bi = rank; bi < nbatches && lrc == PEP_OK; bi += size) {
+    int nbatches = (s->n + B - 1) / B;
+    for (int bi = rank; bi < nbatches; bi += size) {
         int b0 = bi * B, nb = s->n - b0 < B ? s->n - b0 : B;
         for (int i = 0; i < nb; i++) idx[i] = b0 + i;
-        lrc = pep_nerset_batch(s, idx, nb, &b);
-        if (lrc) break;
+        PEP_CALL_GOTO(rc, pep_nerset_batch(s, idx, nb, &b));
         float loss;
-        lrc = pep_model_forward(m, &b, 0, 0, &loss);
-        if (lrc) break;
+        PEP_CALL_GOTO(rc, pep_model_forward(m, &b, 0, 0, &loss));
         const float *logits = pep_model_logits(m);
         for (int i = 0; i < nb; i++) {
             int sent = b0 + i, w0 = s->word_off[sent], nw = s->word_off[sent + 1] - w0;
@@ -214,31 +258,34 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
                     if (z[k] > z[best]) best = k;
                 pred[w] = best;
             }
-            lrc = pep_conlleval_add(ev, s->gold + w0, pred, nw);
-            if (lrc) break;
+            PEP_CALL_GOTO(rc, pep_conlleval_add(ev, s->gold + w0, pred, nw));
             if (s->pred) memcpy(s->pred + w0, pred, (size_t)nw * sizeof *pred);
         }
     }
-    /* a rank that failed must not leave the others waiting in the reduction below */
-    if (size > 1) lrc = pep_mpi_agree(lrc, comm);
-    PEP_CALL_GOTO(rc, lrc);
-    /* sum the counts over ranks */
-    long v[8 + 3 * PEP_EVAL_MAX_TYPES];
-    v[0] = ev->all.gold, v[1] = ev->all.pred, v[2] = ev->all.correct, v[3] = ev->sentences, v[4] = ev->tokens;
-    v[5] = ev->tokens_correct, v[6] = ev->ill_formed_gold, v[7] = ev->ill_formed_pred;
-    for (int t = 0; t < PEP_EVAL_MAX_TYPES; t++)
-        v[8 + 3 * t] = ev->per_type[t].gold, v[9 + 3 * t] = ev->per_type[t].pred, v[10 + 3 * t] = ev->per_type[t].correct;
-    if (size > 1 && MPI_Allreduce(MPI_IN_PLACE, v, (int)(sizeof v / sizeof v[0]), MPI_LONG, MPI_SUM, comm) != MPI_SUCCESS)
-        PEP_CHECK_GOTO(rc, 0, PEP_ERR_MPI, "MPI_Allreduce of the evaluation counts failed");
-    ev->all.gold = v[0], ev->all.pred = v[1], ev->all.correct = v[2], ev->sentences = v[3], ev->tokens = v[4];
-    ev->tokens_correct = v[5], ev->ill_formed_gold = v[6], ev->ill_formed_pred = v[7];
-    for (int t = 0; t < PEP_EVAL_MAX_TYPES; t++)
-        ev->per_type[t].gold = v[8 + 3 * t], ev->per_type[t].pred = v[9 + 3 * t], ev->per_type[t].correct = v[10 + 3 * t];
 cleanup:
     pep_batch_free(&b);
     pep_free(idx);
     pep_free(pred);
     return rc;
+}
+
+int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,
+                     int rank, int size)
+{
+    long before[PEP_EVAL_NCOUNTS], v[PEP_EVAL_NCOUNTS];
+    eval_counts(ev, before);
+    int lrc = score_local(m, s, ev, rank, size);
+    /* a rank that failed (allocation, forward) must not leave the others waiting in the reduction */
+    if (size > 1) lrc = pep_mpi_agree(lrc, comm);
+    PEP_CALL(lrc);
+    /* sum over ranks what this call added: `ev` may already hold (agreed) counts of other sets,
+     * which must not be summed again */
+    eval_counts(ev, v);
+    for (size_t i = 0; i < PEP_EVAL_NCOUNTS; i++) v[i] -= before[i];
+    if (size > 1) PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, v, (int)PEP_EVAL_NCOUNTS, MPI_LONG, MPI_SUM, comm));
+    for (size_t i = 0; i < PEP_EVAL_NCOUNTS; i++) v[i] += before[i];
+    eval_set_counts(ev, v);
+    return PEP_OK;
 }
 
 int pep_nerset_alloc_pred(struct pep_nerset *s)

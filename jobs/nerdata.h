@@ -38,7 +38,9 @@ void pep_nerset_free(struct pep_nerset *s);
 int pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, struct pep_batch *b);
 /* Tags every word of the set with the model (argmax at its first piece; words cut by
  * truncation count as "O") and adds gold / predicted tags to `ev`. Sentences are sharded
- * over the ranks of comm and the counts summed, so every rank ends with the same `ev`. If
+ * over the ranks of comm and the counts this call adds are summed, so every rank ends with
+ * the same `ev` (which may already hold the counts of other sets: they are not summed
+ * again). A failure on one rank is agreed on before the reduction. If
  * s->pred is set, the predicted tags of the sentences this rank scored are written there
  * (pep_nerset_gather_pred collects the rest). Collective. */
 int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,

@@ -156,10 +156,13 @@ int pep_run_start(struct pep_run *run)
     return PEP_OK;
 }
 
-void pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len)
+int pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len)
 {
-    if (name[0] == '/') snprintf(buf, len, "%s", name);
-    else snprintf(buf, len, "%s/%s", run->out, name);
+    int n = name[0] == '/' ? snprintf(buf, len, "%s", name) : snprintf(buf, len, "%s/%s", run->out, name);
+    PEP_CHECK(n >= 0 && (size_t)n < len, PEP_ERR_USAGE,
+              "the path of '%s' in run.out = '%s' is longer than %zu characters: choose a shorter run.out or name",
+              name, run->out, len - 1);
+    return PEP_OK;
 }
 
 void pep_progress_start(struct pep_progress *p, const char *what, long total)

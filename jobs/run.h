@@ -29,8 +29,9 @@ int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv)
 /* Creates the output folder and writes the resolved config to <out>/config.ini (rank 0), then
  * prints one line naming it with a digest (the whole config with --verbose). */
 int pep_run_start(struct pep_run *run);
-/* Resolves a path relative to run.out unless absolute. */
-void pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len);
+/* Resolves a path relative to run.out unless absolute. PEP_ERR_USAGE if it does not fit in
+ * `len` (never truncated silently). Not collective. */
+int pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len);
 
 /* Preemption: installs SIGTERM / SIGUSR1 handlers; pep_run_stop_requested() turns true once
  * one arrived. */

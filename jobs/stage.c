@@ -2,10 +2,12 @@
 #include "stage.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "core/blas_info.h"
@@ -22,6 +24,12 @@ int pep_series_push(struct pep_series *s, double x)
         s->cap = cap;
     }
     s->v[s->n++] = x;
+    return PEP_OK;
+}
+
+int pep_series_push_row(struct pep_series *s, int n, const double *x)
+{
+    for (int i = 0; i < n; i++) PEP_CALL(pep_series_push(&s[i], x[i]));
     return PEP_OK;
 }
 
@@ -54,7 +62,9 @@ int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **ar
 
 int pep_stage_end(struct pep_stage *st, int rc)
 {
-    if (st->mpi_up) {
+    /* one agreement on the outcome, unless the failure was agreed already: then every rank
+     * is here with it, and a second agreement would be matched by no one */
+    if (st->mpi_up && !(rc != PEP_OK && pep_mpi_failure_agreed())) {
         int agreed = pep_mpi_agree(rc, st->mpi.comm);
         if (agreed != PEP_OK) rc = agreed;
     }
@@ -100,7 +110,8 @@ int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save 
     struct pep_ckpt_writer *w = NULL;
     char *ini = NULL;
     int rc = PEP_OK;
-    PEP_CALL(pep_config_to_ini(&s->run->cfg, &ini));
+    /* a local failure (memory) is agreed on before the collective create */
+    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_config_to_ini(&s->run->cfg, &ini), comm));
     PEP_CALL_GOTO(rc, pep_ckpt_create(path, comm, &w));
     struct pep_ckpt_header h = {.stage = s->stage, .step = s->step, .config = ini, .rng_state = s->rng,
                                 .rng_words = 4, .spec = &s->m->spec};
@@ -121,14 +132,48 @@ cleanup:
     return rc;
 }
 
+/* About the bytes a checkpoint of `s` takes: its float tensors, up to 1 MiB of alignment for
+ * each tensor of 1 MiB or more (io/checkpoint.c aligns them), the log, HDF5's metadata. */
+static double checkpoint_bytes(const struct pep_stage_save *s)
+{
+    const struct pep_param_table *t = &s->m->table;
+    double floats = (double)pep_param_table_group_numel(t, s->groups);
+    if (s->opt && s->opt->m) floats += 2.0 * (double)pep_param_table_group_numel(t, s->opt_groups);
+    floats += (double)s->ntasks * (double)pep_param_table_group_numel(t, s->task_groups);
+    double bytes = 4.0 * floats + (1 << 18);
+    for (int i = 0; i < t->count; i++)
+        if (t->rows[i].numel * sizeof(float) >= (1u << 20)) bytes += 1 << 20;
+    for (int i = 0; i < s->nseries; i++) bytes += 8.0 * (double)s->series[i].n;
+    return bytes;
+}
+
+/* Rank 0: PEP_ERR_IO when the folder has less free space than the checkpoint needs, so a full
+ * disk is a clean error before the write instead of a failure inside it. PEP_CKPT_SPACE_CHECK=0
+ * turns the check off (the fault tests use it to fill the disk during a write). */
+static int check_space(const char *dir, const struct pep_stage_save *s)
+{
+    const char *env = getenv("PEP_CKPT_SPACE_CHECK");
+    if (env && !strcmp(env, "0")) return PEP_OK;
+    struct statvfs vf;
+    PEP_CHECK(statvfs(dir, &vf) == 0, PEP_ERR_IO, "cannot query the free space of %s: %s", dir, strerror(errno));
+    double free_bytes = (double)vf.f_bavail * (double)vf.f_frsize, need = checkpoint_bytes(s);
+    PEP_CHECK(free_bytes >= need, PEP_ERR_IO,
+              "%s has %.1f MB free, the %s checkpoint of step %ld needs about %.1f MB: free space (or set "
+              "checkpoint.dir / checkpoint.keep), then resume with --resume auto; the checkpoints already "
+              "there are intact",
+              dir, free_bytes / 1e6, s->stage, s->step, need / 1e6);
+    return PEP_OK;
+}
+
 static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *path, size_t len)
 {
     char dir[1100];
-    pep_run_path(s->run, s->run->cfg.checkpoint.dir, dir, sizeof dir);
+    PEP_CALL(pep_run_path(s->run, s->run->cfg.checkpoint.dir, dir, sizeof dir));
     int mk = PEP_OK;
     if (s->run->rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
         mk = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot create the checkpoint folder %s: %s", dir,
                            strerror(errno));
+    if (mk == PEP_OK && s->run->rank == 0) mk = check_space(dir, s);
     PEP_CALL(pep_mpi_agree(mk, comm));
     PEP_CALL(pep_ckpt_name(dir, s->stage, s->step, path, len));
     PEP_CALL(pep_stage_save(comm, path, s));
@@ -189,8 +234,8 @@ int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *pa
         return PEP_OK;
     }
     char dir[1100];
-    pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir);
-    PEP_CALL(pep_ckpt_find_latest(dir, stage, 0, path, len, found));
+    PEP_CALL(pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir));
+    PEP_CALL(pep_ckpt_find_latest(dir, stage, 1, path, len, found));
     if (!*found && run->rank == 0) pep_info("%s: --resume auto found no checkpoint in %s; starting fresh", stage, dir);
     return PEP_OK;
 }
@@ -214,12 +259,26 @@ int pep_stage_load_series(const char *path, struct pep_series *series, int nseri
 {
     struct pep_ckpt_reader *r = NULL;
     PEP_CALL(pep_ckpt_open(path, &r));
-    int rc = PEP_OK;
+    int rc = PEP_OK, nlog = 0;
+    PEP_CALL_GOTO(rc, pep_ckpt_log_count(r, &nlog));
     for (int i = 0; i < nseries; i++) {
         double *v = NULL;
         size_t n = 0;
-        PEP_CALL_GOTO(rc, pep_ckpt_read_log(r, series[i].name, &v, &n));
+        int has = 0;
+        for (int j = 0; j < nlog && !has; j++) {
+            char name[64];
+            PEP_CALL_GOTO(rc, pep_ckpt_log_name(r, j, name, sizeof name));
+            has = !strcmp(name, series[i].name);
+        }
         series[i].n = 0;
+        if (!has) {
+            /* a series this version logs that an older checkpoint lacks: NaN for its steps */
+            PEP_CHECK_GOTO(rc, i > 0, PEP_ERR_FORMAT, "%s: no /log/%s series to resume from", path, series[i].name);
+            for (size_t j = 0; j < series[0].n && rc == PEP_OK; j++) rc = pep_series_push(&series[i], NAN);
+            if (rc) goto cleanup;
+            continue;
+        }
+        PEP_CALL_GOTO(rc, pep_ckpt_read_log(r, series[i].name, &v, &n));
         for (size_t j = 0; j < n && rc == PEP_OK; j++) rc = pep_series_push(&series[i], v[j]);
         pep_free(v);
         if (rc) goto cleanup;

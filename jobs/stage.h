@@ -19,6 +19,8 @@ struct pep_series {
     size_t n, cap;
 };
 int pep_series_push(struct pep_series *s, double x);
+/* One value onto each of s[0..n): a step's row of the log. */
+int pep_series_push_row(struct pep_series *s, int n, const double *x);
 void pep_series_free(struct pep_series *s);
 
 struct pep_stage {
@@ -64,15 +66,18 @@ int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s);
 /* The end of a stage: the last checkpoint into <out>/checkpoints, then the same file linked
  * (atomically) to `final_path`, e.g. <out>/primed.h5. Collective. */
 int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stage_save *s);
-/* --resume: finds the checkpoint to continue from (auto: newest valid in <out>/checkpoints;
- * none; or a path). *found = 0 when starting fresh. */
+/* --resume: finds the checkpoint to continue from (auto: the newest in <out>/checkpoints that
+ * opens and whose every tensor matches its checksum, damaged newer ones skipped with a
+ * warning; none; or a path). *found = 0 when starting fresh. Not collective (every rank
+ * looks for itself). */
 int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *path, size_t len, int *found);
 /* Restores a stage from checkpoint `path`: the parameters of `groups`, the optimizer's
  * moments and step count (its own range), the completed step (*start) and the /log series.
  * Not collective: every rank reads the file; agree on the result afterwards. */
 int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned groups, struct pep_optim *opt,
                            struct pep_series *series, int nseries, long *start);
-/* Reads the series back from a checkpoint's /log. */
+/* Reads the series back from a checkpoint's /log. series[0] must be there; a later series
+ * missing from an older checkpoint gets NaN for each of series[0]'s steps. */
 int pep_stage_load_series(const char *path, struct pep_series *series, int nseries);
 
 #endif

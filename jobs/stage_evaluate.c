@@ -10,12 +10,30 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "json.h"
 #include "jobs.h"
 #include "nerdata.h"
 #include "results.h"
 #include "stage.h"
 
 #define MAX_TARGETS 64
+
+/* The "run" object of results.json; every string escaped (a path may hold any byte). */
+static int run_json_text(const struct pep_run *run, char **out)
+{
+    size_t len = 0;
+    FILE *f = open_memstream(out, &len);
+    PEP_CHECK(f, PEP_ERR_NOMEM, "out of memory formatting results.json");
+    fputs("{\"stage\": \"evaluate\", \"model\": ", f);
+    pep_json_write_string(f, run->model);
+    fputs(", \"pe_method\": ", f);
+    pep_json_write_string(f, run->cfg.pe.method);
+    fputs(", \"source\": ", f);
+    pep_json_write_string(f, run->cfg.data.source);
+    fprintf(f, ", \"seed\": %d}", run->cfg.run.seed);
+    PEP_CHECK(fclose(f) == 0, PEP_ERR_NOMEM, "out of memory formatting results.json");
+    return PEP_OK;
+}
 
 static int run_evaluate(struct pep_stage *stg)
 {
@@ -27,6 +45,7 @@ static int run_evaluate(struct pep_stage *stg)
     struct pep_model *m = NULL;
     struct pep_conlleval *ev = NULL;
     struct pep_eval_summary *sum = NULL;
+    char *run_json = NULL;
     char tags[64][32];
     const char *tagp[64];
     int ntags, ntgt = pep_list_count(cfg->data.targets);
@@ -76,21 +95,20 @@ static int run_evaluate(struct pep_stage *stg)
         pep_conlleval_summary(ev, lang, &sum[i]);
     }
     if (rank == 0) {
-        char table[16384], path[1200], run_json[2048];
+        char table[16384], path[1200];
         PEP_CALL_GOTO(rc, pep_eval_format_table(sum, ntgt, table, sizeof table));
         pep_info("evaluate: zero-shot entity F1 (%s chunking) of %s on the test splits, %.1f s\n%s",
                  cfg->data.strict_iob2 ? "strict IOB2" : "conlleval", run->model, pep_now_s() - t0, table);
-        snprintf(run_json, sizeof run_json,
-                 "{\"stage\": \"evaluate\", \"model\": \"%s\", \"pe_method\": \"%s\", \"source\": \"%s\", \"seed\": %d}",
-                 run->model, cfg->pe.method, cfg->data.source, cfg->run.seed);
-        pep_run_path(run, "results.json", path, sizeof path);
+        PEP_CALL_GOTO(rc, run_json_text(run, &run_json));
+        PEP_CALL_GOTO(rc, pep_run_path(run, "results.json", path, sizeof path));
         PEP_CALL_GOTO(rc, pep_results_write_json(path, sum, ntgt, run_json));
-        pep_run_path(run, "results.csv", path, sizeof path);
+        PEP_CALL_GOTO(rc, pep_run_path(run, "results.csv", path, sizeof path));
         PEP_CALL_GOTO(rc, pep_results_write_csv(path, sum, ntgt));
         pep_info("evaluate: results in %s/results.json and results.csv, predictions in %s/<lang>.conll", run->out,
                  pred_dir);
     }
 cleanup:
+    free(run_json);
     pep_free(sum);
     pep_conlleval_destroy(&ev);
     pep_model_destroy(&m);

@@ -14,6 +14,7 @@
 #include "stage.h"
 
 #define MAX_SRC 16
+#define NSERIES 6
 
 /* PE + head initialisation from the --init checkpoint, per pe.init. */
 static int init_pe(const struct pep_run *run, struct pep_model *m, unsigned trainable)
@@ -63,7 +64,8 @@ static int run_finetune(struct pep_stage *stg)
     int *idx = NULL;
     struct pep_batch b = {0};
     float *best = NULL;
-    struct pep_series series[4] = {{.name = "step"}, {.name = "loss"}, {.name = "dev_f1"}, {.name = "wall_time"}};
+    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "dev_f1"},
+                                         {.name = "wall_time"}, {.name = "tokens"}, {.name = "tokens_per_s"}};
     memset(train, 0, sizeof train);
     memset(dev, 0, sizeof dev);
     PEP_CHECK(nsrc >= 1 && nsrc <= MAX_SRC, PEP_ERR_USAGE, "data.source must list 1 to %d languages", MAX_SRC);
@@ -115,7 +117,7 @@ static int run_finetune(struct pep_stage *stg)
     int found = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "finetune", rpath, sizeof rpath, &found));
     if (found) {
-        lrc = pep_stage_resume_state(rpath, m, trainable, &opt, series, 4, &start);
+        lrc = pep_stage_resume_state(rpath, m, trainable, &opt, series, NSERIES, &start);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         for (size_t i = 0; i < series[2].n; i++)
             if (series[2].v[i] > best_f1) best_f1 = series[2].v[i];
@@ -132,9 +134,13 @@ static int run_finetune(struct pep_stage *stg)
     int win = 0;
     long step = start;
     struct pep_stage_save sv = {.stage = "finetune", .run = run, .m = m, .groups = trainable, .opt = &opt,
-                                .opt_groups = trainable, .series = series, .nseries = 4,
+                                .opt_groups = trainable, .series = series, .nseries = NSERIES,
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
     int eval_every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : cfg->optim.steps;
+    /* a step's time runs from the previous step's log entry to the end of its optimizer step
+     * (a dev evaluation is not part of it), so outside evaluation steps /log/wall_time's
+     * differences are the step times and tokens_per_s * step time = tokens */
+    double t_prev = pep_now_s();
     for (; step < cfg->optim.steps; step++) {
         /* the global batch is a function of (seed, step): one source language (by data size),
          * then GB of its sentences; rank r takes its slice */
@@ -153,7 +159,7 @@ static int run_finetune(struct pep_stage *stg)
             if (lrc == PEP_OK) lrc = pep_model_forward(m, &b, 1, pep_splitmix64((uint64_t)cfg->run.seed * 31 + (uint64_t)step), &loss);
             if (lrc == PEP_OK) lrc = pep_model_backward(m, trainable);
             sums[0] = (double)loss * (hi - lo);
-            sums[1] = pep_batch_tokens(&b);
+            sums[1] = (double)pep_batch_tokens(&b);
         }
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         /* each rank's gradient is the mean over its slice: weight by the slice, sum over ranks */
@@ -164,11 +170,12 @@ static int run_finetune(struct pep_stage *stg)
         }
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm));
         PEP_CALL_GOTO(rc, pep_optim_step(&opt, m->params, m->grads, NULL));
+        /* the step's time, before the dev evaluation below (not a training cost) */
+        double t_done = pep_now_s();
         loss_win += sums[0] / GB;
         tok_win += sums[1];
         win++;
-        pep_series_push(&series[0], (double)(step + 1));
-        pep_series_push(&series[1], sums[0] / GB);
+        double f1_logged = -1.0;
         if ((step + 1) % eval_every == 0 || step + 1 == cfg->optim.steps) {
             pep_conlleval_reset(ev);
             for (int i = 0; i < nsrc; i++) PEP_CALL_GOTO(rc, pep_nerset_score(m, &dev[i], ev, comm, rank, size));
@@ -176,17 +183,19 @@ static int run_finetune(struct pep_stage *stg)
             pep_conlleval_summary(ev, "dev", &sm);
             double p, rcl, f1;
             pep_eval_prf(&sm.all, &p, &rcl, &f1);
-            pep_series_push(&series[2], f1);
+            f1_logged = f1;
             if (f1 > best_f1) {
                 best_f1 = f1;
                 memcpy(best, m->params + tb, (te - tb) * sizeof(float));
             }
             if (rank == 0) pep_info("finetune step %ld: %s dev entity F1 %.2f (best %.2f)", step + 1, cfg->data.source,
                                     100 * f1, 100 * best_f1);
-        } else {
-            pep_series_push(&series[2], -1.0);
         }
-        pep_series_push(&series[3], pep_now_s() - t0);
+        /* a rank out of memory for its log must not leave the others in the next collective */
+        double row[NSERIES] = {(double)(step + 1), sums[0] / GB, f1_logged, pep_now_s() - t0, sums[1],
+                               sums[1] / (t_done - t_prev)};
+        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
+        t_prev = pep_now_s();
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
             loss_win = tok_win = 0;
@@ -198,7 +207,7 @@ static int run_finetune(struct pep_stage *stg)
     memcpy(m->params + tb, best, (te - tb) * sizeof(float));
     sv.step = step, sv.rng[1] = (uint64_t)step, sv.groups = PEP_GROUPS_ALL;
     char path[1200];
-    pep_run_path(run, "adapted.h5", path, sizeof path);
+    PEP_CALL_GOTO(rc, pep_run_path(run, "adapted.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0)
         pep_info("finetune: %ld steps in %.1f s; best %s dev F1 %.2f; adapted model written to %s", step - start,
@@ -208,7 +217,7 @@ cleanup:
         pep_nerset_free(&train[i]);
         pep_nerset_free(&dev[i]);
     }
-    for (int i = 0; i < 4; i++) pep_series_free(&series[i]);
+    for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
     pep_batch_free(&b);
     pep_free(idx);
     pep_free(best);

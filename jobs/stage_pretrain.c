@@ -16,6 +16,7 @@
 #include "stage.h"
 
 #define MAX_LANGS 128
+#define NSERIES 5
 
 /* The pretraining languages: data.pretrain_languages, else languages + source + targets. */
 static int pretrain_langs(const struct pep_config *cfg, char names[][32], int *n)
@@ -51,7 +52,8 @@ static int run_pretrain(struct pep_stage *stg)
     char names[MAX_LANGS][32];
     int nlang = 0, *idx = NULL;
     struct pep_batch b = {0};
-    struct pep_series series[4] = {{.name = "step"}, {.name = "loss"}, {.name = "tokens_per_s"}, {.name = "wall_time"}};
+    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},  {.name = "tokens_per_s"},
+                                         {.name = "wall_time"}, {.name = "tokens"}};
     memset(sets, 0, sizeof sets);
     PEP_CALL(pretrain_langs(cfg, names, &nlang));
     /* no tokenizer yet: train one on the pretraining languages (rank 0), then everyone loads it */
@@ -100,7 +102,7 @@ static int run_pretrain(struct pep_stage *stg)
     int found = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "pretrain", rpath, sizeof rpath, &found));
     if (found) {
-        lrc = pep_stage_resume_state(rpath, m, PEP_GROUPS_ALL, &opt, series, 4, &start);
+        lrc = pep_stage_resume_state(rpath, m, PEP_GROUPS_ALL, &opt, series, NSERIES, &start);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         if (rank == 0) pep_info("pretrain: resumed from %s at step %ld", rpath, start);
     }
@@ -113,8 +115,11 @@ static int run_pretrain(struct pep_stage *stg)
     int win = 0;
     long step = start;
     struct pep_stage_save sv = {.stage = "pretrain", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
-                                .opt_groups = PEP_GROUPS_ALL, .series = series, .nseries = 4,
+                                .opt_groups = PEP_GROUPS_ALL, .series = series, .nseries = NSERIES,
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+    /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
+     * differences are the step times and tokens_per_s * step time = tokens */
+    double t_prev = pep_now_s();
     for (; step < cfg->optim.steps; step++) {
         /* one language per step (by data size), GB of its sentences; rank r takes its slice */
         struct pep_rng r;
@@ -149,17 +154,18 @@ static int run_pretrain(struct pep_stage *stg)
         lrc = pep_optim_step(&opt, m->params, m->grads, NULL);
         if (lrc) {
             pep_error_clear();
-            PEP_FAIL(PEP_ERR_NUMERIC, "non-finite gradient at pretraining step %ld: lower optim.lr or raise optim.warmup",
-                     step + 1);
+            PEP_CHECK_GOTO(rc, 0, PEP_ERR_NUMERIC,
+                           "non-finite gradient at pretraining step %ld: lower optim.lr or raise optim.warmup", step + 1);
         }
         double loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
         loss_win += loss;
         tok_win += sums[2];
         win++;
-        pep_series_push(&series[0], (double)(step + 1));
-        pep_series_push(&series[1], loss);
-        pep_series_push(&series[2], sums[2] / (pep_now_s() - prog.last + 1e-9));
-        pep_series_push(&series[3], pep_now_s() - t0);
+        double now = pep_now_s();
+        /* a rank out of memory for its log must not leave the others in the next collective */
+        double row[NSERIES] = {(double)(step + 1), loss, sums[2] / (now - t_prev), now - t0, sums[2]};
+        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
+        t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
             loss_win = tok_win = 0;
@@ -169,13 +175,13 @@ static int run_pretrain(struct pep_stage *stg)
     }
     sv.step = step, sv.rng[1] = (uint64_t)step;
     char path[1200];
-    pep_run_path(run, "base.h5", path, sizeof path);
+    PEP_CALL_GOTO(rc, pep_run_path(run, "base.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0)
         pep_info("pretrain: %ld steps in %.1f s; base model written to %s", step - start, pep_now_s() - t0, path);
 cleanup:
     for (int i = 0; i < MAX_LANGS; i++) pep_nerset_free(&sets[i]);
-    for (int i = 0; i < 4; i++) pep_series_free(&series[i]);
+    for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
     pep_batch_free(&b);
     pep_free(idx);
     pep_optim_fini(&opt);

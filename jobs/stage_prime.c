@@ -18,6 +18,7 @@
 #include "stage.h"
 
 #define MAX_LANGS 128
+#define NSERIES 6
 
 struct lang_state {
     int owner;          /* rank that ran this language's latest episode, -1 if none yet */
@@ -101,8 +102,8 @@ static int run_prime(struct pep_stage *stg)
     struct pep_batch bs = {0}, bq = {0};
     double *stats = NULL; /* [query sum, support sum, tokens, per language: support, query] */
     struct pep_ckpt_task *tasks = NULL;
-    struct pep_series series[5] = {{.name = "step"}, {.name = "meta_loss"}, {.name = "support_loss"},
-                                   {.name = "tokens_per_s"}, {.name = "wall_time"}};
+    struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "meta_loss"}, {.name = "support_loss"},
+                                         {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"}};
     memset(sets, 0, sizeof sets);
     memset(ls, 0, sizeof ls);
     PEP_CHECK(nlang >= 1 && nlang <= MAX_LANGS, PEP_ERR_USAGE,
@@ -180,23 +181,36 @@ static int run_prime(struct pep_stage *stg)
         if (lrc == PEP_OK) {
             opt.t = (long)t;
             start = (long)pep_ckpt_info(r)->step;
-            /* per-task states come back to the ranks that own their language now */
-            for (int i = 0; i < nlang && lrc == PEP_OK; i++) {
+            /* per-task states come back to the ranks that own their language now; a language the
+             * file has must read back, or the resumed run would silently restart it fresh */
+            int n = 0;
+            lrc = pep_ckpt_task_count(r, &n);
+            for (int i = 0; i < nlang && lrc == PEP_OK && n > 0; i++) {
                 struct pep_ckpt_task_info ti;
-                int n = 0;
-                lrc = pep_ckpt_task_count(r, &n);
-                if (lrc || n == 0) break;
-                if (pep_ckpt_read_task(r, names[i], &m->table, task_groups, ls[i].state, &ti) == PEP_OK) {
-                    ls[i].owner = i % size;
-                    ls[i].episode = ti.episode, ls[i].step = ti.step;
-                    ls[i].support_loss = ti.support_loss, ls[i].query_loss = ti.query_loss;
-                } else {
-                    pep_error_clear();
+                int has = 0;
+                for (int j = 0; j < n && lrc == PEP_OK && !has; j++) {
+                    lrc = pep_ckpt_task_info(r, j, &ti);
+                    has = lrc == PEP_OK && !strcmp(ti.lang, names[i]);
                 }
+                if (lrc || !has) continue; /* not drawn before this checkpoint: starts fresh */
+                lrc = pep_ckpt_read_task(r, names[i], &m->table, task_groups, ls[i].state, &ti);
+                if (lrc) {
+                    char msg[1024];
+                    snprintf(msg, sizeof msg, "%s", pep_error_message());
+                    pep_error_clear();
+                    lrc = pep_error_set(lrc, __FILE__, __LINE__, __func__,
+                                        "cannot resume the task state /tasks/%s of %s: %s; resume from an older "
+                                        "checkpoint with --resume PATH (or delete this one)",
+                                        names[i], rpath, msg);
+                    break;
+                }
+                ls[i].owner = i % size;
+                ls[i].episode = ti.episode, ls[i].step = ti.step;
+                ls[i].support_loss = ti.support_loss, ls[i].query_loss = ti.query_loss;
             }
         }
         pep_ckpt_close(&r);
-        if (lrc == PEP_OK) lrc = pep_stage_load_series(rpath, series, 5);
+        if (lrc == PEP_OK) lrc = pep_stage_load_series(rpath, series, NSERIES);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         if (rank == 0) pep_info("prime: resumed from %s at meta-step %ld", rpath, start);
     }
@@ -210,6 +224,7 @@ static int run_prime(struct pep_stage *stg)
     struct pep_task_range tr;
     PEP_CALL_GOTO(rc, pep_partition_range(rank, size, M, &tr));
     size_t nstats = 3 + 2 * (size_t)nlang;
+    int last_task[MAX_LANGS]; /* per language: the meta-batch's last task of it, -1 if none */
     PEP_ALLOC_GOTO(rc, stats, nstats);
     struct pep_progress prog;
     pep_progress_start(&prog, "prime", cfg->optim.steps);
@@ -218,10 +233,21 @@ static int run_prime(struct pep_stage *stg)
     long step = start;
     struct pep_stage_save sv = {.stage = "prime", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
                                 .opt_groups = update_groups, .tasks = tasks, .task_groups = task_groups,
-                                .series = series, .nseries = 5, .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+                                .series = series, .nseries = NSERIES, .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+    /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
+     * differences are the step times and tokens_per_s * step time = tokens */
+    double t_prev = pep_now_s();
     for (; step < cfg->optim.steps; step++) {
         memset(stats, 0, nstats * sizeof *stats);
         pep_maml_zero(mm);
+        /* every rank knows which task draws which language: the last task of a language is the
+         * episode whose state /tasks keeps (its owner runs it last), so only it reports losses */
+        for (int l = 0; l < nlang; l++) last_task[l] = -1;
+        for (int t = 0; t < M; t++) {
+            int l;
+            pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
+            last_task[l] = t;
+        }
         int trc = PEP_OK;
         for (int i = 0; i < tr.count && trc == PEP_OK; i++) {
             int t = pep_task_range_task(&tr, i), l;
@@ -241,16 +267,17 @@ static int run_prime(struct pep_stage *stg)
             stats[0] += res.query_loss;
             stats[1] += res.support_loss;
             stats[2] += (double)(pep_batch_tokens(&bs) + pep_batch_tokens(&bq));
-            stats[3 + 2 * l] = res.support_loss;
-            stats[4 + 2 * l] = res.query_loss;
+            if (t == last_task[l]) { /* one rank contributes each language's losses: the sum is that one */
+                stats[3 + 2 * l] = res.support_loss;
+                stats[4 + 2 * l] = res.query_loss;
+            }
         }
         PEP_CALL_GOTO(rc, pep_mpi_agree(trc, comm));
         /* every rank knows which task ran which language, so ownership needs no message */
-        for (int t = 0; t < M; t++) {
-            int l;
-            pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
-            ls[l].owner = pep_partition_owner(t, size);
-            ls[l].episode = (int64_t)step * M + t;
+        for (int l = 0; l < nlang; l++) {
+            if (last_task[l] < 0) continue;
+            ls[l].owner = pep_partition_owner(last_task[l], size);
+            ls[l].episode = (int64_t)step * M + last_task[l];
             ls[l].step = step + 1;
         }
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, stats, (int)nstats, MPI_DOUBLE, MPI_SUM, comm));
@@ -262,11 +289,12 @@ static int run_prime(struct pep_stage *stg)
         loss_window += meta_loss;
         tokens_window += stats[2];
         window++;
-        pep_series_push(&series[0], (double)(step + 1));
-        pep_series_push(&series[1], meta_loss);
-        pep_series_push(&series[2], stats[1] / M);
-        pep_series_push(&series[3], stats[2] / (pep_now_s() - prog.last + 1e-9));
-        pep_series_push(&series[4], pep_now_s() - t_start);
+        double now = pep_now_s();
+        /* a rank out of memory for its log must not leave the others in the next collective */
+        double row[NSERIES] = {(double)(step + 1), meta_loss, stats[1] / M, stats[2] / (now - t_prev), now - t_start,
+                               stats[2]};
+        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
+        t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             char extra[64];
             snprintf(extra, sizeof extra, "grad norm %.3g", gnorm);
@@ -283,7 +311,7 @@ static int run_prime(struct pep_stage *stg)
     sv.ntasks += fill_starts(tasks + sv.ntasks, ls, names, nlang, rank, start);
     sv.step = step, sv.rng[1] = (uint64_t)step;
     char path[1200];
-    pep_run_path(run, "primed.h5", path, sizeof path);
+    PEP_CALL_GOTO(rc, pep_run_path(run, "primed.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0) {
         double wall = pep_now_s() - t_start;
@@ -304,7 +332,7 @@ cleanup:
         pep_free(ls[i].state);
         pep_free(ls[i].start);
     }
-    for (int i = 0; i < 5; i++) pep_series_free(&series[i]);
+    for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
     pep_optim_fini(&opt);
     pep_maml_destroy(&mm);
     pep_model_destroy(&m);

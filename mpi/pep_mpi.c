@@ -17,14 +17,6 @@ static size_t chunk_elems = PEP_MPI_DEFAULT_CHUNK;
 static int hook_rank;
 static int hook_size = 1;
 
-int pep_mpi_error_(int mpi_rc, const char *call, const char *file, int line, const char *func)
-{
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(mpi_rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "error code %d", mpi_rc);
-    return pep_error_set(PEP_ERR_MPI, file, line, func, "%s failed: %s", call, text);
-}
-
 static int mpi_is_live(void)
 {
     int started = 0, finished = 0;
@@ -80,7 +72,21 @@ int pep_mpi_init(int *argc, char ***argv, struct pep_mpi_ctx *ctx)
         PEP_CHECK(rc == MPI_SUCCESS, PEP_ERR_MPI,
                   "MPI_Init_thread failed (code %d): start peprime with mpirun/srun, or check "
                   "the Open MPI installation", rc);
+        if (provided < MPI_THREAD_FUNNELED) {
+            /* the same library on every rank: all ranks stop here */
+            MPI_Finalize();
+            PEP_FAIL(PEP_ERR_MPI,
+                     "the MPI library provides thread level %d, below MPI_THREAD_FUNNELED (%d) that peprime "
+                     "needs beside OpenBLAS's threads: use an MPI built with thread support (Debian's Open MPI is)",
+                     provided, MPI_THREAD_FUNNELED);
+        }
         ctx->owns_mpi = 1;
+    } else {
+        int provided = 0;
+        PEP_CHECK(MPI_Query_thread(&provided) == MPI_SUCCESS && provided >= MPI_THREAD_FUNNELED, PEP_ERR_MPI,
+                  "MPI was initialised with thread level %d, below MPI_THREAD_FUNNELED (%d) that peprime needs "
+                  "beside OpenBLAS's threads: call MPI_Init_thread with MPI_THREAD_FUNNELED", provided,
+                  MPI_THREAD_FUNNELED);
     }
     PEP_CALL_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     PEP_CALL_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &ctx->comm));
@@ -195,33 +201,6 @@ int pep_mpi_reduce_grad(float *g, size_t n, void *ud)
     if (ctx->ordered) PEP_CALL(pep_mpi_allreduce_sum_ordered(g, n, ctx->comm));
     else PEP_CALL(pep_mpi_allreduce_sum(g, n, ctx->comm));
     return PEP_OK;
-}
-
-int pep_mpi_agree(int local_status, MPI_Comm comm)
-{
-    int rank;
-    PEP_CALL_MPI(MPI_Comm_rank(comm, &rank));
-    /* MPI_MAXLOC: the largest status, and the lowest rank holding it */
-    struct {
-        int status;
-        int rank;
-    } mine = {local_status, rank}, worst = {PEP_OK, 0};
-    PEP_CALL_MPI(MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MAXLOC, comm));
-    if (worst.status == PEP_OK) return PEP_OK;
-    char msg[2048];
-    memset(msg, 0, sizeof msg);
-    if (rank == worst.rank) {
-        const char *own = pep_error_code() != PEP_OK ? pep_error_message() : "";
-        snprintf(msg, sizeof msg, "%s", *own ? own : pep_status_name(worst.status));
-    }
-    PEP_CALL_MPI(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, worst.rank, comm));
-    msg[sizeof msg - 1] = '\0';
-    if (local_status == PEP_OK) {
-        /* this rank was fine: adopt the failing rank's message as its own error */
-        pep_error_clear();
-        pep_error_set(worst.status, __FILE__, __LINE__, __func__, "rank %d: %s", worst.rank, msg);
-    }
-    return worst.status;
 }
 
 int pep_mpi_task_range(MPI_Comm comm, int m, struct pep_task_range *out)

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/partition.h"
+#include "mpi_call.h"
 
 struct pep_mpi_ctx {
     MPI_Comm comm;        /* a duplicate of MPI_COMM_WORLD, errors returned (MPI_ERRORS_RETURN) */
@@ -20,27 +21,6 @@ struct pep_mpi_ctx {
     int ordered;          /* pep_mpi_reduce_grad uses the rank-ordered sum (bitwise reproducible) */
     char host[MPI_MAX_PROCESSOR_NAME];
 };
-
-/* Records an MPI failure: PEP_ERR_MPI with MPI_Error_string's text and the failing call. */
-int pep_mpi_error_(int mpi_rc, const char *call, const char *file, int line, const char *func);
-
-/* Return PEP_ERR_MPI (with MPI's own message and file:line) if the MPI call fails. Needs the
- * communicator's error handler to be MPI_ERRORS_RETURN (pep_mpi_init sets it on
- * MPI_COMM_WORLD and ctx->comm), otherwise MPI aborts before the macro sees the code. */
-#define PEP_CALL_MPI(expr)                                                              \
-    do {                                                                                \
-        int pep_mpi_rc_ = (expr);                                                       \
-        if (pep_mpi_rc_ != MPI_SUCCESS)                                                 \
-            return pep_mpi_error_(pep_mpi_rc_, #expr, __FILE__, __LINE__, __func__);    \
-    } while (0)
-#define PEP_CALL_MPI_GOTO(rc, expr)                                                     \
-    do {                                                                                \
-        int pep_mpi_rc_ = (expr);                                                       \
-        if (pep_mpi_rc_ != MPI_SUCCESS) {                                               \
-            (rc) = pep_mpi_error_(pep_mpi_rc_, #expr, __FILE__, __LINE__, __func__);    \
-            goto cleanup;                                                               \
-        }                                                                               \
-    } while (0)
 
 /* Collective over MPI_COMM_WORLD. Initialises MPI (unless the caller already did: then
  * finalize leaves it alone), duplicates MPI_COMM_WORLD into ctx->comm, sets MPI_ERRORS_RETURN
@@ -76,14 +56,6 @@ int pep_mpi_allreduce_sum_ordered(float *buf, size_t n, MPI_Comm comm);
 /* Collective over ((struct pep_mpi_ctx *)ud)->comm: the gradient-reduction callback that
  * src/ takes (int (*)(float *g, size_t n, void *ud)); ordered sum if ctx->ordered. */
 int pep_mpi_reduce_grad(float *g, size_t n, void *ud);
-
-/* Collective. Agreement on a status that only some ranks may have failed (every rank then takes the same branch):
- * returns the largest status of all ranks (PEP_OK if every rank passed PEP_OK). When it is
- * not PEP_OK, the lowest rank with that status broadcasts its pep_error_message() and every
- * other rank records it as its own error ("rank R: <message>"), so all ranks can report and
- * stop the same way. The failing rank keeps its own error record untouched. Returns
- * PEP_ERR_MPI if the agreement itself fails. */
-int pep_mpi_agree(int local_status, MPI_Comm comm);
 
 /* Local. The tasks of the calling rank in a meta-batch of m tasks: rank r of P gets tasks
  * r, r+P, r+2P, ... (pep_partition_range with the communicator's rank and size). */

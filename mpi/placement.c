@@ -102,14 +102,18 @@ static int binding_group(MPI_Comm comm, hwloc_const_cpuset_t bound, int *group_r
     char mine[PEP_CPUSET_TEXT];
     memset(mine, 0, sizeof mine);
     int need = hwloc_bitmap_list_snprintf(mine, sizeof mine, bound);
-    PEP_CHECK(need >= 0 && need < (int)sizeof mine, PEP_ERR_INTERNAL,
-              "placement: cpuset text longer than %d characters", PEP_CPUSET_TEXT);
+    if (need < 0 || need >= (int)sizeof mine)
+        rc = pep_error_set(PEP_ERR_INTERNAL, __FILE__, __LINE__, __func__,
+                           "placement: cpuset text longer than %d characters", PEP_CPUSET_TEXT);
+    /* local failures are agreed on before each collective, so no rank is left waiting */
+    PEP_CALL(pep_mpi_agree(rc, comm));
     PEP_CALL_MPI(MPI_Comm_rank(comm, &rank));
     PEP_CALL_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
     PEP_CALL_MPI_GOTO(rc, MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN));
     PEP_CALL_MPI_GOTO(rc, MPI_Comm_rank(node, &node_rank));
     PEP_CALL_MPI_GOTO(rc, MPI_Comm_size(node, &node_size));
-    PEP_ALLOC_GOTO(rc, all, (size_t)node_size * PEP_CPUSET_TEXT);
+    all = pep_alloc_((size_t)node_size * PEP_CPUSET_TEXT, "all", __FILE__, __LINE__, __func__);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(all ? PEP_OK : PEP_ERR_NOMEM, node));
     PEP_CALL_MPI_GOTO(rc, MPI_Allgather(mine, PEP_CPUSET_TEXT, MPI_CHAR, all, PEP_CPUSET_TEXT, MPI_CHAR, node));
     *group_rank = 0;
     *group_size = 0;
@@ -120,7 +124,8 @@ static int binding_group(MPI_Comm comm, hwloc_const_cpuset_t bound, int *group_r
     }
 cleanup:
     pep_free(all);
-    if (node != MPI_COMM_NULL) MPI_Comm_free(&node);
+    if (node != MPI_COMM_NULL && MPI_Comm_free(&node) != MPI_SUCCESS && rc == PEP_OK)
+        rc = pep_error_set(PEP_ERR_MPI, __FILE__, __LINE__, __func__, "placement: MPI_Comm_free failed");
     return rc;
 }
 
@@ -140,7 +145,8 @@ static int print_map(MPI_Comm comm, const struct pep_placement *p)
     memset(line, 0, sizeof line);
     snprintf(line, sizeof line, "rank %d host %s cores %s cpus %s BLAS threads %d kernel %s", rank, host,
              cores, cpus, p->threads, openblas_get_corename());
-    if (rank == 0) PEP_ALLOC(lines, (size_t)size * PEP_MAP_LINE);
+    if (rank == 0) lines = pep_alloc_((size_t)size * PEP_MAP_LINE, "lines", __FILE__, __LINE__, __func__);
+    PEP_CALL(pep_mpi_agree(rank != 0 || lines ? PEP_OK : PEP_ERR_NOMEM, comm));
     PEP_CALL_MPI_GOTO(rc, MPI_Gather(line, PEP_MAP_LINE, MPI_CHAR, lines, PEP_MAP_LINE, MPI_CHAR, 0, comm));
     int flags[2] = {p->capped, p->shared}, counts[2] = {0, 0};
     PEP_CALL_MPI_GOTO(rc, MPI_Reduce(flags, counts, 2, MPI_INT, MPI_SUM, 0, comm));
@@ -159,25 +165,36 @@ cleanup:
     return rc;
 }
 
+/* This process's topology and binding (the allowed cpuset when unbound). Local. */
+static int local_binding(hwloc_topology_t *topo, hwloc_bitmap_t *bound)
+{
+    PEP_CHECK(hwloc_topology_init(topo) == 0, PEP_ERR_INTERNAL, "hwloc_topology_init failed");
+    PEP_CHECK(hwloc_topology_load(*topo) == 0, PEP_ERR_INTERNAL,
+              "hwloc_topology_load failed: cannot read this node's topology");
+    *bound = hwloc_bitmap_alloc();
+    PEP_CHECK(*bound != NULL, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
+    if (hwloc_get_cpubind(*topo, *bound, HWLOC_CPUBIND_PROCESS) != 0 || hwloc_bitmap_iszero(*bound))
+        hwloc_bitmap_copy(*bound, hwloc_topology_get_allowed_cpuset(*topo));
+    hwloc_bitmap_and(*bound, *bound, hwloc_topology_get_allowed_cpuset(*topo));
+    return PEP_OK;
+}
+
 int pep_placement_setup(MPI_Comm comm, int threads, int bind, struct pep_placement *out)
 {
     int rc = PEP_OK;
     hwloc_topology_t topo = NULL;
     hwloc_bitmap_t bound = NULL;
     memset(out, 0, sizeof *out);
-    /* every rank runs the same checks, so all ranks fail or none: no agreement needed here */
+    /* the same on every rank: all ranks fail this check or none */
     PEP_CHECK(threads >= 0, PEP_ERR_USAGE, "run.threads = %d must be >= 0 (0 = cores per rank)", threads);
-    PEP_CHECK_GOTO(rc, hwloc_topology_init(&topo) == 0, PEP_ERR_INTERNAL, "hwloc_topology_init failed");
-    PEP_CHECK_GOTO(rc, hwloc_topology_load(topo) == 0, PEP_ERR_INTERNAL,
-                   "hwloc_topology_load failed: cannot read this node's topology");
-    bound = hwloc_bitmap_alloc();
-    PEP_CHECK_GOTO(rc, bound != NULL, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
-    if (hwloc_get_cpubind(topo, bound, HWLOC_CPUBIND_PROCESS) != 0 || hwloc_bitmap_iszero(bound))
-        hwloc_bitmap_copy(bound, hwloc_topology_get_allowed_cpuset(topo));
-    hwloc_bitmap_and(bound, bound, hwloc_topology_get_allowed_cpuset(topo));
+    /* reading the topology and the binding can fail on one node only: agree before the
+     * collectives in binding_group, and again on the (local) plan before print_map's */
+    int lrc = local_binding(&topo, &bound);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     int group_rank = 0, group_size = 1;
     PEP_CALL_GOTO(rc, binding_group(comm, bound, &group_rank, &group_size));
-    PEP_CALL_GOTO(rc, pep_placement_plan(topo, bound, group_rank, group_size, threads, out));
+    lrc = pep_placement_plan(topo, bound, group_rank, group_size, threads, out);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     if (bind && hwloc_set_cpubind(topo, out->cpuset, HWLOC_CPUBIND_PROCESS) != 0) {
         char cpus[PEP_CPUSET_TEXT];
         hwloc_bitmap_list_snprintf(cpus, sizeof cpus, out->cpuset);

@@ -3,6 +3,11 @@
   compare_h5.py A.h5 B.h5 --tol 1e-6     relative L2 difference over all parameters <= tol
   compare_h5.py A.h5 B.h5 --exact        every tensor bit-identical
   compare_h5.py A.h5 B.h5 --groups tasks --exact   the per-language adapted states instead
+  compare_h5.py A.h5 B.h5 --base S.h5 --tol 1e-4
+                                         the updates A - S and B - S from a common start S
+                                         agree to a relative L2 difference <= tol (the
+                                         parameters themselves would hide a wrong update
+                                         scale behind their much larger values)
 Exit 0 when they agree, 1 otherwise (with the numbers printed).
 """
 import argparse
@@ -20,8 +25,10 @@ def main():
     ap.add_argument("--exact", action="store_true")
     ap.add_argument("--groups", default="model,pe,head",
                     help="comma-separated groups; 'tasks' means every /tasks/<lang> of A (B must have them too)")
+    ap.add_argument("--base")
     a = ap.parse_args()
     fa, fb = h5py.File(a.a, "r"), h5py.File(a.b, "r")
+    fs = h5py.File(a.base, "r") if a.base else None
     num = den = 0.0
     differing = []
     groups = []
@@ -44,11 +51,18 @@ def main():
             if not np.array_equal(x, y):
                 differing.append("/%s/%s" % (g, k))
             x, y = x.astype(np.float64), y.astype(np.float64)
+            if fs is not None:
+                s0 = fs[g][k][()].astype(np.float64)
+                x, y = x - s0, y - s0
             num += float(((x - y) ** 2).sum())
             den += float((y ** 2).sum())
     rel = (num / den) ** 0.5 if den > 0 else num ** 0.5
-    print("relative L2 difference %.3e; %d tensors differ bitwise; steps %s vs %s" % (
-        rel, len(differing), fa.attrs.get("step"), fb.attrs.get("step")))
+    print("relative L2 difference%s %.3e; %d tensors differ bitwise; steps %s vs %s" % (
+        " of the updates from " + a.base if fs is not None else "", rel, len(differing), fa.attrs.get("step"),
+        fb.attrs.get("step")))
+    if fs is not None and den == 0:
+        print("B made no update from the base: nothing was compared")
+        return 1
     if a.exact:
         return 0 if not differing else 1
     return 0 if rel <= a.tol else 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed priming end to end with real mpiexec, on the generated corpus (no shared data
-# needed): the same primed model for 1, 2 and 4 ranks, bit-identical repeats, an injected
+# needed): the same primed model for 1, 2 and 4 ranks (AdamW with clipping, and plain SGD
+# without clipping, where a constant scale error in a reduction shows), bit-identical repeats, an injected
 # fault on one rank that stops the job with that rank's message, and a run interrupted by
 # SIGUSR1 (checkpoint + exit 75) and by SIGKILL that resumes to the same result.
 #   prime_mpi.sh PEPRIME_BIN WORKDIR MPIEXEC
@@ -8,36 +9,10 @@ set -euo pipefail
 B="$1"; W="$2"; MPIEXEC="${3:-mpiexec}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-rm -rf "$W"; mkdir -p "$W"; cd "$W"
-cat > job.ini <<INI
-include = $HERE/tiny-model.ini
-[model]
-dropout = 0.1
-attention_dropout = 0.0
-[data]
-corpus = generated
-languages = aa,bb,cc
-max_sentences = 300
-[maml]
-meta_batch = 4
-support_size = 4
-query_size = 4
-[optim]
-lr = 1e-3
-steps = 12
-[checkpoint]
-every = 4
-keep = 10
-[run]
-log_every = 4
-INI
+. "$HERE/lib.sh"
 step() { echo "== $*"; }
 step "tokenizer + a small base model"
-"$B" tokenizer train --data generated --languages aa,bb,cc --vocab 300 --out "$W/spm.model" --sentences-per-language 300 >/dev/null 2>&1
-S=(--set "model.tokenizer=$W/spm.model")
-"$B" pretrain --config job.ini --out base "${S[@]}" --set optim.steps=5 --set optim.batch_size=8 >/dev/null
+prime_setup "$B" "$W"
 run() { local np=$1 out=$2; shift 2; "$MPIEXEC" -n "$np" --bind-to none "$B" prime --config job.ini --init base/base.h5 --out "$out" "${S[@]}" "$@"; }
 
 step "same primed model for 1, 2 and 4 ranks; repeat bit-identical"
@@ -46,6 +21,18 @@ $PY "$HERE/compare_h5.py" p1/primed.h5 p2/primed.h5 --tol 1e-6
 $PY "$HERE/compare_h5.py" p1/primed.h5 p4/primed.h5 --tol 1e-6
 $PY "$HERE/compare_h5.py" p2/primed.h5 p2b/primed.h5 --exact
 "$B" inspect p2/primed.h5 | grep -q "tasks" || { echo "no /tasks in the primed checkpoint"; exit 1; }
+
+step "plain SGD, no clipping: the same update for 1, 2 and 4 ranks"
+# AdamW (scale-invariant) and clipping hide a gradient summed over ranks with a wrong constant
+# factor; with SGD the update is lr * gradient, so compare updates from the common start
+SGD=(--set optim.name=sgd --set optim.clip=0 --set optim.schedule=constant --set optim.warmup=0
+     --set optim.steps=4 --set checkpoint.every=0)
+run 1 sgd0 "${SGD[@]}" --set optim.lr=0 >/dev/null   # the start: encoder from base.h5, seeded PE + head
+run 1 sgd1 "${SGD[@]}" --set optim.lr=0.5 >/dev/null
+run 2 sgd2 "${SGD[@]}" --set optim.lr=0.5 >/dev/null
+run 4 sgd4 "${SGD[@]}" --set optim.lr=0.5 >/dev/null
+$PY "$HERE/compare_h5.py" sgd1/primed.h5 sgd2/primed.h5 --base sgd0/primed.h5 --tol 1e-4
+$PY "$HERE/compare_h5.py" sgd1/primed.h5 sgd4/primed.h5 --base sgd0/primed.h5 --tol 1e-4
 
 step "a fault injected on rank 1 stops the whole job with rank 1's message"
 t0=$(date +%s)

@@ -392,6 +392,29 @@ static void test_checkpoint_newer_version(void **state)
     assert_null(r);
 }
 
+/* A float tensor without its checksum attribute (a file built by another tool, or an edited
+ * one) is rejected by name, by the reader and by --verify: every peprime checkpoint since
+ * format_version 1 carries checksums, so accepting one would accept unverifiable data. */
+static void test_checkpoint_missing_checksum(void **state)
+{
+    struct fixture *f = *state;
+    write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
+    const char *ds = "/model/encoder.layer.0.attention.self.query.weight";
+    hid_t file = H5Fopen(f->path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(file, ds, H5P_DEFAULT);
+    assert_true(H5Adelete(d, "checksum") >= 0);
+    H5Dclose(d);
+    H5Fclose(file);
+    struct pep_ckpt_reader *r = NULL;
+    CHECK_OK(pep_ckpt_open(f->path, &r));
+    float *back = calloc(f->t.numel, sizeof *back);
+    expect_error(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL),
+                 "/model/encoder.layer.0.attention.self.query.weight has no checksum attribute");
+    expect_error(pep_ckpt_verify(r), "has no checksum attribute");
+    pep_ckpt_close(&r);
+    free(back);
+}
+
 static void write_small(const char *path, const struct pep_param_table *t, const float *params, int64_t step)
 {
     struct pep_ckpt_writer *w = NULL;
@@ -446,6 +469,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_checkpoint_tmp_never_under_final_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_bit_flip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_missing_checksum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_wrong_shape_and_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_foreign_and_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_newer_version, setup, teardown),

@@ -1,10 +1,13 @@
 /* Results files: JSON parses (checked with Python's json module) and holds the exact counts and
- * scores; CSV rows; an unwritable folder is an error naming the path. */
+ * scores; CSV rows; an unwritable folder is an error naming the path; the one JSON string
+ * writer turns any byte string (quotes, backslashes, control and non-UTF-8 bytes) into a
+ * string the strict reader parses back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "json.h"
 #include "results.h"
 #include "testutil.h"
 
@@ -87,11 +90,37 @@ static void test_results_csv(void **state)
     pep_error_clear();
 }
 
+/* A path with every character class a JSON string must escape, written as a JSON string and
+ * parsed back by the strict reader: the same bytes, invalid UTF-8 replaced by U+FFFD. */
+static void test_results_json_string_escapes(void **state)
+{
+    (void)state;
+    const char *raw = "/runs/a \"quoted\" dir\\x/tab\there\nnl/\xc3\xa9t\xe9/\x01end";
+    const char *want = "/runs/a \"quoted\" dir\\x/tab\there\nnl/\xc3\xa9t\xef\xbf\xbd/\x01end";
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    fputs("{\"model\": ", f);
+    pep_json_write_string(f, raw);
+    fputs("}", f);
+    assert_int_equal(fclose(f), 0);
+    struct pep_json *j = NULL;
+    assert_int_equal(pep_json_parse(text, len, "escape test", 0, &j), PEP_OK);
+    const struct pep_json *m = pep_json_get(j, "model");
+    assert_non_null(m);
+    assert_int_equal(m->type, PEP_JSON_TYPE_STRING);
+    assert_string_equal(m->string, want);
+    pep_json_free(&j);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results_json),
         cmocka_unit_test(test_results_csv),
+        cmocka_unit_test(test_results_json_string_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
