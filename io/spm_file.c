@@ -95,6 +95,8 @@ static int conll_sentences(const char *path, const char *text, size_t len, char 
             in_sentence = 0;
             continue;
         }
+        PEP_CHECK_GOTO(rc, !memchr(line, '\0', ll), PEP_ERR_FORMAT,
+                       "%s:%ld: a NUL byte in the line; the file must be UTF-8 text", path, line_no);
         const char *tab = memchr(line, '\t', ll);
         PEP_CHECK_GOTO(rc, tab, PEP_ERR_FORMAT,
                        "%s:%ld: expected 'token<TAB>tag', found no TAB", path, line_no);
