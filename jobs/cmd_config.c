@@ -1,8 +1,10 @@
-/* `peprime config`: print the resolved configuration (`--config F --set k=v`), or the key
- * reference as Markdown (`--doc`, the source of docs/config.md). */
+/* `peprime config`: print the resolved configuration (`--config F --set k=v`), the key
+ * reference as Markdown (`--doc`, the source of docs/config.md), or the BLAS environment
+ * this CPU wants (`--blas-env`: the one rule the shell scripts ask for instead of re-deriving it). */
 #include <stdio.h>
 #include <string.h>
 
+#include "core/blas_info.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "jobs.h"
@@ -21,6 +23,12 @@ static const char *type_name(enum pep_config_type t)
 
 int pep_cmd_config(int argc, char **argv)
 {
+    if (argc >= 1 && !strcmp(argv[0], "--blas-env")) {
+        /* a shell line to eval; nothing when the CPU has no better kernel than OpenBLAS picks itself */
+        const char *core = pep_blas_recommended_coretype();
+        if (core) printf("OPENBLAS_CORETYPE=%s\n", core);
+        return PEP_OK;
+    }
     if (argc >= 1 && !strcmp(argv[0], "--doc")) {
         struct pep_config def;
         pep_config_defaults(&def);

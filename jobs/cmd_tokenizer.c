@@ -20,6 +20,7 @@
 #include "tokenizer/spm.h"
 
 #include "jobs.h"
+#include "run.h"
 
 #define MAX_LANGS 256
 
@@ -377,13 +378,6 @@ cleanup:
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmd_bench(struct tok_opts *o)
 {
     int rc = PEP_OK;
@@ -413,7 +407,7 @@ static int cmd_bench(struct tok_opts *o)
     }
     PEP_ALLOC_GOTO(rc, ids, cap);
     long repeat = o->repeat > 0 ? o->repeat : 1, pieces = 0;
-    double t0 = now_s();
+    double t0 = pep_now_s();
     for (long r = 0; r < repeat; r++) {
         for (size_t i = 0; i < n_lines; i++) {
             int n;
@@ -421,7 +415,7 @@ static int cmd_bench(struct tok_opts *o)
             pieces += n;
         }
     }
-    double dt = now_s() - t0;
+    double dt = pep_now_s() - t0;
     double ns = (double)n_lines * (double)repeat;
     printf("peprime C encoder: %zu lines x %ld, %.1f MB, %ld pieces in %.3f s: %.0f sentences/s, "
            "%.2f MB/s\n",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "ini.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -114,17 +115,43 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* Writes text to path through path.tmp + rename, so a reader never sees half a file. */
+static int write_text_file(const char *path, const char *text)
+{
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    PEP_CHECK(f, PEP_ERR_IO, "cannot write '%s': %s (check that the output folder is writable)", tmp, strerror(errno));
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        PEP_FAIL(PEP_ERR_IO, "cannot write '%s': %s (disk full or folder not writable?)", path, strerror(e));
+    }
+    return PEP_OK;
+}
+
 int pep_run_start(struct pep_run *run)
 {
     if (run->rank == 0) {
         PEP_CHECK(mkdir_p(run->out) == 0, PEP_ERR_IO, "cannot create the output folder '%s': %s", run->out,
                   strerror(errno));
-        char *ini = NULL;
+        char *ini = NULL, path[1100];
         PEP_CALL(pep_config_to_ini(&run->cfg, &ini));
-        pep_info("peprime %s %s (revision %s), %d rank%s; config%s%s:\n%s", run->stage, PEP_VERSION, PEP_GIT_REVISION,
-                 run->size, run->size == 1 ? "" : "s", run->config_path[0] ? " from " : " (defaults)",
-                 run->config_path, ini);
+        snprintf(path, sizeof path, "%s/config.ini", run->out);
+        int rc = write_text_file(path, ini);
+        if (rc == PEP_OK) {
+            /* one line; the whole config is in config.ini, in every checkpoint, and with --verbose here */
+            pep_info("peprime %s %s (revision %s), %d rank%s; config%s%s -> %s (digest %016llx)", run->stage,
+                     PEP_VERSION, PEP_GIT_REVISION, run->size, run->size == 1 ? "" : "s",
+                     run->config_path[0] ? " " : " (defaults)", run->config_path, path,
+                     (unsigned long long)pep_fnv1a64(ini, strlen(ini)));
+            pep_debug("resolved config:\n%s", ini);
+        }
         pep_free(ini);
+        PEP_CALL(rc);
     }
     return PEP_OK;
 }

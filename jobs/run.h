@@ -1,5 +1,5 @@
 /* What every stage driver shares: command-line parsing (--config, --set, --out, --init,
- * --resume, --model), the resolved config printed by rank 0, the output folder, signal
+ * --resume, --model), the resolved config written to <out>/config.ini by rank 0, the output folder, signal
  * handling for preemption (SIGTERM / SIGUSR1 -> finish the step, checkpoint, exit 75) and
  * progress lines (step/total, loss, tokens/s, ETA). */
 #ifndef PEP_RUN_H
@@ -26,7 +26,8 @@ struct pep_run {
 /* Parses the common options; `extra` options the stage accepts beyond them are rejected
  * with a usage line. Not collective. */
 int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv);
-/* Creates the output folder (rank 0) and prints the resolved config (rank 0). */
+/* Creates the output folder and writes the resolved config to <out>/config.ini (rank 0), then
+ * prints one line naming it with a digest (the whole config with --verbose). */
 int pep_run_start(struct pep_run *run);
 /* Resolves a path relative to run.out unless absolute. */
 void pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len);

@@ -77,7 +77,7 @@ int pep_mpi_allreduce_sum_ordered(float *buf, size_t n, MPI_Comm comm);
  * src/ takes (int (*)(float *g, size_t n, void *ud)); ordered sum if ctx->ordered. */
 int pep_mpi_reduce_grad(float *g, size_t n, void *ud);
 
-/* Collective. Agreement on a status that only some ranks may have failed (style point 10):
+/* Collective. Agreement on a status that only some ranks may have failed (every rank then takes the same branch):
  * returns the largest status of all ranks (PEP_OK if every rank passed PEP_OK). When it is
  * not PEP_OK, the lowest rank with that status broadcasts its pep_error_message() and every
  * other rank records it as its own error ("rank R: <message>"), so all ranks can report and

@@ -39,11 +39,13 @@ pep_build() {
   cmake --build "$dir" -j "$(nproc)"
 }
 
-# Fast OpenBLAS kernels where the CPU has them and the user has not chosen (see docs/benchmarks.md).
+# pep_blas_env [BINARY]: fast OpenBLAS kernels where the CPU has them and the user has not
+# chosen. The rule lives in the binary (`peprime config --blas-env`, src/core/blas_info.c).
 pep_blas_env() {
-  if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-    if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then export OPENBLAS_CORETYPE=SkylakeX
-    elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then export OPENBLAS_CORETYPE=Haswell; fi
+  local bin="${1:-$PEP_ROOT/build/peprime}" line
+  if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$bin" ]; then
+    line="$("$bin" config --blas-env)" || { pep_log "'$bin config --blas-env' failed"; exit 1; }
+    [ -n "$line" ] && export "${line?}"
   fi
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 }

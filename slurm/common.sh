@@ -32,20 +32,18 @@ pep_variant_sets() {
     esac
 }
 
-# pep_setup_env: BLAS threads and kernels, MPI-as-root permission. Respects values the user
+# pep_setup_env BINARY: BLAS threads and kernels, MPI-as-root permission. Respects values the user
 # exported already, except the thread counts, which follow the allocation.
 pep_setup_env() {
     local cpus=${SLURM_CPUS_PER_TASK:-1}
     export OPENBLAS_NUM_THREADS=${PEP_THREADS:-$cpus}
     export OMP_NUM_THREADS=${PEP_THREADS:-$cpus}
-    if [[ -z "${OPENBLAS_CORETYPE:-}" ]]; then
-        # Debian's OpenBLAS 0.3.21 does not know recent Intel CPUs and falls back to generic
-        # kernels (4x slower); name the kernel family from the CPU flags instead.
-        if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
-            export OPENBLAS_CORETYPE=SkylakeX
-        elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
-            export OPENBLAS_CORETYPE=Haswell
-        fi
+    if [[ -z "${OPENBLAS_CORETYPE:-}" && -x "${1:-}" ]]; then
+        # Debian's OpenBLAS 0.3.21 does not know recent CPUs and falls back to generic kernels
+        # (4x slower); the binary names the kernel family for this CPU (one rule, blas_info.c).
+        local line
+        line=$("$1" config --blas-env) || pep_die "'$1 config --blas-env' failed"
+        [[ -n "$line" ]] && export "${line?}"
     fi
     if [[ $(id -u) -eq 0 ]]; then
         export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -222,7 +220,7 @@ pep_stage_main() {
     esac
     args+=(--out "$out" "${extra[@]}")
 
-    pep_setup_env
+    pep_setup_env "$bin"
     ((dry)) && _pep_dry=1
     pep_launcher_cmd
     local -a cmd=("${PEP_LAUNCH[@]}" "$bin" "${args[@]}")

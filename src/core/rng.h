@@ -6,6 +6,7 @@
 #ifndef PEP_RNG_H
 #define PEP_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct pep_rng {
@@ -36,6 +37,15 @@ static inline float pep_hash_uniform(uint64_t seed, uint64_t site, uint64_t inde
 {
     uint64_t h = pep_splitmix64(seed ^ pep_splitmix64(site * 0x632be59bd9b4e019ULL + index));
     return (float)(h >> 40) * (1.0f / 16777216.0f);
+}
+
+/* FNV-1a, 64 bits: a stable hash of a name or a text (seeding by name, config digests). */
+static inline uint64_t pep_fnv1a64(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
 }
 
 #endif

@@ -29,12 +29,7 @@ static const char *const CONSONANTS[] = {"p", "t", "k", "b", "d", "g", "m", "n",
                                          "z", "f", "h", "j", "w", "ch", "sh", "th", "ž", "ñ"};
 static const char *const VOWELS[] = {"a", "e", "i", "o", "u", "y", "á", "é", "ø", "ü", "ai", "ou"};
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
+static uint64_t fnv1a(const char *s) { return pep_fnv1a64(s, strlen(s)); }
 
 static void lang_init(struct gen_lang *L, uint64_t seed, uint64_t key)
 {

@@ -410,12 +410,7 @@ void pep_model_destroy(struct pep_model **pm)
     *pm = NULL;
 }
 
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
+static uint64_t name_hash(const char *s) { return pep_fnv1a64(s, strlen(s)); }
 
 void pep_model_init_weights(struct pep_model *m, uint64_t seed, unsigned groups)
 {
