@@ -212,9 +212,12 @@ static int attr_read_str(hid_t obj, const char *file, const char *objname, const
                    "%s: attribute '%s' of %s is not a string", file, name, objname);
     herr_t st;
     if (H5Tis_variable_str(type) > 0) {
+        H5T_cset_t cset = H5Tget_cset(type);
+        PEP_CHECK_GOTO(rc, cset == H5T_CSET_ASCII || cset == H5T_CSET_UTF8, PEP_ERR_FORMAT,
+                       "%s: attribute '%s' of %s has an unknown character set (file damaged)", file, name, objname);
         PEP_H5_ID_GOTO(rc, mtype, H5Tcopy(H5T_C_S1), "cannot create a string type");
         PEP_CALL_H5_GOTO(rc, H5Tset_size(mtype, H5T_VARIABLE), "cannot size a string type");
-        PEP_CALL_H5_GOTO(rc, H5Tset_cset(mtype, H5Tget_cset(type)), "cannot set a string charset");
+        PEP_CALL_H5_GOTO(rc, H5Tset_cset(mtype, cset), "cannot set a string charset");
         H5E_BEGIN_TRY { st = H5Aread(attr, mtype, &vl); }
         H5E_END_TRY;
         PEP_CHECK_GOTO(rc, st >= 0 && vl, PEP_ERR_FORMAT, "%s: cannot read attribute '%s' of %s", file, name,
