@@ -27,7 +27,7 @@ pep_log "running ctest"
 (cd "$PEP_ROOT/build" && ctest --output-on-failure --timeout 1500 -j 2) || status=1
 
 pep_log "sanitizer build (ASan + UBSan, leaks on): unit, checkpoint, MPI, prime and pipeline tests"
-# -O1: ASan's advice, about 3x faster than -O0 on the pipeline tests, stacks still exact
+# -O1: the level ASan's documentation recommends (faster than -O0, stacks still exact)
 pep_build "$PEP_ROOT/build-asan" -DPEP_WERROR=ON -DPEP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1 -g" \
   -DPEP_TORCH_TESTS=OFF
 # Leaks of Open MPI and HDF5 (made at init, or by HDF5 on a damaged file) are suppressed by
