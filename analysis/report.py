@@ -20,6 +20,19 @@ evaluate/<cell>/results.json, failed/<cell>, with <cell> = <pe>-<arm>-s<seed>. W
   f1_per_language.png zero-shot F1 per target language per arm, error bars = std over seeds
   task_cosine.png     cosine similarity of the languages' per-task adapter states (/tasks)
 
+Experiment v2 (scripts/experiment.sh with a grid.conf: RUN/results_long.csv with columns
+base,pe,arm,seed,language,f1 and RUN/b<step>/{prime,finetune,evaluate}/<pe>-<arm>-s<seed>) is
+detected by RUN/results_long.csv, or given as --long CSV (then RUN may hold nothing else).
+It writes results_v2.md (per base: F1 mean ± std; paired gains over no priming with 95% CIs;
+the arm contrasts; English dev F1; wall time and priming compute per arm), gains_v2.csv,
+gain_vs_base.png (each arm's average priming gain against base strength) and
+task_cosine.png from the strongest base's maml cells.
+
+task_cosine.png compares each language's inner-loop *update*: /tasks/<lang> minus the
+episode's actual start /tasks/<lang>.start (written by peprime prime since experiment v2).
+For files without the starts it only draws the states with their mean over languages
+removed, which equals the centred updates only when every inner loop started from one point.
+
 Missing or failed runs are listed (with the failing stage and its log) and left out; the
 tables say over how many seeds each cell is averaged. Exit status 0 when every expected run
 is complete, 1 when some are missing or failed (the report is still written), 2 on bad use.
@@ -35,6 +48,18 @@ import sys
 import numpy as np
 
 CELL = re.compile(r"^(?P<pe>[a-z]+)-(?P<arm>none|maml|maml-all|multitask)-s(?P<seed>\d+)$")
+V2_ARM_ORDER = ["none", "mlm", "maml", "maml-meta", "maml-sgd", "maml-so", "maml-all", "mt-matched", "mt-persistent"]
+V2_ARM_LABEL = {"none": "no priming", "mlm": "continued MLM (equal compute)", "maml": "MAML (Adam inner, fresh start)",
+                "maml-meta": "MAML, meta-learned start", "maml-sgd": "MAML (SGD inner)",
+                "maml-so": "MAML second order (SGD inner)", "maml-all": "MAML inner = all (SGD)",
+                "mt-matched": "multi-task matched", "mt-persistent": "multi-task persistent head (v1)"}
+# (arm a, arm b, what the difference isolates): paired by seed within a base and PE method
+V2_CONTRASTS = [("maml", "mt-matched", "the inner loop (same encoder sentences)"),
+                ("maml-sgd", "maml-all", "a PE-specific inner loop vs adapting everything"),
+                ("maml-so", "maml-sgd", "second order"),
+                ("maml-meta", "maml", "a meta-learned start vs a fresh draw"),
+                ("maml", "mlm", "MAML vs equal-compute masked LM"),
+                ("mt-persistent", "mt-matched", "a persistent, trained head (v1's multi-task)")]
 ARM_ORDER = ["none", "maml", "maml-all", "multitask"]
 ARM_LABEL = {"none": "no priming", "maml": "MAML", "maml-all": "MAML inner=all", "multitask": "multi-task"}
 PE_LABEL = {"adapter": "adapter", "prefix": "prefix", "lora": "LoRA"}
@@ -148,31 +173,27 @@ def read_log(path, names):
 
 
 def read_task_updates(path):
-    """{lang: flat float64 vector}: how each language's inner loop moved the PE modules, i.e.
-    /tasks/<lang>/<row> - /pe/<row> over the PE rows. With maml.pe_init = fresh and an outer
-    loop that leaves the PE group alone, /pe is the common start of every inner loop, so the
-    difference is exactly the language's adaptation. The second value says whether that
-    holds; when it does not (no /pe rows in /tasks) the raw states are returned."""
+    """{lang: flat float64 vector} and whether they are updates. Each language's update is
+    /tasks/<lang> minus /tasks/<lang>.start, the state that episode's inner loop actually
+    started from (not /pe: v1 subtracted /pe, which is the run.seed initialisation and not the
+    inner loop's start, so every "update" carried the same offset). When any language lacks
+    its start (files written before the starts were kept) the raw states are returned and the
+    second value is False."""
     import h5py
-    states, deltas = {}, True
+    states, starts = {}, {}
     with h5py.File(path, "r") as f:
         if "tasks" not in f:
             return states, False
-        pe = f["pe"] if "pe" in f else {}
-        for lang in sorted(f["tasks"].keys()):
-            g = f["tasks"][lang]
-            names = sorted(n for n in g.keys() if n in pe)
-            if not names:
-                deltas = False
-                names = sorted(g.keys())
-            parts = []
-            for n in names:
-                v = np.asarray(g[n][...], dtype=np.float64).ravel()
-                if deltas:
-                    v = v - np.asarray(pe[n][...], dtype=np.float64).ravel()
-                parts.append(v)
-            states[lang] = np.concatenate(parts)
-    return states, deltas
+        for key in sorted(f["tasks"].keys()):
+            g = f["tasks"][key]
+            vec = np.concatenate([np.asarray(g[n][...], dtype=np.float64).ravel() for n in sorted(g.keys())])
+            if key.endswith(".start"):
+                starts[key[:-len(".start")]] = vec
+            else:
+                states[key] = vec
+    if states and all(l in starts and starts[l].shape == v.shape for l, v in states.items()):
+        return {l: v - starts[l] for l, v in states.items()}, True
+    return states, False
 
 
 def status_of(run, cell):
@@ -247,7 +268,7 @@ def row_value(d, row, langs):
     return average(d, langs) if row == "average" else d.get(row)
 
 
-def results_table(f1, pes, arms, seeds, langs):
+def results_table(f1, pes, arms, seeds, langs, labels=None):
     cols = [(pe, arm) for pe in pes for arm in arms]
     rows = langs + ["average"]
     cell = {}
@@ -262,7 +283,8 @@ def results_table(f1, pes, arms, seeds, langs):
                 if v is not None:
                     vals.append(v)
             cell[(row, pe, arm)] = vals
-    lines = ["| target | " + " | ".join("%s %s" % (PE_LABEL.get(pe, pe), ARM_LABEL[arm]) for pe, arm in cols) + " |",
+    head = (lambda pe, arm: labels.get(arm, arm)) if labels else (lambda pe, arm: "%s %s" % (PE_LABEL.get(pe, pe), ARM_LABEL[arm]))
+    lines = ["| target | " + " | ".join(head(pe, arm) for pe, arm in cols) + " |",
              "|---|" + "---:|" * len(cols)]
     for row in rows:
         best = {}
@@ -386,6 +408,27 @@ def arm_colors():
     return {"none": "#444444", "maml": "#d62728", "maml-all": "#ff7f0e", "multitask": "#1f77b4"}
 
 
+def write_md(out, name, md, plots):
+    """Appends the plots section to the markdown lines, writes OUT/NAME and prints it."""
+    if plots:
+        md = md + ["## Plots", ""] + ["![%s](%s)" % (os.path.basename(p)[:-4], os.path.basename(p))
+                                      for p in plots] + [""]
+    text = "\n".join(md)
+    with open(os.path.join(out, name), "w") as f:
+        f.write(text)
+    print(text)
+
+
+def save_fig(fig, out, name):
+    """Lays out, writes OUT/NAME.png and closes the figure; returns the path."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    path = os.path.join(out, name + ".png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def smooth(y, k):
     """Trailing moving average over k points (over fewer at the start)."""
     if len(y) < 2 or k <= 1:
@@ -444,10 +487,7 @@ def plot_curves(run, out, pes, arms, seeds, stage, fname, series, ylabels, title
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out, "%s.png" % ("meta_loss" if stage == "prime" else "finetune_loss"))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = save_fig(fig, out, "meta_loss" if stage == "prime" else "finetune_loss")
     return path if drawn else None
 
 
@@ -472,14 +512,10 @@ def plot_f1(out, cell, pes, arms, langs):
         ax.set_title("zero-shot F1 from English — %s" % PE_LABEL.get(pe, pe), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out, "f1_per_language.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_fig(fig, out, "f1_per_language")
 
 
-def plot_cosine(run, out, pes, seeds):
+def plot_cosine(run, out, pes, seeds, arm="maml"):
     """Heatmaps of the cosine similarity between the languages' per-task PE states of the MAML
     arm (primed.h5 /tasks), averaged over seeds; one row per PE method. Every task starts its
     inner loop from one shared initialisation, so what is compared is the update each
@@ -492,7 +528,7 @@ def plot_cosine(run, out, pes, seeds):
     for pe in pes:
         raw, cen, langs, deltas = [], [], None, True
         for s in seeds:
-            path = os.path.join(run, "prime", cell_name(pe, "maml", s), "primed.h5")
+            path = os.path.join(run, "prime", cell_name(pe, arm, s), "primed.h5")
             if not os.path.exists(path):
                 continue
             try:
@@ -522,10 +558,16 @@ def plot_cosine(run, out, pes, seeds):
         return None
     fig, axes = plt.subplots(len(panels), 2, figsize=(9.6, 4.2 * len(panels)), squeeze=False)
     for i, (pe, langs, R, Cm, n, deltas) in enumerate(panels):
-        what = "updates" if deltas else "states"
+        what = "updates (state - its episode's start)" if deltas else "states"
         for j, (M, title) in enumerate(((R, "%s %s" % (PE_LABEL.get(pe, pe), what)),
                                         (Cm, "%s %s, mean over languages removed" % (PE_LABEL.get(pe, pe), what)))):
             ax = axes[i][j]
+            if j == 0 and not deltas:
+                # no starts in the file: raw states say nothing about the updates
+                ax.axis("off")
+                ax.text(0.5, 0.5, "inner-loop starts not stored:\nupdates cannot be measured", ha="center",
+                        va="center", fontsize=9)
+                continue
             im = ax.imshow(M, vmin=-1, vmax=1, cmap="RdBu_r")
             ax.set_xticks(range(len(langs)))
             ax.set_yticks(range(len(langs)))
@@ -534,14 +576,304 @@ def plot_cosine(run, out, pes, seeds):
             for a in range(len(langs)):
                 for b in range(len(langs)):
                     ax.text(b, a, ("%.3f" if j == 0 else "%.2f") % M[a, b], ha="center", va="center", fontsize=7)
-            ax.set_title("MAML inner-loop %s\n(cosine, mean of %d seed%s)" % (title, n, "s" if n > 1 else ""),
+            ax.set_title("%s inner-loop %s\n(cosine, mean of %d seed%s)" % (arm, title, n, "s" if n > 1 else ""),
                          fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = os.path.join(out, "task_cosine.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_fig(fig, out, "task_cosine")
+
+
+# ---------------------------------------------------------------- experiment v2 (long CSV)
+
+def read_long(path):
+    """{(base, pe, arm, seed): {language: f1 in %}} from a results_long.csv."""
+    need = ["base", "pe", "arm", "seed", "language", "f1"]
+    out = {}
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        missing = [c for c in need if c not in (r.fieldnames or [])]
+        if missing:
+            raise ValueError("%s: columns %s missing (expected %s)" % (path, ", ".join(missing), ",".join(need)))
+        for i, row in enumerate(r, start=2):
+            try:
+                key = (int(row["base"]), row["pe"], row["arm"], int(row["seed"]))
+                out.setdefault(key, {})[row["language"]] = float(row["f1"])
+            except (TypeError, ValueError) as e:
+                raise ValueError("%s line %d: %s" % (path, i, e))
+    return out
+
+
+def v2_order(arms):
+    return sorted(arms, key=lambda a: (V2_ARM_ORDER.index(a) if a in V2_ARM_ORDER else 99, a))
+
+
+def v2_label(arm):
+    return V2_ARM_LABEL.get(arm, arm)
+
+
+def v2_diffs(f1, base, pe, a, b, seeds, langs, row="average"):
+    out = []
+    for s in seeds:
+        x, y = f1.get((base, pe, a, s)), f1.get((base, pe, b, s))
+        if x is None or y is None:
+            continue
+        vx, vy = row_value(x, row, langs), row_value(y, row, langs)
+        if vx is not None and vy is not None:
+            out.append(vx - vy)
+    return out
+
+
+def mlm_loss_at(run, step, window=100):
+    """Mean masked-LM training loss over the `window` steps up to `step` (RUN/pretrain/base.h5)."""
+    path = os.path.join(run, "pretrain", "base.h5")
+    if not os.path.exists(path):
+        return None
+    try:
+        log = read_log(path, ["step", "loss"])
+    except (OSError, KeyError) as e:
+        warn("cannot read /log of %s: %s" % (path, e))
+        return None
+    if "step" not in log or "loss" not in log:
+        return None
+    sel = (log["step"] <= step) & (log["step"] > step - window)
+    return float(np.mean(log["loss"][sel])) if sel.any() else None
+
+
+def read_config_attr(path):
+    """The resolved INI a checkpoint stores in its root attribute 'config', as {section.key: value}."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        text = f.attrs.get("config", b"")
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    cfg, sec = {}, ""
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            sec = line[1:-1].strip()
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            cfg["%s.%s" % (sec, k.strip())] = v.strip()
+    return cfg
+
+
+def priming_budget(cfg):
+    """(passes, encoder-gradient sentences) per meta-step from a prime stage's config; a pass
+    is one forward + backward of one support- or query-sized batch."""
+    g = lambda k, d: cfg.get(k, d)
+    method, k = g("maml.method", "maml"), int(g("maml.inner_steps", "1"))
+    order, m = int(g("maml.order", "1")), int(g("maml.meta_batch", "4"))
+    q, sup = int(g("maml.query_size", "8")), int(g("maml.support_size", "8"))
+    if method == "multitask-matched":
+        return m * 1, m * q
+    if method == "multitask":
+        return m * 2, m * (q + sup)
+    return m * (k + 1 + (2 * k if order == 2 else 0)), m * q
+
+
+def v2_dev_f1(run, base, pe, arm, seeds):
+    vals = []
+    for s in seeds:
+        path = os.path.join(run, "b%d" % base, "finetune", cell_name(pe, arm, s), "adapted.h5")
+        if not os.path.exists(path):
+            continue
+        try:
+            d = read_log(path, ["dev_f1"]).get("dev_f1")
+        except (OSError, KeyError) as e:
+            warn("cannot read /log of %s: %s" % (path, e))
+            continue
+        if d is not None and len(d) and np.nanmax(d) >= 0:
+            vals.append(100.0 * float(np.nanmax(d)))
+    return vals
+
+
+def v2_timings(run):
+    """{(stage, arm): [seconds]} from RUN/timings.csv (cells b<step>/<pe>-<arm>-s<seed>)."""
+    per = {}
+    path = os.path.join(run, "timings.csv")
+    if not os.path.exists(path):
+        return per
+    cell = re.compile(r"^b\d+/(?P<pe>[a-z]+)-(?P<arm>[a-z][a-z0-9-]*)-s\d+$")
+    try:
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                m = cell.match(r.get("cell", ""))
+                if r.get("status") == "ok" and m:
+                    st = "prime" if r["stage"] == "pretrain" else r["stage"]  # arm mlm primes by pretraining
+                    per.setdefault((st, m["arm"]), []).append(float(r["seconds"]))
+    except (OSError, KeyError, ValueError) as e:
+        warn("cannot read %s: %s" % (path, e))
+    return per
+
+
+def plot_gain_vs_base(out, gains, bases, base_x, xlabel):
+    """Average priming gain (mean ± 95% CI over seeds) of each arm against base strength."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pes = sorted({pe for (pe, _, _) in gains})
+    fig, axes = plt.subplots(1, len(pes), figsize=(6.0 * len(pes), 4.0), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for j, pe in enumerate(pes):
+        ax = axes[0][j]
+        arms = v2_order({a for (p, a, _) in gains if p == pe})
+        for i, arm in enumerate(arms):
+            pts = [(base_x[b], gains[(pe, arm, b)]) for b in bases if (pe, arm, b) in gains and gains[(pe, arm, b)]["n"]]
+            if not pts:
+                continue
+            x = [p[0] for p in pts]
+            y = [p[1]["mean"] for p in pts]
+            e = [p[1]["ci95"] if math.isfinite(p[1]["ci95"]) else 0.0 for p in pts]
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=cmap(i % 10), label=v2_label(arm))
+        ax.axhline(0.0, color="#888888", lw=0.8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("gain over no priming, average F1 (points)")
+        ax.set_title("priming gain vs base strength — %s" % PE_LABEL.get(pe, pe), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_fig(fig, out, "gain_vs_base")
+
+
+def report_v2(run, long_csv, out, exp):
+    try:
+        f1 = read_long(long_csv)
+    except (OSError, ValueError) as e:
+        warn("cannot read %s: %s" % (long_csv, e))
+        return 2
+    if not f1:
+        warn("%s has no rows" % long_csv)
+        return 2
+    os.makedirs(out, exist_ok=True)
+    bases = sorted({k[0] for k in f1})
+    langs = []
+    for d in f1.values():
+        for l in d:
+            if l not in langs and l != "average":
+                langs.append(l)
+    sha = {}
+    bcsv = os.path.join(run, "bases.csv")
+    if os.path.exists(bcsv):
+        with open(bcsv, newline="") as f:
+            for r in csv.DictReader(f):
+                sha[int(r["base"])] = r.get("sha256", "")
+    loss = {b: mlm_loss_at(run, b) for b in bases}
+    md = ["# Priming experiment v2: %s" % (run or long_csv), ""]
+    if exp:
+        md += ["Job files: `%s`" % exp, ""]
+    md += ["%d runs in %s; bases (pretraining steps) %s." % (len(f1), long_csv, ", ".join(map(str, bases))), "",
+           "## Bases", "", "| base (pretraining step) | MLM loss (mean of the last 100 steps) | SHA-256 |",
+           "|---:|---:|---|"]
+    for b in bases:
+        md.append("| %d | %s | %s |" % (b, "%.3f" % loss[b] if loss[b] is not None else "n/a",
+                                         ("`%s`" % sha[b]) if sha.get(b) else "n/a"))
+    md.append("")
+    gains, gain_rows = {}, []
+    for b in bases:
+        pes = sorted({k[1] for k in f1 if k[0] == b}, key=lambda p: ["adapter", "prefix", "lora"].index(p)
+                     if p in ("adapter", "prefix", "lora") else 9)
+        for pe in pes:
+            arms = v2_order({k[2] for k in f1 if k[0] == b and k[1] == pe})
+            seeds = sorted({k[3] for k in f1 if k[0] == b and k[1] == pe})
+            sub = {(pe, a, s): d for (bb, pp, a, s), d in f1.items() if bb == b and pp == pe}
+            table, _ = results_table(sub, [pe], arms, seeds, langs, V2_ARM_LABEL)
+            md += ["## Base %d, %s: zero-shot entity F1 (%%), mean ± std over seeds" % (b, PE_LABEL.get(pe, pe)), "",
+                   table, ""]
+            if "none" in arms:
+                md += ["Gain over no priming (average F1, paired by seed; 95% CI and p of a paired t-test):", "",
+                       "| arm | gain | 95% CI | p | seeds better | " + " | ".join(langs) + " |",
+                       "|---|---:|---:|---:|---:|" + "---:|" * len(langs)]
+                for a in arms:
+                    if a == "none":
+                        continue
+                    g = paired(v2_diffs(f1, b, pe, a, "none", seeds, langs))
+                    gains[(pe, a, b)] = g
+                    per = {l: paired(v2_diffs(f1, b, pe, a, "none", seeds, langs, l)) for l in langs}
+                    for l, gl in list(per.items()) + [("average", g)]:
+                        gain_rows.append({"base": b, "pe": pe, "arm": a, "versus": "none", "language": l, **gl})
+                    if not g["n"]:
+                        continue
+                    md.append("| %s | %+.2f | %s | %s | %d/%d | %s |" % (
+                        v2_label(a), g["mean"], "±%.2f" % g["ci95"] if math.isfinite(g["ci95"]) else "n/a",
+                        fmt_p(g["p"]), g["wins"], g["n"],
+                        " | ".join("%+.2f" % per[l]["mean"] if per[l]["n"] else "n/a" for l in langs)))
+                md.append("")
+            cons = [(x, y, why) for (x, y, why) in V2_CONTRASTS if x in arms and y in arms]
+            if cons:
+                md += ["Arm contrasts (average F1, paired by seed):", "",
+                       "| contrast | isolates | difference | 95% CI | p | seeds |", "|---|---|---:|---:|---:|---:|"]
+                for x, y, why in cons:
+                    g = paired(v2_diffs(f1, b, pe, x, y, seeds, langs))
+                    gain_rows.append({"base": b, "pe": pe, "arm": x, "versus": y, "language": "average", **g})
+                    if g["n"]:
+                        md.append("| %s − %s | %s | %+.2f | %s | %s | %d/%d |" % (
+                            x, y, why, g["mean"], "±%.2f" % g["ci95"] if math.isfinite(g["ci95"]) else "n/a",
+                            fmt_p(g["p"]), g["wins"], g["n"]))
+                md.append("")
+            if run:
+                try:
+                    dev = ["%s %s" % (v2_label(a), fmt_ms(v2_dev_f1(run, b, pe, a, seeds))) for a in arms]
+                    md += ["English dev F1 of the kept model: " + "; ".join(dev) + ".", ""]
+                except ImportError as e:
+                    warn("no English dev F1: %s" % e)
+    with open(os.path.join(out, "gains_v2.csv"), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["base", "pe", "arm", "versus", "language", "n", "mean_gain", "std", "ci95", "p_paired_t",
+                    "seeds_better"])
+        for r in gain_rows:
+            w.writerow([r["base"], r["pe"], r["arm"], r["versus"], r["language"], r["n"], "%.4f" % r["mean"],
+                        "%.4f" % r["std"], "%.4f" % r["ci95"], "%.4f" % r["p"], r["wins"]])
+    # wall time and compute per arm
+    tim = v2_timings(run) if run else {}
+    arms_all = v2_order({k[2] for k in f1})
+    md += ["## Wall time and compute per arm", "",
+           "Wall times: mean seconds per run of each stage (RUN/timings.csv, one BLAS thread, two cells at a "
+           "time). Priming compute per meta-step from the primed model's stored config: passes = forward + "
+           "backward passes of one support- or query-sized batch; encoder sentences = sentences whose loss "
+           "the encoder update is the gradient of.", "",
+           "| arm | prime (s) | finetune (s) | evaluate (s) | passes / meta-step | encoder sentences / meta-step | meta-steps |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for a in arms_all:
+        budget = ("", "", "")
+        if run and a not in ("none", "mlm"):
+            for b in reversed(bases):
+                cells = [c for c in glob_cells(run, b, a)]
+                if cells:
+                    try:
+                        cfg = read_config_attr(cells[0])
+                        p, e = priming_budget(cfg)
+                        budget = (str(p), str(e), cfg.get("optim.steps", ""))
+                    except (OSError, ImportError, ValueError) as ex:
+                        warn("cannot read the config of %s: %s" % (cells[0], ex))
+                    break
+        t = lambda st: "%.0f" % np.mean(tim[(st, a)]) if tim.get((st, a)) else "n/a"
+        md.append("| %s | %s | %s | %s | %s | %s | %s |" % (v2_label(a), t("prime"), t("finetune"), t("evaluate"),
+                                                           *budget))
+    md.append("")
+    plots = []
+    xlabel, base_x = "pretraining step of the base", {b: b for b in bases}
+    if all(loss[b] is not None for b in bases):
+        xlabel, base_x = "MLM loss of the base (lower = stronger)", {b: loss[b] for b in bases}
+    try:
+        if gains:
+            plots.append(plot_gain_vs_base(out, gains, bases, base_x, xlabel))
+        if run:
+            rd = os.path.join(run, "b%d" % bases[-1])
+            pes = sorted({k[1] for k in f1 if k[0] == bases[-1]})
+            seeds = sorted({k[3] for k in f1 if k[0] == bases[-1]})
+            plots.append(plot_cosine(rd, out, pes, seeds))
+    except ImportError as e:
+        warn("no plots: %s (install python3-h5py and python3-matplotlib)" % e)
+    plots = [p for p in plots if p]
+    write_md(out, "results_v2.md", md, plots)
+    print("report: wrote %s (results_v2.md, gains_v2.csv, %d plots)" % (out, len(plots)))
+    return 0
+
+
+def glob_cells(run, base, arm):
+    d = os.path.join(run, "b%d" % base, "prime")
+    if not os.path.isdir(d):
+        return []
+    pat = re.compile(r"^[a-z]+-%s-s\d+$" % re.escape(arm))
+    return sorted(os.path.join(d, n, "primed.h5") for n in os.listdir(d)
+                  if pat.match(n) and os.path.exists(os.path.join(d, n, "primed.h5")))
 
 
 # ---------------------------------------------------------------- main
@@ -555,8 +887,15 @@ def main(argv):
     ap.add_argument("--arms")
     ap.add_argument("--seeds")
     ap.add_argument("--exp", help="the experiment's job folder (named in the report)")
+    ap.add_argument("--long", help="experiment v2: a results_long.csv (default RUN/results_long.csv when present)")
     a = ap.parse_args(argv)
     run = a.run
+    long_csv = a.long or (os.path.join(run, "results_long.csv") if os.path.isdir(run) else None)
+    if long_csv and (a.long or os.path.exists(long_csv)):
+        if a.long and not os.path.exists(a.long):
+            warn("--long %s: file not found" % a.long)
+            return 2
+        return report_v2(run if os.path.isdir(run) else "", long_csv, a.out or os.path.join(run, "report"), a.exp)
     if not os.path.isdir(run):
         warn("results directory '%s' not found" % run)
         return 2
@@ -647,12 +986,7 @@ def main(argv):
         for c, (st, detail) in sorted(bad.items()):
             md.append("- `%s`: %s — %s" % (c, st, detail))
         md.append("")
-    if plots:
-        md += ["## Plots", ""] + ["![%s](%s)" % (os.path.basename(p)[:-4], os.path.basename(p)) for p in plots] + [""]
-    text = "\n".join(md)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(text)
-    print(text)
+    write_md(out, "results.md", md, plots)
     for c, (st, detail) in sorted(bad.items()):
         warn("%s: %s (%s)" % (c, st, detail))
     print("report: wrote %s (results.md, results_long.csv, gains.csv, %d plots)" % (out, len(plots)))

@@ -1,4 +1,4 @@
-/* Hugging Face -> peprime tensor name mapping (hf_names.h). */
+/* Hugging Face <-> peprime tensor name mapping, and the peft / AdapterHub names of PE rows (hf_names.h). */
 #include "hf_names.h"
 
 #include <stdio.h>
@@ -117,4 +117,46 @@ enum pep_hf_name_kind pep_hf_map_name(const char *hf, char *out, size_t len, con
     if (starts(buf, "classifier.")) *note = "not a token-classification head (sequence classifier?)";
     else *note = "not a tensor of an XLM-R / BERT encoder with a token-classification or MLM head";
     return PEP_HF_NAME_KIND_UNKNOWN;
+}
+
+int pep_hf_export_name(const char *name, char *out, size_t len)
+{
+    const char *prefix = starts(name, "embeddings.") || starts(name, "encoder.layer.") ? "roberta." : "";
+    if ((size_t)snprintf(out, len, "%s%s", prefix, name) >= len) return -1;
+    /* the importer must map the name back to this row: one table for both directions */
+    char back[256];
+    if (pep_hf_map_name(out, back, sizeof back, NULL) != PEP_HF_NAME_KIND_PARAM || strcmp(back, name) != 0) return -1;
+    return 0;
+}
+
+int pep_hf_peft_name(const char *name, char *out, size_t len)
+{
+    const char *rest;
+    int ok = 0;
+    if (starts(name, "classifier.")) ok = 1;
+    else if (pep_hf_layer_index(name, &rest) >= 0)
+        ok = (starts(rest, "attention.self.query.lora_") || starts(rest, "attention.self.value.lora_")) &&
+             (ends(rest, ".lora_A") || ends(rest, ".lora_B"));
+    if (!ok) return -1;
+    const char *prefix = starts(name, "classifier.") ? "base_model.model." : "base_model.model.roberta.";
+    const char *suffix = starts(name, "classifier.") ? "" : ".weight";
+    return (size_t)snprintf(out, len, "%s%s%s", prefix, name, suffix) < len ? 0 : -1;
+}
+
+int pep_hf_adapterhub_name(const char *name, const char *adapter, char *out, size_t len)
+{
+    const char *rest;
+    int l = pep_hf_layer_index(name, &rest);
+    if (l < 0) return -1;
+    const char *where = starts(rest, "output.adapter.") ? "output" : starts(rest, "attention.output.adapter.") ? "attention.output" : NULL;
+    if (!where) return -1;
+    const char *leaf = rest + strlen(where) + strlen(".adapter.");
+    const char *mapped = !strcmp(leaf, "adapter_down.weight") ? "adapter_down.0.weight"
+                         : !strcmp(leaf, "adapter_down.bias") ? "adapter_down.0.bias"
+                         : !strcmp(leaf, "adapter_up.weight") ? "adapter_up.weight"
+                         : !strcmp(leaf, "adapter_up.bias")   ? "adapter_up.bias"
+                                                              : NULL;
+    if (!mapped) return -1;
+    return (size_t)snprintf(out, len, "roberta.encoder.layer.%d.%s.adapters.%s.%s", l, where, adapter, mapped) < len ? 0
+                                                                                                                 : -1;
 }

@@ -1,4 +1,5 @@
-/* Hugging Face XLM-R / BERT tensor names -> peprime parameter-table names (docs/model.md).
+/* Hugging Face XLM-R / BERT tensor names <-> peprime parameter-table names (docs/model.md),
+ * and the names the PE modules get in peft and AdapterHub files (docs/export-hf.md).
  * Pure string work, not collective.
  *
  * Accepted: names with or without the "roberta." / "bert." prefix; old BERT LayerNorm names
@@ -26,5 +27,20 @@ enum pep_hf_name_kind {
 enum pep_hf_name_kind pep_hf_map_name(const char *hf, char *out, size_t len, const char **note);
 /* For a peprime name "encoder.layer.N.<rest>": N (and *rest points at <rest>), else -1. */
 int pep_hf_layer_index(const char *name, const char **rest);
+
+/* The other way, for export-hf: the XLMRobertaForTokenClassification / ...ForMaskedLM name of a
+ * peprime encoder or head row ("roberta." + embeddings.* / encoder.layer.*; classifier.* and
+ * lm_head.* as they are). Checked against pep_hf_map_name, so both directions use one table.
+ * Returns 0, or -1 for a row that is not part of those models (PE rows) or does not fit. */
+int pep_hf_export_name(const char *name, char *out, size_t len);
+/* peft's saved name of a LoRA row or of the classifier (modules_to_save):
+ * "base_model.model.roberta.encoder.layer.N.attention.self.query.lora_A.weight",
+ * "base_model.model.classifier.weight". -1 for other rows. */
+int pep_hf_peft_name(const char *name, char *out, size_t len);
+/* AdapterHub's name of a bottleneck-adapter row, for the adapter called `adapter`:
+ * "roberta.encoder.layer.N.output.adapters.<adapter>.adapter_down.0.weight" (the down
+ * projection is the first module of a Sequential), "...adapter_up.weight"; the attention
+ * adapter (Houlsby) under "attention.output.adapters.<adapter>". -1 for other rows. */
+int pep_hf_adapterhub_name(const char *name, const char *adapter, char *out, size_t len);
 
 #endif

@@ -1,4 +1,4 @@
-/* Evaluation results as JSON and CSV (see results.h). */
+/* Evaluation results as JSON and CSV, and the per-word prediction files (see results.h). */
 #include "results.h"
 
 #include <errno.h>
@@ -116,6 +116,25 @@ int pep_results_write_csv(const char *path, const struct pep_eval_summary *s, in
     double p, r, f1;
     pep_eval_macro(s, n, &p, &r, &f1);
     fprintf(f, "macro,%.6f,%.6f,%.6f,,,,,,\n", p, r, f1);
+    PEP_CALL(close_rename(f, tmp, path));
+    return PEP_OK;
+}
+
+int pep_results_write_predictions(const char *path, const struct pep_corpus *c, const int *pred)
+{
+    char tmp[4096];
+    FILE *f = NULL;
+    for (size_t w = 0; w < c->nwords; w++)
+        PEP_CHECK(pred[w] >= 0 && pred[w] < c->ntags, PEP_ERR_INTERNAL,
+                  "%s: word %zu has no prediction (tag id %d); was every sentence scored?", path, w, pred[w]);
+    PEP_CALL(open_tmp(path, tmp, sizeof tmp, &f));
+    for (int s = 0; s < c->nsent; s++) {
+        const int *gold = pep_corpus_sentence_tags(c, s);
+        const int *p = pred + c->sent_start[s];
+        for (int j = 0; j < pep_corpus_sentence_len(c, s); j++)
+            fprintf(f, "%s\t%s\t%s\n", pep_corpus_word(c, s, j), c->tag_names[gold[j]], c->tag_names[p[j]]);
+        fputc('\n', f);
+    }
     PEP_CALL(close_rename(f, tmp, path));
     return PEP_OK;
 }

@@ -1,4 +1,4 @@
-/* A strict reader of the safetensors format (Hugging Face): an 8-byte little-endian header
+/* A strict reader (and a float32 writer, at the end) of the safetensors format (Hugging Face): an 8-byte little-endian header
  * length N, N bytes of JSON header
  *   {"<name>": {"dtype": "F32", "shape": [d0, d1, ...], "data_offsets": [begin, end]}, ...,
  *    "__metadata__": {"key": "value", ...}}
@@ -76,5 +76,21 @@ size_t pep_st_dtype_size(enum pep_st_dtype d);
 /* Exact conversions (every F16 and BF16 value, incl. subnormals, inf and NaN, is a float). */
 float pep_f16_to_f32(uint16_t h);
 float pep_bf16_to_f32(uint16_t b);
+
+/* ---- writer (io/safetensors_write.c) ---- */
+
+/* One float32 tensor to write: `data` holds the product of `shape` floats, row-major. */
+struct pep_st_out {
+    const char *name;
+    int ndim;
+    size_t shape[PEP_ST_MAX_DIMS];
+    const float *data;
+};
+
+/* Writes the n tensors as F32 in the given order, with "__metadata__" holding the nmeta
+ * key/value pairs meta[2i], meta[2i + 1] (transformers wants {"format": "pt"}). Names and
+ * metadata must be printable ASCII without '"' or '\\'. Written to path.tmp, then renamed.
+ * Not collective. */
+int pep_safetensors_write(const char *path, const struct pep_st_out *t, int n, const char *const *meta, int nmeta);
 
 #endif

@@ -1,5 +1,5 @@
-/* `peprime tokenizer`: train a SentencePiece model with spm_train on the WikiANN text
- * (train), print the joined text of a split (text), encode stdin like
+/* `peprime tokenizer`: train a SentencePiece model with spm_train on the NER training text
+ * (train; read by io/conll.c like every stage), print the joined text of a split (text), encode stdin like
  * `spm_encode --output_format=id` (encode), and time the C encoder (bench). */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "data/corpus.h"
 #include "data/generated.h"
+#include "conll.h"
 #include "spm_file.h"
 #include "tokenizer/spm.h"
 
@@ -25,6 +26,7 @@
 #define MAX_LANGS 256
 
 struct tok_opts {
+    struct pep_config cfg; /* data.* settings: which files are read and how (--data, --set) */
     const char *data, *languages, *out, *model, *split, *input;
     long vocab, per_lang, repeat, max_len;
     uint64_t seed;
@@ -37,10 +39,13 @@ static void tok_usage(FILE *f)
     fprintf(f,
             "usage: peprime tokenizer train --data ROOT --languages en,de,...|all --vocab N --out spm.model\n"
             "                              [--sentences-per-language N (20000; 0 = all)] [--seed S]\n"
-            "                              [--character-coverage C (0.9995)]\n"
+            "                              [--character-coverage C (0.9995)] [--set data.KEY=VALUE ...]\n"
             "       peprime tokenizer encode --model spm.model [--fairseq] < text > ids\n"
             "       peprime tokenizer text --data ROOT --languages L,... [--split train|dev|test]\n"
-            "                              [--sentences-per-language N (0 = all)] [--seed S]\n"
+            "                              [--sentences-per-language N (0 = all)] [--seed S] [--set ...]\n"
+            "       (--data ROOT is data.root, or 'generated'; --set data.path=..., data.separator=...,\n"
+            "        data.scheme=..., data.unknown_types=..., data.tags=... read other datasets the\n"
+            "        way the stages do, see docs/config.md)\n"
             "       peprime tokenizer align --model spm.model [--max-len T (128)] < text\n"
             "                              (per line: fairseq ids TAB first-piece index per word\n"
             "                              TAB words cut; words are split on single spaces)\n"
@@ -69,6 +74,10 @@ static int parse_opts(int argc, char **argv, struct tok_opts *o)
         const char *v = argv[++i];
         long x;
         if (!strcmp(a, "--data")) o->data = v;
+        else if (!strcmp(a, "--set")) {
+            PEP_CHECK(!strncmp(v, "data.", 5), PEP_ERR_USAGE, "tokenizer: --set takes data.* keys only, not '%s'", v);
+            PEP_CALL(pep_config_set_arg(&o->cfg, v));
+        }
         else if (!strcmp(a, "--languages")) o->languages = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--model")) o->model = v;
@@ -105,6 +114,7 @@ static int split_langs(const char *root, const char *spec, char *store, size_t s
     *n = 0;
     if (!strcmp(spec, "all")) {
         char path[4096];
+        PEP_CHECK(strcmp(root, "generated") != 0, PEP_ERR_USAGE, "--languages all needs a data root, not --data generated");
         snprintf(path, sizeof(path), "%s/ner/wikiann", root);
         DIR *d = opendir(path);
         PEP_CHECK(d, PEP_ERR_IO, "cannot list languages in '%s': %s (set --data)", path,
@@ -214,7 +224,7 @@ static int cmd_train(struct tok_opts *o)
     if (!strcmp(o->data, "generated"))
         PEP_CALL_GOTO(rc, write_generated_text(langs, n_langs, o->per_lang, o->seed, f, &n_lines));
     else
-        PEP_CALL_GOTO(rc, pep_spm_write_text(o->data, (const char *const *)langs, n_langs, "train",
+        PEP_CALL_GOTO(rc, pep_spm_write_text(&o->cfg, (const char *const *)langs, n_langs, "train",
                                              o->per_lang, o->seed, f, &n_lines));
     {
         int closed = fclose(f);
@@ -252,7 +262,7 @@ static int cmd_text(struct tok_opts *o)
     int n_langs;
     PEP_CHECK(o->data && o->languages, PEP_ERR_USAGE, "tokenizer text needs --data and --languages");
     PEP_CALL(split_langs(o->data, o->languages, store, sizeof(store), langs, &n_langs));
-    PEP_CALL(pep_spm_write_text(o->data, (const char *const *)langs, n_langs,
+    PEP_CALL(pep_spm_write_text(&o->cfg, (const char *const *)langs, n_langs,
                                 o->split ? o->split : "train", o->per_lang, o->seed, stdout, NULL));
     PEP_CHECK(fflush(stdout) == 0, PEP_ERR_IO, "writing the text: %s", strerror(errno));
     return PEP_OK;
@@ -432,18 +442,36 @@ cleanup:
     return rc;
 }
 
-int pep_tokenizer_train(const char *data, const char *languages, long vocab, const char *out, long per_lang,
-                        uint64_t seed)
+/* --data ROOT: data.root of the options' config (kept as is for "generated"). */
+static int set_data_root(struct tok_opts *o)
 {
-    struct tok_opts o = {0};
-    o.data = data, o.languages = languages, o.out = out, o.vocab = vocab, o.per_lang = per_lang, o.seed = seed;
+    if (!o->data || !strcmp(o->data, "generated")) return PEP_OK;
+    return pep_config_set(&o->cfg, "data.root", o->data, "--data");
+}
+
+int pep_tokenizer_train(const struct pep_config *cfg, const char *languages, long vocab, const char *out,
+                        long per_lang, uint64_t seed)
+{
+    struct tok_opts o;
+    memset(&o, 0, sizeof o);
+    o.cfg = *cfg;
+    char root[1200];
+    if (!strcmp(cfg->data.corpus, "generated")) o.data = "generated";
+    else if (cfg->data.path[0] == '/') o.data = cfg->data.path; /* needs no data root (nor --languages all) */
+    else {
+        PEP_CALL(pep_data_root(cfg, NULL, root, sizeof root, NULL));
+        o.data = root;
+    }
+    o.languages = languages, o.out = out, o.vocab = vocab, o.per_lang = per_lang, o.seed = seed;
     o.coverage = 0.9995;
     return cmd_train(&o);
 }
 
 int pep_cmd_tokenizer(int argc, char **argv)
 {
-    struct tok_opts o = {0};
+    struct tok_opts o;
+    memset(&o, 0, sizeof o);
+    pep_config_defaults(&o.cfg);
     o.per_lang = -1;
     o.coverage = 0.9995;
     o.seed = 1;
@@ -455,6 +483,7 @@ int pep_cmd_tokenizer(int argc, char **argv)
     }
     const char *sub = argv[0];
     rc = parse_opts(argc - 1, argv + 1, &o);
+    if (rc == PEP_OK) rc = set_data_root(&o);
     if (rc == PEP_OK) {
         if (!strcmp(sub, "train")) {
             if (o.per_lang < 0) o.per_lang = 20000;

@@ -12,15 +12,17 @@ int pep_cmd_tokenizer(int argc, char **argv);
 int pep_cmd_inspect(int argc, char **argv);
 /* raw commands: argv[0] is the command name; they return the process exit code */
 int pep_cmd_import_hf(int argc, char **argv);
+int pep_cmd_export_hf(int argc, char **argv);
 int pep_cmd_pretrain(int argc, char **argv);
 int pep_cmd_prime(int argc, char **argv);
 int pep_cmd_finetune(int argc, char **argv);
 int pep_cmd_evaluate(int argc, char **argv);
 
 /* Trains a SentencePiece unigram model with spm_train on the training text of `languages`
- * (comma list) under the data root `data` ("generated": the generated corpus) -> `out`. */
-int pep_tokenizer_train(const char *data, const char *languages, long vocab, const char *out, long per_lang,
-                        uint64_t seed);
+ * (comma list), read as the stages read it (cfg's data.* keys; data.corpus = generated: the
+ * generated corpus) -> `out`. */
+int pep_tokenizer_train(const struct pep_config *cfg, const char *languages, long vocab, const char *out,
+                        long per_lang, uint64_t seed);
 
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);

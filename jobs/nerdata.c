@@ -86,6 +86,8 @@ void pep_nerset_free(struct pep_nerset *s)
     pep_free(s->word_off);
     pep_free(s->gold);
     pep_free(s->first);
+    pep_free(s->pred);
+    pep_corpus_destroy(&s->corpus);
     memset(s, 0, sizeof *s);
 }
 
@@ -105,7 +107,11 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
         pep_free(tags);
         PEP_CALL(grc);
     } else {
-        PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c));
+        struct pep_conll_stats st;
+        PEP_CALL(pep_conll_read_lang(&run->cfg, NULL, lang, split, &c, &st));
+        if (st.unknown_to_o && run->rank == 0)
+            pep_info("data: %s/%s: %ld tags of entity types not in data.tags read as O (%s)", lang, split,
+                     st.unknown_to_o, st.unknown);
     }
     int rc = PEP_OK, T = run->cfg.model.max_seq_len;
     const char **words = NULL;
@@ -151,6 +157,8 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
         pep_info("data: %s/%s: %d of %d sentences longer than model.max_seq_len = %d subwords were truncated "
                  "(%d words lost; they count as predicted O in evaluation)",
                  lang, split, out->truncated_sentences, out->n, T, out->truncated_words);
+    out->corpus = c;
+    c = NULL;
 cleanup:
     pep_free(words);
     pep_free(lens);
@@ -215,6 +223,7 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
             }
             lrc = pep_conlleval_add(ev, s->gold + w0, pred, nw);
             if (lrc) break;
+            if (s->pred) memcpy(s->pred + w0, pred, (size_t)nw * sizeof *pred);
         }
     }
     /* a rank that failed must not leave the others waiting in the reduction below */
@@ -238,4 +247,23 @@ cleanup:
     pep_free(idx);
     pep_free(pred);
     return rc;
+}
+
+int pep_nerset_alloc_pred(struct pep_nerset *s)
+{
+    int nw = s->word_off[s->n];
+    PEP_ALLOC(s->pred, nw > 0 ? nw : 1);
+    for (int w = 0; w < nw; w++) s->pred[w] = -1;
+    return PEP_OK;
+}
+
+int pep_nerset_gather_pred(const struct pep_nerset *s, MPI_Comm comm, int rank, int size)
+{
+    if (size == 1) return PEP_OK;
+    int nw = s->word_off[s->n];
+    /* each word was scored by exactly one rank; the others hold -1 there */
+    void *send = rank == 0 ? MPI_IN_PLACE : (void *)s->pred;
+    PEP_CHECK(MPI_Reduce(send, s->pred, nw, MPI_INT, MPI_MAX, 0, comm) == MPI_SUCCESS, PEP_ERR_MPI,
+              "MPI_Reduce of the predictions of %s/%s failed", s->lang, s->split);
+    return PEP_OK;
 }

@@ -23,6 +23,8 @@ struct pep_nerset {
     int *gold;        /* gold tag of every word */
     int *first;       /* index of every word's first piece in its row, -1 if truncated away */
     long tokens;      /* ids in use over all sentences */
+    struct pep_corpus *corpus; /* the sentences as read: words and gold tags (prediction files) */
+    int *pred;        /* NULL, or (words) where pep_nerset_score puts each word's predicted tag */
     int truncated_sentences, truncated_words;
 };
 
@@ -36,10 +38,17 @@ void pep_nerset_free(struct pep_nerset *s);
 void pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, int *ids, int *labels, struct pep_batch *b);
 /* Tags every word of the set with the model (argmax at its first piece; words cut by
  * truncation count as "O") and adds gold / predicted tags to `ev`. Sentences are sharded
- * over the ranks of comm and the counts summed, so every rank ends with the same `ev`.
- * Collective. */
+ * over the ranks of comm and the counts summed, so every rank ends with the same `ev`. If
+ * s->pred is set, the predicted tags of the sentences this rank scored are written there
+ * (pep_nerset_gather_pred collects the rest). Collective. */
 int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,
                      int rank, int size);
+/* Allocates s->pred for pep_nerset_score, one -1 per word. Not collective. */
+int pep_nerset_alloc_pred(struct pep_nerset *s);
+/* After pep_nerset_score: rank 0's s->pred gets every word's prediction, whichever rank scored
+ * it (the other ranks' s->pred is undefined afterwards). s->pred must have been filled with -1
+ * on every rank before scoring (pep_nerset_alloc_pred). Collective. */
+int pep_nerset_gather_pred(const struct pep_nerset *s, MPI_Comm comm, int rank, int size);
 /* Tag names of data.tags, and their count. */
 int pep_run_tags(const struct pep_run *run, char names[][32], int cap, int *n);
 /* Where the tokenizer is: model.tokenizer if absolute, else in run.out, else beside the

@@ -1,10 +1,13 @@
 /* `peprime evaluate`: zero-shot entity-level F1 of a fine-tuned model on each target
  * language's test split (conlleval rules, or strict IOB2 with data.strict_iob2), written as
- * <out>/results.json and <out>/results.csv and printed as a table. Sentences are sharded
- * over the ranks; the counts are summed. */
+ * <out>/results.json and <out>/results.csv and printed as a table, and every word's gold and
+ * predicted tag as <out>/predictions/<lang>.conll. Sentences are sharded over the ranks; the
+ * counts are summed and the predictions gathered on rank 0, which writes the files. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "jobs.h"
@@ -45,17 +48,31 @@ static int run_evaluate(struct pep_stage *stg)
     if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
     pep_ckpt_close(&r);
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+    char pred_dir[1200];
+    pep_run_path(run, "predictions", pred_dir, sizeof pred_dir);
+    lrc = PEP_OK;
+    if (rank == 0 && mkdir(pred_dir, 0755) != 0 && errno != EEXIST)
+        lrc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot create '%s': %s", pred_dir,
+                            strerror(errno));
+    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     double t0 = pep_now_s();
     for (int i = 0; i < ntgt; i++) {
         char lang[32];
         struct pep_nerset set;
         PEP_CALL_GOTO(rc, pep_list_item(cfg->data.targets, i, lang, sizeof lang));
         lrc = pep_nerset_load(run, spm, lang, "test", &set);
+        if (lrc == PEP_OK && (lrc = pep_nerset_alloc_pred(&set)) != PEP_OK) pep_nerset_free(&set);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         pep_conlleval_reset(ev);
         lrc = pep_nerset_score(m, &set, ev, comm, rank, size);
+        if (lrc == PEP_OK) lrc = pep_nerset_gather_pred(&set, comm, rank, size);
+        if (lrc == PEP_OK && rank == 0) {
+            char path[1300];
+            snprintf(path, sizeof path, "%s/%s.conll", pred_dir, lang);
+            lrc = pep_results_write_predictions(path, set.corpus, set.pred);
+        }
         pep_nerset_free(&set);
-        PEP_CALL_GOTO(rc, lrc);
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         pep_conlleval_summary(ev, lang, &sum[i]);
     }
     if (rank == 0) {
@@ -70,7 +87,8 @@ static int run_evaluate(struct pep_stage *stg)
         PEP_CALL_GOTO(rc, pep_results_write_json(path, sum, ntgt, run_json));
         pep_run_path(run, "results.csv", path, sizeof path);
         PEP_CALL_GOTO(rc, pep_results_write_csv(path, sum, ntgt));
-        pep_info("evaluate: results in %s/results.json and results.csv", run->out);
+        pep_info("evaluate: results in %s/results.json and results.csv, predictions in %s/<lang>.conll", run->out,
+                 pred_dir);
     }
 cleanup:
     pep_free(sum);

@@ -2,7 +2,8 @@
  * of the encoder on the untagged text of the chosen languages' training splits, writing the
  * base model (<out>/base.h5: /model + the MLM head). This is how experiments on a machine
  * without downloads get a multilingual encoder; on a cluster, import-hf gives the same
- * layout from XLM-R. Ranks split each batch (data parallel). */
+ * layout from XLM-R. With --init BASE.h5 it continues from that base (fresh optimizer, step
+ * 0). Ranks split each batch (data parallel). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,7 @@ static int run_pretrain(struct pep_stage *stg)
             strcat(langs, names[i]);
         }
         pep_info("pretrain: no tokenizer at %s: training one (%d pieces) on %s", tpath, cfg->model.tokenizer_vocab, langs);
-        const char *root = !strcmp(cfg->data.corpus, "generated") ? "generated" : run->data_root;
-        lrc = pep_tokenizer_train(root, langs, cfg->model.tokenizer_vocab, tpath,
+        lrc = pep_tokenizer_train(cfg, langs, cfg->model.tokenizer_vocab, tpath,
                                   cfg->data.max_sentences > 0 ? cfg->data.max_sentences : 20000, (uint64_t)cfg->run.seed);
     }
     PEP_CALL(pep_mpi_agree(lrc, comm));
@@ -81,6 +81,13 @@ static int run_pretrain(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM, LB, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
+    if (run->init[0]) {
+        /* continued pretraining (e.g. the equal-compute control of a priming experiment): the
+         * encoder and MLM head of a base, a fresh optimizer and step count */
+        lrc = pep_stage_load(run->init, m, PEP_GROUPS_ALL, NULL);
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        if (rank == 0) pep_info("pretrain: continuing from the base %s", run->init);
+    }
     size_t nb = 0, ne = m->table.numel;
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, nb, ne));
     if (rank == 0)

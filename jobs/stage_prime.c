@@ -1,7 +1,8 @@
 /* `peprime prime`: MAML priming (src/maml) over MPI. Rank r runs tasks r, r+P, ... of each
  * meta-batch; the meta-gradient is summed with one allreduce per meta-step and every rank
  * applies the same AdamW step to its replica. The latest adapted PE + head state of each
- * language is kept by the rank that produced it and written collectively into /tasks. */
+ * language is kept by the rank that produced it and written collectively into /tasks, with
+ * the state that episode's inner loop started from as /tasks/<lang>.start. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ struct lang_state {
     int64_t episode, step;
     double support_loss, query_loss;
     float *state;       /* the owner's copy of the adapted state (task groups) */
+    float *start;       /* the owner's copy of that episode's inner-loop start (task groups) */
 };
 
 /* Debug hook for the fault-injection test: PEP_FAULT_RANK / PEP_FAULT_STEP make that rank
@@ -44,6 +46,25 @@ static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, 
         tasks[nt].owner = ls[l].owner, tasks[nt].episode = ls[l].episode, tasks[nt].step = ls[l].step;
         tasks[nt].support_loss = ls[l].support_loss, tasks[nt].query_loss = ls[l].query_loss;
         tasks[nt].state = ls[l].owner == rank ? ls[l].state : NULL;
+        nt++;
+    }
+    return nt;
+}
+
+/* Appends "<lang>.start" entries (the inner-loop start of each language's latest episode) for
+ * the languages drawn since meta-step `since` (the start of this process: starts are not
+ * read back on resume). Every rank derives the same list. */
+static int fill_starts(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][32], int nlang, int rank,
+                       long since)
+{
+    int nt = 0;
+    for (int l = 0; l < nlang; l++) {
+        if (ls[l].owner < 0 || ls[l].step <= since) continue;
+        memset(&tasks[nt], 0, sizeof tasks[nt]);
+        snprintf(tasks[nt].lang, sizeof tasks[nt].lang, "%.20s.start", names[l]);
+        tasks[nt].owner = ls[l].owner, tasks[nt].episode = ls[l].episode, tasks[nt].step = ls[l].step;
+        tasks[nt].support_loss = ls[l].support_loss, tasks[nt].query_loss = ls[l].query_loss;
+        tasks[nt].state = ls[l].owner == rank ? ls[l].start : NULL;
         nt++;
     }
     return nt;
@@ -133,6 +154,7 @@ static int run_prime(struct pep_stage *stg)
     for (int i = 0; i < nlang; i++) {
         ls[i].owner = -1;
         PEP_ALLOC_GOTO(rc, ls[i].state, te - tb);
+        PEP_ALLOC_GOTO(rc, ls[i].start, te - tb);
     }
     if (rank == 0) {
         size_t n_in = ie - ib, n_up = ue - ub;
@@ -182,7 +204,7 @@ static int run_prime(struct pep_stage *stg)
     PEP_ALLOC_GOTO(rc, buf, (size_t)2 * (S + Q) * T);
     PEP_ALLOC_GOTO(rc, sidx, S);
     PEP_ALLOC_GOTO(rc, qidx, Q);
-    PEP_ALLOC_GOTO(rc, tasks, nlang);
+    PEP_ALLOC_GOTO(rc, tasks, 2 * (size_t)nlang);
     struct pep_task_range tr;
     PEP_CALL_GOTO(rc, pep_partition_range(rank, size, M, &tr));
     size_t nstats = 3 + 2 * (size_t)nlang;
@@ -214,6 +236,7 @@ static int run_prime(struct pep_stage *stg)
                                     t, names[l], rank, fault_here(rank, step) ? " (injected by PEP_FAULT_RANK)" : "");
             if (trc) break;
             memcpy(ls[l].state, res.adapted + (tb - ib), (te - tb) * sizeof(float));
+            memcpy(ls[l].start, res.start + (tb - ib), (te - tb) * sizeof(float));
             stats[0] += res.query_loss;
             stats[1] += res.support_loss;
             stats[2] += (double)(bs.B * bs.T + bq.B * bq.T);
@@ -252,9 +275,11 @@ static int run_prime(struct pep_stage *stg)
             window = 0;
         }
         sv.ntasks = fill_tasks(tasks, ls, names, nlang, rank); /* the /tasks list a checkpoint would write */
+        sv.ntasks += fill_starts(tasks + sv.ntasks, ls, names, nlang, rank, start);
         PEP_CALL_GOTO(rc, pep_stage_step_done(comm, &sv, step + 1, "meta-step"));
     }
     sv.ntasks = fill_tasks(tasks, ls, names, nlang, rank);
+    sv.ntasks += fill_starts(tasks + sv.ntasks, ls, names, nlang, rank, start);
     sv.step = step, sv.rng[1] = (uint64_t)step;
     char path[1200];
     pep_run_path(run, "primed.h5", path, sizeof path);
@@ -275,6 +300,7 @@ cleanup:
     for (int i = 0; i < MAX_LANGS; i++) {
         pep_nerset_free(&sets[i]);
         pep_free(ls[i].state);
+        pep_free(ls[i].start);
     }
     for (int i = 0; i < 5; i++) pep_series_free(&series[i]);
     pep_optim_fini(&opt);

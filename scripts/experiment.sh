@@ -1,7 +1,27 @@
 #!/usr/bin/env bash
-# scripts/experiment.sh: the priming experiment of docs/results.md — one shared tokenizer and
+# scripts/experiment.sh: the priming experiments of docs/results.md — one shared tokenizer and
 # base model, then every cell (PE method x priming arm x seed): prime -> finetune -> evaluate,
 # then the analysis (tables and plots) of analysis/report.py.
+#
+# Experiment v2 (a job folder with a grid.conf, e.g. jobs/experiments/wikiann-v2):
+#   scripts/experiment.sh --exp jobs/experiments/wikiann-v2 --run runs/v2 [--seeds ..] [--arms ..]
+#                         [--pe ..] [--bases 2000,16000] [--jobs N] [--threads T] [--collect | --calibrate]
+# pretrains once, keeps the checkpoints at grid.conf's `bases` steps as RUN/bases/base-step<N>.h5
+# (hard links; SHA-256 in RUN/bases/SHA256SUMS and RUN/bases.csv), then runs the cells of
+# grid.conf — every arm of `strong.arms` x `strong.pe` on the last base, `weak.arms` x
+# `weak.pe` on the others, `seeds` each; --arms/--pe/--bases restrict them, --seeds replaces
+# them — into RUN/b<N>/{prime,finetune,evaluate}/<pe>-<arm>-s<seed>, seed-major, strongest base
+# first. An arm's priming job file is EXP/arms/<arm>.ini; arm none has no priming; arm mlm is
+# EXP/mlm.ini, continued masked LM from the base, one run per base and seed shared by the PE
+# methods (RUN/b<N>/prime/mlm-s<seed>). An arm's fine-tuning job file is
+# EXP/arms/<arm>.finetune.ini when present, else EXP/finetune.ini. After every finished cell
+# RUN/results_long.csv (base,pe,arm,seed,language,f1 with f1 in %) is rebuilt from all finished
+# cells, so it is complete after any interruption; --collect only rebuilds it.
+# --calibrate: pretraining (if not done) and the inner-rate calibration only, locally.
+# --slurm: submits the pretraining job when the bases are missing (run the same command again
+# once it has finished), else per base and arm slurm/pipeline.sh job arrays (the calibrated
+# arms only once RUN/calibration/inner_lr exists: run --calibrate locally first, minutes);
+# run --collect after the jobs.
 #
 #   scripts/experiment.sh [--exp DIR] [--run DIR] [--seeds 1,2,3]
 #                         [--arms none,maml,maml-all,multitask] [--pe adapter,prefix]
@@ -30,24 +50,28 @@ split() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s\n' "${a[@]}"; }
 
 exp=$PEP_ROOT/jobs/experiments/wikiann-small run=$PEP_ROOT/runs/experiment
 seeds=1,2,3 arms=none,maml,maml-all,multitask pes=adapter,prefix
-jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra=""
+jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra="" bases_opt="" collect_only=0 calibrate_only=0
+seeds_set=0 arms_set=0 pes_set=0
 sets=()
 while (($#)); do
   case "$1" in
-    --exp | --run | --seeds | --arms | --pe | --jobs | --threads | --set | --sbatch)
+    --exp | --run | --seeds | --arms | --pe | --jobs | --threads | --set | --sbatch | --bases)
       (($# >= 2)) || die "option $1 needs a value" ;;
   esac
   case "$1" in
     --exp) exp=$2; shift 2 ;;
     --run) run=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --arms) arms=$2; shift 2 ;;
-    --pe) pes=$2; shift 2 ;;
+    --seeds) seeds=$2; seeds_set=1; shift 2 ;;
+    --arms) arms=$2; arms_set=1; shift 2 ;;
+    --pe) pes=$2; pes_set=1; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --set) sets+=(--set "$2"); shift 2 ;;
     --sbatch) sbatch_extra=$2; shift 2 ;;
     --slurm) slurm=1; shift ;;
+    --bases) bases_opt=$2; shift 2 ;;
+    --collect) collect_only=1; shift ;;
+    --calibrate) calibrate_only=1; shift ;;
     --no-report) report=0; shift ;;
     --dry-run) dry=1; shift ;;
     -h | --help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -63,8 +87,17 @@ done
 cores=$(nproc)
 jobs=${jobs:-$((cores / threads > 0 ? cores / threads : 1))}
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs '$jobs' is not a positive number"
-for a in $(split "$arms"); do case "$a" in none | maml | maml-all | multitask) ;;
-  *) die "unknown arm '$a' (choices: none, maml, maml-all, multitask)" ;; esac; done
+grid=0
+[[ -f "$exp/grid.conf" ]] && grid=1
+# exp_arm_ok ARM: an arm this job folder defines (v2: arms/<arm>.ini, mlm.ini, none)
+exp_arm_ok() { [[ "$1" == none || ("$1" == mlm && -f "$exp/mlm.ini") || ("$1" =~ ^[a-z][a-z0-9-]*$ && -f "$exp/arms/$1.ini") ]]; }
+if ((grid)); then
+  ((arms_set == 0)) || for a in $(split "$arms"); do exp_arm_ok "$a" ||
+    die "unknown arm '$a': $exp has no arms/$a.ini (arms: none$([[ -f $exp/mlm.ini ]] && echo ", mlm")$(for f in "$exp"/arms/*.ini; do b=${f##*/}; [[ $b == *.finetune.ini ]] || printf ', %s' "${b%.ini}"; done))"; done
+else
+  for a in $(split "$arms"); do case "$a" in none | maml | maml-all | multitask) ;;
+    *) die "unknown arm '$a' (choices: none, maml, maml-all, multitask)" ;; esac; done
+fi
 for p in $(split "$pes"); do case "$p" in adapter | prefix | lora) ;;
   *) die "unknown PE method '$p' (choices: adapter, prefix, lora)" ;; esac; done
 for s in $(split "$seeds"); do [[ "$s" =~ ^[0-9]+$ ]] || die "seed '$s' is not a number"; done
@@ -76,6 +109,11 @@ export PEPRIME_DATA=$data
 mkdir -p "$run" || die "cannot create the results directory '$run'"
 run=$(cd "$run" && pwd)
 export PEP_SKIP_DONE=1
+
+# experiment v2 (grid.conf): its cell list, cell runner, bases and long CSV
+((grid)) && source "$PEP_ROOT/scripts/experiment_grid.sh"
+((grid && (slurm || collect_only))) && { grid_main; exit $?; }
+((collect_only)) && die "--collect needs a job folder with a grid.conf (experiment v2)"
 
 if ((slurm)); then
   # Slurm: the same job files and layout as job arrays; finished stages are skipped by the
@@ -102,21 +140,21 @@ mkdir -p "$run/logs" "$run/failed"
 
 # stage CELL STAGE SCRIPT-ARGS...: one stage through its batch script; 0 = done or skipped
 stage() {
-  local cell=$1 st=$2 t0 rc=0 log
+  local cell=$1 st=$2 t0 rc=0 log conf=${STAGE_CONF:-$exp/$2.ini} flat=${1//\//-}
   shift 2
-  log=$run/logs/$st-$cell.log
+  log=$run/logs/$st-$flat.log
   t0=$(date +%s)
   if ((dry)); then
-    bash "$PEP_ROOT/slurm/$st.sh" --config "$exp/$st.ini" "${sets[@]}" "$@" --dry-run
+    bash "$PEP_ROOT/slurm/$st.sh" --config "$conf" "${sets[@]}" "$@" --dry-run
     return 0
   fi
-  bash "$PEP_ROOT/slurm/$st.sh" --config "$exp/$st.ini" "${sets[@]}" "$@" >>"$log" 2>&1 || rc=$?
+  bash "$PEP_ROOT/slurm/$st.sh" --config "$conf" "${sets[@]}" "$@" >>"$log" 2>&1 || rc=$?
   local secs=$(($(date +%s) - t0)) status=ok
   grep -q 'PEP_SKIP_DONE=1' <(tail -n 2 "$log") && status=skipped
   ((rc == 0)) || status=failed:$rc
   [[ "$status" == skipped ]] || echo "$cell,$st,$secs,$status,$(date '+%F %T')" >>"$run/timings.csv"
   if ((rc != 0)); then
-    printf 'stage %s exited with status %d after %d s; log %s\n' "$st" "$rc" "$secs" "$log" >"$run/failed/$cell"
+    printf 'stage %s exited with status %d after %d s; log %s\n' "$st" "$rc" "$secs" "$log" >"$run/failed/$flat"
     say "FAILED $cell: $st (status $rc); last lines of $log:"
     tail -n 5 "$log" | sed 's/^/    /'
   fi
@@ -137,18 +175,29 @@ cell() {
   ((dry)) || say "done $c: $(cat "$run/evaluate/$c/results.csv" 2>/dev/null | awk -F, 'NR>1{printf "%s ", $0}' | cut -c1-120)"
 }
 
-cells=()
-for s in $(split "$seeds"); do # seed-major: an interrupted run still has whole seeds
-  for p in $(split "$pes"); do
-    for a in $(split "$arms"); do cells+=("$p $a $s"); done
+cells=() cellfn=cell
+if ((grid)); then
+  grid_cells # fills cells, sets cellfn
+else
+  for s in $(split "$seeds"); do # seed-major: an interrupted run still has whole seeds
+    for p in $(split "$pes"); do
+      for a in $(split "$arms"); do cells+=("$p $a $s"); done
+    done
   done
-done
-say "${#cells[@]} cells ($pes x $arms x seeds $seeds) from $exp into $run; $jobs at a time, $threads BLAS thread(s) each"
+  say "${#cells[@]} cells ($pes x $arms x seeds $seeds) from $exp into $run; $jobs at a time, $threads BLAS thread(s) each"
+fi
 T0=$(date +%s)
 
 say "pretrain (tokenizer + masked LM) with $((jobs * threads)) threads"
 PEP_THREADS=$((jobs * threads)) stage base pretrain --out "$run/pretrain" ||
   die "pretraining failed; see $run/logs/pretrain-base.log"
+((grid)) && grid_bases
+if ((calibrate_only)); then
+  ((grid)) || die "--calibrate needs a job folder with a grid.conf (experiment v2)"
+  lr=$(grid_inner_lr) || die "the calibration failed; see $run/logs/prime-calibration-*.log"
+  say "inner SGD rate of the calibrated arms: $lr ($run/calibration/calibration.csv)"
+  exit 0
+fi
 
 # workers take the next cell from a shared counter; worker w is pinned to its own cores
 # when the cells fit the machine, so that two cells never share one
@@ -164,7 +213,7 @@ worker() { # runs in its own subshell; its binding is inherited by the stages it
     i=$(next)
     ((i < ${#cells[@]})) || break
     # shellcheck disable=SC2086
-    PEP_THREADS=$threads cell ${cells[$i]}
+    PEP_THREADS=$threads $cellfn ${cells[$i]}
   done
 }
 pids=()
@@ -189,6 +238,7 @@ rm -f "$queue" "$queue.lock"
 
 nfail=$(find "$run/failed" -type f | wc -l)
 say "all cells finished in $(( ($(date +%s) - T0) / 60 )) min; $nfail failed$( ((nfail)) && echo " (see $run/failed/)")"
+((grid && !dry)) && grid_collect
 if ((report && !dry)); then
   python3=/usr/bin/python3
   [[ -x $python3 ]] || python3=python3

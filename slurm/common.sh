@@ -21,8 +21,11 @@ pep_die() { pep_log "ERROR: $*"; exit 2; }
 pep_list_item() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s' "${a[$2]}"; }
 pep_list_count() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s' "${#a[@]}"; }
 
-# pep_variant_sets VARIANT: the --set overrides that define a priming variant.
+# pep_variant_sets VARIANT: the --set overrides that define a priming variant (none when
+# PEP_FREE_VARIANTS=1: then the prime job file defines it).
 pep_variant_sets() {
+    # PEP_FREE_VARIANTS=1: the job file defines the arm (experiment v2's arms/<arm>.ini)
+    [[ "${PEP_FREE_VARIANTS:-0}" == 1 && "$1" =~ ^[a-z][a-z0-9-]*$ ]] && return 0
     case "$1" in
         none) ;;
         maml) echo "maml.method=maml maml.inner_set=pe+head" ;;

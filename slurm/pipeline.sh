@@ -6,7 +6,7 @@
 #                     [--pe-methods adapter,prefix]
 #                     [--base BASE.h5] [--run DIR] [--set section.key=value]...
 #                     [--pretrain-config F] [--prime-config F] [--finetune-config F]
-#                     [--evaluate-config F] [--sbatch "ARGS"] [--dry-run]
+#                     [--evaluate-config F] [--prime-stage prime|pretrain] [--sbatch "ARGS"] [--dry-run]
 #
 # Variants: none = no priming (fine-tune from base.h5), maml, maml-all (MAML with
 # maml.inner_set=all), multitask (the multi-task baseline). Each (variant, seed) pair is one
@@ -15,6 +15,9 @@
 # pretraining (e.g. an imported XLM-R). --sbatch adds options to every sbatch call (e.g.
 # "-p short --ntasks-per-node=4"). The last job merges every results.csv into
 # RUN/results.csv (the F1 table). --dry-run prints the sbatch commands and submits nothing.
+# --prime-stage pretrain: the "priming" array runs slurm/pretrain.sh (continued masked LM from
+# --base, the equal-compute control of experiment v2) and fine-tuning starts from its base.h5.
+# PEP_FREE_VARIANTS=1: variant names are free (the prime job file defines the arm; experiment v2).
 # Run it from the directory the jobs should work in: logs go to ./logs, runs to ./runs.
 # `pipeline.sh --collect RUN --variants V --seeds S [--pe-methods P]` is the report job's own
 # entry point.
@@ -61,13 +64,13 @@ collect() { # RUN VARIANTS SEEDS [PE_METHODS]
     if command -v column >/dev/null; then column -t -s, "$out"; else cat "$out"; fi
 }
 
-config="" run="" base="" seeds="" variants="none,maml" pes="" dry=0 sbatch_extra=""
+config="" run="" base="" seeds="" variants="none,maml" pes="" dry=0 sbatch_extra="" prime_stage=prime
 declare -A stage_config=()
 sets=()
 while (($#)); do
     case "$1" in
         --collect | --config | --run | --base | --seeds | --variants | --pe-methods | --set | --sbatch | \
-        --pretrain-config | --prime-config | --finetune-config | --evaluate-config)
+        --pretrain-config | --prime-config | --finetune-config | --evaluate-config | --prime-stage)
             (($# >= 2)) || die "option $1 needs a value" ;;
     esac
     case "$1" in
@@ -80,6 +83,7 @@ while (($#)); do
         --pe-methods) pes=$2; shift 2 ;;
         --set) sets+=(--set "$2"); shift 2 ;;
         --sbatch) sbatch_extra=$2; shift 2 ;;
+        --prime-stage) prime_stage=$2; shift 2 ;;
         --pretrain-config | --prime-config | --finetune-config | --evaluate-config)
             k=${1#--}; stage_config[${k%-config}]=$2; shift 2 ;;
         --dry-run) dry=1; shift ;;
@@ -91,9 +95,12 @@ seeds=${seeds:-1}
 
 for v in $(split "$variants"); do
     case "$v" in none | maml | maml-all | multitask) ;;
-        *) die "unknown variant '$v' (choices: none, maml, maml-all, multitask)" ;;
+        *) [[ "${PEP_FREE_VARIANTS:-0}" == 1 && "$v" =~ ^[a-z][a-z0-9-]*$ ]] ||
+            die "unknown variant '$v' (choices: none, maml, maml-all, multitask)" ;;
     esac
 done
+case "$prime_stage" in prime) primed_file=primed.h5 ;; pretrain) primed_file=base.h5 ;;
+    *) die "--prime-stage '$prime_stage' (choices: prime, pretrain)" ;; esac
 for s in $(split "$seeds"); do
     [[ "$s" =~ ^[0-9]+$ ]] || die "seed '$s' is not a number"
 done
@@ -174,7 +181,7 @@ fi
 if ((nprimed)); then
     # shellcheck disable=SC2046  # dep prints one word or nothing
     submit prime_id --array=0-$((nprimed - 1)) "$arr_out" $(dep "$pretrain_id") \
-        "$PEP_ROOT/slurm/prime.sh" --config "${stage_config[prime]}" "${sets[@]}" \
+        "$PEP_ROOT/slurm/$prime_stage.sh" --config "${stage_config[prime]}" "${sets[@]}" \
         --variants "$primed" --seeds "$seeds" "${pe_args[@]}" --init "$base" --out "$run/prime/$cell"
 fi
 
@@ -182,7 +189,7 @@ fi
 submit finetune_id --array=0-$((nall - 1)) "$arr_out" $(dep "$pretrain_id" "$prime_id") \
     "$PEP_ROOT/slurm/finetune.sh" --config "${stage_config[finetune]}" "${sets[@]}" \
     --variants "$variants" --seeds "$seeds" "${pe_args[@]}" --base "$base" \
-    --init "$run/prime/$cell/primed.h5" --out "$run/finetune/$cell"
+    --init "$run/prime/$cell/$primed_file" --out "$run/finetune/$cell"
 
 submit evaluate_id --array=0-$((nall - 1)) "$arr_out" "$(dep "$finetune_id")" \
     "$PEP_ROOT/slurm/evaluate.sh" --config "${stage_config[evaluate]}" "${sets[@]}" \

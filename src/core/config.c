@@ -45,13 +45,20 @@ static const struct pep_config_key keys[] = {
     KFLT("pe.lora_alpha", pe.lora_alpha, 0, 1e6, "LoRA alpha (scale = alpha / r)"),
     KSTR("pe.init", pe.init, "PE initialisation for finetune: fresh | meta | task:<lang>"),
 
-    KENUM("maml.method", maml.method, "maml|multitask", "priming method: MAML or the multi-task baseline"),
+    KENUM("maml.method", maml.method, "maml|multitask|multitask-matched",
+          "priming method: MAML; the multi-task baseline (support + query, PE + head persist); or multi-task matched "
+          "to MAML (encoder gradient from the query batch only, PE + head reset every episode per maml.pe_init)"),
     KINT("maml.order", maml.order, 1, 2, "1 = first-order, 2 = second-order meta-gradient"),
     KINT("maml.inner_steps", maml.inner_steps, 1, 100, "inner SGD steps per task (k)"),
-    KFLT("maml.inner_lr", maml.inner_lr, 0, 100, "inner SGD learning rate"),
+    KFLT("maml.inner_lr", maml.inner_lr, 0, 100, "inner-loop learning rate (of maml.inner_optim)"),
+    KENUM("maml.inner_optim", maml.inner_optim, "sgd|adam",
+          "inner-loop optimiser: plain SGD, or Adam (optim.beta1/beta2/eps, bias-corrected, no weight decay, "
+          "constant rate; first order only) as PE fine-tuning's AdamW moves the modules"),
     KENUM("maml.inner_set", maml.inner_set, "pe+head|all", "parameters adapted in the inner loop"),
     KENUM("maml.outer_set", maml.outer_set, "plm|plm+pe|all", "parameters updated by the outer loop"),
-    KENUM("maml.pe_init", maml.pe_init, "fresh|meta", "inner-loop start: a fixed seeded init, or meta-learned"),
+    KENUM("maml.pe_init", maml.pe_init, "fresh|meta|episode",
+          "inner-loop start of PE + head: one fixed seeded init; meta-learned; or drawn fresh every episode by "
+          "fine-tuning's initialiser, seeded by (run.seed, meta-step, task)"),
     KFLT("maml.fd_eps", maml.fd_eps, 1e-8, 1, "eps0 of the finite-difference Hessian-vector product"),
     KINT("maml.meta_batch", maml.meta_batch, 1, 1 << 20, "tasks per meta-step"),
     KINT("maml.support_size", maml.support_size, 1, 1 << 16, "support sentences per task"),
@@ -68,6 +75,10 @@ static const struct pep_config_key keys[] = {
     KSTR("data.tags", data.tags, "tag set, comma separated"),
     KINT("data.max_sentences", data.max_sentences, 0, 1 << 30, "sentences read per language and split; 0 = all"),
     KBOOL("data.strict_iob2", data.strict_iob2, "strict IOB2 chunking in evaluate (conlleval rules otherwise)"),
+    KSTR("data.path", data.path, "data file template with {lang} and {split}, e.g. /data/ner/{lang}/{split}.txt (relative: under the data root); empty = <root>/ner/wikiann/{lang}/{split}.txt"),
+    KENUM("data.separator", data.separator, "tab|whitespace", "column separator of the data files; the token is the first column, the tag the last, others are ignored"),
+    KENUM("data.scheme", data.scheme, "iob2|iob1|iobes", "tag scheme of the data files; read into the IOB2 tags of data.tags (conlleval's chunks)"),
+    KENUM("data.unknown_types", data.unknown_types, "error|O", "an entity type missing from data.tags: an error listing the types and lines, or read as O (counted per file)"),
 
     KENUM("optim.name", optim.name, "adamw|sgd", "optimizer (outer loop for prime)"),
     KFLT("optim.lr", optim.lr, 0, 100, "peak learning rate"),
@@ -129,6 +140,7 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->maml.inner_set, "pe+head");
     strcpy(cfg->maml.outer_set, "plm");
     strcpy(cfg->maml.pe_init, "fresh");
+    strcpy(cfg->maml.inner_optim, "sgd");
     cfg->maml.fd_eps = 1e-3f;
     cfg->maml.meta_batch = 4;
     cfg->maml.support_size = 8;
@@ -143,6 +155,9 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->data.tags, "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC");
     cfg->data.max_sentences = 0;
     cfg->data.strict_iob2 = 0;
+    strcpy(cfg->data.separator, "tab");
+    strcpy(cfg->data.scheme, "iob2");
+    strcpy(cfg->data.unknown_types, "error");
 
     strcpy(cfg->optim.name, "adamw");
     cfg->optim.lr = 1e-4f;
@@ -371,6 +386,13 @@ int pep_config_validate(const struct pep_config *cfg)
         PEP_CHECK(strcmp(cfg->maml.pe_init, "meta") != 0, PEP_ERR_USAGE,
                   "%s: maml.pe_init = meta needs PE parameters but pe.method = none", w);
     }
+    PEP_CHECK(strcmp(cfg->maml.inner_optim, "adam") != 0 || cfg->maml.order == 1, PEP_ERR_USAGE,
+              "%s: maml.inner_optim = adam is first order only (the second-order recursion differentiates plain SGD "
+              "steps); use maml.order = 1 or maml.inner_optim = sgd", w);
+    PEP_CHECK(strcmp(cfg->maml.method, "multitask-matched") != 0 || strcmp(cfg->maml.pe_init, "meta") != 0,
+              PEP_ERR_USAGE,
+              "%s: maml.method = multitask-matched resets PE + head every episode; maml.pe_init must be fresh or "
+              "episode, not meta", w);
     PEP_CHECK(pep_list_count(cfg->data.tags) >= 1 && pep_list_count(cfg->data.tags) <= 1024, PEP_ERR_USAGE,
               "%s: data.tags must list between 1 and 1024 tags", w);
     return PEP_OK;

@@ -39,13 +39,14 @@ struct pep_config {
         char init[PEP_CFG_STR]; /* fresh | meta | task:<lang> (finetune) */
     } pe;
     struct {
-        char method[32];      /* maml | multitask */
+        char method[32];      /* maml | multitask | multitask-matched */
         int order;            /* 1 | 2 */
         int inner_steps;      /* k */
         float inner_lr;
         char inner_set[32];   /* pe+head | all */
         char outer_set[32];   /* plm | plm+pe | all */
-        char pe_init[32];     /* fresh | meta */
+        char pe_init[32];     /* fresh | meta | episode */
+        char inner_optim[32]; /* sgd | adam */
         float fd_eps;         /* eps0 of the finite-difference HVP */
         int meta_batch;       /* tasks per meta-step */
         int support_size;     /* sentences */
@@ -63,6 +64,10 @@ struct pep_config {
         char tags[PEP_CFG_STR];       /* tag set, comma separated */
         int max_sentences;            /* per language and split; 0 = all */
         int strict_iob2;              /* bool: strict chunking in evaluate */
+        char path[PEP_CFG_STR];       /* file template with {lang} and {split}; "" = <root>/ner/wikiann/... */
+        char separator[32];           /* tab | whitespace */
+        char scheme[32];              /* iob2 | iob1 | iobes: how the files write tags */
+        char unknown_types[32];       /* error | O */
     } data;
     struct {
         char name[32];        /* adamw | sgd */

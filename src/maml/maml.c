@@ -19,17 +19,23 @@ struct pep_maml {
     float *gplus;      /* numel: the + side of a finite-difference HVP; order 2 only */
     float *meta;       /* numel: accumulated meta-gradient */
     float *restore;    /* n_in: the inner set's values before the task */
+    float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
 };
 
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->method = !strcmp(cfg->maml.method, "multitask") ? PEP_MAML_METHOD_MULTITASK : PEP_MAML_METHOD_MAML;
+    o->method = !strcmp(cfg->maml.method, "multitask")           ? PEP_MAML_METHOD_MULTITASK
+                : !strcmp(cfg->maml.method, "multitask-matched") ? PEP_MAML_METHOD_MULTITASK_MATCHED
+                                                                 : PEP_MAML_METHOD_MAML;
     o->order = cfg->maml.order;
     o->inner_steps = cfg->maml.inner_steps;
     o->inner_lr = cfg->maml.inner_lr;
     o->fd_eps = cfg->maml.fd_eps;
     o->pe_init_meta = !strcmp(cfg->maml.pe_init, "meta");
+    o->pe_init_episode = !strcmp(cfg->maml.pe_init, "episode");
+    o->inner_adam = !strcmp(cfg->maml.inner_optim, "adam");
+    o->beta1 = cfg->optim.beta1, o->beta2 = cfg->optim.beta2, o->adam_eps = cfg->optim.eps;
     o->fresh_seed = (uint64_t)cfg->run.seed * 1000003u + 17u;
     o->meta_batch = cfg->maml.meta_batch;
     PEP_CALL(pep_groups_parse(cfg->maml.inner_set, &o->inner));
@@ -43,6 +49,10 @@ int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_mod
                       "maml.outer_set = %s includes the '%s' group, which is empty for pe.method = %s",
                       cfg->maml.outer_set, pep_group_name((enum pep_group)g), cfg->pe.method);
     unsigned both = o->inner & o->outer & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
+    PEP_CHECK(o->method != PEP_MAML_METHOD_MAML || !o->inner_adam || o->order == 1, PEP_ERR_USAGE,
+              "maml.inner_optim = adam is first order only; use maml.order = 1 or maml.inner_optim = sgd");
+    PEP_CHECK(o->method != PEP_MAML_METHOD_MULTITASK_MATCHED || !o->pe_init_meta, PEP_ERR_USAGE,
+              "maml.method = multitask-matched restarts PE + head every episode: maml.pe_init must be fresh or episode");
     PEP_CHECK(o->method == PEP_MAML_METHOD_MULTITASK || !both || o->pe_init_meta, PEP_ERR_USAGE,
               "maml.outer_set = %s updates parameters that maml.inner_set = %s restarts fresh every episode; set "
               "maml.pe_init = meta to meta-learn their initialisation, or use maml.outer_set = plm",
@@ -78,8 +88,12 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     }
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
+    if (o->inner_adam && o->method == PEP_MAML_METHOD_MAML) {
+        PEP_ALLOC_GOTO(rc, mm->am, mm->n_in);
+        PEP_ALLOC_GOTO(rc, mm->av, mm->n_in);
+    }
     /* the fixed fresh start of the non-PLM inner groups: the model's own seeded initialiser */
-    if (!o->pe_init_meta && o->method == PEP_MAML_METHOD_MAML) {
+    if (!o->pe_init_meta && !o->pe_init_episode && o->method != PEP_MAML_METHOD_MULTITASK) {
         float *save = NULL;
         PEP_ALLOC_GOTO(rc, save, n);
         memcpy(save, m->params, n * sizeof(float));
@@ -106,6 +120,8 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->gplus);
     pep_free(mm->meta);
     pep_free(mm->restore);
+    pep_free(mm->am);
+    pep_free(mm->av);
     free(mm);
     *pmm = NULL;
 }
@@ -136,6 +152,66 @@ static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t se
     return PEP_OK;
 }
 
+/* phi_0 of a task: PLM members of I are always the meta parameters; the PE/head members start
+ * from the meta values (pe_init = meta), the fixed fresh init, or a draw of the model's own
+ * initialiser (the one fine-tuning's fresh modules come from) seeded by this task's seed. */
+static void inner_start(struct pep_maml *mm, uint64_t seed)
+{
+    struct pep_model *m = mm->m;
+    unsigned fresh_groups = mm->o.inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
+    size_t fb, fe;
+    if (mm->o.pe_init_meta || !fresh_groups || pep_param_table_range(&m->table, fresh_groups, &fb, &fe) != PEP_OK)
+        return;
+    if (mm->o.pe_init_episode)
+        pep_model_init_weights(m, pep_splitmix64(seed ^ 0x6a09e667f3bcc909ULL), fresh_groups);
+    else
+        memcpy(m->params + fb, mm->init + (fb - mm->in_b), (fe - fb) * sizeof(float));
+}
+
+/* Inner step j: pn = pj - a * step(gj), SGD or bias-corrected Adam (moments restart per task). */
+static void inner_update(struct pep_maml *mm, int j, const float *pj, const float *gj, float *pn)
+{
+    const struct pep_maml_opts *o = &mm->o;
+    float a = o->inner_lr;
+    if (!o->inner_adam) {
+        for (size_t i = 0; i < mm->n_in; i++) pn[i] = pj[i] - a * gj[i];
+        return;
+    }
+    if (j == 0) {
+        memset(mm->am, 0, mm->n_in * sizeof(float));
+        memset(mm->av, 0, mm->n_in * sizeof(float));
+    }
+    float b1 = o->beta1, b2 = o->beta2;
+    float c1 = 1.0f - powf(b1, (float)(j + 1)), c2 = 1.0f - powf(b2, (float)(j + 1));
+    for (size_t i = 0; i < mm->n_in; i++) {
+        mm->am[i] = b1 * mm->am[i] + (1.0f - b1) * gj[i];
+        mm->av[i] = b2 * mm->av[i] + (1.0f - b2) * gj[i] * gj[i];
+        pn[i] = pj[i] - a * (mm->am[i] / c1) / (sqrtf(mm->av[i] / c2) + o->adam_eps);
+    }
+}
+
+/* Multi-task matched to MAML: PE + head restart as MAML's would, no adaptation; the encoder
+ * (O) takes the query batch's gradient through them. The support batch is not used. */
+static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *query, uint64_t seed,
+                                  struct pep_maml_task_result *res)
+{
+    struct pep_model *m = mm->m;
+    size_t nin = mm->n_in;
+    float lq = 0.0f;
+    memcpy(mm->restore, m->params + mm->in_b, nin * sizeof(float));
+    inner_start(mm, seed);
+    memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
+    int rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
+    if (rc == PEP_OK) {
+        float scale = 1.0f / (float)mm->o.meta_batch;
+        for (size_t i = mm->out_b; i < mm->out_e; i++) mm->meta[i] += scale * m->grads[i];
+        res->support_loss = res->query_loss = lq;
+        res->adapted = res->start = mm->phi;
+    }
+    memcpy(m->params + mm->in_b, mm->restore, nin * sizeof(float));
+    return rc;
+}
+
 static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query,
                           uint64_t seed, struct pep_maml_task_result *res)
 {
@@ -149,7 +225,7 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
     for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
     res->support_loss = ls;
     res->query_loss = lq;
-    res->adapted = m->params + mm->in_b;
+    res->adapted = res->start = m->params + mm->in_b;
     return PEP_OK;
 }
 
@@ -157,6 +233,7 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
                   struct pep_maml_task_result *res)
 {
     if (mm->o.method == PEP_MAML_METHOD_MULTITASK) return multitask_task(mm, support, query, seed, res);
+    if (mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED) return multitask_matched_task(mm, query, seed, res);
     struct pep_model *m = mm->m;
     const struct pep_maml_opts *o = &mm->o;
     size_t nin = mm->n_in, n = m->table.numel;
@@ -165,14 +242,8 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     int k = o->inner_steps, rc = PEP_OK;
     unsigned all = o->inner | o->outer;
 
-    /* phi_0: PLM members of I are always the meta parameters; PE/head start fresh or meta */
     memcpy(mm->restore, w + mm->in_b, nin * sizeof(float));
-    if (!o->pe_init_meta) {
-        size_t fresh_b, fresh_e;
-        unsigned fresh_groups = o->inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
-        if (fresh_groups && pep_param_table_range(&m->table, fresh_groups, &fresh_b, &fresh_e) == PEP_OK)
-            memcpy(w + fresh_b, mm->init + (fresh_b - mm->in_b), (fresh_e - fresh_b) * sizeof(float));
-    }
+    inner_start(mm, seed);
     memcpy(mm->phi, w + mm->in_b, nin * sizeof(float));
 
     /* inner loop: phi_{j+1} = phi_j - a grad_phi L_S(theta, phi_j) */
@@ -181,7 +252,7 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
         PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), o->inner, &ls));
         float *pj = mm->phi + (size_t)j * nin, *pn = mm->phi + (size_t)(j + 1) * nin;
         const float *gj = gr + mm->in_b;
-        for (size_t i = 0; i < nin; i++) pn[i] = pj[i] - a * gj[i];
+        inner_update(mm, j, pj, gj, pn);
         memcpy(w + mm->in_b, pn, nin * sizeof(float));
     }
     /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
@@ -223,6 +294,7 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     /* keep the adapted state for the caller, then put the meta parameters back */
     memcpy(mm->phi + (size_t)k * nin, w + mm->in_b, nin * sizeof(float));
     res->adapted = mm->phi + (size_t)k * nin;
+    res->start = mm->phi;
 cleanup:
     memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));
     return rc;

@@ -1,6 +1,7 @@
-/* libFuzzer harness for the CoNLL readers: the input is written as
+/* libFuzzer harness for the CoNLL reader: the input is written as
  * <tmp>/ner/wikiann/xx/train.txt, then read by io/conll.c (pep_conll_read, as every stage
- * reads its data) and by io/spm_file.c's text writer (pep_spm_write_text, as `peprime
+ * reads its data; the input's size picks data.separator, data.scheme, data.unknown_types and
+ * data.max_sentences) and through io/spm_file.c's text writer (pep_spm_write_text, as `peprime
  * tokenizer train` reads its training text). Each must either accept the file, giving a
  * corpus / text that holds what the reader promises, or reject it with PEP_ERR_FORMAT
  * naming the file. */
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "conll.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "fuzz_util.h"
 #include "spm_file.h"
@@ -43,11 +45,19 @@ static void check_corpus(const struct pep_corpus *c, int max_sentences)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fuzz_write("ner/wikiann/xx/train.txt", data, size);
-    int max_sentences = size % 4 == 3 ? 2 : 0;
+    struct pep_conll_options o;
+    pep_conll_default_options(&o);
+    o.separator = size & 1 ? PEP_CONLL_SEPARATOR_WHITESPACE : PEP_CONLL_SEPARATOR_TAB;
+    o.scheme = (size >> 1) % 3 == 1 ? PEP_CONLL_SCHEME_IOB1
+               : (size >> 1) % 3 == 2 ? PEP_CONLL_SCHEME_IOBES
+                                      : PEP_CONLL_SCHEME_IOB2;
+    o.unknown_to_o = (int)((size >> 3) & 1);
+    o.max_sentences = size % 16 == 7 ? 2 : 0;
+    int max_sentences = o.max_sentences;
 
     struct pep_corpus *c = NULL;
     pep_error_clear();
-    int rc = pep_conll_read(path, k_tags, NTAGS, max_sentences, &c);
+    int rc = pep_conll_read(path, k_tags, NTAGS, &o, &c, NULL);
     if (rc == PEP_OK) {
         check_corpus(c, max_sentences);
         pep_corpus_destroy(&c);
@@ -62,7 +72,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!out) fuzz_fail("open_memstream failed");
     const char *langs[] = {"xx"};
     long lines = -1, per_lang = (long)(size % 3); /* 0 = all sentences, else a sample */
-    rc = pep_spm_write_text(fuzz_tmpdir(), langs, 1, "train", per_lang, 7, out, &lines);
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    snprintf(cfg.data.root, sizeof cfg.data.root, "%s", fuzz_tmpdir());
+    snprintf(cfg.data.tags, sizeof cfg.data.tags, "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC");
+    snprintf(cfg.data.separator, sizeof cfg.data.separator, "%s", size & 1 ? "whitespace" : "tab");
+    rc = pep_spm_write_text(&cfg, langs, 1, "train", per_lang, 7, out, &lines);
     fclose(out);
     if (rc == PEP_OK) {
         long nl = 0;

@@ -10,6 +10,11 @@ Independent re-implementations, written from the documented rules:
 Random tag sequences (well-formed, noisy and uniformly random, so plenty of ill-formed
 I- tags) are scored by both this script and the C driver conlleval_cli; every count
 (overall and per type, chunks and tokens) must agree.
+
+With --conll FILE it scores a prediction file as `conlleval.pl -d '\t'` reads one (columns
+split on TAB, gold tag second to last, guess last; an empty line or a first column `-X-` is a
+sentence boundary) and prints `gold found correct`; with --results results.csv --lang L it
+also checks those counts against the `gold`, `pred`, `correct` of L's row (peprime evaluate).
 """
 import argparse
 import random
@@ -220,12 +225,62 @@ def expected(sentences, strict_mode):
     return res
 
 
+def read_conll(path):
+    """Sentences of (gold, guess) tag lists from a file, read as conlleval.pl -d '\\t' does."""
+    sentences, gold, pred, width = [], [], [], None
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.rstrip("\n").split("\t") if line.strip() else []
+            if not fields or fields[0] == "-X-":
+                if gold:
+                    sentences.append((gold, pred))
+                gold, pred = [], []
+                continue
+            if width is None:
+                width = len(fields)
+            if len(fields) != width or width < 2:
+                raise SystemExit(f"{path}:{lineno}: {len(fields)} columns, expected {width} (conlleval.pl would stop)")
+            gold.append(fields[-2])
+            pred.append(fields[-1])
+    if gold:
+        sentences.append((gold, pred))
+    return sentences
+
+
+def check_file(path, results, lang):
+    sents = read_conll(path)
+    fc, fg, cc, _, _ = conlleval(sents)
+    counts = (sum(fc.values()), sum(fg.values()), sum(cc.values()))
+    print(f"{path}: {len(sents)} sentences, gold {counts[0]} found {counts[1]} correct {counts[2]}")
+    if not results:
+        return 0
+    import csv
+    with open(results) as f:
+        rows = {r["language"]: r for r in csv.DictReader(f)}
+    if lang not in rows:
+        print(f"{results} has no row for {lang}")
+        return 1
+    want = tuple(int(rows[lang][k]) for k in ("gold", "pred", "correct"))
+    if want != counts:
+        print(f"MISMATCH: {results} {lang} gold/pred/correct = {want}, the file gives {counts}")
+        return 1
+    print(f"{results} {lang}: gold/pred/correct {want} agree")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cli", required=True)
+    ap.add_argument("--cli")
+    ap.add_argument("--conll", help="score this prediction file instead of the random trials")
+    ap.add_argument("--results", help="results.csv to compare --conll's counts with")
+    ap.add_argument("--lang", help="row of --results")
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seed", type=int, default=20240601)
     a = ap.parse_args()
+    if a.conll:
+        return check_file(a.conll, a.results, a.lang)
+    if not a.cli:
+        ap.error("--cli is required for the random trials")
     rng = random.Random(a.seed)
     passed = failed = 0
     modes_differ = 0

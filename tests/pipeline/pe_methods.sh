@@ -7,13 +7,9 @@ B="$1"; W="$2"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
-cat > job.ini <<'INI'
+cat > job.ini <<INI
+include = $HERE/tiny-model.ini
 [model]
-layers = 2
-hidden = 32
-heads = 2
-ff = 64
-max_seq_len = 32
 tokenizer_vocab = 300
 [data]
 corpus = generated

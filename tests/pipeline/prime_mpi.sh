@@ -11,13 +11,9 @@ PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
-cat > job.ini <<'INI'
+cat > job.ini <<INI
+include = $HERE/tiny-model.ini
 [model]
-layers = 2
-hidden = 32
-heads = 2
-ff = 64
-max_seq_len = 32
 dropout = 0.1
 attention_dropout = 0.0
 [data]

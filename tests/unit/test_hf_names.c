@@ -67,12 +67,43 @@ static void test_hf_names_unknown(void **state)
                      PEP_HF_NAME_KIND_UNKNOWN); /* does not fit: never truncated silently */
 }
 
+static void test_hf_names_export(void **state)
+{
+    (void)state;
+    char out[256];
+    assert_int_equal(pep_hf_export_name("encoder.layer.3.attention.self.query.weight", out, sizeof out), 0);
+    assert_string_equal(out, "roberta.encoder.layer.3.attention.self.query.weight");
+    assert_int_equal(pep_hf_export_name("embeddings.LayerNorm.bias", out, sizeof out), 0);
+    assert_string_equal(out, "roberta.embeddings.LayerNorm.bias");
+    assert_int_equal(pep_hf_export_name("classifier.weight", out, sizeof out), 0);
+    assert_string_equal(out, "classifier.weight");
+    assert_int_equal(pep_hf_export_name("lm_head.layer_norm.weight", out, sizeof out), 0);
+    assert_string_equal(out, "lm_head.layer_norm.weight");
+    /* PE rows are not part of the transformers models */
+    assert_int_equal(pep_hf_export_name("encoder.layer.0.output.adapter.adapter_up.weight", out, sizeof out), -1);
+    assert_int_equal(pep_hf_export_name("encoder.layer.0.attention.self.value.lora_B", out, sizeof out), -1);
+    assert_int_equal(pep_hf_export_name("encoder.layer.0.attention.self.query.weight", out, 10), -1);
+
+    assert_int_equal(pep_hf_peft_name("encoder.layer.1.attention.self.value.lora_B", out, sizeof out), 0);
+    assert_string_equal(out, "base_model.model.roberta.encoder.layer.1.attention.self.value.lora_B.weight");
+    assert_int_equal(pep_hf_peft_name("classifier.bias", out, sizeof out), 0);
+    assert_string_equal(out, "base_model.model.classifier.bias");
+    assert_int_equal(pep_hf_peft_name("encoder.layer.1.attention.self.key.weight", out, sizeof out), -1);
+
+    assert_int_equal(pep_hf_adapterhub_name("encoder.layer.2.output.adapter.adapter_down.weight", "ner", out, sizeof out), 0);
+    assert_string_equal(out, "roberta.encoder.layer.2.output.adapters.ner.adapter_down.0.weight");
+    assert_int_equal(pep_hf_adapterhub_name("encoder.layer.0.attention.output.adapter.adapter_up.bias", "ner", out, sizeof out), 0);
+    assert_string_equal(out, "roberta.encoder.layer.0.attention.output.adapters.ner.adapter_up.bias");
+    assert_int_equal(pep_hf_adapterhub_name("encoder.layer.0.output.dense.weight", "ner", out, sizeof out), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_names_xlmr),
         cmocka_unit_test(test_hf_names_bert),
         cmocka_unit_test(test_hf_names_unknown),
+        cmocka_unit_test(test_hf_names_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

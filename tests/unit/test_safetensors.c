@@ -162,6 +162,48 @@ static void test_safetensors_roundtrip_file(void **state)
     pep_error_clear();
 }
 
+/* The writer's file opens with the strict reader and gives the same floats, names, shapes,
+ * metadata and an 8-aligned header; a name that would need JSON escaping is refused. */
+static void test_safetensors_writer(void **state)
+{
+    (void)state;
+    const char *dir = pep_test_tmpdir("safetensors_write");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    float a[6] = {1.5f, -0.0f, 3e-30f, -7.25f, 1e30f, 0.1f}, b[3] = {4.f, 5.f, 6.f};
+    struct pep_st_out t[2] = {{.name = "roberta.x.weight", .ndim = 2, .shape = {2, 3}, .data = a},
+                              {.name = "bias", .ndim = 1, .shape = {3}, .data = b}};
+    const char *meta[] = {"format", "pt"};
+    assert_int_equal(pep_safetensors_write(path, t, 2, meta, 1), PEP_OK);
+    pep_safetensors_t *st = NULL;
+    assert_int_equal(pep_safetensors_open(path, &st), PEP_OK);
+    assert_int_equal(pep_safetensors_count(st), 2);
+    assert_string_equal(pep_safetensors_metadata(st, "format"), "pt");
+    int i = pep_safetensors_find(st, "roberta.x.weight");
+    assert_true(i >= 0);
+    const struct pep_st_tensor *x = pep_safetensors_tensor(st, i);
+    assert_int_equal(x->dtype, PEP_ST_DTYPE_F32);
+    assert_int_equal(x->ndim, 2);
+    assert_int_equal(x->shape[0], 2);
+    assert_int_equal(x->shape[1], 3);
+    float got[6];
+    assert_int_equal(pep_safetensors_read_f32(st, i, got, 6), PEP_OK);
+    assert_memory_equal(got, a, sizeof a);
+    assert_int_equal(pep_safetensors_read_f32(st, pep_safetensors_find(st, "bias"), got, 3), PEP_OK);
+    assert_memory_equal(got, b, sizeof b);
+    pep_safetensors_close(&st);
+    FILE *f = fopen(path, "rb");
+    unsigned char len8[8];
+    assert_int_equal(fread(len8, 1, 8, f), 8);
+    fclose(f);
+    assert_int_equal(len8[0] % 8, 0);
+    pep_error_clear();
+    t[1].name = "bad\"name";
+    assert_int_equal(pep_safetensors_write(path, t, 2, meta, 1), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "escaping"));
+    pep_error_clear();
+}
+
 static void test_safetensors_f16_all_values(void **state)
 {
     /* every finite F16 round-trips through float back to the same F16 value: compare with
@@ -469,6 +511,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_safetensors_roundtrip_memory),
         cmocka_unit_test(test_safetensors_roundtrip_file),
+        cmocka_unit_test(test_safetensors_writer),
         cmocka_unit_test(test_safetensors_f16_all_values),
         cmocka_unit_test(test_safetensors_malformed),
         cmocka_unit_test(test_json_values),

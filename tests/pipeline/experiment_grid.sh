@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The experiment-v2 driver (scripts/experiment.sh with a grid.conf) on the smallest real job
+# (ci-tiny sizes, WikiAnn): the bases are kept by step with their checksums, every cell of the
+# grid runs (continued MLM shared by the PE methods, per-episode priming, multitask-matched,
+# an SGD arm at the inner rate the driver calibrates against the Adam arm),
+# results_long.csv has one row per (base, pe, arm, seed, language) with F1 in %, a rerun
+# redoes nothing, --collect rebuilds the CSV, and an unknown arm is refused.
+# usage: experiment_grid.sh PEPRIME_BIN WORKDIR
+set -euo pipefail
+bin=$1 work=$2
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+rm -rf "$work"
+mkdir -p "$work"
+run=$work/run
+export PEPRIME_BIN=$bin
+fail() { echo "FAIL: $*" >&2; exit 1; }
+drive() { bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$run" --jobs 2 --no-report "$@"; }
+
+echo "== 1. the whole grid"
+drive >"$work/first.log" 2>&1 || { cat "$work/first.log"; fail "grid run failed"; }
+for b in 10 20; do
+    f=$run/bases/base-step$b.h5
+    [[ -s "$f" ]] || fail "base $b not kept as $f"
+    [[ "$(stat -c %i "$f")" == "$(stat -c %i "$(printf '%s/pretrain/checkpoints/pretrain-step%08d.h5' "$run" "$b")")" ]] ||
+        fail "base $b is not the step-$b checkpoint"
+done
+(cd "$run/bases" && sha256sum -c --quiet SHA256SUMS) || fail "SHA256SUMS does not match the bases"
+grep -q "^20,bases/base-step20.h5,$(sha256sum "$run/bases/base-step20.h5" | cut -c1-64)$" "$run/bases.csv" ||
+    fail "bases.csv lacks the checksum of base 20"
+[[ -s "$run/b20/prime/mlm-s1/base.h5" ]] || fail "the continued-MLM run is missing"
+grep -q "continuing from the base" "$run/logs/pretrain-b20-adapter-mlm-s1.log" || fail "mlm did not start from the base"
+# the primed files keep each language's inner-loop start beside its state
+/usr/bin/python3 - "$run/b20/prime/adapter-maml-s1/primed.h5" <<'PY' || fail "no /tasks/<lang>.start in primed.h5"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    keys = set(f["tasks"].keys())
+    assert any(k.endswith(".start") for k in keys) and all(k + ".start" in keys for k in keys if not k.endswith(".start")), keys
+PY
+head -1 "$run/results_long.csv" | grep -qx "base,pe,arm,seed,language,f1" || fail "results_long.csv header"
+# 9 cells (5 + 2 prefix on base 20, 2 on base 10) x 2 targets
+[[ $(($(wc -l <"$run/results_long.csv") - 1)) -eq 18 ]] || { cat "$run/results_long.csv"; fail "expected 18 rows"; }
+grep -q "^20,prefix,mlm,1,hi," "$run/results_long.csv" || fail "no prefix mlm row"
+! grep -q "^20,prefix,maml" "$run/results_long.csv" || fail "strong.first_pe_only arms ran with prefixes"
+# the continued MLM ran once for both PE methods
+[[ $(grep -c '^b20/[a-z]*-mlm-s1,pretrain,' "$run/timings.csv") -eq 1 ]] || fail "continued MLM ran more than once"
+# the SGD arm ran at the calibrated rate, one of the candidates, not its job file's 99
+lr=$(cat "$run/calibration/inner_lr")
+[[ "$lr" == 0.01 || "$lr" == 0.1 ]] || fail "calibrated rate '$lr'"
+[[ $(wc -l <"$run/calibration/calibration.csv") -eq 3 ]] || fail "calibration.csv should have 2 rates"
+grep -q "maml.inner_lr=$lr" "$run/logs/prime-b20-adapter-maml-sgd-s1.log" || fail "maml-sgd did not get the calibrated rate"
+for want in "20,adapter,mlm,1,hi," "20,adapter,mt-matched,1,sw," "10,adapter,maml,1,hi,"; do
+    grep -q "^$want" "$run/results_long.csv" || fail "no row $want"
+done
+awk -F, 'NR > 1 && ($6 < 0 || $6 > 100) {bad = 1} END {exit bad}' "$run/results_long.csv" || fail "F1 outside [0, 100]"
+
+echo "== 2. a rerun redoes nothing; --calibrate reports the kept rate; --collect rebuilds the CSV"
+n=$(wc -l <"$run/timings.csv")
+cp "$run/results_long.csv" "$work/before.csv"
+drive >"$work/second.log" 2>&1 || { cat "$work/second.log"; fail "rerun failed"; }
+[[ $(wc -l <"$run/timings.csv") -eq $n ]] || fail "the rerun ran stages again"
+drive --calibrate >"$work/calibrate.log" 2>&1 || { cat "$work/calibrate.log"; fail "--calibrate failed"; }
+grep -q "inner SGD rate of the calibrated arms: $lr " "$work/calibrate.log" || { cat "$work/calibrate.log"; fail "--calibrate does not report the rate"; }
+[[ $(wc -l <"$run/timings.csv") -eq $n ]] || fail "--calibrate ran stages again"
+rm "$run/results_long.csv"
+drive --collect >"$work/collect.log" 2>&1 || { cat "$work/collect.log"; fail "--collect failed"; }
+cmp -s "$work/before.csv" "$run/results_long.csv" || fail "--collect gives a different CSV"
+
+echo "== 3. the report reads the grid"
+/usr/bin/python3 "$root/analysis/report.py" "$run" --out "$work/report" >"$work/report.log" 2>&1 ||
+    { cat "$work/report.log"; fail "report failed"; }
+grep -q "## Base 20, adapter" "$work/report/results_v2.md" || fail "no base-20 table"
+
+echo "== 4. an unknown arm is refused"
+if drive --arms maml,nosuch >"$work/bad.log" 2>&1; then fail "unknown arm accepted"; fi
+grep -q "unknown arm 'nosuch'" "$work/bad.log" || { cat "$work/bad.log"; fail "no clear message for an unknown arm"; }
+echo "experiment_grid: ok"
