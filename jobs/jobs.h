@@ -27,6 +27,5 @@ int pep_tokenizer_train(const struct pep_config *cfg, const char *languages, lon
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);
 int pep_bench_shape(const char *name, struct pep_model_spec *s, int *B, int *T);
-void pep_bench_random_batch(struct pep_batch *b, int *ids, int *labels, int B, int T, int V, int ntags, uint64_t seed);
 
 #endif

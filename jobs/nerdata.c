@@ -167,19 +167,12 @@ cleanup:
     return rc;
 }
 
-void pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, int *ids, int *labels, struct pep_batch *b)
+int pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, struct pep_batch *b)
 {
-    int T = 2;
+    pep_batch_clear(b);
     for (int i = 0; i < B; i++)
-        if (s->len[idx[i]] > T) T = s->len[idx[i]];
-    for (int i = 0; i < B; i++) {
-        memcpy(ids + (size_t)i * T, s->ids + (size_t)idx[i] * s->T, (size_t)T * sizeof(int));
-        memcpy(labels + (size_t)i * T, s->labels + (size_t)idx[i] * s->T, (size_t)T * sizeof(int));
-    }
-    b->B = B;
-    b->T = T;
-    b->input_ids = ids;
-    b->labels = labels;
+        PEP_CALL(pep_batch_append(b, s->ids + (size_t)idx[i] * s->T, s->labels + (size_t)idx[i] * s->T, s->len[idx[i]]));
+    return PEP_OK;
 }
 
 int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep_conlleval *ev, MPI_Comm comm,
@@ -189,9 +182,9 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
     int o_tag = 0;
     for (int k = 0; k < ev->ntags; k++)
         if (ev->prefix[k] == PEP_IOB_O) o_tag = k;
-    int *ids = NULL, *labels = NULL, *idx = NULL, *pred = NULL;
-    PEP_ALLOC_GOTO(rc, ids, (size_t)B * s->T);
-    PEP_ALLOC_GOTO(rc, labels, (size_t)B * s->T);
+    int *idx = NULL, *pred = NULL;
+    struct pep_batch b = {0};
+    PEP_CALL_GOTO(rc, pep_batch_alloc(&b, B, B * s->T));
     PEP_ALLOC_GOTO(rc, idx, (size_t)B);
     int maxw = 1;
     for (int i = 0; i < s->n; i++)
@@ -201,8 +194,8 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
     for (int bi = rank; bi < nbatches && lrc == PEP_OK; bi += size) {
         int b0 = bi * B, nb = s->n - b0 < B ? s->n - b0 : B;
         for (int i = 0; i < nb; i++) idx[i] = b0 + i;
-        struct pep_batch b;
-        pep_nerset_batch(s, idx, nb, ids, labels, &b);
+        lrc = pep_nerset_batch(s, idx, nb, &b);
+        if (lrc) break;
         float loss;
         lrc = pep_model_forward(m, &b, 0, 0, &loss);
         if (lrc) break;
@@ -215,7 +208,7 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
                     pred[w] = o_tag;
                     continue;
                 }
-                const float *z = logits + ((size_t)i * b.T + f) * K;
+                const float *z = logits + ((size_t)b.offsets[i] + f) * K;
                 int best = 0;
                 for (int k = 1; k < K; k++)
                     if (z[k] > z[best]) best = k;
@@ -242,8 +235,7 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
     for (int t = 0; t < PEP_EVAL_MAX_TYPES; t++)
         ev->per_type[t].gold = v[8 + 3 * t], ev->per_type[t].pred = v[9 + 3 * t], ev->per_type[t].correct = v[10 + 3 * t];
 cleanup:
-    pep_free(ids);
-    pep_free(labels);
+    pep_batch_free(&b);
     pep_free(idx);
     pep_free(pred);
     return rc;

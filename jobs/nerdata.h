@@ -33,9 +33,9 @@ struct pep_nerset {
 int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const char *lang, const char *split,
                     struct pep_nerset *out);
 void pep_nerset_free(struct pep_nerset *s);
-/* Builds a batch of the sentences idx[0..B) into ids / labels (room for B * s->T each); the
- * batch's T is the longest of them. */
-void pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, int *ids, int *labels, struct pep_batch *b);
+/* Fills b (pep_batch_alloc'd for B sequences, B * s->T tokens) with the sentences idx[0..B),
+ * real tokens only. */
+int pep_nerset_batch(const struct pep_nerset *s, const int *idx, int B, struct pep_batch *b);
 /* Tags every word of the set with the model (argmax at its first piece; words cut by
  * truncation count as "O") and adds gold / predicted tags to `ev`. Sentences are sharded
  * over the ranks of comm and the counts summed, so every rank ends with the same `ev`. If

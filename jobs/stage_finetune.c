@@ -60,7 +60,8 @@ static int run_finetune(struct pep_stage *stg)
     char src[MAX_SRC][32], tags[64][32];
     const char *tagp[64];
     int nsrc = pep_list_count(cfg->data.source), ntags = 0;
-    int *buf = NULL, *idx = NULL;
+    int *idx = NULL;
+    struct pep_batch b = {0};
     float *best = NULL;
     struct pep_series series[4] = {{.name = "step"}, {.name = "loss"}, {.name = "dev_f1"}, {.name = "wall_time"}};
     memset(train, 0, sizeof train);
@@ -123,7 +124,7 @@ static int run_finetune(struct pep_stage *stg)
     }
 
     int T = spec.max_T;
-    PEP_ALLOC_GOTO(rc, buf, (size_t)2 * LB * T);
+    PEP_CALL_GOTO(rc, pep_batch_alloc(&b, LB, LB * T));
     PEP_ALLOC_GOTO(rc, idx, (size_t)GB);
     struct pep_progress prog;
     pep_progress_start(&prog, "finetune", cfg->optim.steps);
@@ -147,13 +148,12 @@ static int run_finetune(struct pep_stage *stg)
         pep_model_zero_grad(m, trainable);
         lrc = PEP_OK;
         if (hi > lo) {
-            struct pep_batch b;
-            pep_nerset_batch(&train[lang], idx + lo, hi - lo, buf, buf + (size_t)LB * T, &b);
-            float loss;
-            lrc = pep_model_forward(m, &b, 1, pep_splitmix64((uint64_t)cfg->run.seed * 31 + (uint64_t)step), &loss);
+            float loss = 0.0f;
+            lrc = pep_nerset_batch(&train[lang], idx + lo, hi - lo, &b);
+            if (lrc == PEP_OK) lrc = pep_model_forward(m, &b, 1, pep_splitmix64((uint64_t)cfg->run.seed * 31 + (uint64_t)step), &loss);
             if (lrc == PEP_OK) lrc = pep_model_backward(m, trainable);
             sums[0] = (double)loss * (hi - lo);
-            sums[1] = (double)b.B * b.T;
+            sums[1] = pep_batch_tokens(&b);
         }
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         /* each rank's gradient is the mean over its slice: weight by the slice, sum over ranks */
@@ -209,7 +209,7 @@ cleanup:
         pep_nerset_free(&dev[i]);
     }
     for (int i = 0; i < 4; i++) pep_series_free(&series[i]);
-    pep_free(buf);
+    pep_batch_free(&b);
     pep_free(idx);
     pep_free(best);
     pep_conlleval_destroy(&ev);

@@ -49,7 +49,8 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_optim opt = {0};
     struct pep_nerset sets[MAX_LANGS];
     char names[MAX_LANGS][32];
-    int nlang = 0, *buf = NULL, *idx = NULL;
+    int nlang = 0, *idx = NULL;
+    struct pep_batch b = {0};
     struct pep_series series[4] = {{.name = "step"}, {.name = "loss"}, {.name = "tokens_per_s"}, {.name = "wall_time"}};
     memset(sets, 0, sizeof sets);
     PEP_CALL(pretrain_langs(cfg, names, &nlang));
@@ -104,7 +105,7 @@ static int run_pretrain(struct pep_stage *stg)
         if (rank == 0) pep_info("pretrain: resumed from %s at step %ld", rpath, start);
     }
     int T = spec.max_T;
-    PEP_ALLOC_GOTO(rc, buf, (size_t)2 * LB * T);
+    PEP_CALL_GOTO(rc, pep_batch_alloc(&b, LB, LB * T));
     PEP_ALLOC_GOTO(rc, idx, (size_t)GB);
     struct pep_progress prog;
     pep_progress_start(&prog, "pretrain", cfg->optim.steps);
@@ -127,16 +128,15 @@ static int run_pretrain(struct pep_stage *stg)
         lrc = PEP_OK;
         int ntarget = 0;
         if (hi > lo) {
-            struct pep_batch b;
-            pep_nerset_batch(&sets[lang], idx + lo, hi - lo, buf, buf + (size_t)LB * T, &b);
             long chosen = 0;
-            lrc = pep_mlm_mask(&b, spec.V, cfg->optim.mask_prob, (uint64_t)cfg->run.seed,
+            lrc = pep_nerset_batch(&sets[lang], idx + lo, hi - lo, &b);
+            if (lrc == PEP_OK) lrc = pep_mlm_mask(&b, spec.V, cfg->optim.mask_prob, (uint64_t)cfg->run.seed,
                                (uint64_t)step * (uint64_t)size + (uint64_t)rank, &chosen);
             float loss = 0.0f;
             if (lrc == PEP_OK) lrc = pep_model_forward(m, &b, 1, pep_splitmix64((uint64_t)step * 7 + (uint64_t)rank), &loss);
             if (lrc == PEP_OK) lrc = pep_model_backward(m, PEP_GROUPS_ALL);
             ntarget = pep_model_ntargets(m);
-            sums[0] = (double)loss * ntarget, sums[1] = ntarget, sums[2] = (double)b.B * b.T;
+            sums[0] = (double)loss * ntarget, sums[1] = ntarget, sums[2] = pep_batch_tokens(&b);
         }
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm));
@@ -176,7 +176,7 @@ static int run_pretrain(struct pep_stage *stg)
 cleanup:
     for (int i = 0; i < MAX_LANGS; i++) pep_nerset_free(&sets[i]);
     for (int i = 0; i < 4; i++) pep_series_free(&series[i]);
-    pep_free(buf);
+    pep_batch_free(&b);
     pep_free(idx);
     pep_optim_fini(&opt);
     pep_model_destroy(&m);

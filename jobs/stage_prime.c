@@ -97,7 +97,8 @@ static int run_prime(struct pep_stage *stg)
     struct lang_state ls[MAX_LANGS];
     char names[MAX_LANGS][32];
     int nlang = pep_list_count(cfg->data.languages);
-    int *buf = NULL, *sidx = NULL, *qidx = NULL;
+    int *sidx = NULL, *qidx = NULL;
+    struct pep_batch bs = {0}, bq = {0};
     double *stats = NULL; /* [query sum, support sum, tokens, per language: support, query] */
     struct pep_ckpt_task *tasks = NULL;
     struct pep_series series[5] = {{.name = "step"}, {.name = "meta_loss"}, {.name = "support_loss"},
@@ -201,7 +202,8 @@ static int run_prime(struct pep_stage *stg)
     }
 
     int S = cfg->maml.support_size, Q = cfg->maml.query_size, M = cfg->maml.meta_batch, T = spec.max_T;
-    PEP_ALLOC_GOTO(rc, buf, (size_t)2 * (S + Q) * T);
+    PEP_CALL_GOTO(rc, pep_batch_alloc(&bs, S, S * T));
+    PEP_CALL_GOTO(rc, pep_batch_alloc(&bq, Q, Q * T));
     PEP_ALLOC_GOTO(rc, sidx, S);
     PEP_ALLOC_GOTO(rc, qidx, Q);
     PEP_ALLOC_GOTO(rc, tasks, 2 * (size_t)nlang);
@@ -224,12 +226,11 @@ static int run_prime(struct pep_stage *stg)
         for (int i = 0; i < tr.count && trc == PEP_OK; i++) {
             int t = pep_task_range_task(&tr, i), l;
             pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
-            struct pep_batch bs, bq;
-            pep_nerset_batch(&sets[l], sidx, S, buf, buf + (size_t)S * T, &bs);
-            pep_nerset_batch(&sets[l], qidx, Q, buf + (size_t)2 * S * T, buf + (size_t)(2 * S + Q) * T, &bq);
             struct pep_maml_task_result res;
             uint64_t tseed = pep_splitmix64((uint64_t)cfg->run.seed ^ pep_splitmix64((uint64_t)step * 1000003u + (uint64_t)t));
-            trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
+            trc = pep_nerset_batch(&sets[l], sidx, S, &bs);
+            if (trc == PEP_OK) trc = pep_nerset_batch(&sets[l], qidx, Q, &bq);
+            if (trc == PEP_OK) trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
             if (trc == PEP_OK && (fault_here(rank, step) || !isfinite(res.query_loss)))
                 trc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                     "non-finite meta-loss at meta-step %ld, task %d (language %s) on rank %d%s", step + 1,
@@ -239,7 +240,7 @@ static int run_prime(struct pep_stage *stg)
             memcpy(ls[l].start, res.start + (tb - ib), (te - tb) * sizeof(float));
             stats[0] += res.query_loss;
             stats[1] += res.support_loss;
-            stats[2] += (double)(bs.B * bs.T + bq.B * bq.T);
+            stats[2] += (double)(pep_batch_tokens(&bs) + pep_batch_tokens(&bq));
             stats[3 + 2 * l] = res.support_loss;
             stats[4 + 2 * l] = res.query_loss;
         }
@@ -293,7 +294,8 @@ static int run_prime(struct pep_stage *stg)
     }
 cleanup:
     pep_free(stats);
-    pep_free(buf);
+    pep_batch_free(&bs);
+    pep_batch_free(&bq);
     pep_free(sidx);
     pep_free(qidx);
     pep_free(tasks);

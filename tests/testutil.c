@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/error.h"
+#include "model/model.h"
+
 const char *pep_test_tmpdir(const char *tag)
 {
     static char path[1024];
@@ -52,4 +55,22 @@ const char *pep_test_data_root(void)
     struct stat st;
     if (stat(path, &st) != 0) return NULL;
     return path;
+}
+
+void pep_test_batch_from_padded(struct pep_batch *b, const int *ids, const int *labels, int B, int T)
+{
+    if (pep_batch_alloc(b, B, B * T) != PEP_OK) fail_msg("batch storage: %s", pep_error_message());
+    for (int i = 0; i < B; i++) {
+        int len = 0;
+        while (len < T && ids[(size_t)i * T + len] != PEP_PAD_ID) len++;
+        if (pep_batch_append(b, ids + (size_t)i * T, labels ? labels + (size_t)i * T : NULL, len) != PEP_OK)
+            fail_msg("padded row %d: %s", i, pep_error_message());
+    }
+}
+
+void pep_test_gather_rows(float *out, const float *padded, const struct pep_batch *b, int T, int K)
+{
+    for (int i = 0; i < b->nseq; i++)
+        memcpy(out + (size_t)b->offsets[i] * K, padded + (size_t)i * T * K,
+               (size_t)pep_batch_len(b, i) * K * sizeof(float));
 }

@@ -15,11 +15,11 @@ int pep_mlm_mask(struct pep_batch *b, int V, float mask_prob, uint64_t seed, uin
     pep_rng_seed(&r, seed, step, PEP_MLM_STREAM);
     const int mask_id = V - 1;
     long chosen = 0;
-    size_t n = (size_t)b->B * (size_t)b->T;
+    size_t n = (size_t)pep_batch_tokens(b);
     for (size_t i = 0; i < n; i++) {
         int id = b->input_ids[i];
-        PEP_CHECK(id >= 0 && id < V, PEP_ERR_USAGE, "token id %d at position %zu outside [0, %d)", id, i, V);
-        /* Two draws per position whatever happens, so position i's fate depends only on (seed, step, i). */
+        PEP_CHECK(id >= 0 && id < V, PEP_ERR_USAGE, "token id %d at token %zu outside [0, %d)", id, i, V);
+        /* Two draws per token whatever happens, so token i's fate depends only on (seed, step, i). */
         float u = pep_rng_uniform(&r);
         uint64_t x = pep_rng_next(&r);
         b->labels[i] = PEP_IGNORE_INDEX;

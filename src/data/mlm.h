@@ -10,7 +10,7 @@
 
 #include "model/model.h"
 
-/* In place on b->input_ids; overwrites b->labels. The draws come from a pep_rng stream seeded
+/* In place on b->input_ids (its pep_batch_tokens(b) real tokens); overwrites b->labels. The draws come from a pep_rng stream seeded
  * with (seed, step), so the same (seed, step) gives the same mask. *nchosen (may be NULL) gets
  * the number of chosen positions. V >= 6. */
 int pep_mlm_mask(struct pep_batch *b, int V, float mask_prob, uint64_t seed, uint64_t step, long *nchosen);

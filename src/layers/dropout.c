@@ -1,15 +1,20 @@
-/* Replayable dropout: the mask is a pure function of (seed, site, element). */
+/* Replayable dropout: the mask is a pure function of (seed, site, sequence, position,
+ * channel), so it depends neither on how the batch is laid out nor on padding. */
 #include "core/rng.h"
 #include "layers/layers.h"
 
-void dropout_forward(float *x, size_t n, float p, uint64_t seed, uint64_t site)
+void dropout_forward(float *x, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site)
 {
     if (p <= 0.0f) return;
     float scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++) x[i] = pep_hash_uniform(seed, site, i) >= p ? x[i] * scale : 0.0f;
+    for (int i = 0; i < N; i++) {
+        float *r = x + (size_t)i * W;
+        uint64_t base = rowkey[i] * (uint64_t)W;
+        for (int c = 0; c < W; c++) r[c] = pep_hash_uniform(seed, site, base + (uint64_t)c) >= p ? r[c] * scale : 0.0f;
+    }
 }
 
-void dropout_backward(float *dx, size_t n, float p, uint64_t seed, uint64_t site)
+void dropout_backward(float *dx, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site)
 {
-    dropout_forward(dx, n, p, seed, site); /* the same mask and scale */
+    dropout_forward(dx, rowkey, N, W, p, seed, site); /* the same mask and scale */
 }

@@ -1,7 +1,9 @@
 /* Layer kernels: forward/backward pairs on caller-owned buffers, llm.c argument order
  * (outputs, saved-for-backward, const inputs, dimensions). No allocation, no I/O, no
  * globals. Every backward ACCUMULATES (+=) into the gradients it writes; a NULL gradient
- * pointer means "not needed" and skips that work. N = B*T rows. */
+ * pointer means "not needed" and skips that work. Activations are N rows, one per real token of
+ * the batch (no padding), sequence after sequence; `offsets` (nseq + 1 cumulative lengths)
+ * say where each sequence starts. */
 #ifndef PEP_LAYERS_H
 #define PEP_LAYERS_H
 
@@ -34,29 +36,35 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
 /* Fast path when the input gradient has no other contributor: d *= f'(inp), in place. */
 void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_act_kind kind);
 
-/* embedding.c: XLM-R positions and summed word + position + type embeddings. */
-void embedding_positions(int *pos, const int *ids, int B, int T, int pad_id);
+/* embedding.c: summed word + position + type embeddings of N tokens (pos: position-table rows). */
 void embedding_forward(float *out, const int *ids, const int *pos, const float *wte, const float *wpe,
-                       const float *wtt, int B, int T, int C);
+                       const float *wtt, int N, int C);
 void embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int *ids, const int *pos,
-                        int B, int T, int C);
+                        int N, int C);
 
-/* dropout.c: replayable dropout. mask(e) = hash(seed, site, e) >= p; kept values scaled 1/(1-p). */
-void dropout_forward(float *x, size_t n, float p, uint64_t seed, uint64_t site);
-void dropout_backward(float *dx, size_t n, float p, uint64_t seed, uint64_t site);
+/* dropout.c: replayable dropout whose mask does not depend on the batch layout (docs/model.md,
+ * "Dropout"). x is N rows of W; row i is token t of sequence b of the batch and carries
+ * rowkey[i] = b * PEP_DROPOUT_STRIDE + t; element c keeps iff
+ * hash(seed, site, rowkey[i] * W + c) >= p, kept values scaled 1/(1-p). */
+#define PEP_DROPOUT_STRIDE 4096
+void dropout_forward(float *x, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site);
+void dropout_backward(float *dx, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site);
 
-/* attention.c: multi-head attention over a fused qkv buffer (N, 3C) (q | k | v columns),
- * with optional prefix keys/values pk, pv (P, C) prepended to every sequence's keys and values
- * (prefix keys are never masked). att (B, NH, T, P+T) saves the softmax probabilities
- * (before attention dropout). mask[b*T+t] = 1 for real tokens, 0 for padding keys. */
-void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
-                       const uint8_t *mask, int B, int T, int C, int NH, int P, float drop_p, uint64_t seed,
-                       uint64_t site, float *scratch);
+/* attention.c: multi-head attention of each sequence over its own tokens, on a fused qkv
+ * buffer (N, 3C) (q | k | v columns), with optional prefix keys/values pk, pv (P, C)
+ * prepended to every sequence's keys and values. Sequence b (length L_b) owns the rows
+ * offsets[b] .. offsets[b+1]-1; att saves its softmax probabilities (before attention dropout)
+ * as NH blocks of (L_b, P + L_b), sequence after sequence.
+ * The attention-dropout mask of probability (sequence b, head h, query i, key slot j; slots
+ * 0..P-1 are the prefix keys, P + t token t) has key ((b * NH + h) * S + i) * S + j,
+ * S = PEP_DROPOUT_STRIDE. scratch: attention_scratch_floats(longest sequence, P). */
+void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv, const int *offsets,
+                       int nseq, int C, int NH, int P, float drop_p, uint64_t seed, uint64_t site, float *scratch);
 /* dqkv (N, 3C) accumulated, or NULL when only the prefix gradients are wanted (a frozen layer
- * with nothing trainable below); dpk, dpv (P, C) accumulated when non-NULL. scratch: (T, P+T) * 2 floats. */
+ * with nothing trainable below); dpk, dpv (P, C) accumulated when non-NULL. */
 void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
-                        const float *pv, const float *att, int B, int T, int C, int NH, int P, float drop_p,
-                        uint64_t seed, uint64_t site, float *scratch);
+                        const float *pv, const float *att, const int *offsets, int nseq, int C, int NH, int P,
+                        float drop_p, uint64_t seed, uint64_t site, float *scratch);
 size_t attention_scratch_floats(int T, int P);
 
 /* xent.c: softmax cross-entropy over rows of K logits with an ignore label. Returns the summed

@@ -15,8 +15,7 @@ struct pep_maml {
     float *phi;        /* (k + 1) x n_in: phi_0 .. phi_k */
     float *init;       /* n_in: the inner loop's start (fresh init, or the meta values at task start) */
     float *v;          /* n_in: adjoint of the inner set */
-    float *g;          /* numel: adjoint of theta (outer groups outside I); order 2 only */
-    float *gplus;      /* numel: the + side of a finite-difference HVP; order 2 only */
+    float *g;          /* numel: adjoint of theta (outer groups outside I; only those rows are used); order 2 only */
     float *meta;       /* numel: accumulated meta-gradient */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
@@ -81,11 +80,8 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     PEP_ALLOC_GOTO(rc, mm->phi, (size_t)(o->inner_steps + 1) * mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->init, mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->v, mm->n_in);
-    if (o->order == 2) {
-        /* first order reads theta's gradient straight from the model's block */
-        PEP_ALLOC_GOTO(rc, mm->g, n);
-        PEP_ALLOC_GOTO(rc, mm->gplus, n);
-    }
+    /* first order reads theta's gradient straight from the model's block */
+    if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->g, n);
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
     if (o->inner_adam && o->method == PEP_MAML_METHOD_MAML) {
@@ -117,7 +113,6 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->init);
     pep_free(mm->v);
     pep_free(mm->g);
-    pep_free(mm->gplus);
     pep_free(mm->meta);
     pep_free(mm->restore);
     pep_free(mm->am);
@@ -143,12 +138,54 @@ void pep_maml_inner_range(const struct pep_maml *mm, size_t *begin, size_t *end)
 
 static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
 
-/* Loss and full gradient (groups) at the current parameters. */
+/* Loss at the current parameters; adds its gradient (groups) to the model's gradient block. */
+static int add_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed, unsigned groups, float *loss)
+{
+    PEP_CALL(pep_model_forward(m, b, 1, seed, loss));
+    return pep_model_backward(m, groups);
+}
+
+/* Loss and gradient (groups) at the current parameters. */
 static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed, unsigned groups, float *loss)
 {
     pep_model_zero_grad(m, groups);
-    PEP_CALL(pep_model_forward(m, b, 1, seed, loss));
-    PEP_CALL(pep_model_backward(m, groups));
+    return add_grad(m, b, seed, groups, loss);
+}
+
+/* The finite-difference HVP of inner step j, folded into the adjoints:
+ *   h = (grad L_S(phi_j + e v) - grad L_S(phi_j - e v)) / 2e,  g_theta -= a h_theta,  v -= a h_phi,
+ * on the same support batch with the same dropout masks as the inner step. The difference is
+ * formed in the model's gradient block itself (backward accumulates): zero, + pass, negate,
+ * - pass, so no second gradient block is needed and the - pass needs no zeroing. Only the
+ * blocks read afterwards are computed: theta (O outside I) always; v for all of I while
+ * j > 0, but at j = 0 only its meta-learned rows I n O (the gradient of phi_0), so at j = 0
+ * both passes take gradients for O alone. */
+static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64_t seed, int j)
+{
+    struct pep_model *m = mm->m;
+    const struct pep_maml_opts *o = &mm->o;
+    size_t nin = mm->n_in;
+    float *w = m->params + mm->in_b, *gr = m->grads;
+    const float *pj = mm->phi + (size_t)j * nin;
+    double vn = 0.0;
+    for (size_t i = 0; i < nin; i++) vn += (double)mm->v[i] * mm->v[i];
+    vn = sqrt(vn);
+    if (vn == 0.0) return PEP_OK; /* H 0 = 0 */
+    float e = (float)(o->fd_eps / vn), l2;
+    unsigned need = j > 0 ? (o->inner | o->outer) : o->outer;
+    size_t nb, ne;
+    PEP_CALL(pep_param_table_range(&m->table, need, &nb, &ne));
+    for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
+    PEP_CALL(loss_grad(m, support, seed, need, &l2));
+    for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
+    for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
+    PEP_CALL(add_grad(m, support, seed, need, &l2));
+    /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
+    float s = o->inner_lr / (2.0f * e);
+    for (size_t i = mm->out_b; i < mm->out_e; i++)
+        if (i < mm->in_b || i >= mm->in_e) mm->g[i] += s * gr[i];
+    size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
+    for (size_t i = vb; i < ve; i++) mm->v[i - mm->in_b] += s * gr[i];
     return PEP_OK;
 }
 
@@ -236,9 +273,8 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     if (mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED) return multitask_matched_task(mm, query, seed, res);
     struct pep_model *m = mm->m;
     const struct pep_maml_opts *o = &mm->o;
-    size_t nin = mm->n_in, n = m->table.numel;
+    size_t nin = mm->n_in;
     float *w = m->params, *gr = m->grads;
-    float a = o->inner_lr;
     int k = o->inner_steps, rc = PEP_OK;
     unsigned all = o->inner | o->outer;
 
@@ -258,31 +294,12 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
     PEP_CALL_GOTO(rc, loss_grad(m, query, pass_seed(seed, k), all, &lq));
     memcpy(mm->v, gr + mm->in_b, nin * sizeof(float));
-    if (o->order == 2) memcpy(mm->g, gr, n * sizeof(float));
+    if (o->order == 2) memcpy(mm->g + mm->out_b, gr + mm->out_b, (mm->out_e - mm->out_b) * sizeof(float));
     const float *gth = o->order == 2 ? mm->g : gr;
     PEP_CHECK_GOTO(rc, isfinite(lq), PEP_ERR_NUMERIC, "non-finite query loss");
 
-    if (o->order == 2) {
-        for (int j = k - 1; j >= 0; j--) {
-            const float *pj = mm->phi + (size_t)j * nin;
-            double vn = 0.0;
-            for (size_t i = 0; i < nin; i++) vn += (double)mm->v[i] * mm->v[i];
-            vn = sqrt(vn);
-            if (vn == 0.0) break;
-            float e = (float)(o->fd_eps / vn);
-            float l2;
-            /* H v ~ (grad L_S(phi_j + e v) - grad L_S(phi_j - e v)) / 2e, same support batch and masks */
-            for (size_t i = 0; i < nin; i++) w[mm->in_b + i] = pj[i] + e * mm->v[i];
-            PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), all, &l2));
-            memcpy(mm->gplus, gr, n * sizeof(float));
-            for (size_t i = 0; i < nin; i++) w[mm->in_b + i] = pj[i] - e * mm->v[i];
-            PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), all, &l2));
-            float s = a / (2.0f * e);
-            for (size_t i = mm->out_b; i < mm->out_e; i++)
-                if (i < mm->in_b || i >= mm->in_e) mm->g[i] -= s * (mm->gplus[i] - gr[i]);
-            for (size_t i = 0; i < nin; i++) mm->v[i] -= s * (mm->gplus[mm->in_b + i] - gr[mm->in_b + i]);
-        }
-    }
+    if (o->order == 2)
+        for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
     /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
     float scale = 1.0f / (float)o->meta_batch;
     for (size_t i = mm->out_b; i < mm->out_e; i++) {
@@ -291,8 +308,8 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     }
     res->support_loss = ls;
     res->query_loss = lq;
-    /* keep the adapted state for the caller, then put the meta parameters back */
-    memcpy(mm->phi + (size_t)k * nin, w + mm->in_b, nin * sizeof(float));
+    /* the adapted state is phi_k as the inner loop left it: under order 2 the live weights now
+     * hold phi_0 - e v from the last finite-difference pass, so they must not be read back */
     res->adapted = mm->phi + (size_t)k * nin;
     res->start = mm->phi;
 cleanup:

@@ -1,6 +1,7 @@
 /* The encoder (model.h, formulas in docs/model.md): parameter table construction, seeded
- * initialisation, forward and backward. Activations live in one arena sized for the largest
- * batch; backward accumulates only into the groups it is asked for. */
+ * initialisation, forward and backward. A batch is its real tokens only (N rows, no padding);
+ * attention runs per sequence. Activations live in one arena sized for max_B * max_T tokens;
+ * backward accumulates only into the groups it is asked for. */
 #include "model/model.h"
 
 #include <cblas.h>
@@ -33,7 +34,7 @@ struct layer_acts {
     float *x;                 /* (N, C) layer input */
     float *qkv;               /* (N, 3C) */
     float *xa_q, *xa_v;       /* (N, r) LoRA */
-    float *att;               /* (B, NH, T, P+T) */
+    float *att;               /* per sequence b: (NH, L_b, P+L_b) */
     float *ctx, *ao, *ao_ad;  /* (N, C) */
     float *ah_pre, *ah_act;   /* (N, R) Houlsby attention adapter */
     float *ln1_in, *ln1_mean, *ln1_rstd, *x1;
@@ -52,15 +53,16 @@ struct pep_model_state {
     int pre_emb, pre_w0, pre_b0, pre_w2, pre_b2; /* prefix MLP */
 
     /* last forward */
-    int B, T, N, M, ntargets;
+    int nseq, N, M, ntargets;
+    int *offsets; /* (nseq + 1) of the last batch */
     float loss;
     int train;
     uint64_t seed;
     int *ids, *pos, *labels, *rows; /* rows: gathered MLM positions */
+    uint64_t *rowkey;               /* (N) dropout key of each row: sequence * PEP_DROPOUT_STRIDE + position */
     uint8_t *wte_dirty;             /* (V) rows of the word-embedding gradient written since the last zero */
     int wte_all_dirty;
     int *labels_g;
-    uint8_t *mask;
     float *emb_sum, *emb_mean, *emb_rstd;
     float *xs; /* (L + 1) slots of (N, C): layer inputs and the final output */
     struct layer_acts *acts;
@@ -342,6 +344,10 @@ int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out)
         PEP_CHECK(s->prefix_len >= 1 && s->prefix_len <= s->max_positions, PEP_ERR_USAGE,
                   "prefix length %d must be between 1 and the position budget %d", s->prefix_len, s->max_positions);
     if (s->pe == PEP_PE_METHOD_LORA) PEP_CHECK(s->lora_rank >= 1, PEP_ERR_USAGE, "LoRA rank must be at least 1");
+    int keys = s->max_T + (s->pe == PEP_PE_METHOD_PREFIX ? s->prefix_len : 0);
+    PEP_CHECK(keys <= PEP_DROPOUT_STRIDE, PEP_ERR_USAGE,
+              "model.max_seq_len (%d) plus the prefix length gives %d attention keys, more than the %d the dropout "
+              "masks can address; lower model.max_seq_len or pe.prefix_length", s->max_T, keys, PEP_DROPOUT_STRIDE);
 
     int rc = PEP_OK;
     struct pep_model *m = calloc(1, sizeof *m);
@@ -365,8 +371,9 @@ int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out)
     PEP_ALLOC_GOTO(rc, st->pos, N);
     PEP_ALLOC_GOTO(rc, st->labels, N);
     PEP_ALLOC_GOTO(rc, st->rows, N);
+    PEP_ALLOC_GOTO(rc, st->rowkey, N);
     PEP_ALLOC_GOTO(rc, st->labels_g, N);
-    PEP_ALLOC_GOTO(rc, st->mask, N);
+    PEP_ALLOC_GOTO(rc, st->offsets, (size_t)s->max_B + 1);
     PEP_ALLOC_GOTO(rc, st->wte_dirty, (size_t)s->V);
     st->wte_all_dirty = 1;
     struct arena a = {0};
@@ -398,8 +405,9 @@ void pep_model_destroy(struct pep_model **pm)
         pep_free(st->pos);
         pep_free(st->labels);
         pep_free(st->rows);
+        pep_free(st->rowkey);
         pep_free(st->labels_g);
-        pep_free(st->mask);
+        pep_free(st->offsets);
         pep_free(st->wte_dirty);
         free(st);
     }
@@ -510,31 +518,39 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
 {
     const struct pep_model_spec *s = &m->spec;
     struct pep_model_state *st = m->state;
-    PEP_CHECK(b->B >= 1 && b->B <= s->max_B && b->T >= 1 && b->T <= s->max_T, PEP_ERR_USAGE,
-              "batch %dx%d exceeds the model's limits %dx%d", b->B, b->T, s->max_B, s->max_T);
-    int B = b->B, T = b->T, N = B * T, C = s->C, FF = s->FF, NH = s->NH;
+    PEP_CHECK(b->nseq >= 1 && b->nseq <= s->max_B && b->offsets && b->input_ids && b->offsets[0] == 0, PEP_ERR_USAGE,
+              "batch of %d sequences (offsets[0] = %d): the model takes 1 to %d sequences, offsets starting at 0",
+              b->nseq, b->nseq >= 1 && b->offsets ? b->offsets[0] : 0, s->max_B);
+    for (int i = 0; i < b->nseq; i++) {
+        int len = b->offsets[i + 1] - b->offsets[i];
+        PEP_CHECK(len >= 1 && len <= s->max_T, PEP_ERR_USAGE,
+                  "sequence %d of the batch has %d tokens; the model takes 1 to %d (model.max_seq_len)", i, len,
+                  s->max_T);
+    }
+    int nseq = b->nseq, N = b->offsets[nseq], C = s->C, FF = s->FF, NH = s->NH;
     int P = s->pe == PEP_PE_METHOD_PREFIX ? s->prefix_len : 0;
     int R = s->bottleneck, r = s->lora_rank;
     float scale_lora = s->lora_alpha / (float)(r > 0 ? r : 1);
     enum pep_act_kind ak = act_kind(s->adapter_act);
     float pd = train ? s->dropout : 0.0f, pa = train ? s->attention_dropout : 0.0f;
-    st->B = B, st->T = T, st->N = N, st->train = train, st->seed = dropout_seed;
-    for (int i = 0; i < N; i++) {
-        int id = b->input_ids[i];
-        PEP_CHECK(id >= 0 && id < s->V, PEP_ERR_USAGE, "token id %d at position %d is outside the vocabulary [0, %d)",
-                  id, i, s->V);
-        st->ids[i] = id;
-        st->labels[i] = b->labels ? b->labels[i] : PEP_IGNORE_INDEX;
-        st->mask[i] = id != PEP_PAD_ID;
-    }
-    embedding_positions(st->pos, st->ids, B, T, PEP_PAD_ID);
-    for (int i = 0; i < N; i++)
-        PEP_CHECK(st->pos[i] < s->max_positions, PEP_ERR_USAGE, "sequence longer than the position table (%d)",
-                  s->max_positions);
-    embedding_forward(st->emb_sum, st->ids, st->pos, W(m, st->wte), W(m, st->wpe), W(m, st->wtt), B, T, C);
+    st->nseq = nseq, st->N = N, st->train = train, st->seed = dropout_seed;
+    memcpy(st->offsets, b->offsets, ((size_t)nseq + 1) * sizeof(int));
+    for (int q = 0; q < nseq; q++)
+        for (int i = b->offsets[q], t = 0; i < b->offsets[q + 1]; i++, t++) {
+            int id = b->input_ids[i];
+            PEP_CHECK(id >= 0 && id < s->V && id != PEP_PAD_ID, PEP_ERR_USAGE,
+                      "token id %d at token %d of sequence %d is %s", id, t, q,
+                      id == PEP_PAD_ID ? "<pad>: batches carry real tokens only, no padding"
+                                       : "outside the vocabulary");
+            st->ids[i] = id;
+            st->labels[i] = b->labels ? b->labels[i] : PEP_IGNORE_INDEX;
+            st->pos[i] = PEP_PAD_ID + 1 + t; /* fairseq / XLM-R positions: 2, 3, ... */
+            st->rowkey[i] = (uint64_t)q * PEP_DROPOUT_STRIDE + (uint64_t)t;
+        }
+    embedding_forward(st->emb_sum, st->ids, st->pos, W(m, st->wte), W(m, st->wpe), W(m, st->wtt), N, C);
     float *x0 = st->acts[0].x;
     layernorm_forward(x0, st->emb_mean, st->emb_rstd, st->emb_sum, W(m, st->embw), W(m, st->embb), N, C, s->ln_eps);
-    dropout_forward(x0, (size_t)N * C, pd, dropout_seed, SITE_EMB);
+    dropout_forward(x0, st->rowkey, N, C, pd, dropout_seed, SITE_EMB);
     if (P) prefix_forward(m);
 
     for (int l = 0; l < s->L; l++) {
@@ -548,10 +564,10 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
             lora_forward(la->qkv + 2 * C, la->xa_v, la->x, W(m, li->va), W(m, li->vb), N, C, C, r, scale_lora, C, 3 * C);
         }
         attention_forward(la->ctx, la->att, la->qkv, P ? st->pk + (size_t)l * P * C : NULL,
-                          P ? st->pv + (size_t)l * P * C : NULL, st->mask, B, T, C, NH, P, pa, dropout_seed,
+                          P ? st->pv + (size_t)l * P * C : NULL, st->offsets, nseq, C, NH, P, pa, dropout_seed,
                           SITE_LAYER(l, 1), st->att_scratch);
         linear_forward(la->ao, la->ctx, W(m, li->wo), W(m, li->bo), N, C, C, C, C);
-        dropout_forward(la->ao, NC, pd, dropout_seed, SITE_LAYER(l, 2));
+        dropout_forward(la->ao, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 2));
         const float *att_branch = la->ao;
         if (li->att_ad.wd >= 0) {
             adapter_forward(la->ao_ad, la->ah_pre, la->ah_act, la->ao, W(m, li->att_ad.wd), W(m, li->att_ad.bd),
@@ -563,7 +579,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         linear_forward(la->fc, la->x1, W(m, li->wi), W(m, li->bi), N, C, FF, C, FF);
         activation_forward(la->fc_act, la->fc, (size_t)N * FF, PEP_ACT_KIND_GELU);
         linear_forward(la->oo, la->fc_act, W(m, li->wout), W(m, li->bout), N, FF, C, FF, C);
-        dropout_forward(la->oo, NC, pd, dropout_seed, SITE_LAYER(l, 3));
+        dropout_forward(la->oo, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 3));
         const float *out_branch = la->oo;
         if (li->out_ad.wd >= 0) {
             adapter_forward(la->oo_ad, la->oh_pre, la->oh_act, la->oo, W(m, li->out_ad.wd), W(m, li->out_ad.bd),
@@ -579,7 +595,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     int count;
     if (s->head == PEP_HEAD_KIND_TAGGER) {
         memcpy(st->hx, xL, (size_t)N * C * sizeof(float));
-        dropout_forward(st->hx, (size_t)N * C, pd, dropout_seed, SITE_HEAD);
+        dropout_forward(st->hx, st->rowkey, N, C, pd, dropout_seed, SITE_HEAD);
         linear_forward(st->logits, st->hx, W(m, st->cls_w), W(m, st->cls_b), N, C, s->ntags, C, s->ntags);
         total = xent_forward(st->logits, st->labels, N, s->ntags, PEP_IGNORE_INDEX, &count);
         st->M = N;
@@ -616,7 +632,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
 {
     const struct pep_model_spec *s = &m->spec;
     struct pep_model_state *st = m->state;
-    int B = st->B, T = st->T, N = st->N, C = s->C, FF = s->FF, NH = s->NH;
+    int nseq = st->nseq, N = st->N, C = s->C, FF = s->FF, NH = s->NH;
     int P = s->pe == PEP_PE_METHOD_PREFIX ? s->prefix_len : 0;
     int R = s->bottleneck, r = s->lora_rank;
     float scale_lora = s->lora_alpha / (float)(r > 0 ? r : 1);
@@ -636,7 +652,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         xent_backward(st->dlogits, st->logits, st->labels, N, s->ntags, PEP_IGNORE_INDEX, inv);
         linear_backward(need_enc ? dx : NULL, G(m, st->cls_w, groups), G(m, st->cls_b, groups), st->dlogits, st->hx,
                         W(m, st->cls_w), N, C, s->ntags, C, s->ntags);
-        if (need_enc) dropout_backward(dx, NC, pd, seed, SITE_HEAD);
+        if (need_enc) dropout_backward(dx, st->rowkey, N, C, pd, seed, SITE_HEAD);
     } else if (st->M > 0) {
         int M = st->M;
         size_t MC = (size_t)M * C;
@@ -691,7 +707,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
          * attention adapter, LoRA or prefix): the rest of its backward would only produce
          * gradients nobody reads, so it stops here (as autograd does). */
         if (l == 0 && !need_plm && li->att_ad.wd < 0 && li->qa < 0 && P == 0) break;
-        if (pd > 0.0f) dropout_backward((float *)doo, NC, pd, seed, SITE_LAYER(l, 3));
+        if (pd > 0.0f) dropout_backward((float *)doo, st->rowkey, N, C, pd, seed, SITE_LAYER(l, 3));
         linear_backward_set(st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act,
                             W(m, li->wout), N, FF, C, FF, C);
         activation_backward_inplace(st->dfc_act, la->fc, (size_t)N * FF, PEP_ACT_KIND_GELU);
@@ -715,7 +731,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         }
         /* the same below layer 0's attention adapter (Houlsby) when no prefix or LoRA sits under it */
         if (l == 0 && !need_plm && li->qa < 0 && P == 0) break;
-        if (pd > 0.0f) dropout_backward((float *)dao, NC, pd, seed, SITE_LAYER(l, 2));
+        if (pd > 0.0f) dropout_backward((float *)dao, st->rowkey, N, C, pd, seed, SITE_LAYER(l, 2));
         float *dctx = dx; /* dx1 is consumed: reuse its storage */
         linear_backward_set(dctx, G(m, li->wo, groups), G(m, li->bo, groups), dao, la->ctx, W(m, li->wo), N, C, C, C, C);
         /* q|k|v gradients feed the layer input and LoRA; layer 0 of a frozen base with prefixes
@@ -725,8 +741,8 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         if (dqkv) memset(dqkv, 0, NC * 3 * sizeof(float));
         attention_backward(dqkv, P && need_pe ? st->dpk + (size_t)l * P * C : NULL,
                            P && need_pe ? st->dpv + (size_t)l * P * C : NULL, dctx, la->qkv,
-                           P ? st->pk + (size_t)l * P * C : NULL, P ? st->pv + (size_t)l * P * C : NULL, la->att, B, T,
-                           C, NH, P, pa, seed, SITE_LAYER(l, 1), st->att_scratch);
+                           P ? st->pk + (size_t)l * P * C : NULL, P ? st->pv + (size_t)l * P * C : NULL, la->att,
+                           st->offsets, nseq, C, NH, P, pa, seed, SITE_LAYER(l, 1), st->att_scratch);
         if (!dqkv) break;
         if (li->qa >= 0) {
             lora_backward(need_dx_in ? dnext : NULL, G(m, li->qa, groups), G(m, li->qb, groups), st->dqkv, la->x,
@@ -741,12 +757,12 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         dnext = t;
     }
     if (need_plm) {
-        dropout_backward(dx, NC, pd, seed, SITE_EMB);
+        dropout_backward(dx, st->rowkey, N, C, pd, seed, SITE_EMB);
         memset(dln, 0, NC * sizeof(float));
         layernorm_backward(dln, G(m, st->embw, groups), G(m, st->embb, groups), dx, st->emb_sum, W(m, st->embw),
                            st->emb_mean, st->emb_rstd, N, C);
         embedding_backward(G(m, st->wte, groups), G(m, st->wpe, groups), G(m, st->wtt, groups), dln, st->ids, st->pos,
-                           B, T, C);
+                           N, C);
         for (int i = 0; i < N; i++) st->wte_dirty[st->ids[i]] = 1;
     }
     if (P && need_pe) {
@@ -776,12 +792,17 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
     return PEP_OK;
 }
 
-double pep_model_flops(const struct pep_model_spec *s, int B, int T, unsigned groups)
+double pep_model_flops(const struct pep_model_spec *s, const struct pep_batch *b, unsigned groups)
 {
-    double N = (double)B * T, C = s->C, FF = s->FF;
+    double N = pep_batch_tokens(b), C = s->C, FF = s->FF;
     double P = s->pe == PEP_PE_METHOD_PREFIX ? s->prefix_len : 0;
-    double mm = 2.0 * N * (3 * C * C + C * C + 2 * C * FF);      /* projections per layer */
-    double att = 2.0 * 2.0 * B * (double)T * (T + P) * C;        /* scores + context per layer */
+    double qk = 0.0, qp = 0.0; /* sum over sequences of L (L + P) and of L P */
+    for (int i = 0; i < b->nseq; i++) {
+        double L = pep_batch_len(b, i);
+        qk += L * (L + P), qp += L * P;
+    }
+    double mm = 2.0 * N * (3 * C * C + C * C + 2 * C * FF); /* projections per layer */
+    double att = 2.0 * 2.0 * qk * C;                        /* scores + context per layer */
     double head = s->head == PEP_HEAD_KIND_TAGGER ? 2.0 * N * C * s->ntags : 0.0;
     double fwd = s->L * (mm + att) + head;
     int plm = (groups & PEP_GROUP_BIT(PEP_GROUP_PLM)) != 0;
@@ -796,7 +817,7 @@ double pep_model_flops(const struct pep_model_spec *s, int B, int T, unsigned gr
         if (s->pe == PEP_PE_METHOD_ADAPTER)
             layer0 = s->placement == PEP_ADAPTER_PLACEMENT_PFEIFFER ? 0.0 : ffn;
         else if (s->pe == PEP_PE_METHOD_PREFIX)
-            layer0 = ffn + outp + 2.0 * B * (double)T * (T + P) * C + 2.0 * 2.0 * B * (double)T * P * C;
+            layer0 = ffn + outp + 2.0 * qk * C + 2.0 * 2.0 * qp * C;
         else
             layer0 = mm + 2 * att - 2.0 * N * 3 * C * C;
     }

@@ -34,8 +34,8 @@ enum pep_head_kind { PEP_HEAD_KIND_TAGGER, PEP_HEAD_KIND_MLM };
 
 struct pep_model_spec {
     int L, C, NH, FF, V;       /* layers, width, heads, feed-forward width, vocabulary */
-    int max_T;                 /* longest batch the model accepts (activation buffers) */
-    int max_B;                 /* largest batch the model accepts */
+    int max_T;                 /* longest sequence the model accepts (attention scratch) */
+    int max_B;                 /* most sequences per batch; activations hold max_B * max_T tokens */
     int max_positions;         /* rows of position_embeddings */
     int type_vocab;
     int ntags;                 /* tagger classes (ignored for the MLM head) */
@@ -54,11 +54,28 @@ struct pep_model_spec {
     float lora_alpha;
 };
 
+/* A batch: nseq sequences laid out token-major WITHOUT padding (the layout varlen attention
+ * kernels take). Sequence i is tokens offsets[i] .. offsets[i+1]-1 of input_ids / labels;
+ * N = offsets[nseq] real tokens in all. Every sequence has 1 .. max_T tokens and no
+ * PEP_PAD_ID; its positions are 2, 3, ... (fairseq). */
 struct pep_batch {
-    int B, T;
-    int *input_ids; /* (B, T), PEP_PAD_ID after the sentence */
-    int *labels;    /* (B, T), PEP_IGNORE_INDEX where there is no loss */
+    int nseq;
+    int *offsets;   /* (nseq + 1) cumulative lengths, offsets[0] = 0 */
+    int *input_ids; /* (N) fairseq ids */
+    int *labels;    /* (N) tag / target, PEP_IGNORE_INDEX where there is no loss; NULL: none */
+    int cap_seqs, cap_tokens; /* storage of pep_batch_alloc (0 when the caller owns the arrays) */
 };
+
+/* batch.c: storage for up to max_seqs sequences and max_tokens tokens (nseq = 0). */
+int pep_batch_alloc(struct pep_batch *b, int max_seqs, int max_tokens);
+void pep_batch_free(struct pep_batch *b);
+void pep_batch_clear(struct pep_batch *b);
+/* Appends one sequence of len >= 1 tokens (labels NULL: all PEP_IGNORE_INDEX); PEP_ERR_USAGE
+ * beyond the capacity. */
+int pep_batch_append(struct pep_batch *b, const int *ids, const int *labels, int len);
+static inline int pep_batch_tokens(const struct pep_batch *b) { return b->offsets[b->nseq]; }
+static inline int pep_batch_len(const struct pep_batch *b, int i) { return b->offsets[i + 1] - b->offsets[i]; }
+int pep_batch_max_len(const struct pep_batch *b);
 
 struct pep_model_state; /* activations and scratch, private to model.c */
 
@@ -86,8 +103,8 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
  * in `groups`. */
 int pep_model_backward(struct pep_model *m, unsigned groups);
 void pep_model_zero_grad(struct pep_model *m, unsigned groups);
-/* Logits of the last forward: tagger (B, T, ntags); masked LM (M, V) for the M labelled
- * positions only, in (b, t) order (the MLM head skips unlabelled positions). */
+/* Logits of the last forward: tagger (N, ntags), one row per token of the batch; masked LM
+ * (M, V) for the M labelled tokens only, in batch order (the MLM head skips the others). */
 const float *pep_model_logits(const struct pep_model *m);
 /* Number of labelled targets in the last forward. */
 int pep_model_ntargets(const struct pep_model *m);
@@ -95,7 +112,8 @@ int pep_model_ntargets(const struct pep_model *m);
  * Both are pure re-parameterisations: outputs stay the same. */
 int pep_model_eject_prefix(struct pep_model *m, struct pep_model **out);
 int pep_model_merge_lora(struct pep_model *m, struct pep_model **out);
-/* fwd+bwd FLOPs per batch of B x T tokens (for tokens/s -> GFLOP/s). */
-double pep_model_flops(const struct pep_model_spec *spec, int B, int T, unsigned grad_groups);
+/* fwd+bwd FLOPs of one step on batch b: its real tokens and per-sequence attention (for
+ * tokens/s -> GFLOP/s). */
+double pep_model_flops(const struct pep_model_spec *spec, const struct pep_batch *b, unsigned grad_groups);
 
 #endif

@@ -1,5 +1,7 @@
 """Shared pieces of the PyTorch speed anchors: thread/BLAS setup before torch loads, the
-benchmark shapes, fast float32 weights, full-length batches, peak RSS and JSON rows."""
+benchmark shapes, fast float32 weights, full-length batches, real-data batches (the sentences
+`peprime bench --data --dump` drew, re-tokenized here and padded to each batch's longest),
+peak RSS and JSON rows."""
 import json
 import os
 import platform
@@ -17,9 +19,11 @@ CONFIGS = {
 }
 
 
-def set_threads_env(n):
-    """Must run before `import torch`: OpenBLAS (pthread build) reads its thread count at load."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+def set_threads_env(n, blas=None):
+    """Must run before `import torch`: OpenBLAS (pthread build) reads its thread count at load.
+    n = torch's intra-op threads (OMP_NUM_THREADS matches), blas = OpenBLAS's (default n)."""
+    os.environ["OPENBLAS_NUM_THREADS"] = str(n if blas is None else blas)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
 
 
@@ -79,6 +83,91 @@ def full_batch(spec, B, T, torch, seed=0):
     labels = torch.randint(0, spec["ntags"], (B, T), generator=g)
     labels[:, 0], labels[:, -1] = -100, -100
     return ids, labels
+
+
+TAGS = "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC".split(",")  # data.tags' default
+
+
+def data_root():
+    return os.environ.get("PEPRIME_DATA") or os.path.join(os.path.dirname(os.path.dirname(REF)), "..", "shared", "data")
+
+
+def read_conll(path):
+    """[(words, tags)] of a WikiAnn CoNLL file (token<TAB>tag lines, blank line between sentences)."""
+    out, words, tags = [], [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                if words:
+                    out.append((words, tags))
+                words, tags = [], []
+                continue
+            w, t = line.split("\t")
+            words.append(w)
+            tags.append(t)
+    if words:
+        out.append((words, tags))
+    return out
+
+
+def encode_sentence(sp, words, T):
+    """peprime's pep_spm_encode_sentence with the sentencepiece module: [<s>] + each word's
+    pieces (fairseq ids: spm id + 1, <unk> 3) + [</s>], pieces cut at T - 2; returns (ids,
+    first piece index of every word or -1)."""
+    def fairseq(i):
+        return 3 if i == sp.unk_id() else 0 if i == sp.bos_id() else 2 if i == sp.eos_id() else \
+            1 if i == sp.pad_id() else i + 1
+    ids, first, limit = [0], [], T - 2
+    for w in words:
+        p = sp.encode(w, out_type=int)
+        if not p and w:
+            p = [sp.unk_id()]
+        if len(ids) - 1 < limit and p:
+            first.append(len(ids))
+            for i in p:
+                if len(ids) - 1 >= limit:
+                    break
+                ids.append(fairseq(i))
+        else:
+            first.append(-1)
+    ids.append(2)
+    return ids, first
+
+
+def load_dump(path, tokenizer, torch):
+    """The batches of a `peprime bench ... --dump FILE` and the model vocabulary peprime uses
+    with that tokenizer (pieces + 2): ([(ids (B, Tb), labels (B, Tb), real tokens)], V), each
+    batch padded to its longest sentence (what Hugging Face's collator does), the
+    sentences re-read from the train split and re-tokenized with the sentencepiece module; every
+    sentence's ids must equal peprime's (raises otherwise)."""
+    import sentencepiece
+    with open(path) as f:
+        head = f.readline().split()
+        lang, T = head[head.index("lang") + 1], int(head[head.index("T") + 1])
+        lines = f.read().splitlines()
+    sp = sentencepiece.SentencePieceProcessor(model_file=tokenizer)
+    sents = read_conll(os.path.join(data_root(), "ner", "wikiann", lang, "train.txt"))
+    batches, i = [], 0
+    while i < len(lines):
+        _, _, nseq = lines[i].split()
+        rows = [list(map(int, ln.split())) for ln in lines[i + 1:i + 1 + int(nseq)]]
+        i += 1 + int(nseq)
+        Tb = max(len(r) - 1 for r in rows)
+        ids = torch.full((len(rows), Tb), 1, dtype=torch.long)
+        labels = torch.full((len(rows), Tb), -100, dtype=torch.long)
+        for b, r in enumerate(rows):
+            words, tags = sents[r[0]]
+            mine, first = encode_sentence(sp, words, T)
+            if mine != r[1:]:
+                raise SystemExit(f"{path}: sentence {r[0]} of {lang}/train tokenizes to {mine[:12]}... here but "
+                                 f"{r[1:13]}... in peprime")
+            ids[b, :len(mine)] = torch.tensor(mine)
+            for f_, t in zip(first, tags):
+                if f_ >= 0:
+                    labels[b, f_] = TAGS.index(t)
+        batches.append((ids, labels, sum(len(r) - 1 for r in rows)))
+    return batches, sp.get_piece_size() + 2
 
 
 def emit(row):

@@ -5,14 +5,18 @@ float32, dropout off. PE modules as `peprime bench encoder --pe`: a Pfeiffer ada
 query and value.
 
   torch_encoder.py --config tiny|base --mode full|pe [--pe adapter|prefix|lora] --threads N
-                   [--iters K] [--warmup W]
-      one row in this process;
+                   [--blas-threads M] [--iters K] [--warmup W] [--batches DUMP --tokenizer FILE]
+      one row in this process; --threads is torch.set_num_threads (and OMP_NUM_THREADS),
+      --blas-threads OPENBLAS_NUM_THREADS (default: the same). --batches runs the real-data
+      batches `peprime bench encoder --data LANG --dump DUMP` drew (same sentences, ids checked
+      equal to peprime's), each padded to its longest sentence with an attention mask, the
+      first W untimed; tokens/s then counts real tokens (timed tokens / timed time);
   torch_encoder.py --all [--configs tiny,base] [--threads N]
       every (config, mode) in its own child process, so each row's peak RSS is its own,
       then a table.
 Modes: full = every parameter requires grad (full fine-tuning step, fwd+bwd only, no
-optimizer update); pe = only adapters + head require grad. Tokens/s counts B*T tokens
-(full-length batches, no padding). Each result is also printed as one line
+optimizer update); pe = only adapters + head require grad. Synthetic: tokens/s counts B*T
+tokens of full-length batches, from the median step. Each result is also printed as one line
 `JSON {...}` for the C-side benchmark driver. OPENBLAS_CORETYPE is taken from the
 environment as given.
 """
@@ -26,7 +30,7 @@ import benchutil  # noqa: E402
 
 
 def one(a):
-    benchutil.set_threads_env(a.threads)
+    benchutil.set_threads_env(a.threads, a.blas_threads)
     sys.path.insert(0, benchutil.REF)
     import torch
     import encoder_ref as er
@@ -36,10 +40,22 @@ def one(a):
     params = benchutil.bench_params(er, spec, torch)
     for name, _, group in er.param_specs(spec):
         params[name].requires_grad_(a.mode == "full" or group != er.GROUP_PLM)
-    ids, labels = benchutil.full_batch(spec, c["B"], c["T"], torch)
+    if a.batches:
+        batches, spec["V"] = benchutil.load_dump(a.batches, a.tokenizer, torch)
+        params = benchutil.bench_params(er, spec, torch)  # the tokenizer's vocabulary
+        for name, _, group in er.param_specs(spec):
+            params[name].requires_grad_(a.mode == "full" or group != er.GROUP_PLM)
+        a.iters = len(batches) - a.warmup
+        if a.iters < 1:
+            raise SystemExit(f"{a.batches} holds {len(batches)} batches, fewer than --warmup {a.warmup} + 1")
+        B = batches[0][0].shape[0]
+    else:
+        batches = [benchutil.full_batch(spec, c["B"], c["T"], torch) + (c["B"] * c["T"],)]
+        B = c["B"]
     trainable = [p for p in params.values() if p.requires_grad]
-    times = []
+    times, tokens, padded = [], 0, 0
     for it in range(a.warmup + a.iters):
+        ids, labels, real = batches[it % len(batches)]
         t0 = time.perf_counter()
         loss, _ = er.forward(params, ids, labels, spec)
         loss.backward()
@@ -48,10 +64,15 @@ def one(a):
             p.grad = None
         if it >= a.warmup:
             times.append(t1 - t0)
+            tokens += real
+            padded += ids.numel()
     ms = 1000.0 * sorted(times)[len(times) // 2]  # median
+    tps = tokens / sum(times) if a.batches else c["B"] * c["T"] / (ms / 1000.0)
     lib, core, nthr = benchutil.blas_info()
-    benchutil.emit(dict(bench="torch_encoder", config=a.config, mode=a.mode, pe=a.pe, threads=a.threads, B=c["B"], T=c["T"],
-                        L=c["L"], C=c["C"], V=c["V"], iters=a.iters, tokens_per_s=c["B"] * c["T"] / (ms / 1000.0),
+    benchutil.emit(dict(bench="torch_encoder", config=a.config, mode=a.mode, pe=a.pe, threads=a.threads,
+                        openblas_threads_env=a.blas_threads or a.threads, B=B, T=c["T"], data=bool(a.batches),
+                        pad_fraction=1.0 - tokens / padded,
+                        L=c["L"], C=c["C"], V=spec["V"], iters=a.iters, tokens_per_s=tps,
                         ms_per_step=ms, peak_rss_mib=benchutil.peak_rss_mib(), loss=float(loss),
                         torch=torch.__version__, blas_core=core, blas_threads=nthr,
                         coretype_env=os.environ.get("OPENBLAS_CORETYPE", ""), blas=lib))
@@ -63,6 +84,9 @@ def main():
     ap.add_argument("--mode", choices=["full", "pe"], default="pe")
     ap.add_argument("--pe", choices=["adapter", "prefix", "lora"], default="adapter")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--blas-threads", type=int, default=0, help="OPENBLAS_NUM_THREADS (default: --threads)")
+    ap.add_argument("--batches", help="real-data batches: the --dump file of `peprime bench encoder --data`")
+    ap.add_argument("--tokenizer", help="the SentencePiece model the dump was made with")
     ap.add_argument("--iters", type=int, default=0, help="timed steps (default: tiny 5, base 2)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--all", action="store_true")

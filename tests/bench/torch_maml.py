@@ -4,7 +4,11 @@ meta-gradient for the encoder (outer set plm), order 1 (inner gradients detached
 (autograd through the inner loop, create_graph=True). Same functional model as the oracle.
 
 Support and query batches are both B = 8 full-length sequences of the config's T
-(tiny T=64, base T=128). Time per meta-step = median of --iters after --warmup.
+(tiny T=64, base T=128), or with --batches DUMP --tokenizer FILE the real support / query
+sentences `peprime bench maml --data LANG --dump DUMP` drew (batch 2i = support, 2i + 1 =
+query of meta-step i; ids checked equal to peprime's; padded to each batch's longest with an
+attention mask). Time per meta-step = median of --iters after --warmup (real data: the mean,
+as peprime's). --threads = torch.set_num_threads, --blas-threads = OPENBLAS_NUM_THREADS.
 
   torch_maml.py --config tiny --order 1 --k 3 --threads N     one row in this process
   torch_maml.py --all [--configs tiny,base] [--ks 1,3,5]        each row in its own process
@@ -23,7 +27,7 @@ META_B = 8
 
 
 def one(a):
-    benchutil.set_threads_env(a.threads)
+    benchutil.set_threads_env(a.threads, a.blas_threads)
     sys.path.insert(0, benchutil.REF)
     import torch
     import encoder_ref as er
@@ -34,13 +38,20 @@ def one(a):
     rows = er.param_specs(spec)
     inner = [n for n, _, g in rows if g != er.GROUP_PLM]
     outer = [n for n, _, g in rows if g == er.GROUP_PLM]
+    tasks = [(benchutil.full_batch(spec, META_B, c["T"], torch, seed=1),
+              benchutil.full_batch(spec, META_B, c["T"], torch, seed=2))]
+    if a.batches:
+        bs, spec["V"] = benchutil.load_dump(a.batches, a.tokenizer, torch)
+        params = benchutil.bench_params(er, spec, torch)
+        tasks = [(bs[2 * i][:2], bs[2 * i + 1][:2]) for i in range(len(bs) // 2)]
+        a.iters = len(tasks) - a.warmup
+        if a.iters < 1:
+            raise SystemExit(f"{a.batches} holds {len(tasks)} meta-steps, fewer than --warmup {a.warmup} + 1")
     for n in params:
         params[n].requires_grad_(True)
-    support = benchutil.full_batch(spec, META_B, c["T"], torch, seed=1)
-    query = benchutil.full_batch(spec, META_B, c["T"], torch, seed=2)
     lr = 0.1
 
-    def meta_step():
+    def meta_step(support, query):
         phi = {n: params[n] for n in inner}
         for _ in range(a.k):
             cur = dict(params)
@@ -57,14 +68,15 @@ def one(a):
     times = []
     for it in range(a.warmup + a.iters):
         t0 = time.perf_counter()
-        lq, grads = meta_step()
+        lq, grads = meta_step(*tasks[it % len(tasks)])
         del grads
         if it >= a.warmup:
             times.append(time.perf_counter() - t0)
-    ms = 1000.0 * sorted(times)[len(times) // 2]
+    ms = 1000.0 * (sum(times) / len(times) if a.batches else sorted(times)[len(times) // 2])
     lib, core, nthr = benchutil.blas_info()
-    benchutil.emit(dict(bench="torch_maml", config=a.config, order=a.order, k=a.k, threads=a.threads, B=META_B,
-                        T=c["T"], L=c["L"], C=c["C"], V=c["V"], iters=a.iters, ms_per_meta_step=ms,
+    benchutil.emit(dict(bench="torch_maml", config=a.config, order=a.order, k=a.k, threads=a.threads,
+                        openblas_threads_env=a.blas_threads or a.threads, data=bool(a.batches), B=META_B,
+                        T=c["T"], L=c["L"], C=c["C"], V=spec["V"], iters=a.iters, ms_per_meta_step=ms,
                         peak_rss_mib=benchutil.peak_rss_mib(), meta_loss=lq, torch=torch.__version__,
                         blas_core=core, blas_threads=nthr, coretype_env=os.environ.get("OPENBLAS_CORETYPE", ""),
                         blas=lib))
@@ -76,6 +88,9 @@ def main():
     ap.add_argument("--order", type=int, choices=[1, 2], default=1)
     ap.add_argument("--k", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--blas-threads", type=int, default=0, help="OPENBLAS_NUM_THREADS (default: --threads)")
+    ap.add_argument("--batches", help="real-data tasks: the --dump file of `peprime bench maml --data`")
+    ap.add_argument("--tokenizer", help="the SentencePiece model the dump was made with")
     ap.add_argument("--iters", type=int, default=0, help="timed meta-steps (default: tiny 3, base 1)")
     ap.add_argument("--warmup", type=int, default=-1, help="untimed meta-steps (default: tiny 1, base 0)")
     ap.add_argument("--all", action="store_true")

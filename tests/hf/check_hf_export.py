@@ -201,9 +201,10 @@ def logits_check(peprime, tool, work, name, ckpt):
         labels = torch.where(ids == ref.PAD_ID, torch.full_like(ids, ref.IGNORE), torch.zeros_like(ids))
     p64 = {k: v.double() for k, v in params.items()}
     spec['max_B'], spec['max_T'] = B, T
-    def flat(z):  # pep_model_logits' layout: MLM logits of the target positions only, (b, t) order
-        if spec['head'] == ref.HEAD['mlm'] and z.shape[0] == B:
-            z = z.reshape(B * T, -1)[labels.reshape(-1) != ref.IGNORE]
+    def flat(z):  # pep_model_logits' layout, (b, t) order: MLM at the targets, tagger at the real tokens
+        if z.shape[0] == B:
+            keep = labels != ref.IGNORE if spec['head'] == ref.HEAD['mlm'] else ids != ref.PAD_ID
+            z = z.reshape(B * T, -1)[keep.reshape(-1)]
         return z.reshape(-1)
     _, z = ref.forward(p64, ids, labels, spec)
     z = flat(z)

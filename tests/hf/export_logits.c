@@ -1,9 +1,10 @@
 /* Test tool for check_hf_export.py: peprime's logits for a checkpoint, as the stages compute
  * them (model shape from the checkpoint, every group read, dropout off).
  *   export_logits MODEL.h5 IDS.txt OUT.txt
- * IDS.txt: "B T", then B rows of T fairseq ids (1 = padding). For an MLM head every non-padding
- * position is a target. OUT.txt: "n" then n logits (%.9g): tagger (B, T, K), MLM (M, V) for the
- * targets in (b, t) order. */
+ * IDS.txt: "B T", then B rows of T fairseq ids (1 = padding after the sentence), run as
+ * peprime's unpadded batch. For an MLM head every real token is a target. OUT.txt: "n" then n
+ * logits (%.9g): tagger (N, K) for the N real tokens, MLM (M, V) for the targets, both in
+ * (b, t) order. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -40,17 +41,24 @@ int main(int argc, char **argv)
         labels[i] = ids[i] == PEP_PAD_ID ? PEP_IGNORE_INDEX : spec.head == PEP_HEAD_KIND_MLM ? ids[i] : 0;
     if (pep_model_create(&spec, &m) != PEP_OK || pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL) != PEP_OK)
         goto fail;
-    struct pep_batch b = {.B = B, .T = T, .input_ids = ids, .labels = labels};
+    struct pep_batch b = {0};
+    if (pep_batch_alloc(&b, B, B * T) != PEP_OK) goto fail;
+    for (int i = 0; i < B; i++) {
+        int len = 0;
+        while (len < T && ids[(size_t)i * T + len] != PEP_PAD_ID) len++;
+        if (pep_batch_append(&b, ids + (size_t)i * T, labels + (size_t)i * T, len) != PEP_OK) goto fail;
+    }
     float loss;
     if (pep_model_forward(m, &b, 0, 0, &loss) != PEP_OK) goto fail;
     size_t n = spec.head == PEP_HEAD_KIND_MLM ? (size_t)pep_model_ntargets(m) * (size_t)spec.V
-                                              : (size_t)B * (size_t)T * (size_t)spec.ntags;
+                                              : (size_t)pep_batch_tokens(&b) * (size_t)spec.ntags;
     const float *z = pep_model_logits(m);
     FILE *o = fopen(argv[3], "w");
     if (!o) goto fail;
     fprintf(o, "%zu\n", n);
     for (size_t i = 0; i < n; i++) fprintf(o, "%.9g\n", (double)z[i]);
     fclose(o);
+    pep_batch_free(&b);
     pep_model_destroy(&m);
     pep_ckpt_close(&r);
     free(ids);

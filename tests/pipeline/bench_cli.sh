@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `peprime bench` runs every benchmark once at the tiny shape and prints its JSON row, and
-# rejects bad arguments with exit 2 and a message naming the argument.
+# `peprime bench` runs every benchmark once at the tiny shape and prints its JSON row (also on
+# real WikiAnn batches when the data is there: real tokens, pad fraction > 0, a --dump the
+# PyTorch side can replay), and rejects bad arguments with exit 2 and a message naming the
+# argument.
 #   bench_cli.sh PEPRIME_BIN
 set -euo pipefail
 B="$1"
@@ -25,4 +27,22 @@ check_bad "--steps must be positive" bench encoder --steps 0
 check_bad "unknown benchmark shape 'huge'" bench sgemm --shape huge
 check_bad "--n must be 16..16384" bench sgemm --n 3
 check_bad "unknown benchmark 'nope'" bench nope
+check_bad "needs --tokenizer FILE" bench encoder --data en
+check_bad "go with --data LANG" bench maml --tokenizer x.model
+DATA="${PEPRIME_DATA:-$(dirname "$0")/../../../shared/data}"
+if [ -f "$DATA/ner/wikiann/en/train.txt" ]; then
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    "$B" tokenizer train --data "$DATA" --languages en --vocab 2000 --out "$tmp/spm.model" >/dev/null
+    out=$("$B" bench encoder --shape tiny --mode pe --data en --tokenizer "$tmp/spm.model" --batch 8 --steps 2 \
+          --warmup 0 --dump "$tmp/b.txt")
+    awk -F'"pad_fraction":' 'NF > 1 { split($2, a, ","); if (!(a[1] > 0 && a[1] < 1)) exit 1 }' <<<"$out" \
+        || fail "bench encoder --data: pad_fraction not in (0, 1): $out"
+    [ "$(grep -c '^batch ' "$tmp/b.txt")" = 2 ] || fail "bench encoder --dump: expected 2 batches in $tmp/b.txt"
+    out=$("$B" bench maml --shape tiny --data en --tokenizer "$tmp/spm.model" --steps 1 --warmup 0)
+    grep -q '"data":"en","support":8,"query":8' <<<"$out" || fail "bench maml --data: $out"
+    set +e; msg=$("$B" bench encoder --data en2 --tokenizer "$tmp/spm.model" 2>&1); rc=$?; set -e
+    [ "$rc" != 0 ] && grep -q "no train split for language 'en2'" <<<"$msg" || fail "bench --data en2 ($rc): $msg"
+else
+    echo "bench_cli: no WikiAnn data under $DATA, real-data benchmarks not run"
+fi
 echo "bench_cli: ok"

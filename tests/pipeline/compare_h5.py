@@ -2,6 +2,7 @@
 
   compare_h5.py A.h5 B.h5 --tol 1e-6     relative L2 difference over all parameters <= tol
   compare_h5.py A.h5 B.h5 --exact        every tensor bit-identical
+  compare_h5.py A.h5 B.h5 --groups tasks --exact   the per-language adapted states instead
 Exit 0 when they agree, 1 otherwise (with the numbers printed).
 """
 import argparse
@@ -17,13 +18,21 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--exact", action="store_true")
+    ap.add_argument("--groups", default="model,pe,head",
+                    help="comma-separated groups; 'tasks' means every /tasks/<lang> of A (B must have them too)")
     a = ap.parse_args()
     fa, fb = h5py.File(a.a, "r"), h5py.File(a.b, "r")
     num = den = 0.0
     differing = []
-    for g in ("model", "pe", "head"):
+    groups = []
+    for g in a.groups.split(","):
+        groups += ["tasks/" + lang for lang in fa["tasks"]] if g == "tasks" and "tasks" in fa else [g]
+    for g in groups:
         if g not in fa:
             continue
+        if g not in fb:
+            print("/%s missing in %s" % (g, a.b))
+            return 1
         if sorted(fa[g].keys()) != sorted(fb[g].keys()):
             print("different tensors in /%s" % g)
             return 1

@@ -7,7 +7,8 @@ parameter and maml_ref.py can differentiate through an inner loop.
 Command line:
   encoder_ref.py make-fixture --spec tiny --pe lora --head tagger --seed 1 --out F.bin
       random weights (every parameter, adapter up / LoRA B non-zero), a padded batch with
-      ignored labels, and: loss, logits, grad/<name> for every parameter, spec/<key>.
+      ignored labels, and: loss, logits, grad/<name> for every parameter, spec/<key>;
+      --dropout P: training mode with peprime's masks (dropout_ref.py), dropout_seed stored.
   encoder_ref.py make-fixture-set --out-dir DIR
       the standard parity set (FIXTURE_SET) and DIR/fixtures.txt naming one file a line.
   encoder_ref.py forward-only --in W.bin --out O.bin
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dropout_ref  # noqa: E402
 import tensorfile  # noqa: E402
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, IGNORE = 1, 0, 2, 3, -100
@@ -46,7 +48,7 @@ SPEC_FLOAT_KEYS = ["ln_eps", "dropout", "attention_dropout", "init_std", "lora_a
 SPECS = {
     "micro": dict(L=2, C=8, NH=2, FF=12, V=11, max_T=5, max_B=2, ntags=3, bottleneck=3, prefix_len=2,
                   prefix_hidden=4, lora_rank=2),
-    "tiny": dict(L=2, C=32, NH=4, FF=64, V=50, max_T=12, max_B=3, ntags=7, bottleneck=8, prefix_len=5,
+    "tiny": dict(L=2, C=32, NH=4, FF=64, V=50, max_T=12, max_B=4, ntags=7, bottleneck=8, prefix_len=5,
                  prefix_hidden=16, lora_rank=4),
     "small": dict(L=3, C=48, NH=6, FF=96, V=80, max_T=16, max_B=4, ntags=9, bottleneck=12, prefix_len=6,
                   prefix_hidden=24, lora_rank=8),
@@ -195,16 +197,29 @@ def prefix_kv(params, spec):
              params[f"encoder.layer.{l}.attention.self.prefix_value"]) for l in range(L)]
 
 
-def encode(params, ids, spec):
-    """Final hidden states (B, T, C) of the encoder (dropout off)."""
+def _dropout(x, seed, site, p):
+    """Training-mode dropout of a (B, T, W) activation with peprime's mask (dropout_ref.py);
+    identity when seed is None (evaluation) or p == 0."""
+    if seed is None or p <= 0:
+        return x
+    B, T, W = x.shape
+    keep = torch.from_numpy(dropout_ref.keep_activation(seed, site, B, T, W, p)).to(x.dtype)
+    return x * keep * float(dropout_ref.scale(p))
+
+
+def encode(params, ids, spec, dropout_seed=None):
+    """Final hidden states (B, T, C) of the encoder; dropout on (training mode) with the masks
+    of dropout_ref.py when dropout_seed is not None."""
     B, T = ids.shape
     C, NH, eps = spec["C"], spec["NH"], spec["ln_eps"]
     HS = C // NH
+    pd, pa = spec["dropout"], spec["attention_dropout"]
     m = ids != PAD_ID
     pos = positions(ids)
     x = params["embeddings.word_embeddings.weight"][ids] + params["embeddings.position_embeddings.weight"][pos] \
         + params["embeddings.token_type_embeddings.weight"][0]
     x = _ln(x, params["embeddings.LayerNorm.weight"], params["embeddings.LayerNorm.bias"], eps)
+    x = _dropout(x, dropout_seed, dropout_ref.SITE_EMB, pd)
     prefixes = prefix_kv(params, spec) if spec["pe"] == PE["prefix"] else None
     key_mask = m
     if prefixes is not None:  # prefix keys are never masked
@@ -234,21 +249,27 @@ def encode(params, ids, spec):
         vh = v.reshape(B, Tk, NH, HS).transpose(1, 2)
         scores = (qh @ kh.transpose(-1, -2)) / math.sqrt(HS) + neg[:, None, None, :]
         att = torch.softmax(scores, dim=-1)
+        if dropout_seed is not None and pa > 0:
+            keep = dropout_ref.keep_attention(dropout_seed, dropout_ref.site_layer(l, 1), B, NH, T, Tk, pa)
+            att = att * torch.from_numpy(keep).to(att.dtype) * float(dropout_ref.scale(pa))
         ctx = (att @ vh).transpose(1, 2).reshape(B, T, C)
         a = _linear(ctx, params[p + "attention.output.dense.weight"], params[p + "attention.output.dense.bias"])
+        a = _dropout(a, dropout_seed, dropout_ref.site_layer(l, 2), pd)
         if spec["pe"] == PE["adapter"] and spec["placement"] == PLACEMENT["houlsby"]:
             a = a + _adapter(params, p + "attention.output.adapter.", a, spec)
         x1 = _ln(a + x, params[p + "attention.output.LayerNorm.weight"], params[p + "attention.output.LayerNorm.bias"], eps)
         h = gelu_erf(_linear(x1, params[p + "intermediate.dense.weight"], params[p + "intermediate.dense.bias"]))
         o = _linear(h, params[p + "output.dense.weight"], params[p + "output.dense.bias"])
+        o = _dropout(o, dropout_seed, dropout_ref.site_layer(l, 3), pd)
         if spec["pe"] == PE["adapter"]:
             o = o + _adapter(params, p + "output.adapter.", o, spec)
         x = _ln(o + x1, params[p + "output.LayerNorm.weight"], params[p + "output.LayerNorm.bias"], eps)
     return x
 
 
-def head_logits(params, x, spec):
+def head_logits(params, x, spec, dropout_seed=None):
     if spec["head"] == HEAD["tagger"]:
+        x = _dropout(x, dropout_seed, dropout_ref.SITE_HEAD, spec["dropout"])
         return _linear(x, params["classifier.weight"], params["classifier.bias"])
     z = gelu_erf(_linear(x, params["lm_head.dense.weight"], params["lm_head.dense.bias"]))
     z = _ln(z, params["lm_head.layer_norm.weight"], params["lm_head.layer_norm.bias"], spec["ln_eps"])
@@ -267,16 +288,20 @@ def loss_fn(logits, labels):
     return (torch.logsumexp(sel, dim=-1) - sel.gather(1, lab[keep].unsqueeze(1)).squeeze(1)).sum() / n
 
 
-def forward(params, ids, labels, spec):
-    """(loss, logits) of docs/model.md with dropout off."""
-    logits = head_logits(params, encode(params, ids, spec), spec)
+def forward(params, ids, labels, spec, dropout_seed=None):
+    """(loss, logits) of docs/model.md: evaluation mode (dropout off) when dropout_seed is None,
+    training mode with peprime's masks for that seed otherwise."""
+    logits = head_logits(params, encode(params, ids, spec, dropout_seed), spec, dropout_seed)
     return loss_fn(logits, labels), logits
 
 
 def random_batch(spec, gen, B=None, T=None):
-    """(input_ids, labels) int64: <s> ... </s> then padding, varying lengths (row 0 full,
-    the last row short), ignored labels on specials, padding and some 'non-first subwords';
-    for the MLM head ~30% of real tokens are masked/replaced and labelled."""
+    """(input_ids, labels) int64, mixed lengths padded to the longest: row 0 has T tokens,
+    row 1 one token (labelled), the last row T // 3, the others random in 1..T; <s> ... </s>
+    for rows of two or more. Ignored labels on specials, padding and some 'non-first
+    subwords'; for the MLM head ~30% of real tokens are masked/replaced and labelled.
+    peprime runs the same sentences unpadded (tests/testutil.c cuts each row at its first
+    pad), so the padded oracle with its attention mask is the reference of the ragged batch."""
     B = B or spec["max_B"]
     T = T or spec["max_T"]
     V = spec["V"]
@@ -285,28 +310,38 @@ def random_batch(spec, gen, B=None, T=None):
     for b in range(B):
         if b == 0:
             n = T
+        elif b == 1:
+            n = 1
         elif b == B - 1:
-            n = max(3, T // 3)
+            n = max(2, T // 3)
         else:
-            n = int(torch.randint(3, T + 1, (1,), generator=gen))
-        body = torch.randint(4, V - 1, (n - 2,), generator=gen)
-        ids[b, 0], ids[b, n - 1] = BOS_ID, EOS_ID
-        ids[b, 1:n - 1] = body
-        for t in range(1, n - 1):
+            n = int(torch.randint(1, T + 1, (1,), generator=gen))
+        if n == 1:
+            inner = [0]
+            ids[b, 0] = int(torch.randint(4, V - 1, (1,), generator=gen))
+        else:
+            inner = list(range(1, n - 1))
+            ids[b, 0], ids[b, n - 1] = BOS_ID, EOS_ID
+            ids[b, 1:n - 1] = torch.randint(4, V - 1, (n - 2,), generator=gen)
+        for t in inner:
             u = float(torch.rand((), generator=gen))
             if spec["head"] == HEAD["tagger"]:
-                if u > 0.2:  # else: a non-first subword, no loss
+                if u > 0.2 or n == 1:  # else: a non-first subword, no loss
                     labels[b, t] = int(torch.randint(0, spec["ntags"], (1,), generator=gen))
-            elif u < 0.3 or t == 1:
+            elif u < 0.3 or t == inner[0]:
                 labels[b, t] = ids[b, t]
-                ids[b, t] = V - 1 if u < 0.24 or t == 1 else int(torch.randint(4, V - 1, (1,), generator=gen))
+                ids[b, t] = V - 1 if u < 0.24 or t == inner[0] else int(torch.randint(4, V - 1, (1,), generator=gen))
     return ids, labels
 
 
-# The parity set: every PE method and activation with the tagger, and the MLM head.
-FIXTURE_SET = [("none", "tagger"), ("adapter-pfeiffer", "tagger"), ("adapter-pfeiffer:swish", "tagger"),
-               ("adapter-houlsby:gelu", "tagger"), ("prefix", "tagger"), ("prefix-reparam", "tagger"),
-               ("lora", "tagger"), ("none", "mlm"), ("lora", "mlm"), ("adapter-houlsby", "mlm")]
+# The parity set: every PE method and activation with the tagger, and the MLM head; the third
+# field turns training mode on (model.dropout and attention_dropout TRAIN_DROPOUT, masks from
+# dropout_ref.py for the fixture's dropout_seed).
+FIXTURE_SET = [("none", "tagger", False), ("none", "tagger", True), ("adapter-pfeiffer", "tagger", True),
+               ("adapter-pfeiffer:swish", "tagger", True), ("adapter-houlsby:gelu", "tagger", True),
+               ("prefix", "tagger", True), ("prefix-reparam", "tagger", True), ("lora", "tagger", True),
+               ("none", "mlm", False), ("lora", "mlm", True), ("adapter-houlsby", "mlm", True)]
+TRAIN_DROPOUT = 0.1
 
 
 def spec_tensors(spec):
@@ -324,17 +359,21 @@ def spec_from_tensors(t):
     return s
 
 
-def make_fixture(spec, seed, dtype=torch.float32):
-    """Ordered dict of everything the C parity test needs."""
+def make_fixture(spec, seed, dtype=torch.float32, dropout_seed=None):
+    """Ordered dict of everything the C parity test needs; training mode (dropout with the
+    spec's rates and the masks of dropout_seed, stored as `dropout_seed`) when dropout_seed is
+    not None."""
     gen = torch.Generator().manual_seed(seed)
     params = {k: v.to(dtype).requires_grad_(True) for k, v in random_params(spec, gen).items()}
     ids, labels = random_batch(spec, gen)
-    loss, logits = forward(params, ids, labels, spec)
+    loss, logits = forward(params, ids, labels, spec, dropout_seed)
     names = list(params)
     grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
     out = spec_tensors(spec)
     out["input_ids"] = ids.int()
     out["labels"] = labels.int()
+    if dropout_seed is not None:
+        out["dropout_seed"] = np.array(dropout_seed, dtype=np.int32)
     for n in names:
         out[n] = params[n].detach().float()
     out["loss"] = loss.detach().float().reshape(())
@@ -360,6 +399,9 @@ def main(argv=None):
     mk.add_argument("--head", default="tagger", choices=sorted(HEAD))
     mk.add_argument("--seed", type=int, default=1)
     mk.add_argument("--float64", action="store_true", help="compute the reference in float64 (stored as float32)")
+    mk.add_argument("--dropout", type=float, default=0.0,
+                    help="training mode: model.dropout = attention_dropout = this, masks of --dropout-seed")
+    mk.add_argument("--dropout-seed", type=int, default=1234)
     mk.add_argument("--out", required=True)
     fs = sub.add_parser("make-fixture-set", help="the standard parity set + fixtures.txt listing it")
     fs.add_argument("--spec", default="tiny", choices=sorted(SPECS))
@@ -372,17 +414,20 @@ def main(argv=None):
     if a.cmd == "make-fixture-set":
         os.makedirs(a.out_dir, exist_ok=True)
         names = []
-        for seed, (pe, head) in enumerate(FIXTURE_SET, start=1):
-            name = f"enc_{pe.replace(':', '-')}_{head}.bin"
-            fx = make_fixture(make_spec(a.spec, pe, head), seed)
+        for seed, (pe, head, train) in enumerate(FIXTURE_SET, start=1):
+            name = f"enc_{pe.replace(':', '-')}_{head}{'_dropout' if train else ''}.bin"
+            p = TRAIN_DROPOUT if train else 0.0
+            fx = make_fixture(make_spec(a.spec, pe, head, dropout=p, attention_dropout=p), seed,
+                              dropout_seed=1000 + seed if train else None)
             tensorfile.write(os.path.join(a.out_dir, name), fx)
             names.append(name)
             print(f"{name}: loss={float(fx['loss']):.6f}")
         with open(os.path.join(a.out_dir, "fixtures.txt"), "w") as f:
             f.write("\n".join(names) + "\n")
     elif a.cmd == "make-fixture":
-        spec = make_spec(a.spec, a.pe, a.head)
-        fx = make_fixture(spec, a.seed, torch.float64 if a.float64 else torch.float32)
+        spec = make_spec(a.spec, a.pe, a.head, dropout=a.dropout, attention_dropout=a.dropout)
+        fx = make_fixture(spec, a.seed, torch.float64 if a.float64 else torch.float32,
+                          a.dropout_seed if a.dropout > 0 else None)
         tensorfile.write(a.out, fx)
         print(f"{a.out}: spec={a.spec} pe={a.pe} head={a.head} loss={float(fx['loss']):.6f} "
               f"params={len([k for k in fx if k.startswith('grad/')])}")

@@ -6,7 +6,8 @@ means every check passed.
   against are the true derivatives of the forward);
 * the forward against docs/model.md written out independently: gelu_erf, LayerNorm, XLM-R
   positions, a layer against torch.nn.TransformerEncoderLayer (post-LN, erf GELU, key
-  padding mask), padding invariance, zero adapter-up / LoRA-B = no PE, LoRA merge and
+  padding mask), padding invariance (also with dropout on: masks keyed by sequence and
+  position, tests/ref/dropout_ref.py), zero adapter-up / LoRA-B = no PE, LoRA merge and
   prefix eject are re-parameterisations;
 * MAML: the adjoint recursion with exact HVPs equals autograd through the inner loop,
   gradcheck of the meta-loss w.r.t. the outer parameters, and first-order really differs;
@@ -44,19 +45,22 @@ def micro(pe, head="tagger"):
     return spec, params, ids, labels
 
 
-def gradcheck_model(pe, head):
+def gradcheck_model(pe, head, dropout_seed=None):
     spec, params, ids, labels = micro(pe, head)
+    if dropout_seed is not None:
+        spec = dict(spec, dropout=0.2, attention_dropout=0.2)
     names = list(params)
 
     def f(*ts):
-        loss, logits = er.forward(dict(zip(names, ts)), ids, labels, spec)
+        loss, logits = er.forward(dict(zip(names, ts)), ids, labels, spec, dropout_seed)
         return loss, logits
 
     inputs = tuple(params[n].clone().requires_grad_(True) for n in names)
     t0 = time.time()
     ok = torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, raise_exception=False)
     n = sum(p.numel() for p in inputs)
-    check(ok, f"gradcheck float64 micro pe={pe} head={head} ({n} weights, {time.time() - t0:.1f} s)")
+    check(ok, f"gradcheck float64 micro pe={pe} head={head} dropout_seed={dropout_seed} ({n} weights, "
+              f"{time.time() - t0:.1f} s)")
 
 
 def rel(a, b):
@@ -124,6 +128,19 @@ def invariance_checks():
         m = ids != er.PAD_ID
         check(abs(float(l1 - l2)) < 1e-12 and rel(g2[:, :T][m], g1[m]) < 1e-12,
               f"extra padding changes neither loss nor real-token logits (pe={pe})")
+    # Dropout masks are keyed by (sequence, position), not by the padded layout.
+    for pe in ("adapter-houlsby:gelu", "prefix"):
+        spec, params, ids, labels = micro(pe)
+        spec = dict(spec, dropout=0.3, attention_dropout=0.2)
+        B, T = ids.shape
+        ids2 = torch.cat([ids, torch.full((B, 3), er.PAD_ID)], 1)
+        lab2 = torch.cat([labels, torch.full((B, 3), er.IGNORE)], 1)
+        l0, _ = er.forward(params, ids, labels, spec)
+        l1, g1 = er.forward(params, ids, labels, spec, dropout_seed=5)
+        l2, g2 = er.forward(params, ids2, lab2, spec, dropout_seed=5)
+        m = ids != er.PAD_ID
+        check(abs(float(l1 - l2)) < 1e-12 and rel(g2[:, :T][m], g1[m]) < 1e-12 and abs(float(l1 - l0)) > 1e-3,
+              f"with dropout on, extra padding changes neither loss nor real-token logits (pe={pe})")
     spec0, p0, ids, labels = micro("none")
     base, _ = er.forward(p0, ids, labels, spec0)
     for pe, zero in (("adapter-pfeiffer", "adapter_up"), ("adapter-houlsby:swish", "adapter_up"), ("lora", "lora_B")):
@@ -219,6 +236,8 @@ def main():
                      ("adapter-pfeiffer:swish", "tagger"), ("prefix", "tagger"), ("prefix-reparam", "tagger"),
                      ("lora", "tagger"), ("none", "mlm"), ("adapter-houlsby", "mlm")):
         gradcheck_model(pe, head)
+    for pe in ("adapter-houlsby:gelu", "prefix", "lora"):
+        gradcheck_model(pe, "tagger", dropout_seed=3)
     maml_checks()
     print(f"{len(FAILS)} failed, {time.time() - t0:.1f} s")
     return 1 if FAILS else 0

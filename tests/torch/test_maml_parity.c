@@ -1,10 +1,19 @@
-/* MAML meta-gradients of src/maml against the PyTorch oracle (tests/ref/maml_ref.py): for
- * every fixture in DIR/maml_fixtures.txt, one task with the fixture's weights as the
- * (meta-learned) inner-set start, k, inner lr and group sets; order 1 must match the
- * first-order reference within 1e-4 and order 2 (finite-difference HVPs, eps0 = 1e-3) the
- * exact autograd answer within 1e-3 (relative 2-norm over all outer parameters). The
- * first-order result must miss the exact one by far more than that, so the order-2 check
- * can fail.
+/* MAML of src/maml against the PyTorch oracle (tests/ref/maml_ref.py): for every fixture in
+ * DIR/maml_fixtures.txt, one task with the fixture's k, inner lr and group sets, and phi_0 the
+ * fixture's inner-set weights (maml.pe_init = meta) or peprime's seeded fresh init
+ * (maml.pe_init = fresh, fixtures named *_fresh; the oracle rebuilds that init with
+ * tests/ref/init_ref.py and the test checks it against the C initialiser). Fixtures named
+ * *_dropout run in training mode (dropout 0.1 everywhere): the oracle applies the masks
+ * pep_maml_task draws for the fixture's task seed (tests/ref/dropout_ref.py), so the inner
+ * step j and both finite-difference passes of its HVP must replay one mask set. Checked:
+ *   - meta-gradient: order 1 against the first-order reference within 1e-4, order 2
+ *     (finite-difference HVPs, eps0 = 1e-3) against the exact autograd answer within 1e-3
+ *     (relative 2-norm over all outer parameters); the first-order result must miss the exact
+ *     one by far more than that, so the order-2 check can fail;
+ *   - the adapted state phi_k (what /tasks/<lang> keeps) of both orders against the oracle's
+ *     fast weights within 1e-5;
+ *   - the multi-task baseline (maml.method = multitask): its gradient over O u I against
+ *     grad (L_S + L_Q) / 2 within 1e-4, and its two losses.
  *
  * Usage: test_maml_parity DIR (ctest passes the folder made by the maml fixture setup). */
 #include <math.h>
@@ -21,6 +30,9 @@
 #define MAX_FIXTURES 64
 #define O1_TOL 1e-4
 #define O2_TOL 1e-3
+#define PHI_TOL 1e-5
+#define MT_TOL 1e-4
+#define INIT_TOL 1e-7
 
 static const char *fixture_dir;
 
@@ -52,6 +64,8 @@ static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *
     s->type_vocab = (int)spec_value(tf, "type_vocab");
     s->ntags = (int)spec_value(tf, "ntags");
     s->ln_eps = (float)spec_value(tf, "ln_eps");
+    s->dropout = (float)spec_value(tf, "dropout");
+    s->attention_dropout = (float)spec_value(tf, "attention_dropout");
     s->init_std = (float)spec_value(tf, "init_std");
     s->head = (enum pep_head_kind)spec_value(tf, "head");
     s->pe = (enum pep_pe_method)spec_value(tf, "pe");
@@ -65,16 +79,21 @@ static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *
     s->lora_alpha = (float)spec_value(tf, "lora_alpha");
 }
 
+/* The fixture's padded sentences as an unpadded batch (pep_batch_free it). */
 static struct pep_batch batch(struct pep_tensorfile *tf, const char *ids_name, const char *labels_name)
 {
     const struct pep_tensor *ids = pep_tensorfile_find(tf, ids_name), *lab = pep_tensorfile_find(tf, labels_name);
     if (!ids || !lab || ids->dtype != PEP_TENSOR_I32 || lab->dtype != PEP_TENSOR_I32 || ids->ndim != 2)
         fail_msg("fixture lacks int32 %s / %s", ids_name, labels_name);
-    return (struct pep_batch){.B = (int)ids->dims[0], .T = (int)ids->dims[1], .input_ids = ids->data, .labels = lab->data};
+    struct pep_batch b;
+    pep_test_batch_from_padded(&b, ids->data, lab->data, (int)ids->dims[0], (int)ids->dims[1]);
+    return b;
 }
 
-/* ||g - ref|| / ||ref|| over every outer tensor "<prefix>/<name>" of the fixture. */
-static double meta_grad_err(const struct pep_model *m, const float *g, struct pep_tensorfile *tf, const char *prefix)
+/* ||x - ref|| / ||ref|| over every tensor "<prefix>/<name>" of the fixture; x holds the
+ * floats of the table rows from offset `base` on (the flat model block: base 0). */
+static double rel_err(const struct pep_model *m, const float *x, size_t base, struct pep_tensorfile *tf,
+                      const char *prefix)
 {
     double d = 0, r = 0;
     int found = 0;
@@ -85,10 +104,11 @@ static double meta_grad_err(const struct pep_model *m, const float *g, struct pe
         const struct pep_tensor *t = pep_tensorfile_find(tf, name);
         if (!t) continue;
         assert_int_equal(t->numel, p->numel);
+        assert_true(p->offset >= base);
         found++;
         for (size_t e = 0; e < p->numel; e++) {
-            double ref = ((const float *)t->data)[e], x = g[p->offset + e] - ref;
-            d += x * x;
+            double ref = ((const float *)t->data)[e], dx = x[p->offset - base + e] - ref;
+            d += dx * dx;
             r += ref * ref;
         }
     }
@@ -96,8 +116,7 @@ static double meta_grad_err(const struct pep_model *m, const float *g, struct pe
     return sqrt(d) / fmax(sqrt(r), 1e-30);
 }
 
-/* Runs one task at `order`; returns the error against o1 and o2 references. */
-static void run(struct pep_tensorfile *tf, int order, double *err_o1, double *err_o2, float *query_loss)
+static struct pep_model *fixture_model(struct pep_tensorfile *tf)
 {
     struct pep_model_spec spec;
     spec_from_fixture(tf, &spec);
@@ -109,28 +128,69 @@ static void run(struct pep_tensorfile *tf, int order, double *err_o1, double *er
         if (!t || t->dtype != PEP_TENSOR_F32 || t->numel != p->numel) fail_msg("fixture weight %s missing or mis-sized", p->name);
         memcpy(m->params + p->offset, t->data, p->numel * sizeof(float));
     }
+    return m;
+}
+
+struct outcome {
+    double err_o1, err_o2; /* meta-gradient against the first- and second-order references */
+    double err_phi;        /* adapted state against fast/ */
+    float support_loss, query_loss;
+};
+
+/* Runs one task of `method` at `order` on a model holding the fixture's weights. */
+static void run(struct pep_tensorfile *tf, enum pep_maml_method method, int order, struct outcome *out)
+{
+    struct pep_model *m = fixture_model(tf);
     struct pep_maml_opts o = {0};
-    o.method = PEP_MAML_METHOD_MAML;
+    o.method = method;
     o.order = order;
     o.inner_steps = (int)scalar(tf, "maml/k");
     o.inner_lr = (float)scalar(tf, "maml/inner_lr");
     o.fd_eps = 1e-3f;
     o.inner = (unsigned)scalar(tf, "maml/inner_groups");
     o.outer = (unsigned)scalar(tf, "maml/outer_groups");
-    o.pe_init_meta = 1; /* phi_0 = the fixture's inner-set weights */
+    o.pe_init_meta = (int)scalar(tf, "maml/pe_init_meta");
+    o.fresh_seed = (uint64_t)scalar(tf, "maml/fresh_seed");
     o.meta_batch = 1;
     struct pep_maml *mm = NULL;
     if (pep_maml_create(m, &o, &mm) != PEP_OK) fail_msg("pep_maml_create: %s", pep_error_message());
     struct pep_batch S = batch(tf, "support_ids", "support_labels"), Q = batch(tf, "query_ids", "query_labels");
     struct pep_maml_task_result res;
     pep_maml_zero(mm);
-    if (pep_maml_task(mm, &S, &Q, 0, &res) != PEP_OK) fail_msg("pep_maml_task: %s", pep_error_message());
-    *err_o1 = meta_grad_err(m, pep_maml_grad(mm), tf, "meta_grad_o1");
-    *err_o2 = meta_grad_err(m, pep_maml_grad(mm), tf, "meta_grad_o2");
-    *query_loss = res.query_loss;
+    uint64_t task_seed = (uint64_t)scalar(tf, "maml/task_seed"); /* the dropout masks of every pass */
+    if (pep_maml_task(mm, &S, &Q, task_seed, &res) != PEP_OK) fail_msg("pep_maml_task: %s", pep_error_message());
+    size_t ib, ie;
+    pep_maml_inner_range(mm, &ib, &ie);
+    memset(out, 0, sizeof *out);
+    if (method == PEP_MAML_METHOD_MULTITASK) {
+        out->err_o1 = rel_err(m, pep_maml_grad(mm), 0, tf, "mt_grad");
+    } else {
+        out->err_o1 = rel_err(m, pep_maml_grad(mm), 0, tf, "meta_grad_o1");
+        out->err_o2 = rel_err(m, pep_maml_grad(mm), 0, tf, "meta_grad_o2");
+        out->err_phi = rel_err(m, res.adapted, ib, tf, "fast");
+    }
+    out->support_loss = res.support_loss;
+    out->query_loss = res.query_loss;
+    pep_batch_free(&S);
+    pep_batch_free(&Q);
     pep_maml_destroy(&mm);
     pep_model_destroy(&m);
 }
+
+/* The oracle's phi_0 of a fresh fixture (fresh0/, from init_ref.py) against the C initialiser
+ * with the same seed, so a drift of the Python twin is reported as such. */
+static void check_fresh_init(struct pep_tensorfile *tf)
+{
+    struct pep_model *m = fixture_model(tf);
+    unsigned inner = (unsigned)scalar(tf, "maml/inner_groups");
+    pep_model_init_weights(m, (uint64_t)scalar(tf, "maml/fresh_seed"), inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM));
+    double e = rel_err(m, m->params, 0, tf, "fresh0");
+    print_message("fresh init (init_ref.py twin) vs pep_model_init_weights: %.2e\n", e);
+    assert_true(e <= INIT_TOL);
+    pep_model_destroy(&m);
+}
+
+static int close_to(double x, double ref, double tol) { return fabs(x - ref) <= tol * fabs(ref); }
 
 static void test_maml_parity_fixture(void **state)
 {
@@ -141,17 +201,25 @@ static void test_maml_parity_fixture(void **state)
     pep_tensorfile_init(&tf);
     if (pep_tensorfile_load(&tf, path) != 0) fail_msg("%s", tf.err);
     double gap = scalar(&tf, "rel_diff_o1_o2"), ref_loss = scalar(&tf, "meta_loss_o2");
-    double e11, e12, e21, e22;
-    float l1, l2;
-    run(&tf, 1, &e11, &e12, &l1);
-    run(&tf, 2, &e21, &e22, &l2);
+    if (!(int)scalar(&tf, "maml/pe_init_meta")) check_fresh_init(&tf);
+    struct outcome r1, r2, mt;
+    run(&tf, PEP_MAML_METHOD_MAML, 1, &r1);
+    run(&tf, PEP_MAML_METHOD_MAML, 2, &r2);
+    run(&tf, PEP_MAML_METHOD_MULTITASK, 1, &mt);
     print_message("%s: order 1 vs o1 ref %.2e (vs o2 ref %.2e); order 2 vs o2 ref %.2e; o1-o2 gap %.3f; "
-                  "meta-loss %.6f ref %.6f\n", file, e11, e12, e22, gap, l2, ref_loss);
-    assert_true(fabs(l1 - ref_loss) <= 1e-5 * fabs(ref_loss));
-    assert_true(fabs(l2 - ref_loss) <= 1e-5 * fabs(ref_loss));
-    assert_true(e11 <= O1_TOL);
-    assert_true(e22 <= O2_TOL);
-    assert_true(e12 > 10 * O2_TOL); /* the order-2 check would catch a first-order answer */
+                  "meta-loss %.6f ref %.6f; phi_k vs fast weights: order 1 %.2e, order 2 %.2e; "
+                  "multi-task gradient %.2e\n", file, r1.err_o1, r1.err_o2, r2.err_o2, gap, r2.query_loss, ref_loss,
+                  r1.err_phi, r2.err_phi, mt.err_o1);
+    assert_true(close_to(r1.query_loss, ref_loss, 1e-5));
+    assert_true(close_to(r2.query_loss, ref_loss, 1e-5));
+    assert_true(r1.err_o1 <= O1_TOL);
+    assert_true(r2.err_o2 <= O2_TOL);
+    assert_true(r1.err_o2 > 10 * O2_TOL); /* the order-2 check would catch a first-order answer */
+    assert_true(r1.err_phi <= PHI_TOL);
+    assert_true(r2.err_phi <= PHI_TOL);
+    assert_true(mt.err_o1 <= MT_TOL);
+    assert_true(close_to(mt.support_loss, scalar(&tf, "support_loss0"), 1e-5));
+    assert_true(close_to(mt.query_loss, scalar(&tf, "query_loss0"), 1e-5));
     pep_tensorfile_fini(&tf);
 }
 

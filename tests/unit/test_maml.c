@@ -1,8 +1,10 @@
 /* MAML meta-gradients checked in one process against a finite difference of the whole
  * MAML objective F(theta) = L_Q(theta, phi_k(theta)) along random directions: second order
  * must match it, first order must not (it drops the Hessian terms). Also: the model's
- * parameters come back unchanged after a task, and the multi-task baseline's gradient is
- * the plain joint gradient. */
+ * parameters come back unchanged after a task; the adapted state phi_k does not depend on
+ * the order (the inner loop is the same; order 2 only adds Hessian passes after it); fresh
+ * PE starts in the outer set are rejected. The multi-task gradient and phi_k against PyTorch:
+ * tests/torch/test_maml_parity.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,51 +26,69 @@ static struct pep_model_spec spec(void)
     return s;
 }
 
-static void batch(struct pep_batch *b, int *ids, int *labels, uint64_t seed)
+/* 4 sentences of 8, 7, 6, 5 tokens, unpadded (ids, labels: room for 32; offs: 5). */
+static void batch(struct pep_batch *b, int *ids, int *labels, int *offs, uint64_t seed)
 {
     struct pep_rng r;
     pep_rng_seed(&r, seed, 0, 0);
-    b->B = 4, b->T = 8, b->input_ids = ids, b->labels = labels;
-    for (int i = 0; i < 32; i++) {
-        int t = i % 8;
-        int len = 8 - (i / 8);
-        ids[i] = t >= len ? PEP_PAD_ID : 4 + (int)pep_rng_below(&r, 35);
-        labels[i] = t >= len ? PEP_IGNORE_INDEX : (int)pep_rng_below(&r, 5);
+    b->nseq = 4, b->offsets = offs, b->input_ids = ids, b->labels = labels;
+    offs[0] = 0;
+    for (int q = 0; q < 4; q++) offs[q + 1] = offs[q] + 8 - q;
+    for (int i = 0; i < offs[4]; i++) {
+        ids[i] = 4 + (int)pep_rng_below(&r, 35);
+        labels[i] = (int)pep_rng_below(&r, 5);
     }
 }
 
-/* F(theta): run the inner loop by hand with plain SGD and return the query loss. */
-static double maml_objective(struct pep_model *m, struct pep_maml *mm, const struct pep_batch *s,
-                             const struct pep_batch *q, int k, float a, unsigned inner)
+/* F(theta) = L_Q(theta, phi_k(theta)): one task's query loss after pep_maml_task's inner loop
+ * (k SGD steps of the inner set on the support batch) at the model's current parameters. */
+static double maml_objective(struct pep_maml *mm, const struct pep_batch *s, const struct pep_batch *q)
 {
     struct pep_maml_task_result res;
     pep_maml_zero(mm);
     assert_int_equal(pep_maml_task(mm, s, q, 5, &res), PEP_OK);
-    (void)k, (void)a, (void)inner;
     return res.query_loss;
 }
 
-static void check_meta_gradient(int k, const char *inner_set, const char *outer_set)
+/* The test model: seeded init plus noise, so no tensor is zero (adapter up included). */
+static struct pep_model *test_model(float dropout)
 {
     struct pep_model_spec s = spec();
+    s.dropout = s.attention_dropout = dropout;
     struct pep_model *m = NULL;
     assert_int_equal(pep_model_create(&s, &m), PEP_OK);
     pep_model_init_weights(m, 3, PEP_GROUPS_ALL);
     struct pep_rng r;
     pep_rng_seed(&r, 9, 0, 0);
     for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
+    return m;
+}
+
+/* MAML options through the config path (inner lr 0.5, one task per meta-step). */
+static struct pep_maml_opts test_opts(const struct pep_model *m, int k, const char *inner_set, const char *outer_set,
+                                      const char *pe_init)
+{
     struct pep_config cfg;
     pep_config_defaults(&cfg);
     cfg.maml.inner_steps = k, cfg.maml.inner_lr = 0.5f, cfg.maml.meta_batch = 1;
     strcpy(cfg.maml.inner_set, inner_set);
     strcpy(cfg.maml.outer_set, outer_set);
-    strcpy(cfg.maml.pe_init, "meta");
+    strcpy(cfg.maml.pe_init, pe_init);
     struct pep_maml_opts o;
     assert_int_equal(pep_maml_opts_from_config(&cfg, m, &o), PEP_OK);
-    int ids_s[32], lab_s[32], ids_q[32], lab_q[32];
+    return o;
+}
+
+static void check_meta_gradient(int k, const char *inner_set, const char *outer_set)
+{
+    struct pep_model *m = test_model(0.0f);
+    struct pep_maml_opts o = test_opts(m, k, inner_set, outer_set, "meta");
+    struct pep_rng r;
+    pep_rng_seed(&r, 10, 0, 0); /* the random directions */
+    int ids_s[32], lab_s[32], ids_q[32], lab_q[32], off_s[5], off_q[5];
     struct pep_batch bs, bq;
-    batch(&bs, ids_s, lab_s, 1);
-    batch(&bq, ids_q, lab_q, 2);
+    batch(&bs, ids_s, lab_s, off_s, 1);
+    batch(&bq, ids_q, lab_q, off_q, 2);
     float *g1 = NULL, *g2 = NULL;
     size_t ub, ue;
     double err1 = 0, err2 = 0;
@@ -111,9 +131,9 @@ static void check_meta_gradient(int k, const char *inner_set, const char *outer_
         }
         double e = 3e-3;
         for (size_t i = 0; i < n; i++) m->params[ub + i] += (float)(e * d[i]);
-        double fp = maml_objective(m, mm, &bs, &bq, k, 0.5f, o.inner);
+        double fp = maml_objective(mm, &bs, &bq);
         for (size_t i = 0; i < n; i++) m->params[ub + i] -= (float)(2 * e * d[i]);
-        double fm = maml_objective(m, mm, &bs, &bq, k, 0.5f, o.inner);
+        double fm = maml_objective(mm, &bs, &bq);
         for (size_t i = 0; i < n; i++) m->params[ub + i] += (float)(e * d[i]);
         double fd = (fp - fm) / (2 * e);
         err1 += (gd1 - fd) * (gd1 - fd);
@@ -136,6 +156,65 @@ static void test_maml_second_order_matches_fd_k1(void **st) { check_meta_gradien
 static void test_maml_second_order_matches_fd_k3(void **st) { check_meta_gradient(3, "pe+head", "plm"); }
 static void test_maml_second_order_meta_init(void **st) { check_meta_gradient(2, "pe+head", "all"); }
 static void test_maml_second_order_inner_all(void **st) { check_meta_gradient(2, "all", "plm"); }
+
+/* phi_k of one task at `order` (a malloc'd copy of the inner-set floats). */
+static float *adapted_state(struct pep_model *m, struct pep_maml_opts o, int order, const struct pep_batch *bs,
+                            const struct pep_batch *bq, size_t *n_in)
+{
+    o.order = order;
+    struct pep_maml *mm = NULL;
+    assert_int_equal(pep_maml_create(m, &o, &mm), PEP_OK);
+    size_t ib, ie;
+    pep_maml_inner_range(mm, &ib, &ie);
+    struct pep_maml_task_result res;
+    pep_maml_zero(mm);
+    assert_int_equal(pep_maml_task(mm, bs, bq, 5, &res), PEP_OK);
+    *n_in = ie - ib;
+    float *out = malloc(*n_in * sizeof(float));
+    memcpy(out, res.adapted, *n_in * sizeof(float));
+    pep_maml_destroy(&mm);
+    return out;
+}
+
+/* The adapted state (what /tasks/<lang> and pe.init = task:<lang> keep) is the inner loop's
+ * phi_k for both orders: order 2 runs its finite-difference passes after the inner loop, on
+ * perturbed copies of phi_j, and must not report one of those instead. */
+static void check_adapted_state_same_for_both_orders(float dropout, const char *pe_init)
+{
+    struct pep_model *m = test_model(dropout);
+    struct pep_maml_opts o = test_opts(m, 2, "pe+head", "plm", pe_init);
+    int ids_s[32], lab_s[32], ids_q[32], lab_q[32], off_s[5], off_q[5];
+    struct pep_batch bs, bq;
+    batch(&bs, ids_s, lab_s, off_s, 1);
+    batch(&bq, ids_q, lab_q, off_q, 2);
+    size_t n1, n2, ib, ie;
+    float *phi1 = adapted_state(m, o, 1, &bs, &bq, &n1), *phi2 = adapted_state(m, o, 2, &bs, &bq, &n2);
+    assert_int_equal(n1, n2);
+    assert_int_equal(pep_param_table_range(&m->table, o.inner, &ib, &ie), PEP_OK);
+    double moved = 0, norm = 0;
+    for (size_t i = 0; i < n1; i++) {
+        double d = (double)phi1[i] - m->params[ib + i];
+        moved += d * d;
+        norm += (double)phi1[i] * phi1[i];
+    }
+    print_message("dropout %.1f, pe_init %s: ||phi_k - model's inner set|| / ||phi_k|| = %.3f\n", (double)dropout,
+                  pe_init, sqrt(moved / norm));
+    assert_true(moved > 1e-6 * norm);           /* the inner loop did move the state */
+    assert_memory_equal(phi1, phi2, n1 * sizeof(float)); /* the same floats: same passes, same masks */
+    free(phi1);
+    free(phi2);
+    pep_model_destroy(&m);
+}
+
+static void test_maml_adapted_state_order_independent(void **st) { check_adapted_state_same_for_both_orders(0.0f, "meta"); }
+static void test_maml_adapted_state_order_independent_fresh(void **st)
+{
+    check_adapted_state_same_for_both_orders(0.0f, "fresh");
+}
+static void test_maml_adapted_state_order_independent_dropout(void **st)
+{
+    check_adapted_state_same_for_both_orders(0.1f, "meta");
+}
 
 static void test_maml_rejects_fresh_pe_in_outer_set(void **st)
 {
@@ -161,6 +240,9 @@ int main(void)
         cmocka_unit_test(test_maml_second_order_matches_fd_k3),
         cmocka_unit_test(test_maml_second_order_meta_init),
         cmocka_unit_test(test_maml_second_order_inner_all),
+        cmocka_unit_test(test_maml_adapted_state_order_independent),
+        cmocka_unit_test(test_maml_adapted_state_order_independent_fresh),
+        cmocka_unit_test(test_maml_adapted_state_order_independent_dropout),
         cmocka_unit_test(test_maml_rejects_fresh_pe_in_outer_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

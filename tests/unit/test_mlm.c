@@ -10,18 +10,26 @@
 
 enum { B = 64, T = 512, V = 1000 };
 
+static int offsets[B + 1];
+
+/* B sentences of 402 + b tokens, unpadded: <s> ... </s> with some <unk> and literal <mask>. */
 static void fill(struct pep_batch *b, int *ids, int *labels)
 {
     struct pep_rng r;
     pep_rng_seed(&r, 7, 0, 0);
-    b->B = B, b->T = T, b->input_ids = ids, b->labels = labels;
-    for (int i = 0; i < B * T; i++) {
-        int t = i % T;
-        if (t == 0) ids[i] = 0;
-        else if (t == T - 1 || t > 400 + (i / T)) ids[i] = t == 401 + (i / T) ? 2 : 1; /* </s> then padding */
-        else if (t % 50 == 0) ids[i] = 3;           /* some <unk> */
-        else if (t % 77 == 0) ids[i] = V - 1;       /* a literal <mask> */
-        else ids[i] = 4 + (int)pep_rng_below(&r, V - 5);
+    b->nseq = B, b->offsets = offsets, b->input_ids = ids, b->labels = labels;
+    offsets[0] = 0;
+    for (int q = 0; q < B; q++) {
+        int len = 402 + q;
+        offsets[q + 1] = offsets[q] + len;
+        for (int t = 0; t < len; t++) {
+            int i = offsets[q] + t;
+            if (t == 0) ids[i] = 0;
+            else if (t == len - 1) ids[i] = 2;
+            else if (t % 50 == 0) ids[i] = 3;     /* some <unk> */
+            else if (t % 77 == 0) ids[i] = V - 1; /* a literal <mask> */
+            else ids[i] = 4 + (int)pep_rng_below(&r, V - 5);
+        }
     }
 }
 
@@ -34,7 +42,7 @@ static void test_mlm_rates_and_specials(void **state)
     long chosen = -1;
     assert_int_equal(pep_mlm_mask(&b, V, 0.15f, 1234, 5, &chosen), PEP_OK);
     long eligible = 0, masked = 0, random = 0, kept = 0, n = 0;
-    for (int i = 0; i < B * T; i++) {
+    for (int i = 0; i < pep_batch_tokens(&b); i++) {
         int special = orig[i] <= 3 || orig[i] == V - 1;
         eligible += !special;
         if (labels[i] == PEP_IGNORE_INDEX) {
@@ -74,7 +82,7 @@ static void test_mlm_deterministic(void **state)
     assert_memory_equal(a, c, sizeof a);
     assert_memory_equal(la, lc, sizeof la);
     int differ = 0;
-    for (int i = 0; i < B * T; i++) differ += la[i] != ld[i];
+    for (int i = 0; i < pep_batch_tokens(&ba); i++) differ += la[i] != ld[i];
     assert_true(differ > 1000); /* another step, another mask */
     /* mask_prob 0 chooses nothing, 1 chooses every non-special position. */
     fill(&ba, a, la);
@@ -85,7 +93,7 @@ static void test_mlm_deterministic(void **state)
     memcpy(c, a, sizeof a);
     assert_int_equal(pep_mlm_mask(&ba, V, 1.0f, 1, 1, &k), PEP_OK);
     long eligible = 0;
-    for (int i = 0; i < B * T; i++) eligible += !(c[i] <= 3 || c[i] == V - 1);
+    for (int i = 0; i < pep_batch_tokens(&ba); i++) eligible += !(c[i] <= 3 || c[i] == V - 1);
     assert_int_equal(k, eligible);
     pep_error_clear();
     assert_int_equal(pep_mlm_mask(&ba, 5, 0.15f, 1, 1, &k), PEP_ERR_USAGE);

@@ -1,7 +1,9 @@
 /* Finite-difference gradient checks: every parameter row of a small model, for each PE
- * method and both heads, plus the fast linear kernel against its _ref twin. The check per
- * row is directional: (L(w + e d) - L(w - e d)) / 2e against g . d for a random direction d
- * over that tensor, which is well conditioned in float32. */
+ * method and both heads, in training mode (dropout and attention dropout on: the masks replay
+ * from the seed, so L is a smooth function of the weights), plus the fast linear kernel
+ * against its _ref twin. The check per row is directional: (L(w + e d) - L(w - e d)) / 2e
+ * against g . d for a random direction d over that tensor, which is well conditioned in
+ * float32. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,38 +18,45 @@
 static struct pep_model_spec small_spec(enum pep_pe_method pe, enum pep_head_kind head)
 {
     struct pep_model_spec s = {0};
-    s.L = 2, s.C = 16, s.NH = 2, s.FF = 32, s.V = 40, s.max_T = 9, s.max_B = 3, s.max_positions = 11;
+    s.L = 2, s.C = 16, s.NH = 2, s.FF = 32, s.V = 40, s.max_T = 9, s.max_B = 4, s.max_positions = 11;
     s.type_vocab = 1, s.ntags = 5, s.ln_eps = 1e-5f, s.init_std = 0.3f, s.head = head, s.pe = pe;
     s.placement = PEP_ADAPTER_PLACEMENT_HOULSBY, s.adapter_act = PEP_ACTIVATION_GELU, s.bottleneck = 4;
     s.prefix_len = 3, s.prefix_reparam = 0, s.prefix_hidden = 8, s.lora_rank = 2, s.lora_alpha = 4.0f;
     return s;
 }
 
-static void make_batch(struct pep_batch *b, int *ids, int *labels, int V, int ntags, int mlm, uint64_t seed)
+/* A mixed-length batch without padding: sentences of 9 (= max_T), 1, 6 and 4 tokens. The
+ * one-token sentence is a single labelled token; the others are <s> ... </s> with ~80% of the
+ * inner tokens labelled. Storage: ids / labels NTOK, offsets NSEQ + 1. */
+enum { NSEQ = 4, NTOK = 20 };
+static const int batch_lens[NSEQ] = {9, 1, 6, 4};
+
+static void make_batch(struct pep_batch *b, int *ids, int *labels, int *offsets, int V, int ntags, int mlm,
+                       uint64_t seed)
 {
     struct pep_rng r;
     pep_rng_seed(&r, seed, 0, 0);
-    b->B = 3, b->T = 9, b->input_ids = ids, b->labels = labels;
-    int lens[3] = {9, 6, 4};
-    for (int i = 0; i < 3; i++)
-        for (int t = 0; t < 9; t++) {
-            int k = i * 9 + t;
-            if (t >= lens[i]) {
-                ids[k] = PEP_PAD_ID;
-                labels[k] = PEP_IGNORE_INDEX;
-                continue;
-            }
-            ids[k] = t == 0 ? PEP_BOS_ID : t == lens[i] - 1 ? PEP_EOS_ID : 4 + (int)pep_rng_below(&r, (uint64_t)V - 5);
-            int labelled = t > 0 && t < lens[i] - 1 && pep_rng_uniform(&r) < 0.8f;
+    b->nseq = NSEQ, b->offsets = offsets, b->input_ids = ids, b->labels = labels;
+    offsets[0] = 0;
+    for (int i = 0; i < NSEQ; i++) {
+        int len = batch_lens[i];
+        offsets[i + 1] = offsets[i] + len;
+        for (int t = 0; t < len; t++) {
+            int k = offsets[i] + t, inner = len == 1 || (t > 0 && t < len - 1);
+            ids[k] = !inner && t == 0 ? PEP_BOS_ID : !inner ? PEP_EOS_ID : 4 + (int)pep_rng_below(&r, (uint64_t)V - 5);
+            int labelled = inner && (len == 1 || pep_rng_uniform(&r) < 0.8f);
             labels[k] = labelled ? (mlm ? (int)pep_rng_below(&r, (uint64_t)V) : (int)pep_rng_below(&r, (uint64_t)ntags))
                                  : PEP_IGNORE_INDEX;
         }
+    }
 }
+
+#define FD_DROPOUT_SEED 77
 
 static double loss_at(struct pep_model *m, const struct pep_batch *b)
 {
     float loss;
-    assert_int_equal(pep_model_forward(m, b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_forward(m, b, 1, FD_DROPOUT_SEED, &loss), PEP_OK);
     return loss;
 }
 
@@ -56,6 +65,7 @@ static void check_model(enum pep_pe_method pe, enum pep_head_kind head, int repa
     struct pep_model_spec s = small_spec(pe, head);
     s.prefix_reparam = reparam;
     s.placement = pl;
+    s.dropout = 0.1f, s.attention_dropout = 0.1f;
     struct pep_model *m = NULL;
     assert_int_equal(pep_model_create(&s, &m), PEP_OK);
     pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
@@ -63,12 +73,12 @@ static void check_model(enum pep_pe_method pe, enum pep_head_kind head, int repa
     struct pep_rng r;
     pep_rng_seed(&r, 11, 0, 0);
     for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
-    int ids[27], labels[27];
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
-    make_batch(&b, ids, labels, s.V, s.ntags, head == PEP_HEAD_KIND_MLM, 3);
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, head == PEP_HEAD_KIND_MLM, 3);
     float loss;
     pep_model_zero_grad(m, PEP_GROUPS_ALL);
-    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &loss), PEP_OK);
     assert_int_equal(pep_model_backward(m, PEP_GROUPS_ALL), PEP_OK);
     float *dir = malloc(m->table.numel * sizeof(float));
     int bad = 0;
@@ -129,9 +139,9 @@ static void check_frozen_groups(enum pep_pe_method pe, int reparam, enum pep_ada
     assert_int_equal(pep_model_create(&s, &m), PEP_OK);
     pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
     for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.01f * (float)((i * 7919) % 13) / 13.0f;
-    int ids[27], labels[27];
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
-    make_batch(&b, ids, labels, s.V, s.ntags, 0, 9);
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 9);
     float loss;
     size_t pb, pe_end;
     unsigned ph = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
@@ -170,9 +180,9 @@ static void test_model_dropout_replay(void **st)
     struct pep_model *m = NULL;
     assert_int_equal(pep_model_create(&s, &m), PEP_OK);
     pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
-    int ids[27], labels[27];
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
-    make_batch(&b, ids, labels, s.V, s.ntags, 0, 4);
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 4);
     float l1, l2, l3, l0;
     assert_int_equal(pep_model_forward(m, &b, 1, 42, &l1), PEP_OK);
     assert_int_equal(pep_model_forward(m, &b, 1, 42, &l2), PEP_OK);
@@ -216,12 +226,12 @@ static void check_reparam(enum pep_pe_method pe)
     struct pep_rng r;
     pep_rng_seed(&r, 4, 0, 0);
     for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
-    int ids[27], labels[27];
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
-    make_batch(&b, ids, labels, s.V, s.ntags, 0, 6);
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 6);
     float l1, l2;
     assert_int_equal(pep_model_forward(m, &b, 0, 0, &l1), PEP_OK);
-    size_t nl = (size_t)27 * s.ntags;
+    size_t nl = (size_t)NTOK * s.ntags;
     float *logits = malloc(nl * sizeof(float));
     memcpy(logits, pep_model_logits(m), nl * sizeof(float));
     if (pe == PEP_PE_METHOD_PREFIX) assert_int_equal(pep_model_eject_prefix(m, &m2), PEP_OK);
@@ -251,16 +261,57 @@ static void test_model_adapter_init_is_identity(void **st)
         assert_int_equal(pep_model_create(&s, &ad), PEP_OK);
         pep_model_init_weights(base, 8, PEP_GROUPS_ALL);
         pep_model_init_weights(ad, 8, PEP_GROUPS_ALL);
-        int ids[27], labels[27];
+        int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
         struct pep_batch b;
-        make_batch(&b, ids, labels, s.V, s.ntags, 0, 6);
+        make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 6);
         float l1, l2;
         assert_int_equal(pep_model_forward(base, &b, 0, 0, &l1), PEP_OK);
         assert_int_equal(pep_model_forward(ad, &b, 0, 0, &l2), PEP_OK);
-        assert_true(pep_test_rel_err(pep_model_logits(ad), pep_model_logits(base), (size_t)27 * s.ntags) < 1e-6);
+        assert_true(pep_test_rel_err(pep_model_logits(ad), pep_model_logits(base), (size_t)NTOK * s.ntags) < 1e-6);
         pep_model_destroy(&base);
         pep_model_destroy(&ad);
     }
+}
+
+/* Batches the model refuses with a usage error: padding inside, an empty or too long
+ * sequence, too many sequences, offsets not starting at 0; and a dropout key space too small. */
+static void test_model_rejects_bad_batches(void **st)
+{
+    struct pep_model_spec s = small_spec(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER);
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 1, PEP_GROUPS_ALL);
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
+    struct pep_batch b;
+    float loss;
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    ids[3] = PEP_PAD_ID;
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "no padding"));
+    pep_error_clear();
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    offs[1] = 0; /* sequence 0 empty */
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    pep_error_clear();
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    offs[1] = 10; /* sequence 0 longer than max_T = 9 */
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "model.max_seq_len"));
+    pep_error_clear();
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 2);
+    b.nseq = s.max_B + 1;
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    pep_error_clear();
+    b.nseq = 0;
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_ERR_USAGE);
+    pep_error_clear();
+    pep_model_destroy(&m);
+    s.max_T = 4000, s.max_positions = 4002, s.pe = PEP_PE_METHOD_PREFIX, s.prefix_len = 100;
+    assert_int_equal(pep_model_create(&s, &m), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "dropout masks"));
+    pep_error_clear();
+    assert_null(m);
 }
 
 int main(void)
@@ -276,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_model_grad_lora),
         cmocka_unit_test(test_model_grad_frozen_groups_untouched),
         cmocka_unit_test(test_model_dropout_replay),
+        cmocka_unit_test(test_model_rejects_bad_batches),
         cmocka_unit_test(test_model_prefix_eject_keeps_outputs),
         cmocka_unit_test(test_model_lora_merge_keeps_outputs),
         cmocka_unit_test(test_model_adapter_init_is_identity),
