@@ -213,9 +213,12 @@ static int attr_read_str(hid_t obj, const char *file, const char *objname, const
                    "%s: attribute '%s' of %s is not a string", file, name, objname);
     herr_t st;
     if (H5Tis_variable_str(type) > 0) {
+        H5T_cset_t cset = H5Tget_cset(type);
+        PEP_CHECK_GOTO(rc, cset == H5T_CSET_ASCII || cset == H5T_CSET_UTF8, PEP_ERR_FORMAT,
+                       "%s: attribute '%s' of %s has an unknown character set (file damaged)", file, name, objname);
         PEP_H5_ID_GOTO(rc, mtype, H5Tcopy(H5T_C_S1), "cannot create a string type");
         PEP_CALL_H5_GOTO(rc, H5Tset_size(mtype, H5T_VARIABLE), "cannot size a string type");
-        PEP_CALL_H5_GOTO(rc, H5Tset_cset(mtype, H5Tget_cset(type)), "cannot set a string charset");
+        PEP_CALL_H5_GOTO(rc, H5Tset_cset(mtype, cset), "cannot set a string charset");
         H5E_BEGIN_TRY { st = H5Aread(attr, mtype, &vl); }
         H5E_END_TRY;
         PEP_CHECK_GOTO(rc, st >= 0 && vl, PEP_ERR_FORMAT, "%s: cannot read attribute '%s' of %s", file, name,
@@ -1157,6 +1160,37 @@ cleanup:
     return rc;
 }
 
+/* A dataset must not claim more elements than the file stores: peprime writes every element
+ * and no filter, so `numel` elements need numel x type size bytes of storage (compressed data
+ * written by another tool may shrink up to 1024x). Without this check a damaged extent over
+ * unallocated chunks would make the reader allocate or stream terabytes of fill values. */
+static int check_stored(struct pep_ckpt_reader *r, hid_t d, const char *path, size_t numel)
+{
+    hid_t type = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    size_t elem = 0;
+    int nfilters = -1;
+    hsize_t stored = 0;
+    H5E_BEGIN_TRY
+    {
+        type = H5Dget_type(d);
+        dcpl = H5Dget_create_plist(d);
+        if (type >= 0) elem = H5Tget_size(type);
+        if (dcpl >= 0) nfilters = H5Pget_nfilters(dcpl);
+        stored = H5Dget_storage_size(d);
+        if (type >= 0) H5Tclose(type);
+        if (dcpl >= 0) H5Pclose(dcpl);
+    }
+    H5E_END_TRY;
+    PEP_CHECK(elem > 0 && nfilters >= 0, PEP_ERR_FORMAT, "%s: cannot read the type or layout of %s (file damaged)",
+              r->path, path);
+    uint64_t limit = nfilters == 0 ? (uint64_t)stored : (uint64_t)stored * 1024;
+    PEP_CHECK(numel <= limit / elem, PEP_ERR_FORMAT,
+              "%s: %s claims %zu elements but the file stores only %llu bytes of it (damaged, or not a peprime "
+              "checkpoint)",
+              r->path, path, numel, (unsigned long long)stored);
+    return PEP_OK;
+}
+
 static int check_sum(struct pep_ckpt_reader *r, hid_t d, const char *path, uint64_t computed)
 {
     /* every float tensor of every format_version (1 and up) carries one: data without it cannot
@@ -1471,6 +1505,8 @@ int pep_ckpt_read_log(struct pep_ckpt_reader *r, const char *name, double **valu
     PEP_CHECK_GOTO(rc, d >= 0 && space >= 0 && H5Sget_simple_extent_ndims(space) == 1, PEP_ERR_FORMAT,
                    "%s: %s is not a 1-D series", r->path, path);
     hssize_t cnt = H5Sget_simple_extent_npoints(space);
+    PEP_CHECK_GOTO(rc, cnt >= 0, PEP_ERR_FORMAT, "%s: %s has a bad dataspace", r->path, path);
+    PEP_CALL_GOTO(rc, check_stored(r, d, path, (size_t)cnt));
     PEP_ALLOC_GOTO(rc, buf, cnt > 0 ? (size_t)cnt : 1);
     if (cnt > 0) {
         herr_t st;
@@ -1510,14 +1546,19 @@ static int stream_dataset(struct visit_ctx *c, hid_t d, const char *path)
     hsize_t dims[8] = {0};
     PEP_CHECK_GOTO(rc, nd >= 0 && nd <= 8, PEP_ERR_FORMAT, "%s: %s has a bad dataspace", c->r->path, path);
     H5Sget_simple_extent_dims(space, dims, NULL);
-    size_t rows = nd ? dims[0] : 1, rowlen = 1;
-    for (int i = 1; i < nd; i++) rowlen *= dims[i];
-    size_t per = rowlen >= CK_BLOCK_ELEMS ? 1 : CK_BLOCK_ELEMS / rowlen;
+    size_t rows = nd ? dims[0] : 1, rowlen = 1, numel;
+    int overflow = 0;
+    for (int i = 1; i < nd; i++) overflow |= __builtin_mul_overflow(rowlen, (size_t)dims[i], &rowlen);
+    overflow |= __builtin_mul_overflow(rows, rowlen, &numel);
+    PEP_CHECK_GOTO(rc, !overflow, PEP_ERR_FORMAT, "%s: %s has an impossible shape (file damaged)", c->r->path, path);
+    PEP_CALL_GOTO(rc, check_stored(c->r, d, path, numel));
+    /* rows of a zero-width tensor hold nothing to read */
+    size_t per = rowlen == 0 ? rows : rowlen >= CK_BLOCK_ELEMS ? 1 : CK_BLOCK_ELEMS / rowlen;
     if (!c->buf) PEP_ALLOC_GOTO(rc, c->buf, CK_BLOCK_ELEMS > rowlen ? CK_BLOCK_ELEMS : rowlen);
     struct ck_hash h;
     ck_init(&h);
     double ss = 0;
-    for (size_t r0 = 0; r0 < rows; r0 += per) {
+    for (size_t r0 = 0; numel > 0 && r0 < rows; r0 += per) {
         size_t nr = rows - r0 < per ? rows - r0 : per;
         hsize_t cnt = (hsize_t)(nr * rowlen);
         herr_t st;
@@ -1541,7 +1582,7 @@ static int stream_dataset(struct visit_ctx *c, hid_t d, const char *path)
     }
     if (c->verify && is_f32) PEP_CALL_GOTO(rc, check_sum(c->r, d, path, ck_final(&h)));
     c->st.tensors++;
-    c->st.numel += rows * rowlen;
+    c->st.numel += numel;
     c->st.l2 += ss; /* squared until the end */
 cleanup:
     PEP_H5_CLOSE(H5Sclose, mspace);

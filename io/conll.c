@@ -215,7 +215,8 @@ static int close_sentence(struct pep_corpus *c, const struct typeset *ts, enum p
                           const struct rawtag *raw)
 {
     size_t w0 = c->sent_start[c->nsent];
-    to_iob2(ts, scheme, raw, (int)(c->nwords - w0), c->tags + w0);
+    if (c->nwords > w0) /* an empty sentence has no tags (and c->tags may still be NULL) */
+        to_iob2(ts, scheme, raw, (int)(c->nwords - w0), c->tags + w0);
     return pep_corpus_end_sentence(c);
 }
 

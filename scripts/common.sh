@@ -5,11 +5,13 @@ set -euo pipefail
 PEP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PEP_ROOT
 
-# Debian packages the build, the tests and the reference oracle need.
+# Debian packages the build, the tests and the reference oracle need (clang-14 +
+# libclang-rt-14-dev: the libFuzzer harnesses of tests/fuzz).
 PEP_APT_PACKAGES=(build-essential cmake pkg-config git
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev libhwloc-dev hwloc libcmocka-dev
-  sentencepiece python3 python3-numpy python3-h5py python3-matplotlib python3-torch python3-sentencepiece)
+  sentencepiece python3 python3-numpy python3-h5py python3-matplotlib python3-torch python3-sentencepiece
+  clang-14 libclang-rt-14-dev)
 
 pep_log() { printf '[peprime setup] %s\n' "$*"; }
 

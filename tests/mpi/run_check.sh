@@ -2,6 +2,8 @@
 # Runs one MPI test command under a hard timeout and checks its exit status, wall time and
 # output. Usage:
 #   run_check.sh --expect ok|fail [--status N] --max-seconds S [--want REGEX]... [--reject REGEX]... -- cmd...
+# PEP_TEST_TIME_SCALE=N (default 1) multiplies S, for slow builds (the sanitizer pass of
+# scripts/test.sh runs these tests with 4).
 set -u
 expect=ok status= max=30 wants=() rejects=()
 while [ $# -gt 0 ]; do
@@ -15,6 +17,7 @@ while [ $# -gt 0 ]; do
     *) echo "run_check.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+max=$((max * ${PEP_TEST_TIME_SCALE:-1}))
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 start=$(date +%s%N)

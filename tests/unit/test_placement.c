@@ -57,7 +57,7 @@ static void test_placement_two_packages(void **state)
     expect_plan(topo, NULL, 2, 3, 0, "6-7", "12-15", 2, 0, 0);
     /* 8 ranks: one core each */
     for (int r = 0; r < 8; r++) {
-        char cores[8], cpus[16];
+        char cores[16], cpus[32]; /* room for any int: -O1 checks the bound */
         snprintf(cores, sizeof cores, "%d", r);
         snprintf(cpus, sizeof cpus, "%d-%d", 2 * r, 2 * r + 1);
         expect_plan(topo, NULL, r, 8, 0, cores, cpus, 1, 0, 0);
