@@ -24,58 +24,8 @@ import sys
 import h5py
 import numpy as np
 
-M64 = (1 << 64) - 1
-TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
-
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
-    return x ^ (x >> 31)
-
-
-def rotl(x, k):
-    return ((x << k) | (x >> (64 - k))) & M64
-
-
-class Rng:
-    """pep_rng: xoshiro256** seeded from (seed, a, b) through splitmix64."""
-
-    def __init__(self, seed, a, b):
-        x = splitmix64(seed) ^ ((splitmix64((a + 0x1234567) & M64) * 3) & M64) ^ \
-            ((splitmix64((b + 0x89ABCDEF) & M64) * 7) & M64)
-        self.s = []
-        for i in range(4):
-            x = splitmix64((x + i) & M64)
-            self.s.append(x)
-
-    def next(self):
-        s = self.s
-        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
-        t = (s[1] << 17) & M64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-        return result
-
-    def below(self, n):
-        x = self.next()
-        m = x * n
-        lo = m & M64
-        if lo < n:
-            t = ((1 << 64) - n) % n
-            while lo < t:
-                x = self.next()
-                m = x * n
-                lo = m & M64
-        return m >> 64
-
-    def uniform(self):
-        return np.float32(self.next() >> 40) * np.float32(1.0 / 16777216.0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+from init_ref import M64, Rng, splitmix64  # noqa: E402  peprime's seeded streams, one Python twin
 
 
 def sentences(root, lang, split="train"):

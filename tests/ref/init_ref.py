@@ -52,6 +52,23 @@ class Rng:
         s[3] = _rotl(s[3], 45)
         return result
 
+    def below(self, n):
+        """pep_rng_below: uniform integer in [0, n) (Lemire's multiply-shift with rejection)."""
+        x = self.next()
+        m = x * n
+        lo = m & M64
+        if lo < n:
+            t = ((1 << 64) - n) % n
+            while lo < t:
+                x = self.next()
+                m = x * n
+                lo = m & M64
+        return m >> 64
+
+    def uniform(self):
+        """pep_rng_uniform: float32 in [0, 1)."""
+        return np.float32(self.next() >> 40) * np.float32(1.0 / 16777216.0)
+
     def normal(self):
         """float32 standard normal, in the C order (cos first, then the spare sin)."""
         if self.spare is not None:
