@@ -35,13 +35,23 @@ pep_build "$PEP_ROOT/build-asan" -DPEP_WERROR=ON -DPEP_SANITIZE=ON -DCMAKE_BUILD
 # and keeping MPI's components loaded keeps those frames named. Not run here: checkpoint_crash
 # (SIGKILL timing: the Debug+ASan writer is too slow to commit between its kills) and the
 # integration tests that read the real data (tokenizer parity, the experiment driver).
+san_ctest() { # san_ctest [ctest args]: ctest in build-asan with the sanitizer environment
+  (cd "$PEP_ROOT/build-asan" &&
+    ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 \
+    LSAN_OPTIONS="suppressions=$PEP_ROOT/tests/lsan.supp:print_suppressions=0" \
+    UBSAN_OPTIONS=print_stacktrace=1 OMPI_MCA_mca_base_component_disable_dlclose=1 PEP_TEST_TIME_SCALE=4 \
+    ctest --output-on-failure "$@")
+}
 san_start=$SECONDS
-(cd "$PEP_ROOT/build-asan" &&
-  ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 \
-  LSAN_OPTIONS="suppressions=$PEP_ROOT/tests/lsan.supp:print_suppressions=0" \
-  UBSAN_OPTIONS=print_stacktrace=1 OMPI_MCA_mca_base_component_disable_dlclose=1 PEP_TEST_TIME_SCALE=4 \
-  ctest --output-on-failure -j 2 -L 'unit|mpi|integration' \
-    -E '^(checkpoint_crash|tokenizer_spm_parity_all|pipeline_experiment_driver)$') || status=1
+if ! san_ctest -j 2 -L 'unit|mpi|integration' \
+     -E '^(checkpoint_crash|tokenizer_spm_parity_all|pipeline_experiment_driver)$'; then
+  # LeakSanitizer's own tracer can crash at a process's exit ("Tracer caught signal 11 ...
+  # LeakSanitizer has encountered a fatal error"; GCC 12's libasan on glibc 2.36, seen once in
+  # pipeline_prime_mpi, which passed in the run before). A failed test gets one more run, said here; a
+  # test that fails again fails the suite.
+  pep_log "sanitizer pass: rerunning the failed tests once (see the first run's output above)"
+  san_ctest --rerun-failed || status=1
+fi
 pep_log "sanitizer tests took $((SECONDS - san_start)) s"
 
 pep_log "fuzzing (libFuzzer, ASan + UBSan): every reader of user files, ${PEP_FUZZ_SECONDS:-30} s each"
