@@ -397,6 +397,11 @@ int pep_spm_load(const void *buf, size_t len, const char *origin, struct pep_spm
         i++;
     }
     if (s->unk_id < 0) SPM_BAD("%s: the model has no UNKNOWN (<unk>) piece", src);
+    /* fairseq ids put <unk> at 3, so the id space (pieces + 2) must reach it: every real model
+     * has <unk>, <s> and </s> at least */
+    if (s->n_pieces < 3)
+        SPM_BAD("%s: a SentencePiece model with %d piece%s (at least <unk>, <s> and </s> are needed)", src,
+                s->n_pieces, s->n_pieces == 1 ? "" : "s");
 
     PEP_CALL_GOTO(rc, trie_init(&s->vocab, vocab_bytes));
     PEP_CALL_GOTO(rc, trie_init(&s->all, at));

@@ -332,10 +332,9 @@ static void test_spm_malformed_models(void **state)
     const unsigned char word_model[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
                                         0x12, 0x02, 0x18, 0x03};
     expect_format_error(word_model, sizeof word_model, "word");
-    struct pep_spm *ok = NULL;
-    assert_int_equal(pep_spm_load(word_model, sizeof word_model - 4, NULL, &ok), PEP_OK);
-    assert_int_equal(pep_spm_vocab_size(ok), 1);
-    pep_spm_destroy(&ok);
+    /* without the trainer spec it is a unigram model of <unk> alone: too small for fairseq ids,
+     * whose <unk> is id 3 (the fuzzer found encodings outside the vocabulary) */
+    expect_format_error(word_model, sizeof word_model - 4, "at least <unk>, <s> and </s>");
 
     /* every truncation of the real model fails cleanly or (rarely) loads a valid prefix */
     unsigned char *copy = malloc(g_len);
