@@ -37,18 +37,22 @@ static int fault_here(int rank, long step)
 }
 
 /* The /tasks list every rank passes to the writer: all languages seen so far, with owners. */
+/* One /tasks entry: language l's latest episode under `name`, with `state` where this rank owns it. */
+static void task_entry(struct pep_ckpt_task *t, const struct lang_state *ls, const char *name, const float *state,
+                       int rank)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->lang, sizeof t->lang, "%s", name);
+    t->owner = ls->owner, t->episode = ls->episode, t->step = ls->step;
+    t->support_loss = ls->support_loss, t->query_loss = ls->query_loss;
+    t->state = ls->owner == rank ? state : NULL;
+}
+
 static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][32], int nlang, int rank)
 {
     int nt = 0;
-    for (int l = 0; l < nlang; l++) {
-        if (ls[l].owner < 0) continue;
-        memset(&tasks[nt], 0, sizeof tasks[nt]);
-        snprintf(tasks[nt].lang, sizeof tasks[nt].lang, "%s", names[l]);
-        tasks[nt].owner = ls[l].owner, tasks[nt].episode = ls[l].episode, tasks[nt].step = ls[l].step;
-        tasks[nt].support_loss = ls[l].support_loss, tasks[nt].query_loss = ls[l].query_loss;
-        tasks[nt].state = ls[l].owner == rank ? ls[l].state : NULL;
-        nt++;
-    }
+    for (int l = 0; l < nlang; l++)
+        if (ls[l].owner >= 0) task_entry(&tasks[nt++], &ls[l], names[l], ls[l].state, rank);
     return nt;
 }
 
@@ -59,14 +63,11 @@ static int fill_starts(struct pep_ckpt_task *tasks, const struct lang_state *ls,
                        long since)
 {
     int nt = 0;
+    char name[32];
     for (int l = 0; l < nlang; l++) {
         if (ls[l].owner < 0 || ls[l].step <= since) continue;
-        memset(&tasks[nt], 0, sizeof tasks[nt]);
-        snprintf(tasks[nt].lang, sizeof tasks[nt].lang, "%.20s.start", names[l]);
-        tasks[nt].owner = ls[l].owner, tasks[nt].episode = ls[l].episode, tasks[nt].step = ls[l].step;
-        tasks[nt].support_loss = ls[l].support_loss, tasks[nt].query_loss = ls[l].query_loss;
-        tasks[nt].state = ls[l].owner == rank ? ls[l].start : NULL;
-        nt++;
+        snprintf(name, sizeof name, "%.20s.start", names[l]);
+        task_entry(&tasks[nt++], &ls[l], name, ls[l].start, rank);
     }
     return nt;
 }
