@@ -14,6 +14,7 @@
 #include "jobs.h"
 #include "nerdata.h"
 #include "stage.h"
+#include "tokenizer_train.h"
 
 #define MAX_LANGS 128
 #define NSERIES 5
