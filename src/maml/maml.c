@@ -19,6 +19,16 @@ struct pep_maml {
     float *meta;       /* numel: accumulated meta-gradient */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
+    pep_maml_ready_fn ready; /* pep_maml_set_ready: for the next task only */
+    void *ready_ud;
+    struct final_pass {
+        enum { FIN_GRAD, FIN_HVP, FIN_ADJOINT } kind; /* meta += scale * (gradient | HVP-updated adjoint | adjoint) */
+        size_t b, e;   /* the meta range the task adds to (the update range) */
+        float scale;   /* 1 / meta_batch (multitask: 0.5 / meta_batch per batch) */
+        float s;       /* FIN_HVP: the adjoint step inner_lr / 2e of hvp_step */
+        size_t *done;  /* [begin, end) pairs finished during the pass (at most one per parameter row) */
+        int ndone;
+    } fin;
 };
 
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
@@ -84,6 +94,7 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->g, n);
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
+    PEP_ALLOC_GOTO(rc, mm->fin.done, 2 * (size_t)m->table.count);
     if (o->inner_adam && o->method == PEP_MAML_METHOD_MAML) {
         PEP_ALLOC_GOTO(rc, mm->am, mm->n_in);
         PEP_ALLOC_GOTO(rc, mm->av, mm->n_in);
@@ -117,6 +128,7 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->restore);
     pep_free(mm->am);
     pep_free(mm->av);
+    pep_free(mm->fin.done);
     free(mm);
     *pmm = NULL;
 }
@@ -134,6 +146,79 @@ void pep_maml_inner_range(const struct pep_maml *mm, size_t *begin, size_t *end)
 {
     *begin = mm->in_b;
     *end = mm->in_e;
+}
+
+void pep_maml_set_ready(struct pep_maml *mm, pep_maml_ready_fn ready, void *ud)
+{
+    mm->ready = ready;
+    mm->ready_ud = ready ? ud : NULL;
+}
+
+/* The task's contribution to meta[b, e) (clipped to the final pass's range) once the final
+ * pass's gradient there is final: the one place the meta-gradient is accumulated, element by
+ * element in the same operations whether called during the pass or after it, so the bits do
+ * not depend on when a range is finished. */
+static void finish_range(struct pep_maml *mm, size_t b, size_t e)
+{
+    const struct final_pass *f = &mm->fin;
+    const float *gr = mm->m->grads;
+    if (b < f->b) b = f->b;
+    if (e > f->e) e = f->e;
+    for (size_t i = b; i < e; i++) {
+        int inner = i >= mm->in_b && i < mm->in_e;
+        float gi;
+        if (f->kind == FIN_GRAD) gi = gr[i];
+        else if (f->kind == FIN_HVP) gi = inner ? (mm->v[i - mm->in_b] += f->s * gr[i]) : (mm->g[i] += f->s * gr[i]);
+        else gi = inner ? mm->v[i - mm->in_b] : mm->g[i];
+        mm->meta[i] += f->scale * gi;
+    }
+}
+
+/* The model's layer-done callback during a final pass: finish the range, then tell the caller. */
+static int on_grad_ready(size_t b, size_t e, void *ud)
+{
+    struct pep_maml *mm = ud;
+    struct final_pass *f = &mm->fin;
+    if (b < f->b) b = f->b;
+    if (e > f->e) e = f->e;
+    if (b >= e) return PEP_OK;
+    finish_range(mm, b, e);
+    f->done[2 * f->ndone] = b, f->done[2 * f->ndone + 1] = e;
+    f->ndone++;
+    return mm->ready(b, e, mm->ready_ud);
+}
+
+/* Starts the task's final pass: the rows it finishes become meta-gradient as the backward
+ * reports them (when the caller set a ready callback). */
+static void final_begin(struct pep_maml *mm, int kind, size_t b, size_t e, float scale, float s)
+{
+    struct final_pass *f = &mm->fin;
+    f->kind = kind, f->b = b, f->e = e, f->scale = scale, f->s = s, f->ndone = 0;
+    if (mm->ready) pep_model_set_grad_ready(mm->m, on_grad_ready, mm);
+}
+
+/* Ends the final pass: finishes (and reports) every part of the range the backward did not. */
+static int final_end(struct pep_maml *mm)
+{
+    struct final_pass *f = &mm->fin;
+    pep_model_set_grad_ready(mm->m, NULL, NULL);
+    for (int i = 1; i < f->ndone; i++) /* sort the finished ranges by start (few: one per row at most) */
+        for (int j = i; j > 0 && f->done[2 * (j - 1)] > f->done[2 * j]; j--) {
+            size_t b = f->done[2 * j], e = f->done[2 * j + 1];
+            f->done[2 * j] = f->done[2 * (j - 1)], f->done[2 * j + 1] = f->done[2 * (j - 1) + 1];
+            f->done[2 * (j - 1)] = b, f->done[2 * (j - 1) + 1] = e;
+        }
+    size_t at = f->b;
+    for (int i = 0; i <= f->ndone; i++) {
+        size_t gap_end = i < f->ndone ? f->done[2 * i] : f->e;
+        if (gap_end > at) {
+            finish_range(mm, at, gap_end);
+            if (mm->ready) PEP_CALL(mm->ready(at, gap_end, mm->ready_ud));
+        }
+        if (i < f->ndone && f->done[2 * i + 1] > at) at = f->done[2 * i + 1];
+    }
+    f->ndone = 0;
+    return PEP_OK;
 }
 
 static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
@@ -170,7 +255,12 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     double vn = 0.0;
     for (size_t i = 0; i < nin; i++) vn += (double)mm->v[i] * mm->v[i];
     vn = sqrt(vn);
-    if (vn == 0.0) return PEP_OK; /* H 0 = 0 */
+    float scale = 1.0f / (float)o->meta_batch;
+    if (vn == 0.0) { /* H 0 = 0; at j = 0 the adjoints are the meta-gradient as they stand */
+        if (j > 0) return PEP_OK;
+        final_begin(mm, FIN_ADJOINT, mm->out_b, mm->out_e, scale, 0.0f);
+        return final_end(mm);
+    }
     float e = (float)(o->fd_eps / vn), l2;
     unsigned need = j > 0 ? (o->inner | o->outer) : o->outer;
     size_t nb, ne;
@@ -179,9 +269,14 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     PEP_CALL(loss_grad(m, support, seed, need, &l2));
     for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
-    PEP_CALL(add_grad(m, support, seed, need, &l2));
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
     float s = o->inner_lr / (2.0f * e);
+    if (j == 0) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
+        final_begin(mm, FIN_HVP, mm->out_b, mm->out_e, scale, s);
+        PEP_CALL(add_grad(m, support, seed, need, &l2));
+        return final_end(mm);
+    }
+    PEP_CALL(add_grad(m, support, seed, need, &l2));
     for (size_t i = mm->out_b; i < mm->out_e; i++)
         if (i < mm->in_b || i >= mm->in_e) mm->g[i] += s * gr[i];
     size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
@@ -238,10 +333,10 @@ static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *q
     memcpy(mm->restore, m->params + mm->in_b, nin * sizeof(float));
     inner_start(mm, seed);
     memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
+    final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, 1.0f / (float)mm->o.meta_batch, 0.0f);
     int rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
+    if (rc == PEP_OK) rc = final_end(mm);
     if (rc == PEP_OK) {
-        float scale = 1.0f / (float)mm->o.meta_batch;
-        for (size_t i = mm->out_b; i < mm->out_e; i++) mm->meta[i] += scale * m->grads[i];
         res->support_loss = res->query_loss = lq;
         res->adapted = res->start = mm->phi;
     }
@@ -258,19 +353,18 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
     float scale = 0.5f / (float)mm->o.meta_batch;
     PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
     for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
+    final_begin(mm, FIN_GRAD, mm->up_b, mm->up_e, scale, 0.0f);
     PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
-    for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
+    PEP_CALL(final_end(mm));
     res->support_loss = ls;
     res->query_loss = lq;
     res->adapted = res->start = m->params + mm->in_b;
     return PEP_OK;
 }
 
-int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
-                  struct pep_maml_task_result *res)
+static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                     struct pep_maml_task_result *res)
 {
-    if (mm->o.method == PEP_MAML_METHOD_MULTITASK) return multitask_task(mm, support, query, seed, res);
-    if (mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED) return multitask_matched_task(mm, query, seed, res);
     struct pep_model *m = mm->m;
     const struct pep_maml_opts *o = &mm->o;
     size_t nin = mm->n_in;
@@ -291,21 +385,21 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
         inner_update(mm, j, pj, gj, pn);
         memcpy(w + mm->in_b, pn, nin * sizeof(float));
     }
-    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
+    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q; first order: the task's last
+     * pass, so its rows become meta-gradient (theta from g, the inner part from v = the same
+     * gradient) as the backward finishes them */
+    float scale = 1.0f / (float)o->meta_batch;
+    if (o->order == 1) final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
     PEP_CALL_GOTO(rc, loss_grad(m, query, pass_seed(seed, k), all, &lq));
+    if (o->order == 1) PEP_CALL_GOTO(rc, final_end(mm));
     memcpy(mm->v, gr + mm->in_b, nin * sizeof(float));
     if (o->order == 2) memcpy(mm->g + mm->out_b, gr + mm->out_b, (mm->out_e - mm->out_b) * sizeof(float));
-    const float *gth = o->order == 2 ? mm->g : gr;
     PEP_CHECK_GOTO(rc, isfinite(lq), PEP_ERR_NUMERIC, "non-finite query loss");
 
+    /* second order: the meta-gradient of O (theta part from g, inner part from v, the gradient
+     * of phi_0) is finished by the j = 0 step's last pass */
     if (o->order == 2)
         for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
-    /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
-    float scale = 1.0f / (float)o->meta_batch;
-    for (size_t i = mm->out_b; i < mm->out_e; i++) {
-        float gi = (i >= mm->in_b && i < mm->in_e) ? mm->v[i - mm->in_b] : gth[i];
-        mm->meta[i] += scale * gi;
-    }
     res->support_loss = ls;
     res->query_loss = lq;
     /* the adapted state is phi_k as the inner loop left it: under order 2 the live weights now
@@ -314,6 +408,18 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     res->start = mm->phi;
 cleanup:
     memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));
+    return rc;
+}
+
+int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                  struct pep_maml_task_result *res)
+{
+    int rc = mm->o.method == PEP_MAML_METHOD_MULTITASK           ? multitask_task(mm, support, query, seed, res)
+             : mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED ? multitask_matched_task(mm, query, seed, res)
+                                                                 : maml_task(mm, support, query, seed, res);
+    /* the ready callback serves one task, also one that failed half way */
+    pep_model_set_grad_ready(mm->m, NULL, NULL);
+    pep_maml_set_ready(mm, NULL, NULL);
     return rc;
 }
 
