@@ -8,7 +8,7 @@
 # backward, including waiting for the slower rank) and the efficiencies; with `exchange`, the
 # exchange time left exposed per meta-step and the share of the blocking one the overlap hid.
 set -euo pipefail
-B="${1:-$(dirname "$0")/../../build/peprime}"; W="${2:-/tmp/peprime-scaling}"; STEPS="${3:-12}"; MODE="${4:-}"
+B="$(readlink -f "${1:-$(dirname "$0")/../../build/peprime}")"; W="${2:-/tmp/peprime-scaling}"; STEPS="${3:-12}"; MODE="${4:-}"
 shift $(( $# < 4 ? $# : 4 ))
 EXTRA=("$@")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
@@ -35,7 +35,9 @@ INI
 one() { # ranks meta_batch [--set ...] -> "ms share exposed_ms MB early buckets"
   local np=$1 mb=$2 bind=core; shift 2
   [ "$np" -gt 2 ] && bind=none
-  mpiexec -n "$np" --oversubscribe --bind-to $bind "$B" prime --config job.ini --out "run$np-$mb" \
+  local tag
+  tag=$(echo "$*" | md5sum | cut -c1-8) # a fresh run directory per setting
+  mpiexec -n "$np" --oversubscribe --bind-to $bind "$B" prime --config job.ini --out "run$np-$mb-$tag" --resume none \
     --set model.tokenizer="$W/spm.model" --set maml.meta_batch="$mb" --set optim.steps="$STEPS" "$@" "${EXTRA[@]}" 2>&1 | \
     sed -n -e 's/.*meta-steps in [0-9.]* s (\([0-9.]*\) ms per meta-step).*/\1/p' \
       -e 's/.*exchange \([0-9.]*\)% of the time, \([0-9.]*\) ms per meta-step exposed.*, \([0-9]*\) of \([0-9]*\) buckets started.*; \([0-9.]*\) MB per meta-step.*/\1 \2 \5 \3 \4/p' \
