@@ -172,6 +172,7 @@ static int run_prime(struct pep_stage *stg)
     struct pep_exchange_opts xo;
     exchange_opts(cfg, m, ub, ue, &xo);
     xc.ub = ub;
+    float *meta = pep_maml_grad(mm); /* the same block every meta-step */
     PEP_CALL_GOTO(rc, pep_mpi_agree(pep_exchange_create(comm, ue - ub, &xo, &xc.x), comm));
     unsigned update_groups = mo.method == PEP_MAML_METHOD_MULTITASK ? (mo.inner | mo.outer) : mo.outer;
     /* per-task states: the non-PLM part of the inner set (the whole model for inner = all is too big) */
@@ -267,7 +268,7 @@ static int run_prime(struct pep_stage *stg)
     for (; step < cfg->optim.steps; step++) {
         memset(stats, 0, nstats * sizeof *stats);
         pep_maml_zero(mm);
-        PEP_CALL_GOTO(rc, pep_exchange_begin(xc.x, pep_maml_grad(mm) + ub));
+        PEP_CALL_GOTO(rc, pep_exchange_begin(xc.x, meta + ub)); /* zeroed lazily by the first task */
         /* every rank knows which task draws which language: the last task of a language is the
          * episode whose state /tasks keeps (its owner runs it last), so only it reports losses */
         for (int l = 0; l < nlang; l++) last_task[l] = -1;
@@ -308,6 +309,7 @@ static int run_prime(struct pep_stage *stg)
         /* every rank finishes the exchange, also after a failed task (its partners have posted
          * their buckets), then all agree */
         struct pep_exchange_stats xs;
+        (void)pep_maml_grad(mm); /* zeroes it on a rank that ran no task */
         int xrc = pep_exchange_finish(xc.x, &xs);
         PEP_CALL_GOTO(rc, pep_mpi_agree(trc != PEP_OK ? trc : xrc, comm));
         x_ready += xs.ready_s, x_finish += xs.finish_s, x_bytes += xs.bytes, x_rows += (double)xs.rows;

@@ -16,7 +16,8 @@ struct pep_maml {
     float *init;       /* n_in: the inner loop's start (fresh init, or the meta values at task start) */
     float *v;          /* n_in: adjoint of the inner set */
     float *g;          /* numel: adjoint of theta (outer groups outside I; only those rows are used); order 2 only */
-    float *meta;       /* numel: accumulated meta-gradient */
+    float *meta;       /* numel: accumulated meta-gradient (rows [up_b, up_e)) */
+    int meta_fresh;    /* pep_maml_zero was called and nothing written since: the next write stores */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
     pep_maml_ready_fn ready; /* pep_maml_set_ready: for the next task only */
@@ -133,8 +134,38 @@ void pep_maml_destroy(struct pep_maml **pmm)
     *pmm = NULL;
 }
 
-void pep_maml_zero(struct pep_maml *mm) { memset(mm->meta, 0, mm->m->table.numel * sizeof(float)); }
-float *pep_maml_grad(struct pep_maml *mm) { return mm->meta; }
+/* Zeroing is lazy: the first task's write stores instead of adding (meta_put), so a meta-step
+ * makes no pass over the 7 M-float block just to clear it; a rank that ran no task clears it
+ * when the gradient is read (meta_settle). */
+void pep_maml_zero(struct pep_maml *mm) { mm->meta_fresh = 1; }
+
+static void meta_settle(struct pep_maml *mm)
+{
+    if (mm->meta_fresh) memset(mm->meta + mm->up_b, 0, (mm->up_e - mm->up_b) * sizeof(float));
+    mm->meta_fresh = 0;
+}
+
+float *pep_maml_grad(struct pep_maml *mm)
+{
+    meta_settle(mm);
+    return mm->meta;
+}
+
+/* meta[b, e) += scale * x[0, e - b), or = after pep_maml_zero. Callers write all of [up_b, up_e)
+ * in one task before clearing meta_fresh. */
+static void meta_put(struct pep_maml *mm, size_t b, size_t e, const float *x, float scale)
+{
+    float *restrict d = mm->meta + b;
+    const float *restrict s = x;
+    size_t n = e - b;
+    if (mm->meta_fresh) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) d[i] = scale * s[i];
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) d[i] += scale * s[i];
+    }
+}
 
 void pep_maml_update_range(const struct pep_maml *mm, size_t *begin, size_t *end)
 {
@@ -154,24 +185,42 @@ void pep_maml_set_ready(struct pep_maml *mm, pep_maml_ready_fn ready, void *ud)
     mm->ready_ud = ready ? ud : NULL;
 }
 
+/* The final pass's contribution to meta[b, e), all on one side of the inner set's edges
+ * (inner: the rows of phi_0's gradient v). FIN_GRAD: the pass's gradient; FIN_HVP: the
+ * adjoint after its last HVP step (v or g += s gr); FIN_ADJOINT: the adjoint as it stands. */
+static void finish_part(struct pep_maml *mm, size_t b, size_t e, int inner)
+{
+    const struct final_pass *f = &mm->fin;
+    if (b >= e) return;
+    const float *restrict gr = mm->m->grads + b;
+    const float *src = gr;
+    if (f->kind != FIN_GRAD) {
+        float *restrict adj = inner ? mm->v + (b - mm->in_b) : mm->g + b;
+        if (f->kind == FIN_HVP) {
+            float s = f->s;
+#pragma omp simd
+            for (size_t i = 0; i < e - b; i++) adj[i] += s * gr[i];
+        }
+        src = adj;
+    }
+    meta_put(mm, b, e, src, f->scale);
+}
+
 /* The task's contribution to meta[b, e) (clipped to the final pass's range) once the final
- * pass's gradient there is final: the one place the meta-gradient is accumulated, element by
- * element in the same operations whether called during the pass or after it, so the bits do
- * not depend on when a range is finished. */
+ * pass's gradient there is final: the one place the meta-gradient gets a task's last pass,
+ * with the same operations whether called during the pass or after it, so the bits do not
+ * depend on when a range is finished. Stores instead of adding after pep_maml_zero until the
+ * task ends (final_end): each float is finished once per task. */
 static void finish_range(struct pep_maml *mm, size_t b, size_t e)
 {
     const struct final_pass *f = &mm->fin;
-    const float *gr = mm->m->grads;
     if (b < f->b) b = f->b;
     if (e > f->e) e = f->e;
-    for (size_t i = b; i < e; i++) {
-        int inner = i >= mm->in_b && i < mm->in_e;
-        float gi;
-        if (f->kind == FIN_GRAD) gi = gr[i];
-        else if (f->kind == FIN_HVP) gi = inner ? (mm->v[i - mm->in_b] += f->s * gr[i]) : (mm->g[i] += f->s * gr[i]);
-        else gi = inner ? mm->v[i - mm->in_b] : mm->g[i];
-        mm->meta[i] += f->scale * gi;
-    }
+    if (b >= e) return;
+    size_t ib = mm->in_b < b ? b : mm->in_b > e ? e : mm->in_b, ie = mm->in_e < ib ? ib : mm->in_e > e ? e : mm->in_e;
+    finish_part(mm, b, ib, 0);
+    finish_part(mm, ib, ie, 1);
+    finish_part(mm, ie, e, 0);
 }
 
 /* The model's layer-done callback during a final pass: finish the range, then tell the caller. */
@@ -218,6 +267,7 @@ static int final_end(struct pep_maml *mm)
         if (i < f->ndone && f->done[2 * i + 1] > at) at = f->done[2 * i + 1];
     }
     f->ndone = 0;
+    mm->meta_fresh = 0; /* every float of the range is written: later tasks add */
     return PEP_OK;
 }
 
@@ -352,7 +402,8 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
     float ls, lq;
     float scale = 0.5f / (float)mm->o.meta_batch;
     PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
-    for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
+    meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale);
+    mm->meta_fresh = 0;
     final_begin(mm, FIN_GRAD, mm->up_b, mm->up_e, scale, 0.0f);
     PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
     PEP_CALL(final_end(mm));
@@ -426,6 +477,7 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
 int pep_maml_outer_step(struct pep_maml *mm, struct pep_optim *opt, int (*reduce)(float *g, size_t n, void *ud),
                         void *ud, double *gnorm)
 {
+    meta_settle(mm);
     if (reduce) PEP_CALL(reduce(mm->meta + mm->up_b, mm->up_e - mm->up_b, ud));
     PEP_CHECK(opt->begin == mm->up_b && opt->end == mm->up_e, PEP_ERR_INTERNAL,
               "optimizer range [%zu, %zu) does not match the MAML update range [%zu, %zu)", opt->begin, opt->end,
