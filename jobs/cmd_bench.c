@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include <cblas.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "jobs.h"
@@ -18,13 +18,6 @@
 #include "nerdata.h"
 #include "optim/optim.h"
 #include "spm_file.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 double pep_peak_rss_mib(void)
 {
@@ -219,13 +212,13 @@ static int bench_encoder(int argc, char **argv)
             if (it == warm) src.tokens = src.padded = 0; /* pad_fraction over the timed batches */
             PEP_CALL_GOTO(rc, source_batch(&src, &b, B, 1, it, idx));
         }
-        double t0 = now_s();
+        double t0 = pep_now_s();
         float loss;
         pep_model_zero_grad(m, groups);
         PEP_CALL_GOTO(rc, pep_model_forward(m, &b, 1, (uint64_t)it, &loss));
         PEP_CALL_GOTO(rc, pep_model_backward(m, groups));
         if (it >= warm) {
-            times[it - warm] = now_s() - t0;
+            times[it - warm] = pep_now_s() - t0;
             busy += times[it - warm];
             tokens += pep_batch_tokens(&b);
             flops += pep_model_flops(&s, &b, groups);
@@ -313,13 +306,13 @@ static int bench_maml(int argc, char **argv)
             PEP_CALL_GOTO(rc, source_batch(&src, &bs, S, 1, 2 * (long)it, idx));
             PEP_CALL_GOTO(rc, source_batch(&src, &bq, Q, 1, 2 * (long)it + 1, idx));
         }
-        double t0 = now_s();
+        double t0 = pep_now_s();
         struct pep_maml_task_result res;
         pep_maml_zero(mm);
         PEP_CALL_GOTO(rc, pep_maml_task(mm, &bs, &bq, (uint64_t)it, &res));
         PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, NULL));
         lq = res.query_loss;
-        if (it >= warm) busy += times[it - warm] = now_s() - t0;
+        if (it >= warm) busy += times[it - warm] = pep_now_s() - t0;
     }
     /* synthetic: the mean meta-step, as before; real data: the mean too (batches differ) */
     double dt = busy / steps;
@@ -353,10 +346,10 @@ static double sgemm_rate(int ta, int tb, int M, int N, int K, int reps)
         for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.01f;
         for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
         for (int r = -1; r < reps; r++) {
-            double t0 = now_s();
+            double t0 = pep_now_s();
             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a,
                         ta ? M : K, b, tb ? K : N, 0.0f, c, N);
-            if (r >= 0) t[r] = now_s() - t0;
+            if (r >= 0) t[r] = pep_now_s() - t0;
         }
         rate = 2.0 * M * N * K / median_s(t, reps) * 1e-9;
     }
