@@ -245,7 +245,7 @@ static int write_adapters(const char *dir, const struct pep_hf_export *e)
              "    \"inv_adapter_reduction_factor\": null,\n    \"cross_adapter\": false,\n    \"leave_out\": [],\n"
              "    \"phm_layer\": false\n  },\n  \"peprime_placement\": \"%s\"\n}\n",
              PEP_HF_ADAPTER_NAME, label_ok(dir) ? dir : "..", s->C, houlsby ? "true" : "false",
-             (double)s->C / (double)s->bottleneck, act, houlsby ? "houlsby" : "pfeiffer");
+             (double)s->C / (double)s->bottleneck, act, pep_adapter_placement_name(s->placement));
     return write_text(sub, "adapter_config.json", cfg);
 }
 

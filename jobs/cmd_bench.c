@@ -169,9 +169,11 @@ static double median_s(const double *t, int n)
  * same seed), tokens/s = real tokens of the timed steps / their time. */
 static int bench_encoder(int argc, char **argv)
 {
-    const char *shape = "tiny", *mode = "full", *pe = "adapter";
+    const char *shape = "tiny", *mode = "full", *pe = pep_pe_method_name(PEP_PE_METHOD_ADAPTER);
     int steps = 10, warm = 2, batch = 0;
     struct bench_source src = {0};
+    char pes[64];
+    pep_names_list(&pep_pe_method_names, "|", "|", pes, sizeof pes);
     for (int i = 0; i < argc; i++) {
         if (source_option(&src, argc, argv, &i, &batch)) continue;
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
@@ -180,12 +182,15 @@ static int bench_encoder(int argc, char **argv)
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warm = atoi(argv[++i]);
         else PEP_FAIL(PEP_ERR_USAGE, "bench encoder: unknown argument '%s' (use --shape tiny|base --mode full|pe "
-                      "--pe adapter|prefix|lora|none --steps N [--data LANG --tokenizer FILE [--dump FILE]] "
-                      "[--batch B])", argv[i]);
+                      "--pe %s --steps N [--data LANG --tokenizer FILE [--dump FILE]] [--batch B])", argv[i], pes);
     }
     PEP_CHECK(!strcmp(mode, "full") || !strcmp(mode, "pe"), PEP_ERR_USAGE, "--mode must be full or pe, got '%s'", mode);
-    PEP_CHECK(!strcmp(pe, "adapter") || !strcmp(pe, "prefix") || !strcmp(pe, "lora") || !strcmp(pe, "none"),
-              PEP_ERR_USAGE, "--pe must be adapter, prefix, lora or none, got '%s'", pe);
+    enum pep_pe_method pe_method;
+    if (pep_pe_method_parse(pe, &pe_method) != 0) {
+        char valid[128];
+        pep_names_list(&pep_pe_method_names, ", ", " or ", valid, sizeof valid);
+        PEP_FAIL(PEP_ERR_USAGE, "--pe must be %s, got '%s'", valid, pe);
+    }
     PEP_CHECK(steps >= 1 && warm >= 0, PEP_ERR_USAGE, "--steps must be positive and --warmup not negative");
     struct pep_model_spec s;
     int B, T;
@@ -193,8 +198,7 @@ static int bench_encoder(int argc, char **argv)
     if (src.lang && !batch) batch = 32;
     PEP_CHECK(batch >= 0 && batch <= 4096, PEP_ERR_USAGE, "--batch must be 1..4096");
     if (batch) B = s.max_B = batch;
-    s.pe = !strcmp(pe, "adapter") ? PEP_PE_METHOD_ADAPTER : !strcmp(pe, "prefix") ? PEP_PE_METHOD_PREFIX
-         : !strcmp(pe, "lora") ? PEP_PE_METHOD_LORA : PEP_PE_METHOD_NONE;
+    s.pe = pe_method;
     struct pep_model *m = NULL;
     struct pep_batch b = {0};
     int rc = PEP_OK, *idx = NULL;

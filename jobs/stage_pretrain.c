@@ -99,7 +99,7 @@ static int run_pretrain(struct pep_stage *stg)
 
     struct pep_model_spec spec;
     struct pep_config mcfg = *cfg;
-    strcpy(mcfg.pe.method, "none"); /* the base model has no PE modules */
+    strcpy(mcfg.pe.method, pep_pe_method_name(PEP_PE_METHOD_NONE)); /* the base model has no PE modules */
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM, LB, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);

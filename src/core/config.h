@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "core/names.h"
+
 /* Buffer sizes of the config's strings: paths and lists; a one-word choice (pe.method ...);
  * a language code, as listed in data.languages, data.source ... (with its NUL). */
 #define PEP_CFG_STR 512
@@ -113,7 +115,8 @@ struct pep_config_key {
     size_t offset;
     size_t size;             /* for strings */
     double min, max;         /* for numbers */
-    const char *choices;     /* for enums: "a|b|c" */
+    const char *choices;     /* for enums without a name table: "a|b|c" */
+    const struct pep_names *names; /* for enums with one (core/names.h): the choices */
     const char *help;
 };
 
@@ -132,6 +135,8 @@ int pep_config_validate(const struct pep_config *cfg);
 int pep_config_to_ini(const struct pep_config *cfg, char **out);
 /* Key table, for docs and tests. */
 const struct pep_config_key *pep_config_keys(size_t *count);
+/* The valid values of an enum or bool key as "a|b|c" ("" for other keys). */
+void pep_config_choices(const struct pep_config_key *k, char *buf, size_t len);
 /* Writes the value of a key as text. */
 int pep_config_get(const struct pep_config *cfg, const char *key, char *buf, size_t len);
 
