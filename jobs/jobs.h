@@ -18,14 +18,11 @@ int pep_cmd_prime(int argc, char **argv);
 int pep_cmd_finetune(int argc, char **argv);
 int pep_cmd_evaluate(int argc, char **argv);
 
-/* Trains a SentencePiece unigram model with spm_train on the training text of `languages`
- * (comma list), read as the stages read it (cfg's data.* keys; data.corpus = generated: the
- * generated corpus) -> `out`. */
-int pep_tokenizer_train(const struct pep_config *cfg, const char *languages, long vocab, const char *out,
-                        long per_lang, uint64_t seed);
-
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);
 int pep_bench_shape(const char *name, struct pep_model_spec *s, int *B, int *T);
+/* bench_flops.c: fwd+bwd FLOPs of one training step on batch b, its real tokens and
+ * per-sequence attention, with gradients for `grad_groups` (for tokens/s -> GFLOP/s). */
+double pep_bench_flops(const struct pep_model_spec *spec, const struct pep_batch *b, unsigned grad_groups);
 
 #endif

@@ -1,4 +1,4 @@
-/* NER data for the stages (nerdata.h): io/conll reads, src/tokenizer encodes. */
+/* NER data for the stages (nerdata.h): io/conll reads, data/ner_align encodes and labels. */
 #include "nerdata.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "data/corpus.h"
 #include "data/generated.h"
+#include "data/ner_align.h"
 #include "pep_mpi.h"
 #include "spm_file.h"
 
@@ -167,14 +168,10 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
             lens[j] = (size_t)c->word_len[w0 + (size_t)j];
         }
         int *ids = out->ids + (size_t)s * T, *lab = out->labels + (size_t)s * T;
-        PEP_CALL_GOTO(rc, pep_spm_encode_sentence(spm, words, lens, nw, T, ids, out->first + w0, &n_ids, &cut));
-        for (int t = n_ids; t < T; t++) ids[t] = PEP_PAD_ID;
-        for (int t = 0; t < T; t++) lab[t] = PEP_IGNORE_INDEX;
         const int *tags = pep_corpus_sentence_tags(c, s);
-        for (int j = 0; j < nw; j++) {
-            out->gold[w0 + (size_t)j] = tags[j];
-            if (out->first[w0 + (size_t)j] >= 0) lab[out->first[w0 + (size_t)j]] = tags[j];
-        }
+        PEP_CALL_GOTO(rc, pep_ner_align(spm, words, lens, tags, nw, T, ids, lab, out->first + w0, &n_ids, &cut));
+        for (int t = n_ids; t < T; t++) ids[t] = PEP_PAD_ID, lab[t] = PEP_IGNORE_INDEX;
+        memcpy(out->gold + w0, tags, (size_t)nw * sizeof *tags);
         out->len[s] = n_ids;
         out->word_off[s] = (int)w0;
         out->tokens += n_ids;

@@ -1,5 +1,5 @@
 /* The NER data as the stages use it: one language's split read (io/conll), encoded with the
- * SentencePiece model (src/tokenizer) into fixed-stride id and label rows, with the word ->
+ * SentencePiece model (src/data/ner_align.h) into fixed-stride id and label rows, with the word ->
  * first-piece map that evaluation needs, and batches cut from it. */
 #ifndef PEP_NERDATA_H
 #define PEP_NERDATA_H

@@ -14,6 +14,7 @@
 #include "jobs.h"
 #include "nerdata.h"
 #include "stage.h"
+#include "tokenizer_train.h"
 #include "train_loop.h"
 
 #define MAX_LANGS 128

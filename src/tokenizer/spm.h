@@ -4,7 +4,9 @@
  * a Darts-clone double-array trie over a blob of normalised strings), whitespace handling,
  * dummy prefix, unigram Viterbi with SentencePiece's tie-breaking and float/double
  * arithmetic, merged unknowns, user-defined pieces, byte fallback.
- * Also the fairseq / XLM-R id mapping and the per-word alignment used for NER.
+ * Also the fairseq / XLM-R id mapping and one word's encoding; src/data/ner_align.h aligns the
+ * words of a tagged sentence. Implemented in spm_model.c, spm_normalize.c, spm_unigram.c,
+ * spm_bpe.c and spm_encode.c (spm_private.h holds what they share).
  * BPE models are encoded too (bpe_model.cc's merge order); word/char models are rejected
  * with PEP_ERR_FORMAT. No file I/O here: io/spm_file.h reads a model file. */
 #ifndef PEP_SPM_H
@@ -59,14 +61,5 @@ int pep_spm_mask_id(const struct pep_spm *spm);
  * <unk> (XTREME's rule). Same buffer contract as pep_spm_encode. */
 int pep_spm_encode_word(const struct pep_spm *spm, const char *word, size_t len, int *ids,
                         int cap, int *n);
-
-/* A tagged sentence as the NER pipeline feeds it: [<s>] + pieces of each word + [</s>] in
- * fairseq ids, at most T ids in all (the word pieces are cut at T - 2, XTREME's rule).
- * words[w] / lens[w]: the n_words words. Outputs: ids[0..*n_ids) (ids has room for T),
- * first_piece[w] = index in ids of word w's first piece, or -1 if the cut dropped it,
- * *n_truncated = number of words whose first piece was cut (may be NULL). T >= 2. */
-int pep_spm_encode_sentence(const struct pep_spm *spm, const char *const *words,
-                            const size_t *lens, int n_words, int T, int *ids, int *first_piece,
-                            int *n_ids, int *n_truncated);
 
 #endif

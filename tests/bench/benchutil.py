@@ -112,7 +112,7 @@ def read_conll(path):
 
 
 def encode_sentence(sp, words, T):
-    """peprime's pep_spm_encode_sentence with the sentencepiece module: [<s>] + each word's
+    """peprime's pep_ner_align with the sentencepiece module: [<s>] + each word's
     pieces (fairseq ids: spm id + 1, <unk> 3) + [</s>], pieces cut at T - 2; returns (ids,
     first piece index of every word or -1)."""
     def fairseq(i):

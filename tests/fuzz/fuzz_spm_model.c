@@ -1,5 +1,5 @@
 /* libFuzzer harness for SentencePiece .model files (the ModelProto protobuf read by
- * io/spm_file.c + src/tokenizer/spm.c): the input is written to a file and read with
+ * io/spm_file.c + src/tokenizer/spm_model.c): the input is written to a file and read with
  * pep_spm_read_file, as `peprime tokenizer` and every stage read model.tokenizer. A rejection
  * must be PEP_ERR_FORMAT naming the file. An accepted model must then encode a few fixed
  * texts and the input's first bytes (through its own, possibly damaged, normaliser tables)
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/ner_align.h"
 #include "fuzz_util.h"
 #include "spm_file.h"
 #include "tokenizer/spm.h"
@@ -36,7 +37,7 @@ static void encode_checked(const struct pep_spm *spm, const char *text, size_t l
     const char *words[3] = {text, "x", text};
     size_t lens[3] = {len, 1, len / 2};
     int sent[16], first[3], n_ids = 0, cut = 0;
-    rc = pep_spm_encode_sentence(spm, words, lens, 3, 16, sent, first, &n_ids, &cut);
+    rc = pep_ner_align(spm, words, lens, NULL, 3, 16, sent, NULL, first, &n_ids, &cut);
     if (rc != PEP_OK) {
         fuzz_rejected(rc, FUZZ_ERR(PEP_ERR_FORMAT), NULL);
         return;

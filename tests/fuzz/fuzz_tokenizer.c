@@ -1,16 +1,17 @@
-/* libFuzzer harness for the SentencePiece encoder (src/tokenizer/spm.c) on arbitrary bytes,
+/* libFuzzer harness for the SentencePiece encoder (src/tokenizer/spm_*.c) on arbitrary bytes,
  * valid UTF-8 or not. The first input byte picks one of the three tiny models of
  * corpus/spm_model (unigram with a charsmap and a user-defined symbol, BPE, unigram with byte
  * fallback); the rest is the text. Checked: encoding never fails on any bytes; the piece count
  * does not depend on the buffer size (a too-small buffer is PEP_ERR_USAGE with the count
  * needed); every id is inside the vocabulary; a sentence split at spaces encodes into its
- * window with each word's first piece where encode_sentence says. */
+ * window with each word's first piece where pep_ner_align says. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "data/ner_align.h"
 #include "fuzz_util.h"
 #include "spm_file.h"
 #include "tokenizer/spm.h"
@@ -78,8 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (i > s) words[nw] = text + s, lens[nw++] = i - s;
     }
     int sent[WINDOW], first[WORDS_MAX], n_ids = 0, cut = -1;
-    if (pep_spm_encode_sentence(spm, words, lens, nw, WINDOW, sent, first, &n_ids, &cut) != PEP_OK)
-        fuzz_fail("encode_sentence failed: %s", pep_error_message());
+    if (pep_ner_align(spm, words, lens, NULL, nw, WINDOW, sent, NULL, first, &n_ids, &cut) != PEP_OK)
+        fuzz_fail("ner_align failed: %s", pep_error_message());
     if (n_ids < 2 || n_ids > WINDOW || sent[0] != 0 || sent[n_ids - 1] != 2)
         fuzz_fail("sentence of %d ids is not <s> ... </s> in a window of %d", n_ids, WINDOW);
     int kept = 0;

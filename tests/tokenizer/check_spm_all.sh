@@ -39,7 +39,7 @@ for split in train dev test; do
     echo "$split: $((n - d)) / $n sentences identical"
     total=$((total + n)); bad=$((bad + d))
 done
-# The NER alignment (pep_spm_encode_sentence) against XTREME's per-word rule computed with
+# The NER alignment (pep_ner_align) against XTREME's per-word rule computed with
 # SentencePiece's Python binding, on every dev sentence, T = 32 so that cuts happen.
 oracle=$(dirname "$0")/align_oracle.py
 /usr/bin/python3 "$oracle" spm.model 32 < dev.txt > dev.align.ref

@@ -1,5 +1,5 @@
 /* SentencePiece encoder: ids equal to spm_encode's on a tiny model trained in the set-up
- * by spm_train (unigram and BPE), unknown merging, fairseq mapping, per-word alignment and truncation,
+ * by spm_train (unigram and BPE), unknown merging, fairseq mapping, the NER alignment (data/ner_align.h) with its labels and truncation,
  * malformed model bytes (truncations, byte flips, foreign files) and file errors. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/ner_align.h"
+#include "model/model.h"
 #include "spm_file.h"
 #include "testutil.h"
 #include "tokenizer/spm.h"
@@ -205,7 +207,7 @@ static void test_spm_fairseq_mapping(void **state)
  * a piece. */
 static int fairseq_rule(int spm_id) { return spm_id == 0 ? 3 : spm_id == 1 ? 0 : spm_id == 2 ? 2 : spm_id + 1; }
 
-/* pep_spm_encode_sentence against spm_encode (the sentencepiece tool) + the rules above: each
+/* pep_ner_align against spm_encode (the sentencepiece tool) + the rules above: each
  * word encoded on its own (XLM-R's is_split_into_words), <s> words </s>; and the mapping is a
  * bijection of the pieces onto [0, V + 2) minus <pad> and <mask>. Unigram and BPE models. */
 static void check_sentence_vs_spm_encode(const char *model)
@@ -240,7 +242,7 @@ static void check_sentence_vs_spm_encode(const char *model)
     struct pep_spm *spm = NULL;
     assert_int_equal(pep_spm_read_file(model, &spm), PEP_OK);
     int ids[256], first[16], n_ids = 0, n_trunc = 0;
-    assert_int_equal(pep_spm_encode_sentence(spm, words, NULL, nw, 256, ids, first, &n_ids, &n_trunc), PEP_OK);
+    assert_int_equal(pep_ner_align(spm, words, NULL, NULL, nw, 256, ids, NULL, first, &n_ids, &n_trunc), PEP_OK);
     assert_int_equal(n_trunc, 0);
     assert_int_equal(n_ids, ne);
     for (int k = 0; k < ne; k++)
@@ -275,8 +277,9 @@ static void test_spm_encode_sentence_alignment(void **state)
     struct pep_spm *spm = NULL;
     assert_int_equal(pep_spm_load(g_bytes, g_len, NULL, &spm), PEP_OK);
     const char *words[] = {"Angela", "Merkel", "besuchte", "☃", "Москва", "."};
-    int nw = 6, ids[128], first[6], n_ids, n_trunc, wid[64], wn;
-    assert_int_equal(pep_spm_encode_sentence(spm, words, NULL, nw, 128, ids, first, &n_ids, &n_trunc), PEP_OK);
+    const int tags[] = {1, 2, 0, 0, 3, 0};
+    int nw = 6, ids[128], labels[128], first[6], n_ids, n_trunc, wid[64], wn;
+    assert_int_equal(pep_ner_align(spm, words, NULL, tags, nw, 128, ids, labels, first, &n_ids, &n_trunc), PEP_OK);
     assert_int_equal(ids[0], 0);
     assert_int_equal(ids[n_ids - 1], 2);
     assert_int_equal(n_trunc, 0);
@@ -290,19 +293,27 @@ static void test_spm_encode_sentence_alignment(void **state)
         pos += wn;
     }
     assert_int_equal(pos + 1, n_ids);
+    /* each word's tag on its first piece, no loss anywhere else */
+    for (int t = 0, w = 0; t < n_ids; t++) {
+        if (w < nw && t == first[w]) assert_int_equal(labels[t], tags[w++]);
+        else assert_int_equal(labels[t], PEP_IGNORE_INDEX);
+    }
     /* the unseen word ends in one fairseq <unk> (after the "▁" piece, as spm gives) */
     assert_int_equal(ids[first[4] - 1], 3);
     assert_int_not_equal(ids[first[4] - 2], 3);
 
     /* truncation: T = 5 leaves 3 piece slots; later words lose their first piece */
-    int ids5[5], first5[6];
-    assert_int_equal(pep_spm_encode_sentence(spm, words, NULL, nw, 5, ids5, first5, &n_ids, &n_trunc), PEP_OK);
+    int ids5[5], labels5[5], first5[6];
+    assert_int_equal(pep_ner_align(spm, words, NULL, tags, nw, 5, ids5, labels5, first5, &n_ids, &n_trunc), PEP_OK);
     assert_true(n_ids <= 5);
     assert_int_equal(ids5[n_ids - 1], 2);
     int dropped = 0;
     for (int w = 0; w < nw; w++) {
         if (first5[w] < 0) dropped++;
-        else assert_int_equal(first5[w], first[w]);
+        else {
+            assert_int_equal(first5[w], first[w]);
+            assert_int_equal(labels5[first5[w]], tags[w]);
+        }
     }
     assert_int_equal(dropped, n_trunc);
     assert_true(n_trunc >= 3);
