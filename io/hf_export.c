@@ -227,7 +227,7 @@ static int write_adapters(const char *dir, const struct pep_hf_export *e)
     char sub[4096];
     PEP_CALL(write_pe_tensors(dir, "adapterhub", "adapter.safetensors", e, adapterhub_name, 0, sub, sizeof sub));
     /* the activation's name is AdapterHub's non_linearity name too */
-    const char *act = s->adapter_act == PEP_ACTIVATION_GELU ? "gelu" : s->adapter_act == PEP_ACTIVATION_SWISH ? "swish" : "relu";
+    const char *act = pep_activation_name(s->adapter_act);
     int houlsby = s->placement == PEP_ADAPTER_PLACEMENT_HOULSBY;
     char cfg[3072];
     /* peprime's adapters sit on the sub-layer output before the residual + LayerNorm in both

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "layers/activation.h"
 #include "model/kinds.h"
 #include "optim/optim.h"
 
@@ -41,7 +42,7 @@ static const struct pep_config_key keys[] = {
     KNAMES("pe.method", pe.method, pep_pe_method_names, "parameter-efficient method"),
     KNAMES("pe.placement", pe.placement, pep_adapter_placement_names, "adapter placement: after the FFN only, or after attention and FFN"),
     KINT("pe.reduction", pe.reduction, 1, 4096, "adapter reduction factor: bottleneck = hidden / reduction"),
-    KENUM("pe.activation", pe.activation, "relu|gelu|swish", "adapter non-linearity"),
+    KNAMES("pe.activation", pe.activation, pep_activation_names, "adapter non-linearity"),
     KINT("pe.prefix_length", pe.prefix_length, 1, 4096, "prefix vectors per layer (P)"),
     KBOOL("pe.prefix_reparam", pe.prefix_reparam, "train prefixes through Li & Liang's tanh MLP"),
     KINT("pe.prefix_hidden", pe.prefix_hidden, 1, 65536, "hidden width of the prefix MLP"),
@@ -129,7 +130,7 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->pe.method, pep_pe_method_name(PEP_PE_METHOD_ADAPTER));
     strcpy(cfg->pe.placement, pep_adapter_placement_name(PEP_ADAPTER_PLACEMENT_PFEIFFER));
     cfg->pe.reduction = 16;
-    strcpy(cfg->pe.activation, "relu");
+    strcpy(cfg->pe.activation, pep_activation_name(PEP_ACTIVATION_RELU));
     cfg->pe.prefix_length = 30;
     cfg->pe.prefix_reparam = 0;
     cfg->pe.prefix_hidden = 512;

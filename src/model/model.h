@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "layers/activation.h"
 #include "model/kinds.h"
 #include "model/params.h"
 
@@ -32,7 +33,6 @@
 #define PEP_UNK_ID 3
 #define PEP_IGNORE_INDEX (-100)
 
-enum pep_activation { PEP_ACTIVATION_RELU, PEP_ACTIVATION_GELU, PEP_ACTIVATION_SWISH };
 
 struct pep_model_spec {
     int L, C, NH, FF, V;       /* layers, width, heads, feed-forward width, vocabulary */

@@ -44,7 +44,7 @@ static void run_case(const char *variant, enum pep_head_kind head, const char *p
     char path[1200], ref_path[1200], ckpt[1200], cfg_path[1200];
     snprintf(path, sizeof path, "%s/model_%s.safetensors", g_dir, variant);
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", g_dir);
-    snprintf(ref_path, sizeof ref_path, "%s/logits_%s_%s.safetensors", g_dir, variant, head == PEP_HEAD_KIND_MLM ? "mlm" : "tagger");
+    snprintf(ref_path, sizeof ref_path, "%s/logits_%s_%s.safetensors", g_dir, variant, pep_head_kind_name(head));
     snprintf(ckpt, sizeof ckpt, "%s/base_%s.h5", pep_test_tmpdir("hf_logits"), variant);
 
     struct pep_fixture tf;
@@ -142,7 +142,7 @@ static void check_case(const char *variant, enum pep_head_kind head)
     struct result res;
     run_case(variant, head, NULL, 0, &res);
     printf("  %-4s %-6s %4zu logits: rel err (2-norm) %.3g, worst element %.3g, loss rel err %.3g\n", variant,
-           head == PEP_HEAD_KIND_MLM ? "mlm" : "tagger", res.n, res.rel, res.worst, res.loss_rel);
+           pep_head_kind_name(head), res.n, res.rel, res.worst, res.loss_rel);
     assert_true(res.rel <= REL_TOL);
     assert_true(res.worst <= ELEM_TOL);
     assert_true(res.loss_rel <= REL_TOL);

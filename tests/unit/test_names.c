@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/names.h"
+#include "layers/activation.h"
 #include "model/kinds.h"
 #include "optim/optim.h"
 #include "testutil.h"
@@ -33,32 +34,34 @@ static void check_round_trip(const struct pep_names *t)
 
 static void test_names_stored_values_unchanged(void **state)
 {
+    static const struct {
+        const struct pep_names *table;
+        const char *name;
+        int value;
+    } stored[] = {
+        {&pep_pe_method_names, "none", 0},         {&pep_pe_method_names, "adapter", 1},
+        {&pep_pe_method_names, "prefix", 2},       {&pep_pe_method_names, "lora", 3},
+        {&pep_adapter_placement_names, "pfeiffer", 0}, {&pep_adapter_placement_names, "houlsby", 1},
+        {&pep_head_kind_names, "tagger", 0},       {&pep_head_kind_names, "mlm", 1},
+        {&pep_activation_names, "relu", 0},        {&pep_activation_names, "gelu", 1},
+        {&pep_activation_names, "swish", 2},       {&pep_optim_kind_names, "sgd", 0},
+        {&pep_optim_kind_names, "adamw", 1},
+    };
+    for (size_t i = 0; i < sizeof stored / sizeof stored[0]; i++) {
+        int v = -1;
+        assert_int_equal(pep_names_parse(stored[i].table, stored[i].name, &v), 0);
+        assert_int_equal(v, stored[i].value);
+    }
+    /* the typed wrappers */
     enum pep_pe_method m;
-    assert_int_equal(pep_pe_method_parse("none", &m), 0);
-    assert_int_equal(m, 0);
-    assert_int_equal(pep_pe_method_parse("adapter", &m), 0);
-    assert_int_equal(m, 1);
-    assert_int_equal(pep_pe_method_parse("prefix", &m), 0);
-    assert_int_equal(m, 2);
-    assert_int_equal(pep_pe_method_parse("lora", &m), 0);
-    assert_int_equal(m, 3);
     assert_int_equal(pep_pe_method_parse("Adapter", &m), -1);
-    enum pep_adapter_placement p;
-    assert_int_equal(pep_adapter_placement_parse("pfeiffer", &p), 0);
-    assert_int_equal(p, 0);
-    assert_int_equal(pep_adapter_placement_parse("houlsby", &p), 0);
-    assert_int_equal(p, 1);
-    enum pep_head_kind h;
-    assert_int_equal(pep_head_kind_parse("tagger", &h), 0);
-    assert_int_equal(h, 0);
-    assert_int_equal(pep_head_kind_parse("mlm", &h), 0);
-    assert_int_equal(h, 1);
-    assert_string_equal(pep_pe_method_name(PEP_PE_METHOD_LORA), "lora");
+    assert_int_equal(pep_pe_method_parse("lora", &m), 0);
+    assert_int_equal(m, PEP_PE_METHOD_LORA);
+    enum pep_activation a;
+    assert_int_equal(pep_activation_parse("tanh", &a), -1); /* the prefix MLP's, no adapter choice */
+    assert_string_equal(pep_activation_name(PEP_ACTIVATION_TANH), "?");
     assert_string_equal(pep_adapter_placement_name(PEP_ADAPTER_PLACEMENT_HOULSBY), "houlsby");
     assert_string_equal(pep_head_kind_name(PEP_HEAD_KIND_MLM), "mlm");
-    int k = -1;
-    assert_int_equal(pep_names_parse(&pep_optim_kind_names, "sgd", &k), 0);
-    assert_int_equal(k, PEP_OPTIM_KIND_SGD);
 }
 
 static void test_names_round_trip(void **state)
@@ -66,6 +69,7 @@ static void test_names_round_trip(void **state)
     check_round_trip(&pep_pe_method_names);
     check_round_trip(&pep_adapter_placement_names);
     check_round_trip(&pep_head_kind_names);
+    check_round_trip(&pep_activation_names);
     check_round_trip(&pep_optim_kind_names);
 }
 
@@ -98,13 +102,17 @@ static void test_names_config_uses_tables(void **state)
         } else if (!strcmp(k[i].name, "pe.placement")) {
             assert_ptr_equal(k[i].names, &pep_adapter_placement_names);
             found++;
+        } else if (!strcmp(k[i].name, "pe.activation")) {
+            assert_ptr_equal(k[i].names, &pep_activation_names);
+            assert_string_equal(buf, "relu|gelu|swish");
+            found++;
         } else if (!strcmp(k[i].name, "optim.name")) {
             assert_ptr_equal(k[i].names, &pep_optim_kind_names);
             assert_string_equal(buf, "adamw|sgd");
             found++;
         }
     }
-    assert_int_equal(found, 3);
+    assert_int_equal(found, 4);
     struct pep_config cfg;
     pep_config_defaults(&cfg);
     assert_int_equal(pep_config_set(&cfg, "pe.method", "lora", "t"), PEP_OK);
