@@ -59,6 +59,10 @@ struct pep_config {
         int query_size;       /* sentences */
         char sampling[PEP_CFG_WORD];    /* uniform | temperature */
         float temperature;
+        int exchange_overlap;    /* bool: meta-gradient buckets summed during the last task's backward */
+        int exchange_sparse;     /* bool: only the touched word-embedding rows are summed */
+        float exchange_bucket_mb;/* MiB per bucket */
+        char exchange_sum[32];   /* mpi | ordered */
     } maml;
     struct {
         char root[PEP_CFG_STR];       /* data root; "" = $PEPRIME_DATA or ../shared/data */

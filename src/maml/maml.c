@@ -20,6 +20,16 @@ struct pep_maml {
     int meta_fresh;    /* pep_maml_zero was called and nothing written since: the next write stores */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
+    pep_maml_ready_fn ready; /* pep_maml_set_ready: for the next task only */
+    void *ready_ud;
+    struct final_pass {
+        enum { FIN_GRAD, FIN_HVP, FIN_ADJOINT } kind; /* meta += scale * (gradient | HVP-updated adjoint | adjoint) */
+        size_t b, e;   /* the meta range the task adds to (the update range) */
+        float scale;   /* 1 / meta_batch (multitask: 0.5 / meta_batch per batch) */
+        float s;       /* FIN_HVP: the adjoint step inner_lr / 2e of hvp_step */
+        size_t *done;  /* [begin, end) pairs finished during the pass (at most one per parameter row) */
+        int ndone;
+    } fin;
 };
 
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
@@ -85,6 +95,7 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->g, n);
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
+    PEP_ALLOC_GOTO(rc, mm->fin.done, 2 * (size_t)m->table.count);
     if (o->inner_adam && o->method == PEP_MAML_METHOD_MAML) {
         PEP_ALLOC_GOTO(rc, mm->am, mm->n_in);
         PEP_ALLOC_GOTO(rc, mm->av, mm->n_in);
@@ -118,6 +129,7 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->restore);
     pep_free(mm->am);
     pep_free(mm->av);
+    pep_free(mm->fin.done);
     free(mm);
     *pmm = NULL;
 }
@@ -167,6 +179,98 @@ void pep_maml_inner_range(const struct pep_maml *mm, size_t *begin, size_t *end)
     *end = mm->in_e;
 }
 
+void pep_maml_set_ready(struct pep_maml *mm, pep_maml_ready_fn ready, void *ud)
+{
+    mm->ready = ready;
+    mm->ready_ud = ready ? ud : NULL;
+}
+
+/* The final pass's contribution to meta[b, e), all on one side of the inner set's edges
+ * (inner: the rows of phi_0's gradient v). FIN_GRAD: the pass's gradient; FIN_HVP: the
+ * adjoint after its last HVP step (v or g += s gr); FIN_ADJOINT: the adjoint as it stands. */
+static void finish_part(struct pep_maml *mm, size_t b, size_t e, int inner)
+{
+    const struct final_pass *f = &mm->fin;
+    if (b >= e) return;
+    const float *restrict gr = mm->m->grads + b;
+    const float *src = gr;
+    if (f->kind != FIN_GRAD) {
+        float *restrict adj = inner ? mm->v + (b - mm->in_b) : mm->g + b;
+        if (f->kind == FIN_HVP) {
+            float s = f->s;
+#pragma omp simd
+            for (size_t i = 0; i < e - b; i++) adj[i] += s * gr[i];
+        }
+        src = adj;
+    }
+    meta_put(mm, b, e, src, f->scale);
+}
+
+/* The task's contribution to meta[b, e) (clipped to the final pass's range) once the final
+ * pass's gradient there is final: the one place the meta-gradient gets a task's last pass,
+ * with the same operations whether called during the pass or after it, so the bits do not
+ * depend on when a range is finished. Stores instead of adding after pep_maml_zero until the
+ * task ends (final_end): each float is finished once per task. */
+static void finish_range(struct pep_maml *mm, size_t b, size_t e)
+{
+    const struct final_pass *f = &mm->fin;
+    if (b < f->b) b = f->b;
+    if (e > f->e) e = f->e;
+    if (b >= e) return;
+    size_t ib = mm->in_b < b ? b : mm->in_b > e ? e : mm->in_b, ie = mm->in_e < ib ? ib : mm->in_e > e ? e : mm->in_e;
+    finish_part(mm, b, ib, 0);
+    finish_part(mm, ib, ie, 1);
+    finish_part(mm, ie, e, 0);
+}
+
+/* The model's layer-done callback during a final pass: finish the range, then tell the caller. */
+static int on_grad_ready(size_t b, size_t e, void *ud)
+{
+    struct pep_maml *mm = ud;
+    struct final_pass *f = &mm->fin;
+    if (b < f->b) b = f->b;
+    if (e > f->e) e = f->e;
+    if (b >= e) return PEP_OK;
+    finish_range(mm, b, e);
+    f->done[2 * f->ndone] = b, f->done[2 * f->ndone + 1] = e;
+    f->ndone++;
+    return mm->ready(b, e, mm->ready_ud);
+}
+
+/* Starts the task's final pass: the rows it finishes become meta-gradient as the backward
+ * reports them (when the caller set a ready callback). */
+static void final_begin(struct pep_maml *mm, int kind, size_t b, size_t e, float scale, float s)
+{
+    struct final_pass *f = &mm->fin;
+    f->kind = kind, f->b = b, f->e = e, f->scale = scale, f->s = s, f->ndone = 0;
+    if (mm->ready) pep_model_set_grad_ready(mm->m, on_grad_ready, mm);
+}
+
+/* Ends the final pass: finishes (and reports) every part of the range the backward did not. */
+static int final_end(struct pep_maml *mm)
+{
+    struct final_pass *f = &mm->fin;
+    pep_model_set_grad_ready(mm->m, NULL, NULL);
+    for (int i = 1; i < f->ndone; i++) /* sort the finished ranges by start (few: one per row at most) */
+        for (int j = i; j > 0 && f->done[2 * (j - 1)] > f->done[2 * j]; j--) {
+            size_t b = f->done[2 * j], e = f->done[2 * j + 1];
+            f->done[2 * j] = f->done[2 * (j - 1)], f->done[2 * j + 1] = f->done[2 * (j - 1) + 1];
+            f->done[2 * (j - 1)] = b, f->done[2 * (j - 1) + 1] = e;
+        }
+    size_t at = f->b;
+    for (int i = 0; i <= f->ndone; i++) {
+        size_t gap_end = i < f->ndone ? f->done[2 * i] : f->e;
+        if (gap_end > at) {
+            finish_range(mm, at, gap_end);
+            if (mm->ready) PEP_CALL(mm->ready(at, gap_end, mm->ready_ud));
+        }
+        if (i < f->ndone && f->done[2 * i + 1] > at) at = f->done[2 * i + 1];
+    }
+    f->ndone = 0;
+    mm->meta_fresh = 0; /* every float of the range is written: later tasks add */
+    return PEP_OK;
+}
+
 static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
 
 /* Loss at the current parameters; adds its gradient (groups) to the model's gradient block. */
@@ -201,7 +305,12 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     double vn = 0.0;
     for (size_t i = 0; i < nin; i++) vn += (double)mm->v[i] * mm->v[i];
     vn = sqrt(vn);
-    if (vn == 0.0) return PEP_OK; /* H 0 = 0 */
+    float scale = 1.0f / (float)o->meta_batch;
+    if (vn == 0.0) { /* H 0 = 0; at j = 0 the adjoints are the meta-gradient as they stand */
+        if (j > 0) return PEP_OK;
+        final_begin(mm, FIN_ADJOINT, mm->out_b, mm->out_e, scale, 0.0f);
+        return final_end(mm);
+    }
     float e = (float)(o->fd_eps / vn), l2;
     unsigned need = j > 0 ? (o->inner | o->outer) : o->outer;
     size_t nb, ne;
@@ -210,9 +319,14 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     PEP_CALL(loss_grad(m, support, seed, need, &l2));
     for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
-    PEP_CALL(add_grad(m, support, seed, need, &l2));
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
     float s = o->inner_lr / (2.0f * e);
+    if (j == 0) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
+        final_begin(mm, FIN_HVP, mm->out_b, mm->out_e, scale, s);
+        PEP_CALL(add_grad(m, support, seed, need, &l2));
+        return final_end(mm);
+    }
+    PEP_CALL(add_grad(m, support, seed, need, &l2));
     for (size_t i = mm->out_b; i < mm->out_e; i++)
         if (i < mm->in_b || i >= mm->in_e) mm->g[i] += s * gr[i];
     size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
@@ -258,19 +372,6 @@ static void inner_update(struct pep_maml *mm, int j, const float *pj, const floa
     }
 }
 
-/* meta[O] += scale * (the gradient of phi_0 on O n I, gth elsewhere), as three branch-free
- * ranges so the loops vectorise (O spans the whole encoder: 7 M floats at the tiny shape). */
-static void accumulate_meta(struct pep_maml *mm, const float *gth, float scale)
-{
-    size_t ob = mm->out_b, oe = mm->out_e;
-    size_t ib = mm->in_b > ob ? mm->in_b : ob, ie = mm->in_e < oe ? mm->in_e : oe;
-    if (ib > ie) ib = ie = oe; /* I and O do not overlap */
-    meta_put(mm, ob, ib, gth + ob, scale);
-    meta_put(mm, ib, ie, mm->v + (ib - mm->in_b), scale);
-    meta_put(mm, ie, oe, gth + ie, scale);
-    mm->meta_fresh = 0;
-}
-
 /* Multi-task matched to MAML: PE + head restart as MAML's would, no adaptation; the encoder
  * (O) takes the query batch's gradient through them. The support batch is not used. */
 static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *query, uint64_t seed,
@@ -282,10 +383,10 @@ static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *q
     memcpy(mm->restore, m->params + mm->in_b, nin * sizeof(float));
     inner_start(mm, seed);
     memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
+    final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, 1.0f / (float)mm->o.meta_batch, 0.0f);
     int rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
+    if (rc == PEP_OK) rc = final_end(mm);
     if (rc == PEP_OK) {
-        meta_put(mm, mm->out_b, mm->out_e, m->grads + mm->out_b, 1.0f / (float)mm->o.meta_batch);
-        mm->meta_fresh = 0;
         res->support_loss = res->query_loss = lq;
         res->adapted = res->start = mm->phi;
     }
@@ -303,19 +404,18 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
     PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
     meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale);
     mm->meta_fresh = 0;
+    final_begin(mm, FIN_GRAD, mm->up_b, mm->up_e, scale, 0.0f);
     PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
-    meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale);
+    PEP_CALL(final_end(mm));
     res->support_loss = ls;
     res->query_loss = lq;
     res->adapted = res->start = m->params + mm->in_b;
     return PEP_OK;
 }
 
-int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
-                  struct pep_maml_task_result *res)
+static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                     struct pep_maml_task_result *res)
 {
-    if (mm->o.method == PEP_MAML_METHOD_MULTITASK) return multitask_task(mm, support, query, seed, res);
-    if (mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED) return multitask_matched_task(mm, query, seed, res);
     struct pep_model *m = mm->m;
     const struct pep_maml_opts *o = &mm->o;
     size_t nin = mm->n_in;
@@ -336,17 +436,21 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
         inner_update(mm, j, pj, gj, pn);
         memcpy(w + mm->in_b, pn, nin * sizeof(float));
     }
-    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
+    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q; first order: the task's last
+     * pass, so its rows become meta-gradient (theta from g, the inner part from v = the same
+     * gradient) as the backward finishes them */
+    float scale = 1.0f / (float)o->meta_batch;
+    if (o->order == 1) final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
     PEP_CALL_GOTO(rc, loss_grad(m, query, pass_seed(seed, k), all, &lq));
+    if (o->order == 1) PEP_CALL_GOTO(rc, final_end(mm));
     memcpy(mm->v, gr + mm->in_b, nin * sizeof(float));
     if (o->order == 2) memcpy(mm->g + mm->out_b, gr + mm->out_b, (mm->out_e - mm->out_b) * sizeof(float));
-    const float *gth = o->order == 2 ? mm->g : gr;
     PEP_CHECK_GOTO(rc, isfinite(lq), PEP_ERR_NUMERIC, "non-finite query loss");
 
+    /* second order: the meta-gradient of O (theta part from g, inner part from v, the gradient
+     * of phi_0) is finished by the j = 0 step's last pass */
     if (o->order == 2)
         for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
-    /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
-    accumulate_meta(mm, gth, 1.0f / (float)o->meta_batch);
     res->support_loss = ls;
     res->query_loss = lq;
     /* the adapted state is phi_k as the inner loop left it: under order 2 the live weights now
@@ -355,6 +459,18 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     res->start = mm->phi;
 cleanup:
     memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));
+    return rc;
+}
+
+int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                  struct pep_maml_task_result *res)
+{
+    int rc = mm->o.method == PEP_MAML_METHOD_MULTITASK           ? multitask_task(mm, support, query, seed, res)
+             : mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED ? multitask_matched_task(mm, query, seed, res)
+                                                                 : maml_task(mm, support, query, seed, res);
+    /* the ready callback serves one task, also one that failed half way */
+    pep_model_set_grad_ready(mm->m, NULL, NULL);
+    pep_maml_set_ready(mm, NULL, NULL);
     return rc;
 }
 
