@@ -60,7 +60,7 @@
 
 #define PEP_CKPT_FORMAT_VERSION 1
 #define PEP_CKPT_RNG_MAX 64
-#define PEP_CKPT_LANG_MAX 32
+#define PEP_CKPT_LANG_MAX PEP_LANG_MAX /* a language code, as the config lists them */
 #define PEP_CKPT_NAME_MAX 64
 #define PEP_CKPT_PATH_MAX 4096
 

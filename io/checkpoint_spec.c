@@ -6,25 +6,6 @@
 #include "checkpoint_private.h"
 #include "core/error.h"
 
-static const char *head_name(enum pep_head_kind h) { return h == PEP_HEAD_KIND_MLM ? "mlm" : "tagger"; }
-static const char *pe_name(enum pep_pe_method m)
-{
-    switch (m) {
-    case PEP_PE_METHOD_ADAPTER: return "adapter";
-    case PEP_PE_METHOD_PREFIX: return "prefix";
-    case PEP_PE_METHOD_LORA: return "lora";
-    default: return "none";
-    }
-}
-static const char *placement_name(enum pep_adapter_placement p)
-{
-    return p == PEP_ADAPTER_PLACEMENT_HOULSBY ? "houlsby" : "pfeiffer";
-}
-static const char *act_name(enum pep_activation a)
-{
-    return a == PEP_ACTIVATION_GELU ? "gelu" : a == PEP_ACTIVATION_SWISH ? "swish" : "relu";
-}
-
 int ck_write_spec(hid_t root, const struct pep_model_spec *s)
 {
     PEP_CALL(ck_attr_i32(root, "layers", s->L));
@@ -35,10 +16,11 @@ int ck_write_spec(hid_t root, const struct pep_model_spec *s)
     PEP_CALL(ck_attr_i32(root, "max_positions", s->max_positions));
     PEP_CALL(ck_attr_i32(root, "type_vocab", s->type_vocab));
     PEP_CALL(ck_attr_i32(root, "ntags", s->ntags));
-    PEP_CALL(ck_attr_str(root, "head", head_name(s->head)));
-    PEP_CALL(ck_attr_str(root, "pe_method", pe_name(s->pe)));
-    PEP_CALL(ck_attr_str(root, "pe_placement", placement_name(s->placement)));
-    PEP_CALL(ck_attr_str(root, "pe_activation", act_name(s->adapter_act)));
+    /* the enums' one name tables (model/kinds.h, layers/activation.h): these strings are the format */
+    PEP_CALL(ck_attr_str(root, "head", pep_head_kind_name(s->head)));
+    PEP_CALL(ck_attr_str(root, "pe_method", pep_pe_method_name(s->pe)));
+    PEP_CALL(ck_attr_str(root, "pe_placement", pep_adapter_placement_name(s->placement)));
+    PEP_CALL(ck_attr_str(root, "pe_activation", pep_activation_name(s->adapter_act)));
     PEP_CALL(ck_attr_i32(root, "pe_bottleneck", s->bottleneck));
     PEP_CALL(ck_attr_i32(root, "pe_prefix_length", s->prefix_len));
     PEP_CALL(ck_attr_i32(root, "pe_prefix_reparam", s->prefix_reparam));
@@ -49,11 +31,14 @@ int ck_write_spec(hid_t root, const struct pep_model_spec *s)
     return PEP_OK;
 }
 
-static int spec_enum(const char *s, const char *const *names, int n)
+/* *value = the enum named by string attribute `key`, from its name table. */
+static int read_spec_name(hid_t root, const char *f, const char *key, const struct pep_names *t, int *value)
 {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, names[i])) return i;
-    return -1;
+    char buf[64], valid[128];
+    PEP_CALL(ck_attr_read_str_buf(root, f, "/", key, buf, sizeof buf));
+    if (pep_names_parse(t, buf, value) == 0) return PEP_OK;
+    pep_names_list(t, ", ", " or ", valid, sizeof valid);
+    PEP_FAIL(PEP_ERR_FORMAT, "%s: unknown %s '%s' (a checkpoint names %s)", f, key, buf, valid);
 }
 
 int ck_read_spec(struct pep_ckpt_reader *r, hid_t root)
@@ -73,22 +58,13 @@ int ck_read_spec(struct pep_ckpt_reader *r, hid_t root)
     PEP_CALL(ck_attr_read_num(root, f, "/", "layer_norm_eps", H5T_NATIVE_DOUBLE, &eps));
     s->lora_alpha = (float)a;
     s->ln_eps = (float)eps;
-    char buf[64];
-    static const char *const heads[] = {"tagger", "mlm"}, *const pes[] = {"none", "adapter", "prefix", "lora"},
-                             *const pls[] = {"pfeiffer", "houlsby"}, *const acts[] = {"relu", "gelu", "swish"};
-    int e;
-    PEP_CALL(ck_attr_read_str_buf(root, f, "/", "head", buf, sizeof buf));
-    PEP_CHECK((e = spec_enum(buf, heads, 2)) >= 0, PEP_ERR_FORMAT, "%s: unknown head '%s'", f, buf);
-    s->head = e == 1 ? PEP_HEAD_KIND_MLM : PEP_HEAD_KIND_TAGGER;
-    PEP_CALL(ck_attr_read_str_buf(root, f, "/", "pe_method", buf, sizeof buf));
-    PEP_CHECK((e = spec_enum(buf, pes, 4)) >= 0, PEP_ERR_FORMAT, "%s: unknown pe_method '%s'", f, buf);
-    s->pe = e == 1 ? PEP_PE_METHOD_ADAPTER : e == 2 ? PEP_PE_METHOD_PREFIX : e == 3 ? PEP_PE_METHOD_LORA : PEP_PE_METHOD_NONE;
-    PEP_CALL(ck_attr_read_str_buf(root, f, "/", "pe_placement", buf, sizeof buf));
-    PEP_CHECK((e = spec_enum(buf, pls, 2)) >= 0, PEP_ERR_FORMAT, "%s: unknown pe_placement '%s'", f, buf);
-    s->placement = e == 1 ? PEP_ADAPTER_PLACEMENT_HOULSBY : PEP_ADAPTER_PLACEMENT_PFEIFFER;
-    PEP_CALL(ck_attr_read_str_buf(root, f, "/", "pe_activation", buf, sizeof buf));
-    PEP_CHECK((e = spec_enum(buf, acts, 3)) >= 0, PEP_ERR_FORMAT, "%s: unknown pe_activation '%s'", f, buf);
-    s->adapter_act = e == 1 ? PEP_ACTIVATION_GELU : e == 2 ? PEP_ACTIVATION_SWISH : PEP_ACTIVATION_RELU;
+    int head, pe, placement, act;
+    PEP_CALL(read_spec_name(root, f, "head", &pep_head_kind_names, &head));
+    PEP_CALL(read_spec_name(root, f, "pe_method", &pep_pe_method_names, &pe));
+    PEP_CALL(read_spec_name(root, f, "pe_placement", &pep_adapter_placement_names, &placement));
+    PEP_CALL(read_spec_name(root, f, "pe_activation", &pep_activation_names, &act));
+    s->head = (enum pep_head_kind)head, s->pe = (enum pep_pe_method)pe;
+    s->placement = (enum pep_adapter_placement)placement, s->adapter_act = (enum pep_activation)act;
     r->info.has_spec = 1;
     return PEP_OK;
 }
@@ -109,14 +85,14 @@ int pep_ckpt_check_spec(const struct pep_ckpt_reader *r, const struct pep_model_
     SPEC_INT(max_positions, "max_positions", "model.max_positions");
     SPEC_INT(type_vocab, "type_vocab", "model.type_vocab");
     PEP_CHECK(f->head == s->head, PEP_ERR_FORMAT, "%s: the checkpoint has a %s head, the stage expects a %s head",
-              r->path, head_name(f->head), head_name(s->head));
+              r->path, pep_head_kind_name(f->head), pep_head_kind_name(s->head));
     if (s->head == PEP_HEAD_KIND_TAGGER) SPEC_INT(ntags, "ntags", "data.tags");
     PEP_CHECK(f->pe == s->pe, PEP_ERR_FORMAT, "%s: the checkpoint has pe_method = %s, the config expects %s (pe.method)",
-              r->path, pe_name(f->pe), pe_name(s->pe));
+              r->path, pep_pe_method_name(f->pe), pep_pe_method_name(s->pe));
     if (s->pe == PEP_PE_METHOD_ADAPTER) {
         PEP_CHECK(f->placement == s->placement, PEP_ERR_FORMAT,
                   "%s: the checkpoint has pe_placement = %s, the config expects %s (pe.placement)", r->path,
-                  placement_name(f->placement), placement_name(s->placement));
+                  pep_adapter_placement_name(f->placement), pep_adapter_placement_name(s->placement));
         SPEC_INT(bottleneck, "pe_bottleneck", "pe.reduction");
     } else if (s->pe == PEP_PE_METHOD_PREFIX) {
         SPEC_INT(prefix_len, "pe_prefix_length", "pe.prefix_length");

@@ -227,7 +227,7 @@ static int write_adapters(const char *dir, const struct pep_hf_export *e)
     char sub[4096];
     PEP_CALL(write_pe_tensors(dir, "adapterhub", "adapter.safetensors", e, adapterhub_name, 0, sub, sizeof sub));
     /* the activation's name is AdapterHub's non_linearity name too */
-    const char *act = s->adapter_act == PEP_ACTIVATION_GELU ? "gelu" : s->adapter_act == PEP_ACTIVATION_SWISH ? "swish" : "relu";
+    const char *act = pep_activation_name(s->adapter_act);
     int houlsby = s->placement == PEP_ADAPTER_PLACEMENT_HOULSBY;
     char cfg[3072];
     /* peprime's adapters sit on the sub-layer output before the residual + LayerNorm in both
@@ -245,7 +245,7 @@ static int write_adapters(const char *dir, const struct pep_hf_export *e)
              "    \"inv_adapter_reduction_factor\": null,\n    \"cross_adapter\": false,\n    \"leave_out\": [],\n"
              "    \"phm_layer\": false\n  },\n  \"peprime_placement\": \"%s\"\n}\n",
              PEP_HF_ADAPTER_NAME, label_ok(dir) ? dir : "..", s->C, houlsby ? "true" : "false",
-             (double)s->C / (double)s->bottleneck, act, houlsby ? "houlsby" : "pfeiffer");
+             (double)s->C / (double)s->bottleneck, act, pep_adapter_placement_name(s->placement));
     return write_text(sub, "adapter_config.json", cfg);
 }
 

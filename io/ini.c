@@ -26,7 +26,7 @@ static int load(struct pep_config *cfg, const char *path, int depth)
     int lineno = 0, rc = PEP_OK;
     while (fgets(line, sizeof line, f)) {
         lineno++;
-        char where[1200];
+        char where[PEP_ERROR_LABEL_MAX];
         snprintf(where, sizeof where, "%s:%d", path, lineno);
         if (!strchr(line, '\n') && !feof(f)) {
             rc = pep_error_set(PEP_ERR_USAGE, __FILE__, __LINE__, __func__, "%s: line longer than %zu characters",

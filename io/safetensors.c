@@ -176,7 +176,7 @@ static int parse_header(struct pep_safetensors *st)
               "%s: header does not start with '{' (not a safetensors file?)", st->label);
     st->data = st->base + 8 + n;
     st->data_len = st->size - 8 - (size_t)n;
-    char label[1200];
+    char label[PEP_ERROR_LABEL_MAX];
     snprintf(label, sizeof label, "%s header", st->label);
     PEP_CALL(pep_json_parse((const char *)st->base + 8, (size_t)n, label, 8, &st->header));
     const struct pep_json *h = st->header;

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include <cblas.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "jobs.h"
@@ -18,13 +18,6 @@
 #include "nerdata.h"
 #include "optim/optim.h"
 #include "spm_file.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 double pep_peak_rss_mib(void)
 {
@@ -176,9 +169,11 @@ static double median_s(const double *t, int n)
  * same seed), tokens/s = real tokens of the timed steps / their time. */
 static int bench_encoder(int argc, char **argv)
 {
-    const char *shape = "tiny", *mode = "full", *pe = "adapter";
+    const char *shape = "tiny", *mode = "full", *pe = pep_pe_method_name(PEP_PE_METHOD_ADAPTER);
     int steps = 10, warm = 2, batch = 0;
     struct bench_source src = {0};
+    char pes[64];
+    pep_names_list(&pep_pe_method_names, "|", "|", pes, sizeof pes);
     for (int i = 0; i < argc; i++) {
         if (source_option(&src, argc, argv, &i, &batch)) continue;
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
@@ -187,12 +182,15 @@ static int bench_encoder(int argc, char **argv)
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warm = atoi(argv[++i]);
         else PEP_FAIL(PEP_ERR_USAGE, "bench encoder: unknown argument '%s' (use --shape tiny|base --mode full|pe "
-                      "--pe adapter|prefix|lora|none --steps N [--data LANG --tokenizer FILE [--dump FILE]] "
-                      "[--batch B])", argv[i]);
+                      "--pe %s --steps N [--data LANG --tokenizer FILE [--dump FILE]] [--batch B])", argv[i], pes);
     }
     PEP_CHECK(!strcmp(mode, "full") || !strcmp(mode, "pe"), PEP_ERR_USAGE, "--mode must be full or pe, got '%s'", mode);
-    PEP_CHECK(!strcmp(pe, "adapter") || !strcmp(pe, "prefix") || !strcmp(pe, "lora") || !strcmp(pe, "none"),
-              PEP_ERR_USAGE, "--pe must be adapter, prefix, lora or none, got '%s'", pe);
+    enum pep_pe_method pe_method;
+    if (pep_pe_method_parse(pe, &pe_method) != 0) {
+        char valid[128];
+        pep_names_list(&pep_pe_method_names, ", ", " or ", valid, sizeof valid);
+        PEP_FAIL(PEP_ERR_USAGE, "--pe must be %s, got '%s'", valid, pe);
+    }
     PEP_CHECK(steps >= 1 && warm >= 0, PEP_ERR_USAGE, "--steps must be positive and --warmup not negative");
     struct pep_model_spec s;
     int B, T;
@@ -200,8 +198,7 @@ static int bench_encoder(int argc, char **argv)
     if (src.lang && !batch) batch = 32;
     PEP_CHECK(batch >= 0 && batch <= 4096, PEP_ERR_USAGE, "--batch must be 1..4096");
     if (batch) B = s.max_B = batch;
-    s.pe = !strcmp(pe, "adapter") ? PEP_PE_METHOD_ADAPTER : !strcmp(pe, "prefix") ? PEP_PE_METHOD_PREFIX
-         : !strcmp(pe, "lora") ? PEP_PE_METHOD_LORA : PEP_PE_METHOD_NONE;
+    s.pe = pe_method;
     struct pep_model *m = NULL;
     struct pep_batch b = {0};
     int rc = PEP_OK, *idx = NULL;
@@ -219,13 +216,13 @@ static int bench_encoder(int argc, char **argv)
             if (it == warm) src.tokens = src.padded = 0; /* pad_fraction over the timed batches */
             PEP_CALL_GOTO(rc, source_batch(&src, &b, B, 1, it, idx));
         }
-        double t0 = now_s();
+        double t0 = pep_now_s();
         float loss;
         pep_model_zero_grad(m, groups);
         PEP_CALL_GOTO(rc, pep_model_forward(m, &b, 1, (uint64_t)it, &loss));
         PEP_CALL_GOTO(rc, pep_model_backward(m, groups));
         if (it >= warm) {
-            times[it - warm] = now_s() - t0;
+            times[it - warm] = pep_now_s() - t0;
             busy += times[it - warm];
             tokens += pep_batch_tokens(&b);
             flops += pep_bench_flops(&s, &b, groups);
@@ -313,13 +310,13 @@ static int bench_maml(int argc, char **argv)
             PEP_CALL_GOTO(rc, source_batch(&src, &bs, S, 1, 2 * (long)it, idx));
             PEP_CALL_GOTO(rc, source_batch(&src, &bq, Q, 1, 2 * (long)it + 1, idx));
         }
-        double t0 = now_s();
+        double t0 = pep_now_s();
         struct pep_maml_task_result res;
         pep_maml_zero(mm);
         PEP_CALL_GOTO(rc, pep_maml_task(mm, &bs, &bq, (uint64_t)it, &res));
         PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, NULL));
         lq = res.query_loss;
-        if (it >= warm) busy += times[it - warm] = now_s() - t0;
+        if (it >= warm) busy += times[it - warm] = pep_now_s() - t0;
     }
     /* synthetic: the mean meta-step, as before; real data: the mean too (batches differ) */
     double dt = busy / steps;
@@ -353,10 +350,10 @@ static double sgemm_rate(int ta, int tb, int M, int N, int K, int reps)
         for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.01f;
         for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
         for (int r = -1; r < reps; r++) {
-            double t0 = now_s();
+            double t0 = pep_now_s();
             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a,
                         ta ? M : K, b, tb ? K : N, 0.0f, c, N);
-            if (r >= 0) t[r] = now_s() - t0;
+            if (r >= 0) t[r] = pep_now_s() - t0;
         }
         rate = 2.0 * M * N * K / median_s(t, reps) * 1e-9;
     }

@@ -43,7 +43,7 @@ int pep_cmd_config(int argc, char **argv)
             char val[PEP_CFG_STR + 32], valid[128] = "";
             pep_config_get(&def, k[i].name, val, sizeof val);
             if (k[i].type == PEP_CONFIG_TYPE_ENUM || k[i].type == PEP_CONFIG_TYPE_BOOL)
-                snprintf(valid, sizeof valid, "%s", k[i].choices);
+                pep_config_choices(&k[i], valid, sizeof valid);
             else if (k[i].type == PEP_CONFIG_TYPE_INT || k[i].type == PEP_CONFIG_TYPE_FLOAT)
                 snprintf(valid, sizeof valid, "%g .. %g", k[i].min, k[i].max);
             for (char *p = valid; *p; p++)

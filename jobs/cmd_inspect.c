@@ -30,11 +30,7 @@ static int inspect(const char *path, int verify)
     if (in->has_spec)
         printf("model          L=%d C=%d NH=%d FF=%d V=%d positions=%d tags=%d head=%s pe=%s\n", in->spec.L,
                in->spec.C, in->spec.NH, in->spec.FF, in->spec.V, in->spec.max_positions, in->spec.ntags,
-               in->spec.head == PEP_HEAD_KIND_MLM ? "mlm" : "tagger",
-               in->spec.pe == PEP_PE_METHOD_ADAPTER ? "adapter"
-               : in->spec.pe == PEP_PE_METHOD_PREFIX ? "prefix"
-               : in->spec.pe == PEP_PE_METHOD_LORA   ? "lora"
-                                                     : "none");
+               pep_head_kind_name(in->spec.head), pep_pe_method_name(in->spec.pe));
     if (in->rng_words) {
         printf("rng state     ");
         for (size_t i = 0; i < in->rng_words && i < 4; i++) printf(" %016llx", (unsigned long long)in->rng_state[i]);

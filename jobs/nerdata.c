@@ -16,7 +16,7 @@
 #include "pep_mpi.h"
 #include "spm_file.h"
 
-int pep_run_tags(const struct pep_run *run, char names[][32], int cap, int *n)
+int pep_run_tags(const struct pep_run *run, char names[][PEP_TAG_NAME_MAX], int cap, int *n)
 {
     *n = pep_list_count(run->cfg.data.tags);
     PEP_CHECK(*n >= 1 && *n <= cap, PEP_ERR_USAGE, "data.tags must list between 1 and %d tags", cap);
@@ -44,7 +44,7 @@ int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, in
     for (int i = 0; i < 2; i++) {
         if (!from[i][0]) continue;
         const char *slash = strrchr(from[i], '/');
-        char cand[1200];
+        char cand[PEP_RUN_PATH_MAX];
         if (slash) snprintf(cand, sizeof cand, "%.*s/%s", (int)(slash - from[i]), from[i], tok);
         else snprintf(cand, sizeof cand, "%s", tok);
         if (file_exists(cand)) {
@@ -61,7 +61,7 @@ int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, in
  * truncated tokenizer under the name the next stage looks for. */
 static int copy_file(const char *src, const char *dst)
 {
-    char tmp[1300];
+    char tmp[PEP_RUN_TMP_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp", dst);
     FILE *in = fopen(src, "rb"), *o = in ? fopen(tmp, "wb") : NULL;
     int rc = PEP_OK, err = 0;
@@ -88,7 +88,7 @@ cleanup:
 
 int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
 {
-    char path[1200];
+    char path[PEP_RUN_PATH_MAX];
     int found;
     PEP_CALL(pep_run_tokenizer_path(run, path, sizeof path, &found));
     PEP_CHECK(found, PEP_ERR_IO,
@@ -96,7 +96,7 @@ int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
               "train one with `peprime tokenizer train ... --out FILE`, or set model.tokenizer to its absolute path",
               run->cfg.model.tokenizer, run->out, run->init[0] ? " or beside " : "", run->init[0] ? run->init : "");
     /* keep a copy in this stage's out dir, so the next stage finds it beside our output */
-    char mine[1200];
+    char mine[PEP_RUN_PATH_MAX];
     PEP_CALL(pep_run_path(run, run->cfg.model.tokenizer, mine, sizeof mine));
     PEP_CALL(pep_spm_read_file(path, out));
     if (run->rank == 0 && strcmp(mine, path) != 0 && !file_exists(mine) && run->cfg.model.tokenizer[0] != '/') {

@@ -12,7 +12,7 @@
 #include "tokenizer/spm.h"
 
 struct pep_nerset {
-    char lang[32];
+    char lang[PEP_LANG_MAX];
     char split[16];
     int n;            /* sentences */
     int T;            /* row stride: model.max_seq_len */
@@ -52,7 +52,7 @@ int pep_nerset_alloc_pred(struct pep_nerset *s);
  * on every rank before scoring (pep_nerset_alloc_pred). Collective. */
 int pep_nerset_gather_pred(const struct pep_nerset *s, MPI_Comm comm, int rank, int size);
 /* Tag names of data.tags, and their count. */
-int pep_run_tags(const struct pep_run *run, char names[][32], int cap, int *n);
+int pep_run_tags(const struct pep_run *run, char names[][PEP_TAG_NAME_MAX], int cap, int *n);
 /* Where the tokenizer is: model.tokenizer if absolute, else in run.out, else beside the
  * --init / --model checkpoint. *found = 0 if none exists (path then names run.out's). */
 int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, int *found);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -33,13 +32,6 @@ void pep_run_install_signals(void)
 
 int pep_run_stop_requested(void) { return stop_flag != 0; }
 void pep_run_request_stop(void) { stop_flag = 1; }
-
-double pep_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int copy_arg(char *dst, size_t len, const char *opt, const char *val)
 {
@@ -103,7 +95,7 @@ int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv)
 
 static int mkdir_p(const char *path)
 {
-    char buf[1024];
+    char buf[PEP_RUN_ARG_MAX];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {
@@ -118,7 +110,7 @@ static int mkdir_p(const char *path)
 /* Writes text to path through path.tmp + rename, so a reader never sees half a file. */
 static int write_text_file(const char *path, const char *text)
 {
-    char tmp[1200];
+    char tmp[PEP_RUN_TMP_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     PEP_CHECK(f, PEP_ERR_IO, "cannot write '%s': %s (check that the output folder is writable)", tmp, strerror(errno));
@@ -138,7 +130,7 @@ int pep_run_start(struct pep_run *run)
     if (run->rank == 0) {
         PEP_CHECK(mkdir_p(run->out) == 0, PEP_ERR_IO, "cannot create the output folder '%s': %s", run->out,
                   strerror(errno));
-        char *ini = NULL, path[1100];
+        char *ini = NULL, path[PEP_RUN_PATH_MAX];
         PEP_CALL(pep_config_to_ini(&run->cfg, &ini));
         snprintf(path, sizeof path, "%s/config.ini", run->out);
         int rc = write_text_file(path, ini);

@@ -7,19 +7,28 @@
 
 #include <stdio.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 
 #define PEP_EXIT_PREEMPTED 75
 
+/* Path buffers of the stages: an option's value (--out, --init ...); a folder built from them
+ * in which file names are then placed; a path built from them (pep_run_path: longer ones are
+ * a usage error, never truncated); a path with a suffix added (".tmp"). */
+#define PEP_RUN_ARG_MAX 1024
+#define PEP_RUN_DIR_MAX 1100
+#define PEP_RUN_PATH_MAX 1200
+#define PEP_RUN_TMP_MAX 1300
+
 struct pep_run {
     const char *stage;
     struct pep_config cfg;
-    char config_path[1024];
-    char out[1024];       /* run.out resolved */
-    char init[1024];      /* --init FILE: the checkpoint to start from */
-    char model[1024];     /* --model FILE (evaluate) */
-    char resume[1024];    /* auto | none | PATH */
-    char data_root[1024]; /* resolved data root */
+    char config_path[PEP_RUN_ARG_MAX];
+    char out[PEP_RUN_ARG_MAX];       /* run.out resolved */
+    char init[PEP_RUN_ARG_MAX];      /* --init FILE: the checkpoint to start from */
+    char model[PEP_RUN_ARG_MAX];     /* --model FILE (evaluate) */
+    char resume[PEP_RUN_ARG_MAX];    /* auto | none | PATH */
+    char data_root[PEP_RUN_ARG_MAX]; /* resolved data root */
     int rank, size;
 };
 
@@ -49,6 +58,5 @@ struct pep_progress {
 void pep_progress_start(struct pep_progress *p, const char *what, long total);
 /* Prints "what step/total loss tokens/s ETA" through pep_info (rank 0 only under MPI). */
 void pep_progress_report(struct pep_progress *p, long step, double loss, double tokens_since_last, const char *extra);
-double pep_now_s(void);
 
 #endif

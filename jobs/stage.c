@@ -167,7 +167,7 @@ static int check_space(const char *dir, const struct pep_stage_save *s)
 
 static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *path, size_t len)
 {
-    char dir[1100];
+    char dir[PEP_RUN_DIR_MAX];
     PEP_CALL(pep_run_path(s->run, s->run->cfg.checkpoint.dir, dir, sizeof dir));
     int mk = PEP_OK;
     if (s->run->rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -187,7 +187,7 @@ static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *pa
 
 int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s)
 {
-    char path[1200];
+    char path[PEP_RUN_PATH_MAX];
     return checkpoint_to(comm, s, path, sizeof path);
 }
 
@@ -209,12 +209,12 @@ int pep_stage_step_done(MPI_Comm comm, struct pep_stage_save *s, long done, cons
 
 int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stage_save *s)
 {
-    char path[1200];
+    char path[PEP_RUN_PATH_MAX];
     PEP_CALL(checkpoint_to(comm, s, path, sizeof path));
     int rc = PEP_OK;
     if (s->run->rank == 0) {
         /* a hard link, swapped in by rename: the final name never shows a half file */
-        char tmp[1300];
+        char tmp[PEP_RUN_TMP_MAX];
         snprintf(tmp, sizeof tmp, "%s.tmp", final_path);
         unlink(tmp);
         if (link(path, tmp) != 0 || rename(tmp, final_path) != 0)
@@ -233,7 +233,7 @@ int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *pa
         *found = 1;
         return PEP_OK;
     }
-    char dir[1100];
+    char dir[PEP_RUN_DIR_MAX];
     PEP_CALL(pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir));
     PEP_CALL(pep_ckpt_find_latest(dir, stage, 1, path, len, found));
     if (!*found && run->rank == 0) pep_info("%s: --resume auto found no checkpoint in %s; starting fresh", stage, dir);

@@ -13,8 +13,9 @@
 #include "run.h"
 
 /* A growable float64 series for /log. */
+#define PEP_SERIES_NAME_MAX 32
 struct pep_series {
-    char name[32];
+    char name[PEP_SERIES_NAME_MAX];
     double *v;
     size_t n, cap;
 };

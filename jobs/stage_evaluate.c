@@ -46,7 +46,7 @@ static int run_evaluate(struct pep_stage *stg)
     struct pep_conlleval *ev = NULL;
     struct pep_eval_summary *sum = NULL;
     char *run_json = NULL;
-    char tags[64][32];
+    char tags[64][PEP_TAG_NAME_MAX];
     const char *tagp[64];
     int ntags, ntgt = pep_list_count(cfg->data.targets);
     PEP_CHECK(run->model[0], PEP_ERR_USAGE, "peprime evaluate needs --model ADAPTED.h5 (the output of finetune)");
@@ -67,7 +67,7 @@ static int run_evaluate(struct pep_stage *stg)
     if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
     pep_ckpt_close(&r);
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-    char pred_dir[1200];
+    char pred_dir[PEP_RUN_PATH_MAX];
     pep_run_path(run, "predictions", pred_dir, sizeof pred_dir);
     lrc = PEP_OK;
     if (rank == 0 && mkdir(pred_dir, 0755) != 0 && errno != EEXIST)
@@ -76,7 +76,7 @@ static int run_evaluate(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     double t0 = pep_now_s();
     for (int i = 0; i < ntgt; i++) {
-        char lang[32];
+        char lang[PEP_LANG_MAX];
         struct pep_nerset set;
         PEP_CALL_GOTO(rc, pep_list_item(cfg->data.targets, i, lang, sizeof lang));
         lrc = pep_nerset_load(run, spm, lang, "test", &set);
@@ -86,7 +86,7 @@ static int run_evaluate(struct pep_stage *stg)
         lrc = pep_nerset_score(m, &set, ev, comm, rank, size);
         if (lrc == PEP_OK) lrc = pep_nerset_gather_pred(&set, comm, rank, size);
         if (lrc == PEP_OK && rank == 0) {
-            char path[1300];
+            char path[PEP_RUN_TMP_MAX];
             snprintf(path, sizeof path, "%s/%s.conll", pred_dir, lang);
             lrc = pep_results_write_predictions(path, set.corpus, set.pred);
         }
@@ -95,7 +95,7 @@ static int run_evaluate(struct pep_stage *stg)
         pep_conlleval_summary(ev, lang, &sum[i]);
     }
     if (rank == 0) {
-        char table[16384], path[1200];
+        char table[16384], path[PEP_RUN_PATH_MAX];
         PEP_CALL_GOTO(rc, pep_eval_format_table(sum, ntgt, table, sizeof table));
         pep_info("evaluate: zero-shot entity F1 (%s chunking) of %s on the test splits, %.1f s\n%s",
                  cfg->data.strict_iob2 ? "strict IOB2" : "conlleval", run->model, pep_now_s() - t0, table);

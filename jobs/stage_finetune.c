@@ -12,6 +12,7 @@
 #include "jobs.h"
 #include "nerdata.h"
 #include "stage.h"
+#include "train_loop.h"
 
 #define MAX_SRC 16
 #define NSERIES 6
@@ -28,7 +29,7 @@ static int init_pe(const struct pep_run *run, struct pep_model *m, unsigned trai
     if (!strcmp(how, "meta")) {
         rc = pep_ckpt_read_params(r, &m->table, m->params, trainable);
         if (rc) {
-            char msg[1024];
+            char msg[PEP_ERROR_MSG_MAX];
             snprintf(msg, sizeof msg, "%s", pep_error_message());
             pep_error_clear();
             rc = pep_error_set(rc, __FILE__, __LINE__, __func__,
@@ -47,6 +48,47 @@ static int init_pe(const struct pep_run *run, struct pep_model *m, unsigned trai
     return rc;
 }
 
+/* The fine-tuning part of a training step: the dropout seed and the model selection on the
+ * source dev sets (the PE + head of the best entity F1 so far are kept in `best`). */
+struct dev_eval {
+    const struct pep_run *run;
+    struct pep_stage *stg;
+    struct pep_model *m;
+    struct pep_conlleval *ev;
+    const struct pep_nerset *dev;
+    int ndev;
+    float *best;
+    double best_f1;
+    size_t tb, te;
+};
+
+static uint64_t tagger_dropout_seed(void *ud, long step)
+{
+    const struct dev_eval *de = ud;
+    return pep_splitmix64((uint64_t)de->run->cfg.run.seed * 31 + (uint64_t)step);
+}
+
+static int dev_eval(void *ud, long done, double *score)
+{
+    struct dev_eval *de = ud;
+    pep_conlleval_reset(de->ev);
+    for (int i = 0; i < de->ndev; i++)
+        PEP_CALL(pep_nerset_score(de->m, &de->dev[i], de->ev, de->stg->mpi.comm, de->stg->mpi.rank, de->stg->mpi.size));
+    struct pep_eval_summary sm;
+    pep_conlleval_summary(de->ev, "dev", &sm);
+    double p, rcl, f1;
+    pep_eval_prf(&sm.all, &p, &rcl, &f1);
+    *score = f1;
+    if (f1 > de->best_f1) {
+        de->best_f1 = f1;
+        memcpy(de->best, de->m->params + de->tb, (de->te - de->tb) * sizeof(float));
+    }
+    if (de->stg->mpi.rank == 0)
+        pep_info("finetune step %ld: %s dev entity F1 %.2f (best %.2f)", done, de->run->cfg.data.source, 100 * f1,
+                 100 * de->best_f1);
+    return PEP_OK;
+}
+
 static int run_finetune(struct pep_stage *stg)
 {
     struct pep_run *run = &stg->run;
@@ -58,11 +100,9 @@ static int run_finetune(struct pep_stage *stg)
     struct pep_optim opt = {0};
     struct pep_conlleval *ev = NULL;
     struct pep_nerset train[MAX_SRC], dev[MAX_SRC];
-    char src[MAX_SRC][32], tags[64][32];
+    char src[MAX_SRC][PEP_LANG_MAX], tags[64][PEP_TAG_NAME_MAX];
     const char *tagp[64];
     int nsrc = pep_list_count(cfg->data.source), ntags = 0;
-    int *idx = NULL;
-    struct pep_batch b = {0};
     float *best = NULL;
     struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "dev_f1"},
                                          {.name = "wall_time"}, {.name = "tokens"}, {.name = "tokens_per_s"}};
@@ -111,9 +151,9 @@ static int run_finetune(struct pep_stage *stg)
                  100.0 * (double)(te - tb) / (double)plm, cfg->pe.init, GB, size, size == 1 ? "" : "s");
     }
 
-    long start = 0;
+    long start = 0, step = 0;
     double best_f1 = -1.0;
-    char rpath[1200];
+    char rpath[PEP_RUN_PATH_MAX];
     int found = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "finetune", rpath, sizeof rpath, &found));
     if (found) {
@@ -125,88 +165,22 @@ static int run_finetune(struct pep_stage *stg)
         if (rank == 0) pep_info("finetune: resumed from %s at step %ld", rpath, start);
     }
 
-    int T = spec.max_T;
-    PEP_CALL_GOTO(rc, pep_batch_alloc(&b, LB, LB * T));
-    PEP_ALLOC_GOTO(rc, idx, (size_t)GB);
-    struct pep_progress prog;
-    pep_progress_start(&prog, "finetune", cfg->optim.steps);
-    double t0 = pep_now_s(), loss_win = 0, tok_win = 0;
-    int win = 0;
-    long step = start;
+    double t0 = pep_now_s();
     struct pep_stage_save sv = {.stage = "finetune", .run = run, .m = m, .groups = trainable, .opt = &opt,
                                 .opt_groups = trainable, .series = series, .nseries = NSERIES,
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
-    int eval_every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : cfg->optim.steps;
-    /* a step's time runs from the previous step's log entry to the end of its optimizer step
-     * (a dev evaluation is not part of it), so outside evaluation steps /log/wall_time's
-     * differences are the step times and tokens_per_s * step time = tokens */
-    double t_prev = pep_now_s();
-    for (; step < cfg->optim.steps; step++) {
-        /* the global batch is a function of (seed, step): one source language (by data size),
-         * then GB of its sentences; rank r takes its slice */
-        struct pep_rng r;
-        pep_rng_seed(&r, (uint64_t)cfg->run.seed, (uint64_t)step, 0xf17e);
-        int lang = 0;
-        for (long pick = (long)pep_rng_below(&r, (uint64_t)total); pick >= train[lang].n; lang++) pick -= train[lang].n;
-        for (int i = 0; i < GB; i++) idx[i] = (int)pep_rng_below(&r, (uint64_t)train[lang].n);
-        int lo = rank * LB, hi = lo + LB < GB ? lo + LB : GB;
-        double sums[2] = {0, 0};
-        pep_model_zero_grad(m, trainable);
-        lrc = PEP_OK;
-        if (hi > lo) {
-            float loss = 0.0f;
-            lrc = pep_nerset_batch(&train[lang], idx + lo, hi - lo, &b);
-            if (lrc == PEP_OK) lrc = pep_model_forward(m, &b, 1, pep_splitmix64((uint64_t)cfg->run.seed * 31 + (uint64_t)step), &loss);
-            if (lrc == PEP_OK) lrc = pep_model_backward(m, trainable);
-            sums[0] = (double)loss * (hi - lo);
-            sums[1] = (double)pep_batch_tokens(&b);
-        }
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-        /* each rank's gradient is the mean over its slice: weight by the slice, sum over ranks */
-        if (size > 1) {
-            float share = (float)(hi > lo ? hi - lo : 0) / (float)GB;
-            for (size_t i = tb; i < te; i++) m->grads[i] *= share;
-            PEP_CALL_GOTO(rc, pep_mpi_reduce_grad(m->grads + tb, te - tb, &stg->mpi));
-        }
-        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm));
-        PEP_CALL_GOTO(rc, pep_optim_step(&opt, m->params, m->grads, NULL));
-        /* the step's time, before the dev evaluation below (not a training cost) */
-        double t_done = pep_now_s();
-        loss_win += sums[0] / GB;
-        tok_win += sums[1];
-        win++;
-        double f1_logged = -1.0;
-        if ((step + 1) % eval_every == 0 || step + 1 == cfg->optim.steps) {
-            pep_conlleval_reset(ev);
-            for (int i = 0; i < nsrc; i++) PEP_CALL_GOTO(rc, pep_nerset_score(m, &dev[i], ev, comm, rank, size));
-            struct pep_eval_summary sm;
-            pep_conlleval_summary(ev, "dev", &sm);
-            double p, rcl, f1;
-            pep_eval_prf(&sm.all, &p, &rcl, &f1);
-            f1_logged = f1;
-            if (f1 > best_f1) {
-                best_f1 = f1;
-                memcpy(best, m->params + tb, (te - tb) * sizeof(float));
-            }
-            if (rank == 0) pep_info("finetune step %ld: %s dev entity F1 %.2f (best %.2f)", step + 1, cfg->data.source,
-                                    100 * f1, 100 * best_f1);
-        }
-        /* a rank out of memory for its log must not leave the others in the next collective */
-        double row[NSERIES] = {(double)(step + 1), sums[0] / GB, f1_logged, pep_now_s() - t0, sums[1],
-                               sums[1] / (t_done - t_prev)};
-        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
-        t_prev = pep_now_s();
-        if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
-            pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
-            loss_win = tok_win = 0;
-            win = 0;
-        }
-        PEP_CALL_GOTO(rc, pep_stage_step_done(comm, &sv, step + 1, "step"));
-    }
+    struct dev_eval de = {.run = run, .stg = stg, .m = m, .ev = ev, .dev = dev, .ndev = nsrc, .best = best,
+                          .best_f1 = best_f1, .tb = tb, .te = te};
+    struct pep_train_loop tl = {.stage = "finetune", .stream = 0xf17e, .sets = train, .nsets = nsrc, .m = m,
+                                .groups = trainable, .opt = &opt, .mean = PEP_TRAIN_MEAN_SENTENCES, .save = &sv,
+                                .series = series, .nseries = NSERIES, .eval_series = "dev_f1",
+                                .dropout_seed = tagger_dropout_seed, .eval = dev_eval, .ud = &de};
+    PEP_CALL_GOTO(rc, pep_train_loop_run(stg, &tl, start, &step));
+    best_f1 = de.best_f1;
     /* the selected PE + head (best dev F1) with the frozen encoder: everything evaluate needs */
     memcpy(m->params + tb, best, (te - tb) * sizeof(float));
     sv.step = step, sv.rng[1] = (uint64_t)step, sv.groups = PEP_GROUPS_ALL;
-    char path[1200];
+    char path[PEP_RUN_PATH_MAX];
     PEP_CALL_GOTO(rc, pep_run_path(run, "adapted.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0)
@@ -218,8 +192,6 @@ cleanup:
         pep_nerset_free(&dev[i]);
     }
     for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
-    pep_batch_free(&b);
-    pep_free(idx);
     pep_free(best);
     pep_conlleval_destroy(&ev);
     pep_optim_fini(&opt);

@@ -15,12 +15,13 @@
 #include "nerdata.h"
 #include "stage.h"
 #include "tokenizer_train.h"
+#include "train_loop.h"
 
 #define MAX_LANGS 128
 #define NSERIES 5
 
 /* The pretraining languages: data.pretrain_languages, else languages + source + targets. */
-static int pretrain_langs(const struct pep_config *cfg, char names[][32], int *n)
+static int pretrain_langs(const struct pep_config *cfg, char names[][PEP_LANG_MAX], int *n)
 {
     *n = 0;
     const char *lists[3] = {cfg->data.languages, cfg->data.source, cfg->data.targets};
@@ -28,7 +29,7 @@ static int pretrain_langs(const struct pep_config *cfg, char names[][32], int *n
     if (nl == 1) lists[0] = cfg->data.pretrain_languages;
     for (int l = 0; l < nl; l++)
         for (int i = 0; i < pep_list_count(lists[l]); i++) {
-            char x[32];
+            char x[PEP_LANG_MAX];
             PEP_CALL(pep_list_item(lists[l], i, x, sizeof x));
             int dup = 0;
             for (int j = 0; j < *n; j++) dup |= !strcmp(names[j], x);
@@ -38,6 +39,25 @@ static int pretrain_langs(const struct pep_config *cfg, char names[][32], int *n
         }
     PEP_CHECK(*n > 0, PEP_ERR_USAGE, "no pretraining languages (set data.pretrain_languages)");
     return PEP_OK;
+}
+
+/* The MLM part of a training step: the masking of the rank's slice and the dropout seed. */
+struct mlm_step {
+    const struct pep_config *cfg;
+    int V, rank, size;
+};
+
+static int mlm_prepare(void *ud, struct pep_batch *b, long step)
+{
+    const struct mlm_step *ms = ud;
+    return pep_mlm_mask(b, ms->V, ms->cfg->optim.mask_prob, (uint64_t)ms->cfg->run.seed,
+                        (uint64_t)step * (uint64_t)ms->size + (uint64_t)ms->rank, NULL);
+}
+
+static uint64_t mlm_dropout_seed(void *ud, long step)
+{
+    const struct mlm_step *ms = ud;
+    return pep_splitmix64((uint64_t)step * 7 + (uint64_t)ms->rank);
 }
 
 static int run_pretrain(struct pep_stage *stg)
@@ -50,15 +70,14 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_model *m = NULL;
     struct pep_optim opt = {0};
     struct pep_nerset sets[MAX_LANGS];
-    char names[MAX_LANGS][32];
-    int nlang = 0, *idx = NULL;
-    struct pep_batch b = {0};
+    char names[MAX_LANGS][PEP_LANG_MAX];
+    int nlang = 0;
     struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},  {.name = "tokens_per_s"},
                                          {.name = "wall_time"}, {.name = "tokens"}};
     memset(sets, 0, sizeof sets);
     PEP_CALL(pretrain_langs(cfg, names, &nlang));
     /* no tokenizer yet: train one on the pretraining languages (rank 0), then everyone loads it */
-    char tpath[1200];
+    char tpath[PEP_RUN_PATH_MAX];
     int tfound = 0;
     lrc = pep_run_tokenizer_path(run, tpath, sizeof tpath, &tfound);
     if (lrc == PEP_OK && !tfound && rank == 0) {
@@ -81,7 +100,7 @@ static int run_pretrain(struct pep_stage *stg)
 
     struct pep_model_spec spec;
     struct pep_config mcfg = *cfg;
-    strcpy(mcfg.pe.method, "none"); /* the base model has no PE modules */
+    strcpy(mcfg.pe.method, pep_pe_method_name(PEP_PE_METHOD_NONE)); /* the base model has no PE modules */
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM, LB, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
@@ -98,8 +117,8 @@ static int run_pretrain(struct pep_stage *stg)
         pep_info("pretrain: masked LM on %d languages (%ld sentences, %ld subwords), vocabulary %d, %zu parameters, "
                  "batch %d over %d rank%s", nlang, total, tokens, spec.V, m->table.numel, GB, size, size == 1 ? "" : "s");
 
-    long start = 0;
-    char rpath[1200];
+    long start = 0, step = 0;
+    char rpath[PEP_RUN_PATH_MAX];
     int found = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "pretrain", rpath, sizeof rpath, &found));
     if (found) {
@@ -107,75 +126,18 @@ static int run_pretrain(struct pep_stage *stg)
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         if (rank == 0) pep_info("pretrain: resumed from %s at step %ld", rpath, start);
     }
-    int T = spec.max_T;
-    PEP_CALL_GOTO(rc, pep_batch_alloc(&b, LB, LB * T));
-    PEP_ALLOC_GOTO(rc, idx, (size_t)GB);
-    struct pep_progress prog;
-    pep_progress_start(&prog, "pretrain", cfg->optim.steps);
-    double t0 = pep_now_s(), loss_win = 0, tok_win = 0;
-    int win = 0;
-    long step = start;
+    double t0 = pep_now_s();
     struct pep_stage_save sv = {.stage = "pretrain", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
                                 .opt_groups = PEP_GROUPS_ALL, .series = series, .nseries = NSERIES,
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
-    /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
-     * differences are the step times and tokens_per_s * step time = tokens */
-    double t_prev = pep_now_s();
-    for (; step < cfg->optim.steps; step++) {
-        /* one language per step (by data size), GB of its sentences; rank r takes its slice */
-        struct pep_rng r;
-        pep_rng_seed(&r, (uint64_t)cfg->run.seed, (uint64_t)step, 0x3d1);
-        int lang = 0;
-        for (long pick = (long)pep_rng_below(&r, (uint64_t)total); pick >= sets[lang].n; lang++) pick -= sets[lang].n;
-        for (int i = 0; i < GB; i++) idx[i] = (int)pep_rng_below(&r, (uint64_t)sets[lang].n);
-        int lo = rank * LB, hi = lo + LB < GB ? lo + LB : GB;
-        double sums[3] = {0, 0, 0}; /* loss x targets, targets, tokens */
-        pep_model_zero_grad(m, PEP_GROUPS_ALL);
-        lrc = PEP_OK;
-        int ntarget = 0;
-        if (hi > lo) {
-            long chosen = 0;
-            lrc = pep_nerset_batch(&sets[lang], idx + lo, hi - lo, &b);
-            if (lrc == PEP_OK) lrc = pep_mlm_mask(&b, spec.V, cfg->optim.mask_prob, (uint64_t)cfg->run.seed,
-                               (uint64_t)step * (uint64_t)size + (uint64_t)rank, &chosen);
-            float loss = 0.0f;
-            if (lrc == PEP_OK) lrc = pep_model_forward(m, &b, 1, pep_splitmix64((uint64_t)step * 7 + (uint64_t)rank), &loss);
-            if (lrc == PEP_OK) lrc = pep_model_backward(m, PEP_GROUPS_ALL);
-            ntarget = pep_model_ntargets(m);
-            sums[0] = (double)loss * ntarget, sums[1] = ntarget, sums[2] = pep_batch_tokens(&b);
-        }
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm));
-        if (size > 1) {
-            /* each rank's gradient is a mean over its masked positions: weight by them */
-            float share = sums[1] > 0 ? (float)(ntarget / sums[1]) : 0.0f;
-            for (size_t i = 0; i < m->table.numel; i++) m->grads[i] *= share;
-            PEP_CALL_GOTO(rc, pep_mpi_reduce_grad(m->grads, m->table.numel, &stg->mpi));
-        }
-        lrc = pep_optim_step(&opt, m->params, m->grads, NULL);
-        if (lrc) {
-            pep_error_clear();
-            PEP_CHECK_GOTO(rc, 0, PEP_ERR_NUMERIC,
-                           "non-finite gradient at pretraining step %ld: lower optim.lr or raise optim.warmup", step + 1);
-        }
-        double loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
-        loss_win += loss;
-        tok_win += sums[2];
-        win++;
-        double now = pep_now_s();
-        /* a rank out of memory for its log must not leave the others in the next collective */
-        double row[NSERIES] = {(double)(step + 1), loss, sums[2] / (now - t_prev), now - t0, sums[2]};
-        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
-        t_prev = now;
-        if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
-            pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
-            loss_win = tok_win = 0;
-            win = 0;
-        }
-        PEP_CALL_GOTO(rc, pep_stage_step_done(comm, &sv, step + 1, "step"));
-    }
+    struct mlm_step ms = {.cfg = cfg, .V = spec.V, .rank = rank, .size = size};
+    struct pep_train_loop tl = {.stage = "pretrain", .stream = 0x3d1, .sets = sets, .nsets = nlang, .m = m,
+                                .groups = PEP_GROUPS_ALL, .opt = &opt, .mean = PEP_TRAIN_MEAN_TARGETS, .save = &sv,
+                                .series = series, .nseries = NSERIES, .prepare = mlm_prepare,
+                                .dropout_seed = mlm_dropout_seed, .ud = &ms};
+    PEP_CALL_GOTO(rc, pep_train_loop_run(stg, &tl, start, &step));
     sv.step = step, sv.rng[1] = (uint64_t)step;
-    char path[1200];
+    char path[PEP_RUN_PATH_MAX];
     PEP_CALL_GOTO(rc, pep_run_path(run, "base.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0)
@@ -183,8 +145,6 @@ static int run_pretrain(struct pep_stage *stg)
 cleanup:
     for (int i = 0; i < MAX_LANGS; i++) pep_nerset_free(&sets[i]);
     for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
-    pep_batch_free(&b);
-    pep_free(idx);
     pep_optim_fini(&opt);
     pep_model_destroy(&m);
     pep_spm_destroy(&spm);

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "data/corpus.h"
 #include "data/generated.h"
+#include "run.h"
 #include "spm_file.h"
 #include "tokenizer/spm.h"
 
@@ -176,7 +177,7 @@ int pep_tokenizer_train(const struct pep_config *cfg, const char *languages, lon
 {
     struct pep_tokenizer_train_params p = {.cfg = cfg, .languages = languages, .out = out, .vocab = vocab,
                                            .per_lang = per_lang, .seed = seed, .coverage = PEP_TOKENIZER_COVERAGE};
-    char root[1200];
+    char root[PEP_RUN_PATH_MAX];
     if (!strcmp(cfg->data.corpus, "generated")) p.data = "generated";
     else if (cfg->data.path[0] == '/') p.data = cfg->data.path; /* needs no data root (nor --languages all) */
     else {

@@ -1,7 +1,7 @@
 /* Which OpenBLAS kernels run on which CPU, and whether that is a slow mismatch.
  *
  * Debian's OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to its generic
- * "Prescott" kernels (~60 vs ~220 GFLOP/s sgemm with SkylakeX kernels, docs machine-facts).
+ * "Prescott" kernels (about half the sgemm speed of the SkylakeX kernels: docs/benchmarks.md).
  * OPENBLAS_CORETYPE is read when the library loads, so the fix is in the environment before
  * the process starts: pep_blas_recommended_coretype() tells jobs/ what to set before it
  * re-executes itself. An explicit OPENBLAS_CORETYPE is always respected. Pure C + BLAS. */

@@ -9,14 +9,19 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "layers/activation.h"
+#include "model/kinds.h"
+#include "optim/optim.h"
 
 #define OFF(f) offsetof(struct pep_config, f)
 #define SZ(f) sizeof(((struct pep_config *)0)->f)
-#define KINT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_INT, OFF(f), SZ(f), lo, hi, NULL, h }
-#define KFLT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_FLOAT, OFF(f), SZ(f), lo, hi, NULL, h }
-#define KBOOL(n, f, h) { n, PEP_CONFIG_TYPE_BOOL, OFF(f), SZ(f), 0, 1, "true|false", h }
-#define KSTR(n, f, h) { n, PEP_CONFIG_TYPE_STRING, OFF(f), SZ(f), 0, 0, NULL, h }
-#define KENUM(n, f, c, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, c, h }
+#define KINT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_INT, OFF(f), SZ(f), lo, hi, NULL, NULL, h }
+#define KFLT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_FLOAT, OFF(f), SZ(f), lo, hi, NULL, NULL, h }
+#define KBOOL(n, f, h) { n, PEP_CONFIG_TYPE_BOOL, OFF(f), SZ(f), 0, 1, "true|false", NULL, h }
+#define KSTR(n, f, h) { n, PEP_CONFIG_TYPE_STRING, OFF(f), SZ(f), 0, 0, NULL, NULL, h }
+#define KENUM(n, f, c, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, c, NULL, h }
+/* an enum whose choices are the name table of its C enum */
+#define KNAMES(n, f, t, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, NULL, &t, h }
 
 static const struct pep_config_key keys[] = {
     KINT("model.layers", model.layers, 1, 128, "transformer layers (L)"),
@@ -34,10 +39,10 @@ static const struct pep_config_key keys[] = {
     KSTR("model.tokenizer", model.tokenizer, "SentencePiece .model file: absolute, or found in run.out or beside the --init / --model checkpoint; pretrain trains it when missing"),
     KINT("model.tokenizer_vocab", model.tokenizer_vocab, 100, 1 << 20, "pieces of the tokenizer pretrain trains when model.tokenizer is missing"),
 
-    KENUM("pe.method", pe.method, "adapter|prefix|lora|none", "parameter-efficient method"),
-    KENUM("pe.placement", pe.placement, "pfeiffer|houlsby", "adapter placement: after the FFN only, or after attention and FFN"),
+    KNAMES("pe.method", pe.method, pep_pe_method_names, "parameter-efficient method"),
+    KNAMES("pe.placement", pe.placement, pep_adapter_placement_names, "adapter placement: after the FFN only, or after attention and FFN"),
     KINT("pe.reduction", pe.reduction, 1, 4096, "adapter reduction factor: bottleneck = hidden / reduction"),
-    KENUM("pe.activation", pe.activation, "relu|gelu|swish", "adapter non-linearity"),
+    KNAMES("pe.activation", pe.activation, pep_activation_names, "adapter non-linearity"),
     KINT("pe.prefix_length", pe.prefix_length, 1, 4096, "prefix vectors per layer (P)"),
     KBOOL("pe.prefix_reparam", pe.prefix_reparam, "train prefixes through Li & Liang's tanh MLP"),
     KINT("pe.prefix_hidden", pe.prefix_hidden, 1, 65536, "hidden width of the prefix MLP"),
@@ -90,7 +95,7 @@ static const struct pep_config_key keys[] = {
     KENUM("data.scheme", data.scheme, "iob2|iob1|iobes", "tag scheme of the data files; read into the IOB2 tags of data.tags (conlleval's chunks)"),
     KENUM("data.unknown_types", data.unknown_types, "error|O", "an entity type missing from data.tags: an error listing the types and lines, or read as O (counted per file)"),
 
-    KENUM("optim.name", optim.name, "adamw|sgd", "optimizer (outer loop for prime)"),
+    KNAMES("optim.name", optim.name, pep_optim_kind_names, "optimizer (outer loop for prime)"),
     KFLT("optim.lr", optim.lr, 0, 100, "peak learning rate"),
     KFLT("optim.weight_decay", optim.weight_decay, 0, 10, "decoupled weight decay (AdamW)"),
     KFLT("optim.beta1", optim.beta1, 0, 0.999999, "Adam beta1"),
@@ -132,10 +137,10 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->model.tokenizer, "spm.model");
     cfg->model.tokenizer_vocab = 8000;
 
-    strcpy(cfg->pe.method, "adapter");
-    strcpy(cfg->pe.placement, "pfeiffer");
+    strcpy(cfg->pe.method, pep_pe_method_name(PEP_PE_METHOD_ADAPTER));
+    strcpy(cfg->pe.placement, pep_adapter_placement_name(PEP_ADAPTER_PLACEMENT_PFEIFFER));
     cfg->pe.reduction = 16;
-    strcpy(cfg->pe.activation, "relu");
+    strcpy(cfg->pe.activation, pep_activation_name(PEP_ACTIVATION_RELU));
     cfg->pe.prefix_length = 30;
     cfg->pe.prefix_reparam = 0;
     cfg->pe.prefix_hidden = 512;
@@ -173,7 +178,7 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->data.scheme, "iob2");
     strcpy(cfg->data.unknown_types, "error");
 
-    strcpy(cfg->optim.name, "adamw");
+    strcpy(cfg->optim.name, pep_optim_kind_name(PEP_OPTIM_KIND_ADAMW));
     cfg->optim.lr = 1e-4f;
     cfg->optim.weight_decay = 0.01f;
     cfg->optim.beta1 = 0.9f;
@@ -279,6 +284,12 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
+void pep_config_choices(const struct pep_config_key *k, char *buf, size_t len)
+{
+    if (k->names) pep_names_list(k->names, "|", "|", buf, len);
+    else snprintf(buf, len, "%s", k->choices ? k->choices : "");
+}
+
 static int enum_has(const char *choices, const char *v)
 {
     size_t n = strlen(v);
@@ -328,11 +339,14 @@ int pep_config_set(struct pep_config *cfg, const char *key, const char *value, c
         *(int *)field = b;
         break;
     }
-    case PEP_CONFIG_TYPE_ENUM:
-        if (!enum_has(k->choices, value)) {
-            /* did-you-mean on the value too */
-            PEP_FAIL(PEP_ERR_USAGE, "%s: '%s' must be one of %s, got '%s'", where, key, k->choices, value);
+    case PEP_CONFIG_TYPE_ENUM: {
+        int v;
+        if (k->names ? pep_names_parse(k->names, value, &v) != 0 : !enum_has(k->choices, value)) {
+            char choices[256];
+            pep_config_choices(k, choices, sizeof choices);
+            PEP_FAIL(PEP_ERR_USAGE, "%s: '%s' must be one of %s, got '%s'", where, key, choices, value);
         }
+    }
         /* fall through */
     case PEP_CONFIG_TYPE_STRING:
         PEP_CHECK(strlen(value) < k->size, PEP_ERR_USAGE, "%s: '%s' is longer than %zu characters",
@@ -381,20 +395,23 @@ int pep_config_validate(const struct pep_config *cfg)
     PEP_CHECK(maxpos >= cfg->model.max_seq_len + 2, PEP_ERR_USAGE,
               "%s: model.max_positions = %d must be at least model.max_seq_len + 2 = %d (XLM-R positions start "
               "after the padding index)", w, maxpos, cfg->model.max_seq_len + 2);
-    if (!strcmp(cfg->pe.method, "adapter"))
+    enum pep_pe_method pe = PEP_PE_METHOD_NONE;
+    PEP_CHECK(pep_pe_method_parse(cfg->pe.method, &pe) == 0, PEP_ERR_USAGE, "%s: unknown pe.method '%s'", w,
+              cfg->pe.method);
+    if (pe == PEP_PE_METHOD_ADAPTER)
         PEP_CHECK(cfg->model.hidden / cfg->pe.reduction >= 1, PEP_ERR_USAGE,
                   "%s: pe.reduction = %d leaves no bottleneck for model.hidden = %d (bottleneck = hidden / "
                   "reduction must be at least 1; use pe.reduction <= %d)", w, cfg->pe.reduction,
                   cfg->model.hidden, cfg->model.hidden);
-    if (!strcmp(cfg->pe.method, "prefix"))
+    if (pe == PEP_PE_METHOD_PREFIX)
         PEP_CHECK(cfg->pe.prefix_length + cfg->model.max_seq_len <= maxpos + 1024 &&
                       cfg->pe.prefix_length <= maxpos, PEP_ERR_USAGE,
                   "%s: pe.prefix_length = %d is longer than the position budget model.max_positions = %d; use a "
                   "shorter prefix", w, cfg->pe.prefix_length, maxpos);
-    if (!strcmp(cfg->pe.method, "lora"))
+    if (pe == PEP_PE_METHOD_LORA)
         PEP_CHECK(cfg->pe.lora_rank <= cfg->model.hidden, PEP_ERR_USAGE,
                   "%s: pe.lora_rank = %d exceeds model.hidden = %d", w, cfg->pe.lora_rank, cfg->model.hidden);
-    if (!strcmp(cfg->pe.method, "none")) {
+    if (pe == PEP_PE_METHOD_NONE) {
         PEP_CHECK(strcmp(cfg->maml.outer_set, "plm+pe") != 0, PEP_ERR_USAGE,
                   "%s: maml.outer_set = plm+pe needs PE parameters but pe.method = none", w);
         PEP_CHECK(strcmp(cfg->maml.pe_init, "meta") != 0, PEP_ERR_USAGE,

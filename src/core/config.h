@@ -7,7 +7,13 @@
 
 #include <stddef.h>
 
+#include "core/names.h"
+
+/* Buffer sizes of the config's strings: paths and lists; a one-word choice (pe.method ...);
+ * a language code, as listed in data.languages, data.source ... (with its NUL). */
 #define PEP_CFG_STR 512
+#define PEP_CFG_WORD 32
+#define PEP_LANG_MAX 32
 
 struct pep_config {
     struct {
@@ -27,10 +33,10 @@ struct pep_config {
         int tokenizer_vocab;         /* pieces when pretrain has to train the tokenizer */
     } model;
     struct {
-        char method[32];      /* adapter | prefix | lora | none */
-        char placement[32];   /* pfeiffer | houlsby */
+        char method[PEP_CFG_WORD];      /* adapter | prefix | lora | none */
+        char placement[PEP_CFG_WORD];   /* pfeiffer | houlsby */
         int reduction;        /* adapter bottleneck = hidden / reduction */
-        char activation[32];  /* relu | gelu | swish */
+        char activation[PEP_CFG_WORD];  /* relu | gelu | swish */
         int prefix_length;    /* P */
         int prefix_reparam;   /* bool: Li & Liang MLP reparameterisation */
         int prefix_hidden;
@@ -39,19 +45,19 @@ struct pep_config {
         char init[PEP_CFG_STR]; /* fresh | meta | task:<lang> (finetune) */
     } pe;
     struct {
-        char method[32];      /* maml | multitask | multitask-matched */
+        char method[PEP_CFG_WORD];      /* maml | multitask | multitask-matched */
         int order;            /* 1 | 2 */
         int inner_steps;      /* k */
         float inner_lr;
-        char inner_set[32];   /* pe+head | all */
-        char outer_set[32];   /* plm | plm+pe | all */
-        char pe_init[32];     /* fresh | meta | episode */
-        char inner_optim[32]; /* sgd | adam */
+        char inner_set[PEP_CFG_WORD];   /* pe+head | all */
+        char outer_set[PEP_CFG_WORD];   /* plm | plm+pe | all */
+        char pe_init[PEP_CFG_WORD];     /* fresh | meta | episode */
+        char inner_optim[PEP_CFG_WORD]; /* sgd | adam */
         float fd_eps;         /* eps0 of the finite-difference HVP */
         int meta_batch;       /* tasks per meta-step */
         int support_size;     /* sentences */
         int query_size;       /* sentences */
-        char sampling[32];    /* uniform | temperature */
+        char sampling[PEP_CFG_WORD];    /* uniform | temperature */
         float temperature;
         int exchange_overlap;    /* bool: meta-gradient buckets summed during the last task's backward */
         int exchange_sparse;     /* bool: only the touched word-embedding rows are summed */
@@ -60,7 +66,7 @@ struct pep_config {
     } maml;
     struct {
         char root[PEP_CFG_STR];       /* data root; "" = $PEPRIME_DATA or ../shared/data */
-        char corpus[32];              /* wikiann | generated */
+        char corpus[PEP_CFG_WORD];              /* wikiann | generated */
         char languages[PEP_CFG_STR];  /* priming / pretraining languages, comma separated */
         char source[PEP_CFG_STR];     /* fine-tuning source language(s) */
         char targets[PEP_CFG_STR];    /* evaluation languages */
@@ -69,17 +75,17 @@ struct pep_config {
         int max_sentences;            /* per language and split; 0 = all */
         int strict_iob2;              /* bool: strict chunking in evaluate */
         char path[PEP_CFG_STR];       /* file template with {lang} and {split}; "" = <root>/ner/wikiann/... */
-        char separator[32];           /* tab | whitespace */
-        char scheme[32];              /* iob2 | iob1 | iobes: how the files write tags */
-        char unknown_types[32];       /* error | O */
+        char separator[PEP_CFG_WORD];           /* tab | whitespace */
+        char scheme[PEP_CFG_WORD];              /* iob2 | iob1 | iobes: how the files write tags */
+        char unknown_types[PEP_CFG_WORD];       /* error | O */
     } data;
     struct {
-        char name[32];        /* adamw | sgd */
+        char name[PEP_CFG_WORD];        /* adamw | sgd */
         float lr;
         float weight_decay;
         float beta1, beta2, eps;
         int warmup;           /* steps */
-        char schedule[32];    /* linear | constant */
+        char schedule[PEP_CFG_WORD];    /* linear | constant */
         float clip;           /* global grad-norm clip; 0 = off */
         int steps;
         int batch_size;       /* sentences per step (pretrain / finetune) */
@@ -113,7 +119,8 @@ struct pep_config_key {
     size_t offset;
     size_t size;             /* for strings */
     double min, max;         /* for numbers */
-    const char *choices;     /* for enums: "a|b|c" */
+    const char *choices;     /* for enums without a name table: "a|b|c" */
+    const struct pep_names *names; /* for enums with one (core/names.h): the choices */
     const char *help;
 };
 
@@ -132,6 +139,8 @@ int pep_config_validate(const struct pep_config *cfg);
 int pep_config_to_ini(const struct pep_config *cfg, char **out);
 /* Key table, for docs and tests. */
 const struct pep_config_key *pep_config_keys(size_t *count);
+/* The valid values of an enum or bool key as "a|b|c" ("" for other keys). */
+void pep_config_choices(const struct pep_config_key *k, char *buf, size_t len);
 /* Writes the value of a key as text. */
 int pep_config_get(const struct pep_config *cfg, const char *key, char *buf, size_t len);
 

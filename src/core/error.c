@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local char err_msg[2048];
+static _Thread_local char err_msg[PEP_ERROR_MSG_MAX];
 static _Thread_local char err_where[4096];
 static _Thread_local int err_code;
 
@@ -92,7 +92,7 @@ void pep_set_abort_hook(pep_abort_fn fn, void *ud)
 
 void pep_abort(int code, const char *fmt, ...)
 {
-    char msg[2048];
+    char msg[PEP_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -11,6 +11,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* Longest recorded error message (with its NUL; longer ones are cut), and the buffer for a
+ * "file:line" or "file header" label that names a source inside a message. */
+#define PEP_ERROR_MSG_MAX 2048
+#define PEP_ERROR_LABEL_MAX 1200
+
 enum pep_status {
     PEP_OK = 0,
     PEP_ERR_USAGE = 1,       /* bad config value, bad command line, bad argument */

@@ -5,7 +5,7 @@
 #include "layers/layers.h"
 
 void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, const float *wd, const float *bd,
-                     const float *wu, const float *bu, int N, int C, int R, enum pep_act_kind act)
+                     const float *wu, const float *bu, int N, int C, int R, enum pep_activation act)
 {
     linear_forward(h_pre, x, wd, bd, N, C, R, C, R);
     activation_forward(h_act, h_pre, (size_t)N * R, act);
@@ -20,7 +20,7 @@ void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, con
 
 void adapter_backward(float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
                       const float *h_pre, const float *h_act, const float *wd, const float *wu, int N, int C, int R,
-                      enum pep_act_kind act, float *scratch)
+                      enum pep_activation act, float *scratch)
 {
     /* scratch: dh_act (N, R) then dh_pre (N, R) */
     float *dh_act = scratch, *dh_pre = scratch + (size_t)N * R;

@@ -5,6 +5,14 @@
 #include "layers/fastmath.h"
 #include "layers/layers.h"
 
+/* The adapter choices, in the order messages list them (tanh is the prefix MLP's only). */
+static const struct pep_name activations[] = {
+    {PEP_ACTIVATION_RELU, "relu"},
+    {PEP_ACTIVATION_GELU, "gelu"},
+    {PEP_ACTIVATION_SWISH, "swish"},
+};
+const struct pep_names pep_activation_names = {"activation", activations, 3};
+
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT2PI 0.39894228040143267794f
 
@@ -18,33 +26,33 @@ static inline float gauss_cdf(float x, float e)
     return 0.5f + 0.5f * (x >= 0.0f ? erf_abs : -erf_abs);
 }
 
-void activation_forward(float *out, const float *inp, size_t n, enum pep_act_kind kind)
+void activation_forward(float *out, const float *inp, size_t n, enum pep_activation kind)
 {
     switch (kind) {
-    case PEP_ACT_KIND_GELU:
+    case PEP_ACTIVATION_GELU:
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float x = inp[i];
             out[i] = x * gauss_cdf(x, pep_expf(-0.5f * x * x));
         }
         break;
-    case PEP_ACT_KIND_RELU:
+    case PEP_ACTIVATION_RELU:
         for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
         break;
-    case PEP_ACT_KIND_SWISH:
+    case PEP_ACTIVATION_SWISH:
 #pragma omp simd
         for (size_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + pep_expf(-inp[i]));
         break;
-    case PEP_ACT_KIND_TANH:
+    case PEP_ACTIVATION_TANH:
         for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
         break;
     }
 }
 
-void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_act_kind kind)
+void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_activation kind)
 {
     switch (kind) {
-    case PEP_ACT_KIND_GELU:
+    case PEP_ACTIVATION_GELU:
         /* d/dx [x Phi(x)] = Phi(x) + x phi(x) */
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
@@ -53,17 +61,17 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
             dinp[i] += dout[i] * (gauss_cdf(x, e) + x * INV_SQRT2PI * e);
         }
         break;
-    case PEP_ACT_KIND_RELU:
+    case PEP_ACTIVATION_RELU:
         for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
         break;
-    case PEP_ACT_KIND_SWISH:
+    case PEP_ACTIVATION_SWISH:
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float sg = 1.0f / (1.0f + pep_expf(-inp[i]));
             dinp[i] += dout[i] * (sg + inp[i] * sg * (1.0f - sg));
         }
         break;
-    case PEP_ACT_KIND_TANH:
+    case PEP_ACTIVATION_TANH:
         for (size_t i = 0; i < n; i++) {
             float t = tanhf(inp[i]);
             dinp[i] += dout[i] * (1.0f - t * t);
@@ -72,9 +80,9 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
     }
 }
 
-void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_act_kind kind)
+void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_activation kind)
 {
-    if (kind == PEP_ACT_KIND_GELU) {
+    if (kind == PEP_ACTIVATION_GELU) {
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float x = inp[i];

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layers/activation.h"
+
 /* linear.c: out (N, OC) = inp (N, IC) W^T + b, W (OC, IC) row-major (Hugging Face layout).
  * ldi / ldo are the row strides of inp / out (>= IC / OC), for views into wider buffers. */
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC,
@@ -29,12 +31,12 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int N, int C);
 
-/* gelu.c: activations used by the feed-forward block and adapters. */
-enum pep_act_kind { PEP_ACT_KIND_GELU, PEP_ACT_KIND_RELU, PEP_ACT_KIND_SWISH, PEP_ACT_KIND_TANH };
-void activation_forward(float *out, const float *inp, size_t n, enum pep_act_kind kind);
-void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_act_kind kind);
+/* gelu.c: activations used by the feed-forward block, adapters and the prefix MLP
+ * (enum pep_activation and its names: layers/activation.h). */
+void activation_forward(float *out, const float *inp, size_t n, enum pep_activation kind);
+void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_activation kind);
 /* Fast path when the input gradient has no other contributor: d *= f'(inp), in place. */
-void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_act_kind kind);
+void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_activation kind);
 
 /* embedding.c: summed word + position + type embeddings of N tokens (pos: position-table rows). */
 void embedding_forward(float *out, const int *ids, const int *pos, const float *wte, const float *wpe,
@@ -76,12 +78,12 @@ void xent_backward(float *dlogits, const float *logits, const int *labels, int N
 /* adapter.c: bottleneck adapter delta = up(act(down(x))); out += delta (residual added by caller
  * layout: out may alias x for in-place "x = x + adapter(x)"). h_pre, h_act (N, R) saved. */
 void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, const float *wd, const float *bd,
-                     const float *wu, const float *bu, int N, int C, int R, enum pep_act_kind act);
+                     const float *wu, const float *bu, int N, int C, int R, enum pep_activation act);
 /* Given dout (gradient at the adapter's output y = x + delta), accumulates dx (= dout + d/dx delta)
  * when dx != NULL — dx must not alias dout — and the weight gradients when non-NULL. */
 void adapter_backward(float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
                       const float *h_pre, const float *h_act, const float *wd, const float *wu, int N, int C, int R,
-                      enum pep_act_kind act, float *scratch);
+                      enum pep_activation act, float *scratch);
 
 /* lora.c: out (N, OC, stride ldo) += scale * (x A^T) B^T; xa (N, r) saved. A (r, IC), B (OC, r). */
 void lora_forward(float *out, float *xa, const float *x, const float *a, const float *b, int N, int IC, int OC,

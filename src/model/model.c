@@ -20,11 +20,6 @@
 #define SITE_HEAD 2u
 #define SITE_LAYER(l, k) (100u + 10u * (unsigned)(l) + (k))
 
-static int act_kind(enum pep_activation a)
-{
-    return a == PEP_ACTIVATION_GELU ? PEP_ACT_KIND_GELU : a == PEP_ACTIVATION_SWISH ? PEP_ACT_KIND_SWISH : PEP_ACT_KIND_RELU;
-}
-
 static inline float *W(const struct pep_model *m, int idx) { return idx < 0 ? NULL : m->params + m->table.rows[idx].offset; }
 /* gradient slot of a row, or NULL when its group is not being trained */
 static inline float *G(const struct pep_model *m, int idx, unsigned groups)
@@ -80,7 +75,7 @@ static void prefix_forward(struct pep_model *m)
     }
     int H = s->prefix_hidden, O = 2 * s->L * s->C;
     linear_forward(st->pre_h, W(m, st->pre_emb), W(m, st->pre_w0), W(m, st->pre_b0), (int)P, s->C, H, s->C, H);
-    activation_forward(st->pre_act, st->pre_h, P * (size_t)H, PEP_ACT_KIND_TANH);
+    activation_forward(st->pre_act, st->pre_h, P * (size_t)H, PEP_ACTIVATION_TANH);
     linear_forward(st->kv, st->pre_act, W(m, st->pre_w2), W(m, st->pre_b2), (int)P, H, O, H, O);
     for (int l = 0; l < s->L; l++)
         for (size_t p = 0; p < P; p++) {
@@ -106,7 +101,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     int P = s->pe == PEP_PE_METHOD_PREFIX ? s->prefix_len : 0;
     int R = s->bottleneck, r = s->lora_rank;
     float scale_lora = s->lora_alpha / (float)(r > 0 ? r : 1);
-    enum pep_act_kind ak = act_kind(s->adapter_act);
+    enum pep_activation ak = s->adapter_act;
     float pd = train ? s->dropout : 0.0f, pa = train ? s->attention_dropout : 0.0f;
     st->nseq = nseq, st->N = N, st->train = train, st->seed = dropout_seed;
     memcpy(st->offsets, b->offsets, ((size_t)nseq + 1) * sizeof(int));
@@ -152,7 +147,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         add_into(la->ln1_in, att_branch, la->x, NC);
         layernorm_forward(la->x1, la->ln1_mean, la->ln1_rstd, la->ln1_in, W(m, li->ln1w), W(m, li->ln1b), N, C, s->ln_eps);
         linear_forward(la->fc, la->x1, W(m, li->wi), W(m, li->bi), N, C, FF, C, FF);
-        activation_forward(la->fc_act, la->fc, (size_t)N * FF, PEP_ACT_KIND_GELU);
+        activation_forward(la->fc_act, la->fc, (size_t)N * FF, PEP_ACTIVATION_GELU);
         linear_forward(la->oo, la->fc_act, W(m, li->wout), W(m, li->bout), N, FF, C, FF, C);
         dropout_forward(la->oo, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 3));
         const float *out_branch = la->oo;
@@ -189,7 +184,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         count = 0;
         if (M > 0) {
             linear_forward(st->lm_d, st->hx, W(m, st->lm_dw), W(m, st->lm_db), M, C, C, C, C);
-            activation_forward(st->lm_g, st->lm_d, (size_t)M * C, PEP_ACT_KIND_GELU);
+            activation_forward(st->lm_g, st->lm_d, (size_t)M * C, PEP_ACTIVATION_GELU);
             layernorm_forward(st->lm_ln, st->lm_mean, st->lm_rstd, st->lm_g, W(m, st->lm_lnw), W(m, st->lm_lnb), M, C,
                               s->ln_eps);
             linear_forward(st->logits, st->lm_ln, W(m, st->wte), W(m, st->lm_bias), M, C, s->V, C, s->V);
@@ -238,7 +233,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
     int P = s->pe == PEP_PE_METHOD_PREFIX ? s->prefix_len : 0;
     int R = s->bottleneck, r = s->lora_rank;
     float scale_lora = s->lora_alpha / (float)(r > 0 ? r : 1);
-    enum pep_act_kind ak = act_kind(s->adapter_act);
+    enum pep_activation ak = s->adapter_act;
     float pd = st->train ? s->dropout : 0.0f, pa = st->train ? s->attention_dropout : 0.0f;
     uint64_t seed = st->seed;
     size_t NC = (size_t)N * C;
@@ -269,7 +264,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         if (need_plm) st->wte_all_dirty = 1; /* the tied decoder writes every row */
         layernorm_backward(st->lm_dg, G(m, st->lm_lnw, groups), G(m, st->lm_lnb, groups), st->lm_dln, st->lm_g,
                            W(m, st->lm_lnw), st->lm_mean, st->lm_rstd, M, C);
-        activation_backward(st->lm_dd, st->lm_d, st->lm_dg, MC, PEP_ACT_KIND_GELU);
+        activation_backward(st->lm_dd, st->lm_d, st->lm_dg, MC, PEP_ACTIVATION_GELU);
         linear_backward(need_enc ? st->dhx : NULL, G(m, st->lm_dw, groups), G(m, st->lm_db, groups), st->lm_dd, st->hx,
                         W(m, st->lm_dw), M, C, C, C, C);
         if (need_enc)
@@ -315,7 +310,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         if (pd > 0.0f) dropout_backward((float *)doo, st->rowkey, N, C, pd, seed, SITE_LAYER(l, 3));
         linear_backward_set(st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act,
                             W(m, li->wout), N, FF, C, FF, C);
-        activation_backward_inplace(st->dfc_act, la->fc, (size_t)N * FF, PEP_ACT_KIND_GELU);
+        activation_backward_inplace(st->dfc_act, la->fc, (size_t)N * FF, PEP_ACTIVATION_GELU);
         linear_backward(dx1, G(m, li->wi, groups), G(m, li->bi, groups), st->dfc_act, la->x1, W(m, li->wi), N, C, FF,
                         C, FF);
         /* attention LayerNorm */
@@ -393,7 +388,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
             memset(st->dpre, 0, 2 * (size_t)P * H * sizeof(float));
             linear_backward(dact, G(m, st->pre_w2, groups), G(m, st->pre_b2, groups), st->dkv, st->pre_act,
                             W(m, st->pre_w2), P, H, O, H, O);
-            activation_backward(dh, st->pre_h, dact, (size_t)P * H, PEP_ACT_KIND_TANH);
+            activation_backward(dh, st->pre_h, dact, (size_t)P * H, PEP_ACTIVATION_TANH);
             linear_backward(G(m, st->pre_emb, groups), G(m, st->pre_w0, groups), G(m, st->pre_b0, groups), dh,
                             W(m, st->pre_emb), W(m, st->pre_w0), P, C, H, C, H);
         }

@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "layers/activation.h"
+#include "model/kinds.h"
 #include "model/params.h"
 
 /* Token ids follow fairseq / XLM-R: <s>=0 <pad>=1 </s>=2 <unk>=3, SentencePiece piece i
@@ -31,10 +33,6 @@
 #define PEP_UNK_ID 3
 #define PEP_IGNORE_INDEX (-100)
 
-enum pep_pe_method { PEP_PE_METHOD_NONE, PEP_PE_METHOD_ADAPTER, PEP_PE_METHOD_PREFIX, PEP_PE_METHOD_LORA };
-enum pep_adapter_placement { PEP_ADAPTER_PLACEMENT_PFEIFFER, PEP_ADAPTER_PLACEMENT_HOULSBY };
-enum pep_activation { PEP_ACTIVATION_RELU, PEP_ACTIVATION_GELU, PEP_ACTIVATION_SWISH };
-enum pep_head_kind { PEP_HEAD_KIND_TAGGER, PEP_HEAD_KIND_MLM };
 
 struct pep_model_spec {
     int L, C, NH, FF, V;       /* layers, width, heads, feed-forward width, vocabulary */

@@ -25,15 +25,12 @@ int pep_model_spec_from_config(const struct pep_config *cfg, int vocab, int ntag
     spec->attention_dropout = cfg->model.attention_dropout;
     spec->init_std = cfg->model.init_std;
     spec->head = head;
-    const char *m = cfg->pe.method;
-    spec->pe = !strcmp(m, "adapter") ? PEP_PE_METHOD_ADAPTER
-             : !strcmp(m, "prefix")  ? PEP_PE_METHOD_PREFIX
-             : !strcmp(m, "lora")    ? PEP_PE_METHOD_LORA
-                                     : PEP_PE_METHOD_NONE;
-    spec->placement = !strcmp(cfg->pe.placement, "houlsby") ? PEP_ADAPTER_PLACEMENT_HOULSBY : PEP_ADAPTER_PLACEMENT_PFEIFFER;
-    spec->adapter_act = !strcmp(cfg->pe.activation, "gelu")    ? PEP_ACTIVATION_GELU
-                      : !strcmp(cfg->pe.activation, "swish")   ? PEP_ACTIVATION_SWISH
-                                                               : PEP_ACTIVATION_RELU;
+    /* the config's setter admitted only the tables' names */
+    PEP_CHECK(pep_pe_method_parse(cfg->pe.method, &spec->pe) == 0 &&
+                  pep_adapter_placement_parse(cfg->pe.placement, &spec->placement) == 0 &&
+                  pep_activation_parse(cfg->pe.activation, &spec->adapter_act) == 0,
+              PEP_ERR_USAGE, "pe.method = '%s', pe.placement = '%s', pe.activation = '%s': one is not a known name",
+              cfg->pe.method, cfg->pe.placement, cfg->pe.activation);
     spec->bottleneck = cfg->model.hidden / cfg->pe.reduction;
     spec->prefix_len = cfg->pe.prefix_length;
     spec->prefix_reparam = cfg->pe.prefix_reparam;

@@ -6,10 +6,17 @@
 
 #include "core/error.h"
 
+static const struct pep_name optim_kinds[] = {{PEP_OPTIM_KIND_ADAMW, "adamw"}, {PEP_OPTIM_KIND_SGD, "sgd"}};
+const struct pep_names pep_optim_kind_names = {"optimizer", optim_kinds, 2};
+
 int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end)
 {
     memset(o, 0, sizeof *o);
-    o->kind = !strcmp(cfg->optim.name, "sgd") ? PEP_OPTIM_KIND_SGD : PEP_OPTIM_KIND_ADAMW;
+    if (pep_optim_kind_parse(cfg->optim.name, &o->kind) != 0) {
+        char valid[64];
+        pep_names_list(&pep_optim_kind_names, ", ", " or ", valid, sizeof valid);
+        PEP_FAIL(PEP_ERR_USAGE, "optim.name must be %s, got '%s'", valid, cfg->optim.name);
+    }
     o->lr = cfg->optim.lr;
     o->beta1 = cfg->optim.beta1;
     o->beta2 = cfg->optim.beta2;

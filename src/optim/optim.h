@@ -8,8 +8,13 @@
 #include <stddef.h>
 
 #include "core/config.h"
+#include "core/names.h"
 
 enum pep_optim_kind { PEP_OPTIM_KIND_SGD, PEP_OPTIM_KIND_ADAMW };
+/* Its name table (core/names.h): adamw, sgd, as optim.name spells them; pep_optim_kind_name()
+ * and pep_optim_kind_parse() (0, or -1 for an unknown name). */
+extern const struct pep_names pep_optim_kind_names;
+PEP_NAMES_FUNCTIONS(pep_optim_kind, enum pep_optim_kind)
 
 struct pep_optim {
     enum pep_optim_kind kind;

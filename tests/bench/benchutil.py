@@ -12,7 +12,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(os.path.dirname(HERE), "ref")
 
-# XLM-R-style shapes of /work/shared/docs/machine-facts.md's reference table.
+# XLM-R-style shapes, the `tiny` and `base` of docs/benchmarks.md (peprime bench --shape).
 CONFIGS = {
     "tiny": dict(L=4, C=256, NH=4, FF=1024, V=16000, T=64, B=16),
     "base": dict(L=12, C=768, NH=12, FF=3072, V=250002, T=128, B=8),

@@ -26,11 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
 #include "ckpt_common.h"
+#include "core/clock.h"
 #include "core/error.h"
 
 #define TRY(expr)                                                                          \
@@ -55,13 +55,12 @@ static double run_dd(const char *dir, long count)
     char cmd[PEP_CKPT_PATH_MAX + 200];
     snprintf(cmd, sizeof cmd, "dd if=/dev/zero of=%s/bench-dd.tmp bs=16M count=%ld conv=fsync status=none", dir,
              count);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    double a = pep_now_s();
     int rc = system(cmd);
-    clock_gettime(CLOCK_MONOTONIC, &b);
+    double b = pep_now_s();
     snprintf(cmd, sizeof cmd, "%s/bench-dd.tmp", dir);
     unlink(cmd);
-    return rc == 0 ? (b.tv_sec - a.tv_sec) + 1e-9 * (b.tv_nsec - a.tv_nsec) : -1;
+    return rc == 0 ? b - a : -1;
 }
 
 /* Whether DIR accepts O_DIRECT (else the checkpoint writer falls back to buffered HDF5 I/O). */
@@ -75,13 +74,6 @@ static int direct_ok(const char *dir)
     if (fd >= 0) close(fd);
     unlink(path);
     return fd >= 0;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 int main(int argc, char **argv)
@@ -141,20 +133,20 @@ int main(int argc, char **argv)
     settle(rank);
     if (rank == 0) dd_cold = run_dd(dir, count);
     settle(rank);
-    double t0 = now();
+    double t0 = pep_now_s();
     struct pep_ckpt_writer *w = NULL;
     TRY(pep_ckpt_create(path, MPI_COMM_WORLD, &w));
     TRY(pep_ckpt_write_header(w, &h));
     TRY(pep_ckpt_write_params(w, &t, params, PEP_GROUPS_ALL));
-    double t_params = now();
+    double t_params = pep_now_s();
     TRY(pep_ckpt_write_moments(w, &t, m, v, PEP_GROUPS_ALL, 1000));
-    double t_moments = now();
+    double t_moments = pep_now_s();
     TRY(pep_ckpt_write_tasks(w, &t, tg, tasks, ntasks));
-    double t_tasks = now();
+    double t_tasks = pep_now_s();
     TRY(pep_ckpt_write_log(w, "step", logv, 1000));
     TRY(pep_ckpt_commit(&w));
     MPI_Barrier(MPI_COMM_WORLD);
-    double t1 = now();
+    double t1 = pep_now_s();
 
     struct stat st;
     stat(path, &st);
@@ -166,7 +158,7 @@ int main(int argc, char **argv)
     MPI_Bcast(&dropped, 1, MPI_INT, 0, MPI_COMM_WORLD);
     memset(params, 0, t.numel * 4);
     MPI_Barrier(MPI_COMM_WORLD);
-    double r0 = now();
+    double r0 = pep_now_s();
     struct pep_ckpt_reader *r = NULL;
     TRY(pep_ckpt_open(path, &r));
     TRY(pep_ckpt_read_params(r, &t, params, PEP_GROUPS_ALL));
@@ -180,7 +172,7 @@ int main(int argc, char **argv)
             mine += (double)(te - tb) * 4;
         }
     pep_ckpt_close(&r);
-    double r1 = now(), rt = r1 - r0, read_bytes = mine;
+    double r1 = pep_now_s(), rt = r1 - r0, read_bytes = mine;
     MPI_Allreduce(MPI_IN_PLACE, &rt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &read_bytes, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     size_t bad = ckpt_test_compare(&t, params, PEP_GROUPS_ALL, 0, 1);
@@ -198,7 +190,7 @@ int main(int argc, char **argv)
         char cmd[PEP_CKPT_PATH_MAX + 200];
         snprintf(cmd, sizeof cmd, "%s/bench-raw.tmp", dir);
         int fd = open(cmd, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        double p0 = now(), raw = 0;
+        double p0 = pep_now_s(), raw = 0;
         const float *blocks[3] = {params, m, v};
         for (int b = 0; b < 3 && fd >= 0; b++)
             for (size_t o = 0; o < t.numel * 4; o += (size_t)16 << 20) {
@@ -207,7 +199,7 @@ int main(int argc, char **argv)
                 raw += (double)len;
             }
         if (fd >= 0) fsync(fd), close(fd);
-        double p1 = now();
+        double p1 = pep_now_s();
         unlink(cmd);
         double rawrate = raw / (p1 - p0) / 1e9;
         double wrate = bytes / (t1 - t0) / 1e9;

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -29,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'ref'))
 import encoder_ref as ref  # noqa: E402
 import make_hf_safetensors as mk  # noqa: E402
+import safetensors_io  # noqa: E402
 
 TOL = 1e-5
 FAILS = []
@@ -48,22 +48,8 @@ def run(cmd):
     return p
 
 
-def read_st(path):
-    """{name: (dtype, shape, raw bytes)} of a safetensors file, and its metadata."""
-    with open(path, 'rb') as f:
-        data = f.read()
-    n = struct.unpack('<Q', data[:8])[0]
-    hdr = json.loads(data[8:8 + n])
-    meta = hdr.pop('__metadata__', {})
-    out = {}
-    for k, v in hdr.items():
-        b, e = v['data_offsets']
-        out[k] = (v['dtype'], tuple(v['shape']), data[8 + n + b:8 + n + e])
-    return out, meta
-
-
 def tensors(path):
-    st, meta = read_st(path)
+    st, meta = safetensors_io.read_raw(path)
     assert meta.get('format') == 'pt', f'{path}: metadata format {meta}'
     out = {}
     for k, (dt, shape, raw) in st.items():
@@ -90,8 +76,8 @@ def round_trip(peprime, work):
         h5, out = os.path.join(work, f'rt_{kind}.h5'), os.path.join(work, f'rt_{kind}_hf')
         run([peprime, 'import-hf', '--weights', src, '--spm', spm, '--heads', str(mk.NH), '-o', h5, '--quiet'])
         run([peprime, 'export-hf', '--model', h5, '--out', out])
-        a, _ = read_st(src)
-        b, meta = read_st(os.path.join(out, 'model.safetensors'))
+        a, _ = safetensors_io.read_raw(src)
+        b, meta = safetensors_io.read_raw(os.path.join(out, 'model.safetensors'))
         check(sorted(a) == sorted(b), f'round trip {kind}: the same {len(a)} tensor names')
         same = all(a[k] == b[k] for k in a if k in b)
         check(same, f'round trip {kind}: every tensor bit for bit (dtype, shape, bytes)')

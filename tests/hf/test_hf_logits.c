@@ -21,7 +21,7 @@
 #include "core/error.h"
 #include "hf_import.h"
 #include "model/model.h"
-#include "tensorfile.h"
+#include "fixture.h"
 #include "testutil.h"
 
 #define REL_TOL 1e-5  /* 2-norm relative, and loss */
@@ -44,20 +44,19 @@ static void run_case(const char *variant, enum pep_head_kind head, const char *p
     char path[1200], ref_path[1200], ckpt[1200], cfg_path[1200];
     snprintf(path, sizeof path, "%s/model_%s.safetensors", g_dir, variant);
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", g_dir);
-    snprintf(ref_path, sizeof ref_path, "%s/logits_%s_%s.bin", g_dir, variant, head == PEP_HEAD_KIND_MLM ? "mlm" : "tagger");
+    snprintf(ref_path, sizeof ref_path, "%s/logits_%s_%s.safetensors", g_dir, variant, pep_head_kind_name(head));
     snprintf(ckpt, sizeof ckpt, "%s/base_%s.h5", pep_test_tmpdir("hf_logits"), variant);
 
-    struct pep_tensorfile tf;
-    pep_tensorfile_init(&tf);
-    if (pep_tensorfile_load(&tf, ref_path) != 0) fail_msg("%s", tf.err);
-    const struct pep_tensor *ids = pep_tensorfile_find(&tf, "input_ids");
-    const struct pep_tensor *labels = pep_tensorfile_find(&tf, "labels");
-    const struct pep_tensor *logits = pep_tensorfile_find(&tf, "logits");
+    struct pep_fixture tf;
+    if (pep_fixture_load(&tf, ref_path) != 0) fail_msg("%s", tf.err);
+    const struct pep_fixture_tensor *ids = pep_fixture_find(&tf, "input_ids");
+    const struct pep_fixture_tensor *labels = pep_fixture_find(&tf, "labels");
+    const struct pep_fixture_tensor *logits = pep_fixture_find(&tf, "logits");
     double ref_loss = 0;
     assert_non_null(ids);
     assert_non_null(labels);
     assert_non_null(logits);
-    assert_int_equal(pep_tensorfile_scalar(&tf, "loss", &ref_loss), 0);
+    assert_int_equal(pep_fixture_scalar(&tf, "loss", &ref_loss), 0);
     assert_int_equal(ids->ndim, 2);
     int B = (int)ids->dims[0], T = (int)ids->dims[1];
     assert_int_equal(B, 2);
@@ -135,7 +134,7 @@ static void run_case(const char *variant, enum pep_head_kind head, const char *p
     free(ref_rows);
     pep_batch_free(&b);
     pep_model_destroy(&m);
-    pep_tensorfile_fini(&tf);
+    pep_fixture_fini(&tf);
 }
 
 static void check_case(const char *variant, enum pep_head_kind head)
@@ -143,7 +142,7 @@ static void check_case(const char *variant, enum pep_head_kind head)
     struct result res;
     run_case(variant, head, NULL, 0, &res);
     printf("  %-4s %-6s %4zu logits: rel err (2-norm) %.3g, worst element %.3g, loss rel err %.3g\n", variant,
-           head == PEP_HEAD_KIND_MLM ? "mlm" : "tagger", res.n, res.rel, res.worst, res.loss_rel);
+           pep_head_kind_name(head), res.n, res.rel, res.worst, res.loss_rel);
     assert_true(res.rel <= REL_TOL);
     assert_true(res.worst <= ELEM_TOL);
     assert_true(res.loss_rel <= REL_TOL);
@@ -176,20 +175,18 @@ static void test_rounding_matters(void **state)
     /* the BF16 rounding changes the logits far beyond the tolerance, so comparing each file with
      * the reference on its own rounded weights is a real check of the F16 / BF16 conversion */
     char a[1200], b[1200];
-    snprintf(a, sizeof a, "%s/logits_f32_tagger.bin", g_dir);
-    snprintf(b, sizeof b, "%s/logits_bf16_tagger.bin", g_dir);
-    struct pep_tensorfile ta, tb;
-    pep_tensorfile_init(&ta);
-    pep_tensorfile_init(&tb);
-    assert_int_equal(pep_tensorfile_load(&ta, a), 0);
-    assert_int_equal(pep_tensorfile_load(&tb, b), 0);
-    const struct pep_tensor *la = pep_tensorfile_find(&ta, "logits"), *lb = pep_tensorfile_find(&tb, "logits");
+    snprintf(a, sizeof a, "%s/logits_f32_tagger.safetensors", g_dir);
+    snprintf(b, sizeof b, "%s/logits_bf16_tagger.safetensors", g_dir);
+    struct pep_fixture ta, tb;
+    assert_int_equal(pep_fixture_load(&ta, a), 0);
+    assert_int_equal(pep_fixture_load(&tb, b), 0);
+    const struct pep_fixture_tensor *la = pep_fixture_find(&ta, "logits"), *lb = pep_fixture_find(&tb, "logits");
     assert_int_equal(la->numel, lb->numel);
     double rel = pep_test_rel_err(lb->data, la->data, la->numel);
     printf("  bf16 vs f32 reference: rel diff %.3g\n", rel);
     assert_true(rel > 100 * REL_TOL);
-    pep_tensorfile_fini(&ta);
-    pep_tensorfile_fini(&tb);
+    pep_fixture_fini(&ta);
+    pep_fixture_fini(&tb);
 }
 
 int main(int argc, char **argv)

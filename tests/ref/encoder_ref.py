@@ -5,15 +5,15 @@ dict name -> tensor with Hugging Face XLM-R names, so autograd gives the gradien
 parameter and maml_ref.py can differentiate through an inner loop.
 
 Command line:
-  encoder_ref.py make-fixture --spec tiny --pe lora --head tagger --seed 1 --out F.bin
+  encoder_ref.py make-fixture --spec tiny --pe lora --head tagger --seed 1 --out F.safetensors
       random weights (every parameter, adapter up / LoRA B non-zero), a padded batch with
       ignored labels, and: loss, logits, grad/<name> for every parameter, spec/<key>;
       --dropout P: training mode with peprime's masks (dropout_ref.py), dropout_seed stored.
   encoder_ref.py make-fixture-set --out-dir DIR
       the standard parity set (FIXTURE_SET) and DIR/fixtures.txt naming one file a line.
-  encoder_ref.py forward-only --in W.bin --out O.bin
-      W.bin holds spec/<key>, the weights by name, input_ids and optionally labels;
-      O.bin gets logits and loss.
+  encoder_ref.py forward-only --in W.safetensors --out O.safetensors
+      W.safetensors holds spec/<key>, the weights by name, input_ids and optionally labels;
+      O.safetensors gets logits and loss.
 """
 import argparse
 import math
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dropout_ref  # noqa: E402
-import tensorfile  # noqa: E402
+import safetensors_io  # noqa: E402
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, IGNORE = 1, 0, 2, 3, -100
 
@@ -415,11 +415,11 @@ def main(argv=None):
         os.makedirs(a.out_dir, exist_ok=True)
         names = []
         for seed, (pe, head, train) in enumerate(FIXTURE_SET, start=1):
-            name = f"enc_{pe.replace(':', '-')}_{head}{'_dropout' if train else ''}.bin"
+            name = f"enc_{pe.replace(':', '-')}_{head}{'_dropout' if train else ''}.safetensors"
             p = TRAIN_DROPOUT if train else 0.0
             fx = make_fixture(make_spec(a.spec, pe, head, dropout=p, attention_dropout=p), seed,
                               dropout_seed=1000 + seed if train else None)
-            tensorfile.write(os.path.join(a.out_dir, name), fx)
+            safetensors_io.write_fixture(os.path.join(a.out_dir, name), fx)
             names.append(name)
             print(f"{name}: loss={float(fx['loss']):.6f}")
         with open(os.path.join(a.out_dir, "fixtures.txt"), "w") as f:
@@ -428,18 +428,18 @@ def main(argv=None):
         spec = make_spec(a.spec, a.pe, a.head, dropout=a.dropout, attention_dropout=a.dropout)
         fx = make_fixture(spec, a.seed, torch.float64 if a.float64 else torch.float32,
                           a.dropout_seed if a.dropout > 0 else None)
-        tensorfile.write(a.out, fx)
+        safetensors_io.write_fixture(a.out, fx)
         print(f"{a.out}: spec={a.spec} pe={a.pe} head={a.head} loss={float(fx['loss']):.6f} "
               f"params={len([k for k in fx if k.startswith('grad/')])}")
     else:
-        t = tensorfile.read(a.inp)
+        t = safetensors_io.read(a.inp)
         spec = spec_from_tensors(t)
         params = load_params(t, spec)
         ids = torch.from_numpy(t["input_ids"].astype(np.int64))
         labels = torch.from_numpy(t["labels"].astype(np.int64)) if "labels" in t else torch.full_like(ids, IGNORE)
         with torch.no_grad():
             loss, logits = forward(params, ids, labels, spec)
-        tensorfile.write(a.out, {"logits": logits.float(), "loss": loss.float().reshape(())})
+        safetensors_io.write_fixture(a.out, {"logits": logits.float(), "loss": loss.float().reshape(())})
         print(f"{a.out}: logits {tuple(logits.shape)} loss={float(loss):.6f}")
     return 0
 

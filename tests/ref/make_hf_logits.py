@@ -6,7 +6,7 @@ each file actually holds (float32 master, or rounded to F16 / BF16), for a fixed
 B = 2, T = 12, sentence 1 full length, sentence 2 of 7 ids padded with id 1.
 
 Output (in --out): the safetensors files and config.json of make_hf_safetensors.py, and
-logits_<f32|f16|bf16>_<tagger|mlm>.bin (tests/ref/tensorfile.py format) holding
+logits_<f32|f16|bf16>_<tagger|mlm>.safetensors (safetensors_io.write_fixture) holding
 input_ids (B, T) int32, labels (B, T) int32, logits float32 (tagger: (B, T, K); mlm: (M, V)
 for the M labelled positions in (b, t) order, as pep_model_logits gives them) and loss.
 """
@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import encoder_ref  # noqa: E402
 import make_hf_safetensors as mk  # noqa: E402
-import tensorfile  # noqa: E402
+import safetensors_io  # noqa: E402
 
 B, T = 2, 12
 LEN2 = 7
@@ -67,8 +67,8 @@ def main():
                 loss, logits = encoder_ref.forward(params, ids, labels, spec)
             if head == 'mlm':
                 logits = logits[labels != encoder_ref.IGNORE]
-            out = os.path.join(a.out, f'logits_{variant}_{head}.bin')
-            tensorfile.write(out, {'input_ids': ids.int(), 'labels': labels.int(), 'logits': logits.float(),
+            out = os.path.join(a.out, f'logits_{variant}_{head}.safetensors')
+            safetensors_io.write_fixture(out, {'input_ids': ids.int(), 'labels': labels.int(), 'logits': logits.float(),
                                    'loss': loss.float().reshape(())})
             print(f'{out}: logits {tuple(logits.shape)} loss {float(loss):.6f}')
     return 0

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Writes small random XLM-R-shaped Hugging Face checkpoints for the import-hf tests.
 
-No safetensors package on Debian: the format is written by hand (8-byte little-endian header
-length, JSON header, raw little-endian data), exactly as the reference writer lays it out
-(header padded with spaces to a multiple of 8, tensors in header order, no gaps).
+No safetensors package on Debian: safetensors_io.py writes the format with numpy + json,
+laid out as the reference writer does (header padded with spaces to a multiple of 8,
+tensors in header order, no gaps).
 
 Output (in --out): model_f32/f16/bf16.safetensors (XLMRobertaForTokenClassification names with
 the roberta. prefix + classifier + an MLM head lm_head.* with the tied decoder, plus the
@@ -16,8 +16,12 @@ import argparse
 import json
 import os
 import struct
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402
 
 L, C, NH, FF, K, T = 2, 32, 4, 64, 7, 30
 PIECES = 97
@@ -92,31 +96,11 @@ def bert_names(t):
     return out
 
 
-DTYPES = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.int64: 'I64'}
-
-
-def raw_bytes(x):
-    x = x.contiguous()
-    if x.dtype in (torch.float16, torch.bfloat16):
-        return x.view(torch.int16).numpy().astype('<i2').tobytes()
-    if x.dtype == torch.float32:
-        return x.numpy().astype('<f4').tobytes()
-    return x.numpy().astype('<i8').tobytes()
-
-
 def write_safetensors(path, tensors, dtype=None):
-    header, blobs, pos = {'__metadata__': {'format': 'pt'}}, [], 0
-    for name, x in tensors.items():
-        if dtype is not None and x.is_floating_point():
-            x = x.to(dtype)
-        b = raw_bytes(x)
-        header[name] = {'dtype': DTYPES[x.dtype], 'shape': list(x.shape), 'data_offsets': [pos, pos + len(b)]}
-        blobs.append(b)
-        pos += len(b)
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * (-len(h) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)) + h + b''.join(blobs))
+    """transformers' layout ({"format": "pt"} metadata); floating tensors cast to `dtype` if given."""
+    if dtype is not None:
+        tensors = {k: x.to(dtype) if x.is_floating_point() else x for k, x in tensors.items()}
+    safetensors_io.write(path, tensors, {'format': 'pt'})
 
 
 def write_spm(path, pieces):

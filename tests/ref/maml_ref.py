@@ -1,5 +1,5 @@
-"""PyTorch 1.13 MAML oracle for peprime's priming step (/work/shared/docs/design.md,
-"Priming algorithm"), over the functional encoder of encoder_ref.py.
+"""PyTorch 1.13 MAML oracle for peprime's priming step (docs/model.md, "MAML priming"), over
+the functional encoder of encoder_ref.py.
 
     phi_0 = the inner-set parameters as given (fresh or meta-learned)
     phi_{j+1} = phi_j - a * grad_phi L_S(theta, phi_j)      j = 0 .. k-1
@@ -9,14 +9,14 @@ The meta-gradient of every outer parameter is computed
   order 2: exactly, by autograd through all k inner steps (create_graph=True);
   order 1: with the inner gradients detached, i.e. grad_theta L_Q(theta, phi_k) for theta,
            and grad_phi L_Q(theta, phi_k) for a meta-learned phi_0.
-`meta_grad_adjoint` is the design note's adjoint recursion with exact Hessian-vector
+`meta_grad_adjoint` is docs/model.md's adjoint recursion with exact Hessian-vector
 products; selfcheck.py verifies it equals the order-2 answer (dropout off). With a task seed,
 every pass runs in training mode with the masks peprime draws for it (pass_seed, then
 dropout_ref.py): inner step j and its HVP passes the masks of j, the query those of k.
 
 Command line:
   maml_ref.py make-fixture --spec tiny --pe adapter-pfeiffer --inner pe+head --outer plm \
-      --lr 0.5 --k 3 --seed 1 --out M.bin
+      --lr 0.5 --k 3 --seed 1 --out M.safetensors
 writes spec/<key>, every weight by name, support_ids/labels, query_ids/labels,
 maml/{inner_lr,k,inner_groups,outer_groups,pe_init_meta,fresh_seed,task_seed}, meta_loss_o1,
 meta_loss_o2, support_loss0, query_loss0 (the multi-task baseline's two losses at the stored
@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import encoder_ref as er  # noqa: E402
 import init_ref as ir  # noqa: E402
-import tensorfile  # noqa: E402
+import safetensors_io  # noqa: E402
 
 
 def split_names(spec, inner_mask, outer_mask):
@@ -99,7 +99,7 @@ def meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order
 
 
 def meta_grad_adjoint(params, spec, support, query, inner_mask, outer_mask, lr, k):
-    """The design note's adjoint recursion with exact Hessian-vector products (double
+    """docs/model.md's adjoint recursion with exact Hessian-vector products (double
     backward). Must equal meta_grad(order=2)."""
     inner, outer = split_names(spec, inner_mask, outer_mask)
     names = [n for n, _, _ in er.param_specs(spec)]
@@ -259,12 +259,12 @@ def main(argv=None):
         names, bad = [], 0
         for seed, (pe, inner, outer, k, start, p) in enumerate(FIXTURE_SET, start=1):
             name = f"maml_{pe.replace(':', '-')}_{inner.replace('+', '-')}_to_{outer.replace('+', '-')}_k{k}" + \
-                ("_fresh" if start == "fresh" else "") + ("_dropout" if p > 0 else "") + ".bin"
+                ("_fresh" if start == "fresh" else "") + ("_dropout" if p > 0 else "") + ".safetensors"
             spec = er.make_spec("tiny", pe, "tagger", dropout=p, attention_dropout=p)
             fx, d = make_fixture(spec, seed, er.GROUP_BITS[inner], er.GROUP_BITS[outer], 0.5, k,
                                  fresh_seed=FRESH_SEED if start == "fresh" else None,
                                  task_seed=TASK_SEED if p > 0 else None)
-            tensorfile.write(os.path.join(a.out_dir, name), fx)
+            safetensors_io.write_fixture(os.path.join(a.out_dir, name), fx)
             names.append(name)
             print(f"{name}: meta_loss={float(fx['meta_loss_o2']):.5f} ||o1-o2||/||o2||={d:.4f}")
             bad += d < 1e-2
@@ -275,7 +275,7 @@ def main(argv=None):
     fx, d = make_fixture(spec, a.seed, er.GROUP_BITS[a.inner], er.GROUP_BITS[a.outer], a.lr, a.k,
                          torch.float64 if a.float64 else torch.float32, fresh_seed=a.fresh_seed,
                          task_seed=a.task_seed if a.dropout > 0 else None)
-    tensorfile.write(a.out, fx)
+    safetensors_io.write_fixture(a.out, fx)
     print(f"{a.out}: pe={a.pe} inner={a.inner} outer={a.outer} lr={a.lr} k={a.k} "
           f"support_loss0={float(fx['support_loss0']):.5f} meta_loss={float(fx['meta_loss_o2']):.5f} "
           f"||o1-o2||/||o2||={d:.4f}")

@@ -11,7 +11,7 @@ means every check passed.
   prefix eject are re-parameterisations;
 * MAML: the adjoint recursion with exact HVPs equals autograd through the inner loop,
   gradcheck of the meta-loss w.r.t. the outer parameters, and first-order really differs;
-* tensorfile round trip.
+* safetensors_io round trip.
 """
 import math
 import os
@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import encoder_ref as er  # noqa: E402
 import maml_ref  # noqa: E402
-import tensorfile  # noqa: E402
+import safetensors_io  # noqa: E402
 
 D = torch.float64
 FAILS = []
@@ -213,23 +213,23 @@ def maml_checks():
         check(ok, f"gradcheck of the k={k} meta-loss w.r.t. {pick}")
 
 
-def tensorfile_check():
+def safetensors_check():
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "t.bin")
+        path = os.path.join(d, "t.safetensors")
         data = {"a/b": np.arange(6, dtype=np.float32).reshape(2, 3), "i": np.array([[1, -2]], dtype=np.int32),
                 "s": np.array(3.5, dtype=np.float64), "e": np.zeros((0, 4), dtype=np.float32)}
-        tensorfile.write(path, data)
-        back = tensorfile.read(path)
+        safetensors_io.write_fixture(path, data)
+        back = safetensors_io.read(path)
         check(list(back) == list(data) and all(back[k].dtype == data[k].dtype and back[k].shape == data[k].shape
                                                and np.array_equal(back[k], data[k]) for k in data),
-              "tensorfile round trip (f32, i32, f64 scalar, empty)")
+              "safetensors_io round trip (f32, i32, f64 scalar, empty)")
 
 
 def main():
     torch.set_num_threads(1)
     t0 = time.time()
     formula_checks()
-    tensorfile_check()
+    safetensors_check()
     nn_layer_check()
     invariance_checks()
     for pe, head in (("none", "tagger"), ("adapter-pfeiffer", "tagger"), ("adapter-houlsby:gelu", "tagger"),

@@ -17,7 +17,7 @@
 
 #include "core/error.h"
 #include "model/model.h"
-#include "tensorfile.h"
+#include "fixture.h"
 #include "testutil.h"
 
 #define LOSS_TOL 1e-5
@@ -51,25 +51,25 @@ static double norm2(const float *a, size_t n)
     return sqrt(s);
 }
 
-static int spec_int(struct pep_tensorfile *tf, const char *key)
+static int spec_int(struct pep_fixture *tf, const char *key)
 {
     char name[128];
     double v = 0;
     snprintf(name, sizeof name, "spec/%s", key);
-    if (pep_tensorfile_scalar(tf, name, &v) != 0) fail_msg("fixture: %s", tf->err);
+    if (pep_fixture_scalar(tf, name, &v) != 0) fail_msg("fixture: %s", tf->err);
     return (int)v;
 }
 
-static float spec_float(struct pep_tensorfile *tf, const char *key)
+static float spec_float(struct pep_fixture *tf, const char *key)
 {
     char name[128];
     double v = 0;
     snprintf(name, sizeof name, "spec/%s", key);
-    if (pep_tensorfile_scalar(tf, name, &v) != 0) fail_msg("fixture: %s", tf->err);
+    if (pep_fixture_scalar(tf, name, &v) != 0) fail_msg("fixture: %s", tf->err);
     return (float)v;
 }
 
-static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *s)
+static void spec_from_fixture(struct pep_fixture *tf, struct pep_model_spec *s)
 {
     memset(s, 0, sizeof *s);
     s->L = spec_int(tf, "L");
@@ -98,9 +98,9 @@ static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *
     s->lora_alpha = spec_float(tf, "lora_alpha");
 }
 
-static const struct pep_tensor *need(struct pep_tensorfile *tf, const char *name, enum pep_tensor_dtype dtype)
+static const struct pep_fixture_tensor *need(struct pep_fixture *tf, const char *name, enum pep_st_dtype dtype)
 {
-    const struct pep_tensor *t = pep_tensorfile_find(tf, name);
+    const struct pep_fixture_tensor *t = pep_fixture_find(tf, name);
     if (!t) fail_msg("fixture lacks tensor '%s'", name);
     if (t->dtype != dtype) fail_msg("fixture tensor '%s' has dtype %d, expected %d", name, t->dtype, dtype);
     return t;
@@ -116,7 +116,7 @@ static int is_weight_name(const char *n)
 }
 
 /* Largest gradient-tensor norm of the fixture (the scale for rel_err_floor). */
-static double max_grad_norm(const struct pep_tensorfile *tf)
+static double max_grad_norm(const struct pep_fixture *tf)
 {
     double g = 0;
     for (int i = 0; i < tf->count; i++)
@@ -129,7 +129,7 @@ static double max_grad_norm(const struct pep_tensorfile *tf)
 
 /* Compares the model's gradients with the fixture's; returns the number of tensors over
  * the tolerance and prints each. */
-static int compare_grads(const struct pep_model *m, struct pep_tensorfile *tf, const char *fixture, int verbose)
+static int compare_grads(const struct pep_model *m, struct pep_fixture *tf, const char *fixture, int verbose)
 {
     int bad = 0;
     double floor = 1e-3 * max_grad_norm(tf);
@@ -137,7 +137,7 @@ static int compare_grads(const struct pep_model *m, struct pep_tensorfile *tf, c
         const struct pep_param *p = &m->table.rows[r];
         char name[PEP_PARAM_NAME_MAX + 8];
         snprintf(name, sizeof name, "grad/%s", p->name);
-        const struct pep_tensor *g = need(tf, name, PEP_TENSOR_F32);
+        const struct pep_fixture_tensor *g = need(tf, name, PEP_ST_DTYPE_F32);
         if (g->numel != p->numel) fail_msg("%s: %s has %zu elements in the fixture, %zu in the model", fixture, name, g->numel, p->numel);
         double e = rel_err_floor(m->grads + p->offset, g->data, p->numel, floor);
         double tol = norm2(g->data, g->numel) < floor ? ZERO_REF_TOL : TENSOR_TOL;
@@ -151,16 +151,15 @@ static int compare_grads(const struct pep_model *m, struct pep_tensorfile *tf, c
 
 struct parity_run {
     struct pep_model *m;
-    struct pep_tensorfile tf;
+    struct pep_fixture tf;
 };
 
 static void run_fixture(const char *file, struct parity_run *run)
 {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", fixture_dir, file);
-    pep_tensorfile_init(&run->tf);
-    if (pep_tensorfile_load(&run->tf, path) != 0) fail_msg("%s", run->tf.err);
-    struct pep_tensorfile *tf = &run->tf;
+    if (pep_fixture_load(&run->tf, path) != 0) fail_msg("%s", run->tf.err);
+    struct pep_fixture *tf = &run->tf;
     struct pep_model_spec spec;
     spec_from_fixture(tf, &spec);
     run->m = NULL;
@@ -170,7 +169,7 @@ static void run_fixture(const char *file, struct parity_run *run)
     /* Weights by name, both directions. */
     for (int r = 0; r < m->table.count; r++) {
         const struct pep_param *p = &m->table.rows[r];
-        const struct pep_tensor *t = need(tf, p->name, PEP_TENSOR_F32);
+        const struct pep_fixture_tensor *t = need(tf, p->name, PEP_ST_DTYPE_F32);
         if (t->numel != p->numel) fail_msg("%s: %s has %zu elements in the fixture, %zu in the model", file, p->name, t->numel, p->numel);
         for (int d = 0; d < p->ndim && d < t->ndim; d++)
             if ((size_t)t->dims[d] != p->shape[d]) fail_msg("%s: %s dim %d is %zu in the fixture, %zu in the model", file, p->name, d, (size_t)t->dims[d], p->shape[d]);
@@ -180,8 +179,8 @@ static void run_fixture(const char *file, struct parity_run *run)
         if (is_weight_name(tf->t[i].name) && pep_param_table_find(&m->table, tf->t[i].name) < 0)
             fail_msg("%s: fixture weight '%s' is not in the model's parameter table", file, tf->t[i].name);
 
-    const struct pep_tensor *ids = need(tf, "input_ids", PEP_TENSOR_I32);
-    const struct pep_tensor *labels = need(tf, "labels", PEP_TENSOR_I32);
+    const struct pep_fixture_tensor *ids = need(tf, "input_ids", PEP_ST_DTYPE_I32);
+    const struct pep_fixture_tensor *labels = need(tf, "labels", PEP_ST_DTYPE_I32);
     /* the oracle pads the sentences to the longest with an attention mask; peprime runs the
      * same sentences unpadded */
     int B = (int)ids->dims[0], T = (int)ids->dims[1];
@@ -191,9 +190,9 @@ static void run_fixture(const char *file, struct parity_run *run)
     for (size_t i = 0; i < labels->numel; i++) ntargets += ((const int *)labels->data)[i] != PEP_IGNORE_INDEX;
 
     /* training mode (dropout with the oracle's masks) when the fixture names a dropout seed */
-    int train = pep_tensorfile_find(tf, "dropout_seed") != NULL;
+    int train = pep_fixture_find(tf, "dropout_seed") != NULL;
     double dseed = 0;
-    if (train && pep_tensorfile_scalar(tf, "dropout_seed", &dseed) != 0) fail_msg("%s", tf->err);
+    if (train && pep_fixture_scalar(tf, "dropout_seed", &dseed) != 0) fail_msg("%s", tf->err);
     if (train) print_message("%s: training mode, dropout %.2f / attention %.2f, seed %.0f\n", file, (double)spec.dropout,
                              (double)spec.attention_dropout, dseed);
     float loss = 0;
@@ -202,13 +201,13 @@ static void run_fixture(const char *file, struct parity_run *run)
     if (pep_model_backward(m, PEP_GROUPS_ALL) != PEP_OK) fail_msg("%s: backward: %s", file, pep_error_message());
 
     double ref_loss = 0;
-    if (pep_tensorfile_scalar(tf, "loss", &ref_loss) != 0) fail_msg("%s", tf->err);
+    if (pep_fixture_scalar(tf, "loss", &ref_loss) != 0) fail_msg("%s", tf->err);
     double le = fabs(loss - ref_loss) / fmax(fabs(ref_loss), 1e-30);
     print_message("%s: loss %.7f ref %.7f rel %.2e\n", file, loss, ref_loss, le);
     assert_true(le <= LOSS_TOL);
     assert_int_equal(pep_model_ntargets(m), ntargets);
 
-    const struct pep_tensor *lg = need(tf, "logits", PEP_TENSOR_F32);
+    const struct pep_fixture_tensor *lg = need(tf, "logits", PEP_ST_DTYPE_F32);
     double lerr;
     if (spec.head == PEP_HEAD_KIND_MLM) {
         /* model.c runs the MLM head on the labelled positions only: its logits are (M, V),
@@ -246,7 +245,7 @@ static void test_encoder_parity_fixture(void **state)
     run_fixture((const char *)*state, &run);
     pep_model_destroy(&run.m);
     assert_null(run.m);
-    pep_tensorfile_fini(&run.tf);
+    pep_fixture_fini(&run.tf);
 }
 
 /* The comparison must be able to fail: after a passing run, move one element of the
@@ -255,7 +254,7 @@ static void test_encoder_parity_detects_perturbation(void **state)
 {
     struct parity_run run;
     run_fixture((const char *)*state, &run);
-    struct pep_tensor *worst = NULL;
+    struct pep_fixture_tensor *worst = NULL;
     double wn = 0;
     for (int i = 0; i < run.tf.count; i++)
         if (strncmp(run.tf.t[i].name, "grad/", 5) == 0) {
@@ -268,7 +267,7 @@ static void test_encoder_parity_detects_perturbation(void **state)
     print_message("perturbed %s[%zu] by %.2e: %d tensor(s) now fail\n", worst->name, worst->numel / 2, 10 * TENSOR_TOL * wn, bad);
     assert_int_equal(bad, 1);
     pep_model_destroy(&run.m);
-    pep_tensorfile_fini(&run.tf);
+    pep_fixture_fini(&run.tf);
 }
 
 int main(int argc, char **argv)

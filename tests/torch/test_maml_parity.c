@@ -24,7 +24,7 @@
 #include "core/error.h"
 #include "maml/maml.h"
 #include "model/model.h"
-#include "tensorfile.h"
+#include "fixture.h"
 #include "testutil.h"
 
 #define MAX_FIXTURES 64
@@ -36,21 +36,21 @@
 
 static const char *fixture_dir;
 
-static double scalar(struct pep_tensorfile *tf, const char *name)
+static double scalar(struct pep_fixture *tf, const char *name)
 {
     double v = 0;
-    if (pep_tensorfile_scalar(tf, name, &v) != 0) fail_msg("fixture: %s", tf->err);
+    if (pep_fixture_scalar(tf, name, &v) != 0) fail_msg("fixture: %s", tf->err);
     return v;
 }
 
-static double spec_value(struct pep_tensorfile *tf, const char *key)
+static double spec_value(struct pep_fixture *tf, const char *key)
 {
     char name[128];
     snprintf(name, sizeof name, "spec/%s", key);
     return scalar(tf, name);
 }
 
-static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *s)
+static void spec_from_fixture(struct pep_fixture *tf, struct pep_model_spec *s)
 {
     memset(s, 0, sizeof *s);
     s->L = (int)spec_value(tf, "L");
@@ -80,10 +80,10 @@ static void spec_from_fixture(struct pep_tensorfile *tf, struct pep_model_spec *
 }
 
 /* The fixture's padded sentences as an unpadded batch (pep_batch_free it). */
-static struct pep_batch batch(struct pep_tensorfile *tf, const char *ids_name, const char *labels_name)
+static struct pep_batch batch(struct pep_fixture *tf, const char *ids_name, const char *labels_name)
 {
-    const struct pep_tensor *ids = pep_tensorfile_find(tf, ids_name), *lab = pep_tensorfile_find(tf, labels_name);
-    if (!ids || !lab || ids->dtype != PEP_TENSOR_I32 || lab->dtype != PEP_TENSOR_I32 || ids->ndim != 2)
+    const struct pep_fixture_tensor *ids = pep_fixture_find(tf, ids_name), *lab = pep_fixture_find(tf, labels_name);
+    if (!ids || !lab || ids->dtype != PEP_ST_DTYPE_I32 || lab->dtype != PEP_ST_DTYPE_I32 || ids->ndim != 2)
         fail_msg("fixture lacks int32 %s / %s", ids_name, labels_name);
     struct pep_batch b;
     pep_test_batch_from_padded(&b, ids->data, lab->data, (int)ids->dims[0], (int)ids->dims[1]);
@@ -92,7 +92,7 @@ static struct pep_batch batch(struct pep_tensorfile *tf, const char *ids_name, c
 
 /* ||x - ref|| / ||ref|| over every tensor "<prefix>/<name>" of the fixture; x holds the
  * floats of the table rows from offset `base` on (the flat model block: base 0). */
-static double rel_err(const struct pep_model *m, const float *x, size_t base, struct pep_tensorfile *tf,
+static double rel_err(const struct pep_model *m, const float *x, size_t base, struct pep_fixture *tf,
                       const char *prefix)
 {
     double d = 0, r = 0;
@@ -101,7 +101,7 @@ static double rel_err(const struct pep_model *m, const float *x, size_t base, st
         const struct pep_param *p = &m->table.rows[i];
         char name[PEP_PARAM_NAME_MAX + 32];
         snprintf(name, sizeof name, "%s/%s", prefix, p->name);
-        const struct pep_tensor *t = pep_tensorfile_find(tf, name);
+        const struct pep_fixture_tensor *t = pep_fixture_find(tf, name);
         if (!t) continue;
         assert_int_equal(t->numel, p->numel);
         assert_true(p->offset >= base);
@@ -116,7 +116,7 @@ static double rel_err(const struct pep_model *m, const float *x, size_t base, st
     return sqrt(d) / fmax(sqrt(r), 1e-30);
 }
 
-static struct pep_model *fixture_model(struct pep_tensorfile *tf)
+static struct pep_model *fixture_model(struct pep_fixture *tf)
 {
     struct pep_model_spec spec;
     spec_from_fixture(tf, &spec);
@@ -124,8 +124,8 @@ static struct pep_model *fixture_model(struct pep_tensorfile *tf)
     if (pep_model_create(&spec, &m) != PEP_OK) fail_msg("pep_model_create: %s", pep_error_message());
     for (int i = 0; i < m->table.count; i++) {
         const struct pep_param *p = &m->table.rows[i];
-        const struct pep_tensor *t = pep_tensorfile_find(tf, p->name);
-        if (!t || t->dtype != PEP_TENSOR_F32 || t->numel != p->numel) fail_msg("fixture weight %s missing or mis-sized", p->name);
+        const struct pep_fixture_tensor *t = pep_fixture_find(tf, p->name);
+        if (!t || t->dtype != PEP_ST_DTYPE_F32 || t->numel != p->numel) fail_msg("fixture weight %s missing or mis-sized", p->name);
         memcpy(m->params + p->offset, t->data, p->numel * sizeof(float));
     }
     return m;
@@ -138,7 +138,7 @@ struct outcome {
 };
 
 /* Runs one task of `method` at `order` on a model holding the fixture's weights. */
-static void run(struct pep_tensorfile *tf, enum pep_maml_method method, int order, struct outcome *out)
+static void run(struct pep_fixture *tf, enum pep_maml_method method, int order, struct outcome *out)
 {
     struct pep_model *m = fixture_model(tf);
     struct pep_maml_opts o = {0};
@@ -179,7 +179,7 @@ static void run(struct pep_tensorfile *tf, enum pep_maml_method method, int orde
 
 /* The oracle's phi_0 of a fresh fixture (fresh0/, from init_ref.py) against the C initialiser
  * with the same seed, so a drift of the Python twin is reported as such. */
-static void check_fresh_init(struct pep_tensorfile *tf)
+static void check_fresh_init(struct pep_fixture *tf)
 {
     struct pep_model *m = fixture_model(tf);
     unsigned inner = (unsigned)scalar(tf, "maml/inner_groups");
@@ -197,9 +197,8 @@ static void test_maml_parity_fixture(void **state)
     const char *file = *state;
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", fixture_dir, file);
-    struct pep_tensorfile tf;
-    pep_tensorfile_init(&tf);
-    if (pep_tensorfile_load(&tf, path) != 0) fail_msg("%s", tf.err);
+    struct pep_fixture tf;
+    if (pep_fixture_load(&tf, path) != 0) fail_msg("%s", tf.err);
     double gap = scalar(&tf, "rel_diff_o1_o2"), ref_loss = scalar(&tf, "meta_loss_o2");
     if (!(int)scalar(&tf, "maml/pe_init_meta")) check_fresh_init(&tf);
     struct outcome r1, r2, mt;
@@ -220,7 +219,7 @@ static void test_maml_parity_fixture(void **state)
     assert_true(mt.err_o1 <= MT_TOL);
     assert_true(close_to(mt.support_loss, scalar(&tf, "support_loss0"), 1e-5));
     assert_true(close_to(mt.query_loss, scalar(&tf, "query_loss0"), 1e-5));
-    pep_tensorfile_fini(&tf);
+    pep_fixture_fini(&tf);
 }
 
 int main(int argc, char **argv)

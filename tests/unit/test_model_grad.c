@@ -319,7 +319,7 @@ static void check_reparam(enum pep_pe_method pe)
     else assert_int_equal(pep_model_merge_lora(m, &m2), PEP_OK);
     assert_int_equal(pep_model_forward(m2, &b, 0, 0, &l2), PEP_OK);
     double err = pep_test_rel_err(pep_model_logits(m2), logits, nl);
-    printf("  %s: logits rel err after %s %.2e\n", pe == PEP_PE_METHOD_PREFIX ? "prefix" : "lora",
+    printf("  %s: logits rel err after %s %.2e\n", pep_pe_method_name(pe),
            pe == PEP_PE_METHOD_PREFIX ? "eject" : "merge", err);
     assert_true(err < 1e-5);
     free(logits);

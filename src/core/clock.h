@@ -1,0 +1,9 @@
+/* The one wall clock of the project: seconds on the monotonic clock, for step times, progress
+ * lines and benchmarks (differences only; the origin is arbitrary). */
+#ifndef PEP_CLOCK_H
+#define PEP_CLOCK_H
+
+/* Seconds since an arbitrary fixed point (CLOCK_MONOTONIC). */
+double pep_now_s(void);
+
+#endif
