@@ -19,6 +19,9 @@ struct pep_maml {
     float *meta;       /* numel: accumulated meta-gradient */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
+    uint64_t *relu;    /* order 2 with ReLU adapters: k x relu_words, the ReLU pattern of inner step j's
+                        * forward, which its HVP passes replay (docs/model.md "MAML priming") */
+    size_t relu_words; /* per inner step: pep_model_relu_pattern_words of the longest batch */
 };
 
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
@@ -81,7 +84,11 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     PEP_ALLOC_GOTO(rc, mm->init, mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->v, mm->n_in);
     /* first order reads theta's gradient straight from the model's block */
-    if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->g, n);
+    if (o->order == 2) {
+        PEP_ALLOC_GOTO(rc, mm->g, n);
+        mm->relu_words = pep_model_relu_pattern_words(m, m->spec.max_B * m->spec.max_T);
+        if (mm->relu_words) PEP_ALLOC_GOTO(rc, mm->relu, (size_t)o->inner_steps * mm->relu_words);
+    }
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
     if (o->inner_adam && o->method == PEP_MAML_METHOD_MAML) {
@@ -117,6 +124,7 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->restore);
     pep_free(mm->am);
     pep_free(mm->av);
+    pep_free(mm->relu);
     free(mm);
     *pmm = NULL;
 }
@@ -159,7 +167,9 @@ static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t se
  * - pass, so no second gradient block is needed and the - pass needs no zeroing. Only the
  * blocks read afterwards are computed: theta (O outside I) always; v for all of I while
  * j > 0, but at j = 0 only its meta-learned rows I n O (the gradient of phi_0), so at j = 0
- * both passes take gradients for O alone. */
+ * both passes take gradients for O alone. Both passes replay the ReLU pattern of the inner
+ * step's forward at phi_j (if any): h is then the HVP autograd gives (ReLU'' = 0), also when a
+ * unit's pre-activation lies within the +-e v interval of its kink. */
 static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64_t seed, int j)
 {
     struct pep_model *m = mm->m;
@@ -175,11 +185,13 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     unsigned need = j > 0 ? (o->inner | o->outer) : o->outer;
     size_t nb, ne;
     PEP_CALL(pep_param_table_range(&m->table, need, &nb, &ne));
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
     PEP_CALL(loss_grad(m, support, seed, need, &l2));
     for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
     PEP_CALL(add_grad(m, support, seed, need, &l2));
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
     float s = o->inner_lr / (2.0f * e);
     for (size_t i = mm->out_b; i < mm->out_e; i++)
@@ -285,7 +297,9 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     /* inner loop: phi_{j+1} = phi_j - a grad_phi L_S(theta, phi_j) */
     float ls = 0.0f, lq = 0.0f;
     for (int j = 0; j < k; j++) {
+        pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_RECORD, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
         PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), o->inner, &ls));
+        pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
         float *pj = mm->phi + (size_t)j * nin, *pn = mm->phi + (size_t)(j + 1) * nin;
         const float *gj = gr + mm->in_b;
         inner_update(mm, j, pj, gj, pn);
@@ -313,6 +327,7 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     res->adapted = mm->phi + (size_t)k * nin;
     res->start = mm->phi;
 cleanup:
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
     memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));
     return rc;
 }
