@@ -188,14 +188,17 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
     PEP_CALL(loss_grad(m, support, seed, need, &l2));
-    for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
+    /* rows the passes leave zero (word embeddings of tokens not in the batch) are skipped */
+    for (size_t i = nb, end; (i = pep_model_grad_span(m, i, ne, &end)) < ne; i = end)
+        for (size_t r = i; r < end; r++) gr[r] = -gr[r];
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
     PEP_CALL(add_grad(m, support, seed, need, &l2));
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
     float s = o->inner_lr / (2.0f * e);
-    for (size_t i = mm->out_b; i < mm->out_e; i++)
-        if (i < mm->in_b || i >= mm->in_e) mm->g[i] += s * gr[i];
+    for (size_t i = mm->out_b, end; (i = pep_model_grad_span(m, i, mm->out_e, &end)) < mm->out_e; i = end)
+        for (size_t r = i; r < end; r++)
+            if (r < mm->in_b || r >= mm->in_e) mm->g[r] += s * gr[r];
     size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
     for (size_t i = vb; i < ve; i++) mm->v[i - mm->in_b] += s * gr[i];
     return PEP_OK;

@@ -485,6 +485,27 @@ void pep_model_zero_grad(struct pep_model *m, unsigned groups)
     }
 }
 
+size_t pep_model_grad_span(const struct pep_model *m, size_t begin, size_t end, size_t *span_end)
+{
+    const struct pep_model_state *st = m->state;
+    const struct pep_param *w = &m->table.rows[st->wte];
+    size_t wb = w->offset, we = w->offset + w->numel, C = (size_t)m->spec.C, V = (size_t)m->spec.V;
+    *span_end = end;
+    if (begin >= end) return end;
+    if (begin < wb || begin >= we || st->wte_all_dirty) {
+        if (begin < wb && end > wb && !st->wte_all_dirty) *span_end = wb;
+        return begin;
+    }
+    size_t r = (begin - wb) / C;
+    while (r < V && !st->wte_dirty[r]) r++;
+    if (r == V) return we < end ? pep_model_grad_span(m, we, end, span_end) : end;
+    size_t start = begin > wb + r * C ? begin : wb + r * C, r2 = r;
+    while (r2 < V && st->wte_dirty[r2]) r2++;
+    if (start >= end) return end;
+    *span_end = wb + r2 * C < end ? wb + r2 * C : end;
+    return start;
+}
+
 /* Adapters with a ReLU: how many sites (1 or 2 per layer), and the pattern words of one site. */
 static int relu_sites(const struct pep_model_spec *s)
 {

@@ -103,6 +103,13 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
  * in `groups`. */
 int pep_model_backward(struct pep_model *m, unsigned groups);
 void pep_model_zero_grad(struct pep_model *m, unsigned groups);
+/* The rows of the gradient block in [begin, end) that can be non-zero, span by span: returns
+ * the start of the first span at or after `begin` (`end` when there is none) and its end in
+ * *span_end. All rows are, except a tagger's word-embedding gradient (V x C, the largest tensor),
+ * of which only the rows of the tokens of the backward passes since their group was last
+ * zeroed are; the others are zero. Loop:
+ *   for (size_t i = b, e; (i = pep_model_grad_span(m, i, end, &e)) < end; i = e) ... rows [i, e) ... */
+size_t pep_model_grad_span(const struct pep_model *m, size_t begin, size_t end, size_t *span_end);
 /* ReLU patterns (second-order MAML's finite-difference HVP, docs/model.md "MAML priming"): the
  * on/off state of every ReLU adapter unit for each token of a batch, one bit each.
  * pep_model_relu_pattern_words(m, N): the 64-bit words a batch of N tokens needs (0 when the

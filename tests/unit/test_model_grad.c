@@ -3,7 +3,8 @@
  * from the seed, so L is a smooth function of the weights), plus the fast linear kernel
  * against its _ref twin. The check per row is directional: (L(w + e d) - L(w - e d)) / 2e
  * against g . d for a random direction d over that tensor, which is well conditioned in
- * float32. Also ReLU adapters at a stored on/off pattern (second-order MAML's HVP passes). */
+ * float32. Also ReLU adapters at a stored on/off pattern (second-order MAML's HVP passes) and
+ * the spans of possibly non-zero gradient rows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +263,53 @@ static void test_model_relu_pattern_replay(void **st)
     pep_model_destroy(&m);
 }
 
+/* pep_model_grad_span: increasing, disjoint spans inside [begin, end) that cover every
+ * non-zero gradient row and skip the word-embedding rows of tokens no backward has seen since
+ * the last zeroing — also when the range starts or ends inside that tensor. */
+static void check_spans(const struct pep_model *m, size_t begin, size_t end, size_t *covered)
+{
+    char *in = calloc(m->table.numel, 1);
+    size_t last = begin;
+    *covered = 0;
+    for (size_t i = begin, e; (i = pep_model_grad_span(m, i, end, &e)) < end; i = e) {
+        assert_true(i >= last && e > i && e <= end);
+        memset(in + i, 1, e - i);
+        *covered += e - i;
+        last = e;
+    }
+    for (size_t i = begin; i < end; i++)
+        if (m->grads[i] != 0.0f) assert_true(in[i]);
+    free(in);
+}
+
+static void test_model_grad_spans(void **st)
+{
+    struct pep_model_spec s = small_spec(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER);
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 3);
+    float loss;
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_backward(m, PEP_GROUPS_ALL), PEP_OK);
+    const struct pep_param *w = &m->table.rows[pep_param_table_find(&m->table, "embeddings.word_embeddings.weight")];
+    size_t covered, n = m->table.numel, C = (size_t)s.C;
+    check_spans(m, 0, n, &covered);
+    int seen[64] = {0}, rows = 0;
+    for (int i = 0; i < NTOK; i++) rows += !seen[ids[i]]++;
+    assert_int_equal(covered, n - w->numel + (size_t)rows * C); /* exactly the batch's rows of the table */
+    check_spans(m, w->offset + 3 * C + 5, w->offset + w->numel - 7, &covered); /* starts and ends mid-row */
+    check_spans(m, 0, w->offset + 1, &covered);
+    check_spans(m, w->offset + w->numel - 1, n, &covered);
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    check_spans(m, w->offset, w->offset + w->numel, &covered);
+    assert_int_equal(covered, 0);
+    pep_model_destroy(&m);
+}
+
 static void test_linear_fast_matches_ref(void **st)
 {
     enum { N = 37, IC = 29, OC = 23 };
@@ -396,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_model_grad_frozen_groups_untouched),
         cmocka_unit_test(test_model_dropout_replay),
         cmocka_unit_test(test_model_relu_pattern_replay),
+        cmocka_unit_test(test_model_grad_spans),
         cmocka_unit_test(test_model_rejects_bad_batches),
         cmocka_unit_test(test_model_prefix_eject_keeps_outputs),
         cmocka_unit_test(test_model_lora_merge_keeps_outputs),
