@@ -191,6 +191,24 @@ static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t se
     return add_grad(m, b, seed, groups, loss);
 }
 
+/* Over the rows of [b, e) the model's gradient can be non-zero (pep_model_grad_span: the
+ * word-embedding rows of tokens the passes did not see are zero and skipped): gr = -gr
+ * (dst NULL) or dst += s gr. */
+static void grad_rows(const struct pep_model *m, size_t b, size_t e, float *dst, float s)
+{
+    for (size_t i = b, end; (i = pep_model_grad_span(m, i, e, &end)) < e; i = end) {
+        float *restrict d = dst ? dst + i : NULL, *restrict g = m->grads + i;
+        size_t n = end - i;
+        if (!d) {
+#pragma omp simd
+            for (size_t r = 0; r < n; r++) g[r] = -g[r];
+        } else {
+#pragma omp simd
+            for (size_t r = 0; r < n; r++) d[r] += s * g[r];
+        }
+    }
+}
+
 /* The finite-difference HVP of inner step j, folded into the adjoints:
  *   h = (grad L_S(phi_j + e v) - grad L_S(phi_j - e v)) / 2e,  g_theta -= a h_theta,  v -= a h_phi,
  * on the same support batch with the same dropout masks as the inner step. The difference is
@@ -219,17 +237,16 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
     PEP_CALL(loss_grad(m, support, seed, need, &l2));
-    /* rows the passes leave zero (word embeddings of tokens not in the batch) are skipped */
-    for (size_t i = nb, end; (i = pep_model_grad_span(m, i, ne, &end)) < ne; i = end)
-        for (size_t r = i; r < end; r++) gr[r] = -gr[r];
+    grad_rows(m, nb, ne, NULL, 0.0f);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
     PEP_CALL(add_grad(m, support, seed, need, &l2));
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
     float s = o->inner_lr / (2.0f * e);
-    for (size_t i = mm->out_b, end; (i = pep_model_grad_span(m, i, mm->out_e, &end)) < mm->out_e; i = end)
-        for (size_t r = i; r < end; r++)
-            if (r < mm->in_b || r >= mm->in_e) mm->g[r] += s * gr[r];
+    /* g on O outside I: the parts of [out_b, out_e) below and above [in_b, in_e) */
+    size_t ob = mm->out_b, oe = mm->out_e;
+    grad_rows(m, ob, mm->in_b < oe ? (mm->in_b > ob ? mm->in_b : ob) : oe, mm->g, s);
+    grad_rows(m, mm->in_e > ob ? (mm->in_e < oe ? mm->in_e : oe) : ob, oe, mm->g, s);
     size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
     for (size_t i = vb; i < ve; i++) mm->v[i - mm->in_b] += s * gr[i];
     return PEP_OK;
