@@ -5,8 +5,10 @@ bytes. The header is that of the file before its damage; its digest is not known
 undamaged originals were not kept), so the one written is the damaged bytes' own digest with
 its lowest bit flipped: a digest the damaged bytes do not match, which is all the reader can
 see of any damage. --intact writes the bytes' true digest instead (a file that checks out).
+--reseal FILE rewrites the header of a sealed checkpoint for its current bytes (a file as a
+writer that wrote those bytes would have sealed it: tests of the per-tensor checksums).
 
-usage: seal_damaged.py [--intact] IN.h5 OUT.h5"""
+usage: seal_damaged.py [--intact] IN.h5 OUT.h5 | --reseal FILE.h5"""
 import os
 import struct
 import sys
@@ -40,16 +42,25 @@ def fnv1a64(data):
     return h
 
 
+def header(body, d):
+    head = b"PEPCKDG1" + struct.pack("<II", USERBLOCK, 0) + struct.pack("<QQ", len(body), d)
+    return head + struct.pack("<Q", fnv1a64(head))
+
+
 def main(argv):
+    if len(argv) == 2 and argv[0] == "--reseal":
+        with open(argv[1], "r+b") as f:
+            body = f.read()[USERBLOCK:]
+            f.seek(0)
+            f.write(header(body, digest(body)))
+        return 0
     intact = "--intact" in argv
     args = [a for a in argv if a != "--intact"]
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     body = open(args[0], "rb").read()
-    d = digest(body) ^ (0 if intact else 1)
-    head = b"PEPCKDG1" + struct.pack("<II", USERBLOCK, 0) + struct.pack("<QQ", len(body), d)
-    head += struct.pack("<Q", fnv1a64(head))
+    head = header(body, digest(body) ^ (0 if intact else 1))
     with open(args[1], "wb") as f:
         f.write(head + b"\0" * (USERBLOCK - len(head)) + body)
     return 0
