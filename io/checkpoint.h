@@ -21,6 +21,10 @@
  *                      one dataset per inner-set row (/tasks/<lang>/<name>)
  *   /log/<series>      1-D float64, chunked, unlimited max size (step, meta_loss, ...)
  *
+ * The first 1 MiB is an HDF5 user block holding a digest of every byte after it, written at
+ * commit and checked before HDF5 opens the file (checkpoint_digest.h); files written before
+ * the digest have no user block and are read unchecked (format_version is unchanged).
+ *
  * Every float tensor carries an attribute `checksum` (uint64, pep_ckpt_checksum() of its
  * little-endian float32 words) so a flipped bit in raw data is detected on read; HDF5's own
  * metadata is checksummed too (superblock v2+ / object header v2, libver >= 1.8). The reader

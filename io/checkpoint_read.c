@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint_digest.h"
 #include "checkpoint_private.h"
 #include "core/error.h"
 #include "h5call.h"
@@ -73,6 +74,8 @@ int pep_ckpt_open(const char *path, struct pep_ckpt_reader **out)
     PEP_CHECK(path && stat(path, &st) == 0, PEP_ERR_IO, "cannot open checkpoint %s: %s", path ? path : "(null)",
               strerror(errno));
     PEP_CHECK(S_ISREG(st.st_mode), PEP_ERR_IO, "checkpoint %s is not a regular file", path);
+    int sealed;
+    PEP_CALL(pep_ckpt_digest_check(path, &sealed)); /* before HDF5 parses a byte of it */
     htri_t is;
     H5E_BEGIN_TRY { is = H5Fis_hdf5(path); }
     H5E_END_TRY;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint_digest.h"
 #include "checkpoint_private.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -60,7 +61,7 @@ static int settle(struct pep_ckpt_writer *w, int rc)
 int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_writer **out)
 {
     int rc = PEP_OK;
-    hid_t fapl = H5I_INVALID_HID;
+    hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
     struct pep_ckpt_writer *w = NULL;
     *out = NULL;
     /* the path is the same on every rank and so is this check; an allocation failure on one
@@ -90,7 +91,10 @@ int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_write
     PEP_CALL_H5_GOTO(rc, H5Pset_coll_metadata_write(fapl, 1), "cannot set collective metadata writes");
     /* large tensors start on 1 MiB boundaries (file-system stripes) */
     PEP_CALL_H5_GOTO(rc, H5Pset_alignment(fapl, (hsize_t)1 << 20, (hsize_t)1 << 20), "cannot set alignment");
-    H5E_BEGIN_TRY { w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); }
+    /* the user block that pep_ckpt_digest_seal fills at commit (checkpoint_digest.h) */
+    PEP_H5_ID_GOTO(rc, fcpl, H5Pcreate(H5P_FILE_CREATE), "cannot create a file creation list");
+    PEP_CALL_H5_GOTO(rc, H5Pset_userblock(fcpl, PEP_CKPT_USERBLOCK), "cannot reserve the digest's user block");
+    H5E_BEGIN_TRY { w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, fcpl, fapl); }
     H5E_END_TRY;
     PEP_CHECK_GOTO(rc, w->file >= 0, PEP_ERR_IO,
                    "cannot create checkpoint %s (does the folder exist and is it writable?)", w->tmp_path);
@@ -100,6 +104,7 @@ int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_write
     PEP_CALL_H5_GOTO(rc, H5Pset_dxpl_mpio(w->dxpl_ind, H5FD_MPIO_INDEPENDENT), "cannot set independent transfer");
     PEP_CALL_GOTO(rc, ck_direct_open(w));
 cleanup:
+    PEP_H5_CLOSE(H5Pclose, fcpl);
     PEP_H5_CLOSE(H5Pclose, fapl);
     rc = agree(w, rc);
     if (rc != PEP_OK) {
@@ -467,6 +472,7 @@ static int fsync_path(const char *path, int dir)
 
 static int finish_rank0(struct pep_ckpt_writer *w)
 {
+    PEP_CALL(pep_ckpt_digest_seal(w->tmp_path));
     PEP_CALL(fsync_path(w->tmp_path, 0));
     PEP_CHECK(rename(w->tmp_path, w->final_path) == 0, PEP_ERR_IO, "cannot rename %s to %s: %s", w->tmp_path,
               w->final_path, strerror(errno));

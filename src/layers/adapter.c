@@ -1,14 +1,17 @@
-/* Bottleneck adapter (Houlsby et al. 2019; AdapterHub placements): y = x + up(act(down(x))). */
+/* Bottleneck adapter (Houlsby et al. 2019; AdapterHub placements): y = x + up(act(down(x))),
+ * a ReLU optionally at a stored on/off pattern (layers.h). */
 #include <cblas.h>
 #include <string.h>
 
 #include "layers/layers.h"
 
 void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, const float *wd, const float *bd,
-                     const float *wu, const float *bu, int N, int C, int R, enum pep_activation act)
+                     const float *wu, const float *bu, int N, int C, int R, enum pep_activation act,
+                     const uint64_t *relu_on)
 {
     linear_forward(h_pre, x, wd, bd, N, C, R, C, R);
-    activation_forward(h_act, h_pre, (size_t)N * R, act);
+    if (relu_on) relu_pattern_forward(h_act, h_pre, relu_on, (size_t)N * R);
+    else activation_forward(h_act, h_pre, (size_t)N * R, act);
     if (out != x) memcpy(out, x, (size_t)N * C * sizeof(float));
     /* out (= x) += h_act Wu^T + bu */
     for (int n = 0; n < N; n++) {
@@ -20,14 +23,15 @@ void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, con
 
 void adapter_backward(float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
                       const float *h_pre, const float *h_act, const float *wd, const float *wu, int N, int C, int R,
-                      enum pep_activation act, float *scratch)
+                      enum pep_activation act, const uint64_t *relu_on, float *scratch)
 {
     /* scratch: dh_act (N, R) then dh_pre (N, R) */
     float *dh_act = scratch, *dh_pre = scratch + (size_t)N * R;
     memset(dh_act, 0, (size_t)N * R * sizeof(float));
     memset(dh_pre, 0, (size_t)N * R * sizeof(float));
     linear_backward(dh_act, dwu, dbu, dout, h_act, wu, N, R, C, R, C);
-    activation_backward(dh_pre, h_pre, dh_act, (size_t)N * R, act);
+    if (relu_on) relu_pattern_backward(dh_pre, relu_on, dh_act, (size_t)N * R);
+    else activation_backward(dh_pre, h_pre, dh_act, (size_t)N * R, act);
     if (dx)
         for (size_t i = 0; i < (size_t)N * C; i++) dx[i] += dout[i];
     linear_backward(dx, dwd, dbd, dh_pre, x, wd, N, C, R, C, R);

@@ -1,4 +1,5 @@
-/* Element-wise activations: GELU (erf form, as Hugging Face's "gelu"), ReLU, swish (SiLU), tanh. */
+/* Element-wise activations: GELU (erf form, as Hugging Face's "gelu"), ReLU, swish (SiLU), tanh;
+ * ReLU at a stored on/off pattern (layers.h). */
 #include <math.h>
 #include <stddef.h>
 
@@ -97,4 +98,27 @@ void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_
         d[i] = 0.0f;
         activation_backward(d + i, inp + i, &g, 1, kind);
     }
+}
+
+void relu_pattern_record(uint64_t *on, const float *inp, size_t n)
+{
+    for (size_t w = 0; w < relu_pattern_words(n); w++) {
+        size_t b = w * 64, e = b + 64 < n ? b + 64 : n;
+        uint64_t bits = 0;
+        for (size_t i = b; i < e; i++) bits |= (uint64_t)(inp[i] > 0.0f) << (i - b);
+        on[w] = bits;
+    }
+}
+
+static inline int unit_on(const uint64_t *on, size_t i) { return (int)((on[i / 64] >> (i % 64)) & 1u); }
+
+void relu_pattern_forward(float *out, const float *inp, const uint64_t *on, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = unit_on(on, i) ? inp[i] : 0.0f;
+}
+
+void relu_pattern_backward(float *dinp, const uint64_t *on, const float *dout, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (unit_on(on, i)) dinp[i] += dout[i];
 }

@@ -37,6 +37,15 @@ void activation_forward(float *out, const float *inp, size_t n, enum pep_activat
 void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_activation kind);
 /* Fast path when the input gradient has no other contributor: d *= f'(inp), in place. */
 void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_activation kind);
+/* ReLU with a stored on/off pattern: one bit per unit, unit i in bit i % 64 of word i / 64.
+ * relu_pattern_record sets bit i to inp[i] > 0 (what ReLU does); forward and backward given a
+ * pattern let unit i through iff its bit is set, whatever the sign of their own input. Second-
+ * order MAML's finite-difference HVP evaluates its two passes at the pattern of the point it
+ * differentiates at (autograd's ReLU'' = 0). */
+static inline size_t relu_pattern_words(size_t n) { return (n + 63) / 64; }
+void relu_pattern_record(uint64_t *on, const float *inp, size_t n);
+void relu_pattern_forward(float *out, const float *inp, const uint64_t *on, size_t n);
+void relu_pattern_backward(float *dinp, const uint64_t *on, const float *dout, size_t n);
 
 /* embedding.c: summed word + position + type embeddings of N tokens (pos: position-table rows). */
 void embedding_forward(float *out, const int *ids, const int *pos, const float *wte, const float *wpe,
@@ -76,14 +85,17 @@ double xent_forward(const float *logits, const int *labels, int N, int K, int ig
 void xent_backward(float *dlogits, const float *logits, const int *labels, int N, int K, int ignore, float scale);
 
 /* adapter.c: bottleneck adapter delta = up(act(down(x))); out += delta (residual added by caller
- * layout: out may alias x for in-place "x = x + adapter(x)"). h_pre, h_act (N, R) saved. */
+ * layout: out may alias x for in-place "x = x + adapter(x)"). h_pre, h_act (N, R) saved.
+ * relu_on: NULL, or (act ReLU only) the on/off pattern of the N x R units to use instead of
+ * the sign of h_pre (relu_pattern_* above); pass the same one to the backward. */
 void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, const float *wd, const float *bd,
-                     const float *wu, const float *bu, int N, int C, int R, enum pep_activation act);
+                     const float *wu, const float *bu, int N, int C, int R, enum pep_activation act,
+                     const uint64_t *relu_on);
 /* Given dout (gradient at the adapter's output y = x + delta), accumulates dx (= dout + d/dx delta)
  * when dx != NULL — dx must not alias dout — and the weight gradients when non-NULL. */
 void adapter_backward(float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
                       const float *h_pre, const float *h_act, const float *wd, const float *wu, int N, int C, int R,
-                      enum pep_activation act, float *scratch);
+                      enum pep_activation act, const uint64_t *relu_on, float *scratch);
 
 /* lora.c: out (N, OC, stride ldo) += scale * (x A^T) B^T; xa (N, r) saved. A (r, IC), B (OC, r). */
 void lora_forward(float *out, float *xa, const float *x, const float *a, const float *b, int N, int IC, int OC,

@@ -30,6 +30,9 @@ struct pep_maml {
         size_t *done;  /* [begin, end) pairs finished during the pass (at most one per parameter row) */
         int ndone;
     } fin;
+    uint64_t *relu;    /* order 2 with ReLU adapters: k x relu_words, the ReLU pattern of inner step j's
+                        * forward, which its HVP passes replay (docs/model.md "MAML priming") */
+    size_t relu_words; /* per inner step: pep_model_relu_pattern_words of the longest batch */
 };
 
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
@@ -92,7 +95,11 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     PEP_ALLOC_GOTO(rc, mm->init, mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->v, mm->n_in);
     /* first order reads theta's gradient straight from the model's block */
-    if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->g, n);
+    if (o->order == 2) {
+        PEP_ALLOC_GOTO(rc, mm->g, n);
+        mm->relu_words = pep_model_relu_pattern_words(m, m->spec.max_B * m->spec.max_T);
+        if (mm->relu_words) PEP_ALLOC_GOTO(rc, mm->relu, (size_t)o->inner_steps * mm->relu_words);
+    }
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->fin.done, 2 * (size_t)m->table.count);
@@ -130,6 +137,7 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->am);
     pep_free(mm->av);
     pep_free(mm->fin.done);
+    pep_free(mm->relu);
     free(mm);
     *pmm = NULL;
 }
@@ -287,6 +295,24 @@ static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t se
     return add_grad(m, b, seed, groups, loss);
 }
 
+/* Over the rows of [b, e) the model's gradient can be non-zero (pep_model_grad_span: the
+ * word-embedding rows of tokens the passes did not see are zero and skipped): gr = -gr
+ * (dst NULL) or dst += s gr. */
+static void grad_rows(const struct pep_model *m, size_t b, size_t e, float *dst, float s)
+{
+    for (size_t i = b, end; (i = pep_model_grad_span(m, i, e, &end)) < e; i = end) {
+        float *restrict d = dst ? dst + i : NULL, *restrict g = m->grads + i;
+        size_t n = end - i;
+        if (!d) {
+#pragma omp simd
+            for (size_t r = 0; r < n; r++) g[r] = -g[r];
+        } else {
+#pragma omp simd
+            for (size_t r = 0; r < n; r++) d[r] += s * g[r];
+        }
+    }
+}
+
 /* The finite-difference HVP of inner step j, folded into the adjoints:
  *   h = (grad L_S(phi_j + e v) - grad L_S(phi_j - e v)) / 2e,  g_theta -= a h_theta,  v -= a h_phi,
  * on the same support batch with the same dropout masks as the inner step. The difference is
@@ -294,7 +320,9 @@ static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t se
  * - pass, so no second gradient block is needed and the - pass needs no zeroing. Only the
  * blocks read afterwards are computed: theta (O outside I) always; v for all of I while
  * j > 0, but at j = 0 only its meta-learned rows I n O (the gradient of phi_0), so at j = 0
- * both passes take gradients for O alone. */
+ * both passes take gradients for O alone. Both passes replay the ReLU pattern of the inner
+ * step's forward at phi_j (if any): h is then the HVP autograd gives (ReLU'' = 0), also when a
+ * unit's pre-activation lies within the +-e v interval of its kink. */
 static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64_t seed, int j)
 {
     struct pep_model *m = mm->m;
@@ -315,20 +343,26 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     unsigned need = j > 0 ? (o->inner | o->outer) : o->outer;
     size_t nb, ne;
     PEP_CALL(pep_param_table_range(&m->table, need, &nb, &ne));
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
     PEP_CALL(loss_grad(m, support, seed, need, &l2));
-    for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
+    grad_rows(m, nb, ne, NULL, 0.0f);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
     float s = o->inner_lr / (2.0f * e);
     if (j == 0) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
         final_begin(mm, FIN_HVP, mm->out_b, mm->out_e, scale, s);
-        PEP_CALL(add_grad(m, support, seed, need, &l2));
+        int rc = add_grad(m, support, seed, need, &l2);
+        pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
+        PEP_CALL(rc);
         return final_end(mm);
     }
     PEP_CALL(add_grad(m, support, seed, need, &l2));
-    for (size_t i = mm->out_b; i < mm->out_e; i++)
-        if (i < mm->in_b || i >= mm->in_e) mm->g[i] += s * gr[i];
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
+    /* g on O outside I: the parts of [out_b, out_e) below and above [in_b, in_e) */
+    size_t ob = mm->out_b, oe = mm->out_e;
+    grad_rows(m, ob, mm->in_b < oe ? (mm->in_b > ob ? mm->in_b : ob) : oe, mm->g, s);
+    grad_rows(m, mm->in_e > ob ? (mm->in_e < oe ? mm->in_e : oe) : ob, oe, mm->g, s);
     size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
     for (size_t i = vb; i < ve; i++) mm->v[i - mm->in_b] += s * gr[i];
     return PEP_OK;
@@ -430,7 +464,9 @@ static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const
     /* inner loop: phi_{j+1} = phi_j - a grad_phi L_S(theta, phi_j) */
     float ls = 0.0f, lq = 0.0f;
     for (int j = 0; j < k; j++) {
+        pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_RECORD, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
         PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), o->inner, &ls));
+        pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
         float *pj = mm->phi + (size_t)j * nin, *pn = mm->phi + (size_t)(j + 1) * nin;
         const float *gj = gr + mm->in_b;
         inner_update(mm, j, pj, gj, pn);
@@ -458,6 +494,7 @@ static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const
     res->adapted = mm->phi + (size_t)k * nin;
     res->start = mm->phi;
 cleanup:
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
     memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));
     return rc;
 }

@@ -3,8 +3,10 @@
  * of the query loss after adaptation flows to the outer set O (default the PLM) through the
  * adjoint recursion, with Hessian-vector products by central differences of two full
  * gradients on the same support batch (same dropout masks), formed in place in the model's
- * gradient block. Memory: the model's own blocks, k + 1 copies of the inner set, the meta-
- * gradient and (order 2) the adjoint of theta. No MPI here: the caller sums meta-gradients
+ * gradient block; with ReLU adapters both passes replay the ReLU pattern of the inner step's
+ * forward, so h is autograd's HVP also across a kink. Memory: the model's own blocks, k + 1
+ * copies of the inner set, the meta-gradient and (order 2) the adjoint of theta and k ReLU
+ * patterns (one bit per adapter unit and token). No MPI here: the caller sums meta-gradients
  * across ranks through a reduce callback (pep_maml_outer_step). */
 #ifndef PEP_MAML_H
 #define PEP_MAML_H

@@ -52,6 +52,54 @@ void pep_model_zero_grad(struct pep_model *m, unsigned groups)
     }
 }
 
+size_t pep_model_grad_span(const struct pep_model *m, size_t begin, size_t end, size_t *span_end)
+{
+    const struct pep_model_state *st = m->state;
+    const struct pep_param *w = &m->table.rows[st->wte];
+    size_t wb = w->offset, we = w->offset + w->numel, C = (size_t)m->spec.C, V = (size_t)m->spec.V;
+    *span_end = end;
+    if (begin >= end) return end;
+    if (begin < wb || begin >= we || st->wte_all_dirty) {
+        if (begin < wb && end > wb && !st->wte_all_dirty) *span_end = wb;
+        return begin;
+    }
+    size_t r = (begin - wb) / C;
+    while (r < V && !st->wte_dirty[r]) r++;
+    if (r == V) return we < end ? pep_model_grad_span(m, we, end, span_end) : end;
+    size_t start = begin > wb + r * C ? begin : wb + r * C, r2 = r;
+    while (r2 < V && st->wte_dirty[r2]) r2++;
+    if (start >= end) return end;
+    *span_end = wb + r2 * C < end ? wb + r2 * C : end;
+    return start;
+}
+
+/* Adapters with a ReLU: how many sites (1 or 2 per layer), and the pattern words of one site. */
+static int relu_sites(const struct pep_model_spec *s)
+{
+    if (s->pe != PEP_PE_METHOD_ADAPTER || s->adapter_act != PEP_ACTIVATION_RELU) return 0;
+    return s->L * (s->placement == PEP_ADAPTER_PLACEMENT_HOULSBY ? 2 : 1);
+}
+
+size_t pep_model_relu_pattern_words(const struct pep_model *m, int N)
+{
+    return (size_t)relu_sites(&m->spec) * relu_pattern_words((size_t)N * m->spec.bottleneck);
+}
+
+void pep_model_set_relu_pattern(struct pep_model *m, enum pep_relu_pattern mode, uint64_t *bits)
+{
+    int on = relu_sites(&m->spec) > 0 && bits;
+    m->state->relu_mode = on ? mode : PEP_RELU_PATTERN_OWN;
+    m->state->relu_bits = on ? bits : NULL;
+}
+
+/* Word offset of layer l's attention (ad 0, Houlsby) or output (ad 1) adapter pattern. */
+static size_t relu_site(const struct pep_model *m, int l, int ad, int N)
+{
+    const struct pep_model_spec *s = &m->spec;
+    int site = s->placement == PEP_ADAPTER_PLACEMENT_HOULSBY ? 2 * l + ad : l;
+    return (size_t)site * relu_pattern_words((size_t)N * s->bottleneck);
+}
+
 const float *pep_model_logits(const struct pep_model *m) { return m->state->logits; }
 int pep_model_ntargets(const struct pep_model *m) { return m->state->ntargets; }
 
@@ -104,6 +152,8 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     enum pep_activation ak = s->adapter_act;
     float pd = train ? s->dropout : 0.0f, pa = train ? s->attention_dropout : 0.0f;
     st->nseq = nseq, st->N = N, st->train = train, st->seed = dropout_seed;
+    st->relu_fwd = st->relu_mode == PEP_RELU_PATTERN_REPLAY ? st->relu_bits : NULL;
+    uint64_t *relu_rec = st->relu_mode == PEP_RELU_PATTERN_RECORD ? st->relu_bits : NULL;
     memcpy(st->offsets, b->offsets, ((size_t)nseq + 1) * sizeof(int));
     for (int q = 0; q < nseq; q++)
         for (int i = b->offsets[q], t = 0; i < b->offsets[q + 1]; i++, t++) {
@@ -141,7 +191,9 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         const float *att_branch = la->ao;
         if (li->att_ad.wd >= 0) {
             adapter_forward(la->ao_ad, la->ah_pre, la->ah_act, la->ao, W(m, li->att_ad.wd), W(m, li->att_ad.bd),
-                            W(m, li->att_ad.wu), W(m, li->att_ad.bu), N, C, R, ak);
+                            W(m, li->att_ad.wu), W(m, li->att_ad.bu), N, C, R, ak,
+                            st->relu_fwd ? st->relu_fwd + relu_site(m, l, 0, N) : NULL);
+            if (relu_rec) relu_pattern_record(relu_rec + relu_site(m, l, 0, N), la->ah_pre, (size_t)N * R);
             att_branch = la->ao_ad;
         }
         add_into(la->ln1_in, att_branch, la->x, NC);
@@ -153,7 +205,9 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         const float *out_branch = la->oo;
         if (li->out_ad.wd >= 0) {
             adapter_forward(la->oo_ad, la->oh_pre, la->oh_act, la->oo, W(m, li->out_ad.wd), W(m, li->out_ad.bd),
-                            W(m, li->out_ad.wu), W(m, li->out_ad.bu), N, C, R, ak);
+                            W(m, li->out_ad.wu), W(m, li->out_ad.bu), N, C, R, ak,
+                            st->relu_fwd ? st->relu_fwd + relu_site(m, l, 1, N) : NULL);
+            if (relu_rec) relu_pattern_record(relu_rec + relu_site(m, l, 1, N), la->oh_pre, (size_t)N * R);
             out_branch = la->oo_ad;
         }
         add_into(la->ln2_in, out_branch, la->x1, NC);
@@ -297,7 +351,8 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
             memset(dbr, 0, NC * sizeof(float));
             adapter_backward(dbr, G(m, li->out_ad.wd, groups), G(m, li->out_ad.bd, groups), G(m, li->out_ad.wu, groups),
                              G(m, li->out_ad.bu, groups), dln, la->oo, la->oh_pre, la->oh_act, W(m, li->out_ad.wd),
-                             W(m, li->out_ad.wu), N, C, R, ak, st->ad_scratch);
+                             W(m, li->out_ad.wu), N, C, R, ak,
+                             st->relu_fwd ? st->relu_fwd + relu_site(m, l, 1, N) : NULL, st->ad_scratch);
             doo = dbr;
         } else if (pd > 0.0f) {
             memcpy(dbr, dln, NC * sizeof(float));
@@ -323,7 +378,8 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
             memset(dbr, 0, NC * sizeof(float));
             adapter_backward(dbr, G(m, li->att_ad.wd, groups), G(m, li->att_ad.bd, groups), G(m, li->att_ad.wu, groups),
                              G(m, li->att_ad.bu, groups), dln, la->ao, la->ah_pre, la->ah_act, W(m, li->att_ad.wd),
-                             W(m, li->att_ad.wu), N, C, R, ak, st->ad_scratch);
+                             W(m, li->att_ad.wu), N, C, R, ak,
+                             st->relu_fwd ? st->relu_fwd + relu_site(m, l, 0, N) : NULL, st->ad_scratch);
             dao = dbr;
         } else if (pd > 0.0f) {
             memcpy(dbr, dln, NC * sizeof(float));

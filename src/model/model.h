@@ -120,6 +120,24 @@ int pep_model_backward(struct pep_model *m, unsigned groups);
  * finished layers' gradients while the lower layers still compute (jobs/stage_prime.c). */
 void pep_model_set_grad_ready(struct pep_model *m, pep_grad_ready_fn fn, void *ud);
 void pep_model_zero_grad(struct pep_model *m, unsigned groups);
+/* The rows of the gradient block in [begin, end) that can be non-zero, span by span: returns
+ * the start of the first span at or after `begin` (`end` when there is none) and its end in
+ * *span_end. All rows are, except a tagger's word-embedding gradient (V x C, the largest tensor),
+ * of which only the rows of the tokens of the backward passes since their group was last
+ * zeroed are; the others are zero. Loop:
+ *   for (size_t i = b, e; (i = pep_model_grad_span(m, i, end, &e)) < end; i = e) ... rows [i, e) ... */
+size_t pep_model_grad_span(const struct pep_model *m, size_t begin, size_t end, size_t *span_end);
+/* ReLU patterns (second-order MAML's finite-difference HVP, docs/model.md "MAML priming"): the
+ * on/off state of every ReLU adapter unit for each token of a batch, one bit each.
+ * pep_model_relu_pattern_words(m, N): the 64-bit words a batch of N tokens needs (0 when the
+ * model has no ReLU: no adapters, or pe.activation gelu / swish; modes are then no-ops).
+ * From the next forward on, mode OWN (the default): ReLU by the sign of its own input; RECORD:
+ * the same, and the forward writes its pattern into `bits`; REPLAY: the forward and its
+ * backward let a unit through iff its bit in `bits` is set — a pattern RECORDed on the same
+ * batch — whatever the sign of its input. The model keeps the pointer, not a copy. */
+enum pep_relu_pattern { PEP_RELU_PATTERN_OWN, PEP_RELU_PATTERN_RECORD, PEP_RELU_PATTERN_REPLAY };
+size_t pep_model_relu_pattern_words(const struct pep_model *m, int N);
+void pep_model_set_relu_pattern(struct pep_model *m, enum pep_relu_pattern mode, uint64_t *bits);
 /* Logits of the last forward: tagger (N, ntags), one row per token of the batch; masked LM
  * (M, V) for the M labelled tokens only, in batch order (the MLM head skips the others). */
 const float *pep_model_logits(const struct pep_model *m);

@@ -48,6 +48,9 @@ struct pep_model_state {
     float loss;
     int train;
     uint64_t seed;
+    enum pep_relu_pattern relu_mode; /* pep_model_set_relu_pattern */
+    uint64_t *relu_bits;
+    const uint64_t *relu_fwd; /* the pattern the last forward replayed (its backward replays it too), or NULL */
     int *ids, *pos, *labels, *rows; /* rows: gathered MLM positions */
     uint64_t *rowkey;               /* (N) dropout key of each row: sequence * PEP_DROPOUT_STRIDE + position */
     uint8_t *wte_dirty;             /* (V) rows of the word-embedding gradient written since the last zero */

@@ -140,7 +140,8 @@ T0=$(now)
 resume_ok tc --set optim.steps=100
 GONE=$(secs "$T0" "$(now)")
 grep -q "resumed from .*prime-step00000060.h5" tc.resume.log || fail "did not resume from step 60"
-grep -q "prime-step00000080.h5.*corrupted" tc.resume.log || fail "the corrupted checkpoint was not reported"
+grep -q "prime-step00000080.h5.*damaged: its bytes no longer match the digest" tc.resume.log ||
+  fail "the corrupted checkpoint was not reported"
 $PY "$HERE/compare_h5.py" tc/primed.h5 ref/primed.h5 --exact >/dev/null || fail "resume from step 60 differs"
 row "newest checkpoint truncated, next corrupted" 0 "the resumed run took ${GONE} s" \
   "step 60 used, the two damaged files reported and skipped; bit-identical result"
@@ -159,6 +160,9 @@ cp kept0/prime-step00000060.h5 taskbad.h5
 read -r lang off < <($PY -c "import h5py,sys; f=h5py.File(sys.argv[1],'r'); l=sorted(f['tasks'].keys())[0]; \
 print(l, f['tasks/'+l+'/classifier.bias'].id.get_offset())" taskbad.h5)
 printf '\x7f' | dd of=taskbad.h5 bs=1 seek=$((off + 5)) conv=notrunc 2>/dev/null
+# sealed again, as a writer that wrote the bad bytes would have: the task tensor's own checksum must
+# catch it (the file's digest would stop it at open, tested above)
+$PY "$HERE/../fuzz/seal_damaged.py" --reseal taskbad.h5
 set +e
 "$MPIEXEC" -n 2 --bind-to none "$B" prime --config faults.ini --init base/base.h5 --out tb "${S[@]}" \
   --set optim.steps=100 --resume "$W/taskbad.h5" >tb.log 2>&1

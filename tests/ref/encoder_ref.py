@@ -181,8 +181,15 @@ def _linear(x, w, b=None):
     return F.linear(x, w, b)  # x W^T + b
 
 
+# When a list: every ReLU adapter's pre-activation (B, T, R) of the forwards that follow is
+# appended to it, detached (maml_ref.py counts the units that cross their kink).
+RELU_PROBE = None
+
+
 def _adapter(params, prefix, y, spec):
     d = _linear(y, params[prefix + "adapter_down.weight"], params[prefix + "adapter_down.bias"])
+    if RELU_PROBE is not None and spec["adapter_act"] == ACT["relu"]:
+        RELU_PROBE.append(d.detach())
     return _linear(_act(d, spec["adapter_act"]), params[prefix + "adapter_up.weight"], params[prefix + "adapter_up.bias"])
 
 

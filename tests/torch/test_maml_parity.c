@@ -9,7 +9,9 @@
  *   - meta-gradient: order 1 against the first-order reference within 1e-4, order 2
  *     (finite-difference HVPs, eps0 = 1e-3) against the exact autograd answer within 1e-3
  *     (relative 2-norm over all outer parameters); the first-order result must miss the exact
- *     one by far more than that, so the order-2 check can fail;
+ *     one by far more than that, so the order-2 check can fail. Fixtures whose
+ *     kink_crossings > 0 have ReLU adapter units that change sign between the two passes of
+ *     an HVP: they pass only because both passes replay the ReLU pattern of phi_j;
  *   - the adapted state phi_k (what /tasks/<lang> keeps) of both orders against the oracle's
  *     fast weights within 1e-5;
  *   - the multi-task baseline (maml.method = multitask): its gradient over O u I against
@@ -200,6 +202,7 @@ static void test_maml_parity_fixture(void **state)
     struct pep_fixture tf;
     if (pep_fixture_load(&tf, path) != 0) fail_msg("%s", tf.err);
     double gap = scalar(&tf, "rel_diff_o1_o2"), ref_loss = scalar(&tf, "meta_loss_o2");
+    double kinks = scalar(&tf, "kink_crossings");
     if (!(int)scalar(&tf, "maml/pe_init_meta")) check_fresh_init(&tf);
     struct outcome r1, r2, mt;
     run(&tf, PEP_MAML_METHOD_MAML, 1, &r1);
@@ -207,8 +210,8 @@ static void test_maml_parity_fixture(void **state)
     run(&tf, PEP_MAML_METHOD_MULTITASK, 1, &mt);
     print_message("%s: order 1 vs o1 ref %.2e (vs o2 ref %.2e); order 2 vs o2 ref %.2e; o1-o2 gap %.3f; "
                   "meta-loss %.6f ref %.6f; phi_k vs fast weights: order 1 %.2e, order 2 %.2e; "
-                  "multi-task gradient %.2e\n", file, r1.err_o1, r1.err_o2, r2.err_o2, gap, r2.query_loss, ref_loss,
-                  r1.err_phi, r2.err_phi, mt.err_o1);
+                  "multi-task gradient %.2e; ReLU units across a kink in the HVP passes: %.0f\n", file, r1.err_o1,
+                  r1.err_o2, r2.err_o2, gap, r2.query_loss, ref_loss, r1.err_phi, r2.err_phi, mt.err_o1, kinks);
     assert_true(close_to(r1.query_loss, ref_loss, 1e-5));
     assert_true(close_to(r2.query_loss, ref_loss, 1e-5));
     assert_true(r1.err_o1 <= O1_TOL);

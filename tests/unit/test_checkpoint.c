@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "checkpoint_digest.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/params.h"
@@ -273,10 +274,12 @@ static void test_checkpoint_truncated(void **state)
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(truncate(f->path, st.st_size / 2), 0);
     struct pep_ckpt_reader *r = NULL;
-    expect_error(pep_ckpt_open(f->path, &r), "truncated or damaged");
+    expect_error(pep_ckpt_open(f->path, &r), "truncated: "); /* the digest header's length, before HDF5 */
     assert_null(r);
+    assert_int_equal(truncate(f->path, st.st_size - 1), 0);
+    expect_error(pep_ckpt_open(f->path, &r), "truncated: ");
     assert_int_equal(truncate(f->path, 5), 0);
-    expect_error(pep_ckpt_open(f->path, &r), "not an HDF5 file");
+    expect_error(pep_ckpt_open(f->path, &r), "not a peprime checkpoint");
 }
 
 /* File offset of a dataset's raw data (contiguous layout). */
@@ -309,6 +312,12 @@ static void test_checkpoint_bit_flip(void **state)
     const char *ds = "/model/encoder.layer.0.attention.self.query.weight";
     flip_bit(f->path, (long)data_offset(f->path, ds) + 37, 3);
     struct pep_ckpt_reader *r = NULL;
+    /* the file's digest catches it before HDF5 opens the file */
+    expect_error(pep_ckpt_open(f->path, &r), "no longer match the digest");
+    assert_null(r);
+    /* sealed again (as if the writer had written the bad bit): the tensor's checksum, which
+     * also guards files written before the digest, catches it */
+    CHECK_OK(pep_ckpt_digest_seal(f->path));
     CHECK_OK(pep_ckpt_open(f->path, &r)); /* metadata intact */
     float *back = calloc(f->t.numel, sizeof *back);
     expect_error(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL),
@@ -318,15 +327,23 @@ static void test_checkpoint_bit_flip(void **state)
     /* a flipped bit in a task tensor */
     write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
     flip_bit(f->path, (long)data_offset(f->path, "/tasks/de/classifier.bias") + 2, 0);
+    CHECK_OK(pep_ckpt_digest_seal(f->path));
     CHECK_OK(pep_ckpt_open(f->path, &r));
     expect_error(pep_ckpt_read_task(r, "de", &f->t, PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD),
                                     back, NULL),
                  "/tasks/de/classifier.bias is corrupted");
     pep_ckpt_close(&r);
-    /* a flipped bit in the superblock (checksummed in the 1.8+ format) */
+    /* a flipped bit in the superblock (after the user block) and in the digest header */
     write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
-    flip_bit(f->path, 20, 1);
-    expect_error(pep_ckpt_open(f->path, &r), "damaged");
+    flip_bit(f->path, PEP_CKPT_USERBLOCK + 20, 1);
+    expect_error(pep_ckpt_open(f->path, &r), "damaged: its bytes no longer match the digest");
+    assert_null(r);
+    write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
+    flip_bit(f->path, 27, 4);
+    expect_error(pep_ckpt_open(f->path, &r), "damaged: its digest header");
+    flip_bit(f->path, 27, 4);
+    flip_bit(f->path, 0, 0);
+    expect_error(pep_ckpt_open(f->path, &r), "its first bytes are damaged");
     assert_null(r);
     free(back);
 }
@@ -362,7 +379,7 @@ static void test_checkpoint_foreign_and_missing_file(void **state)
     struct fixture *f = *state;
     struct pep_ckpt_reader *r = NULL;
     const char *p = pep_test_write_file(f->dir, "notes.h5", "[model]\nhidden = 16\nthis is not HDF5 at all\n");
-    expect_error(pep_ckpt_open(p, &r), "not an HDF5 file");
+    expect_error(pep_ckpt_open(p, &r), "not a peprime checkpoint");
     char missing[1100];
     snprintf(missing, sizeof missing, "%s/nope.h5", f->dir);
     expect_error(pep_ckpt_open(missing, &r), "No such file");
@@ -385,6 +402,7 @@ static void test_checkpoint_newer_version(void **state)
     assert_true(H5Awrite(a, H5T_NATIVE_INT, &v) >= 0);
     H5Aclose(a);
     H5Fclose(file);
+    CHECK_OK(pep_ckpt_digest_seal(f->path)); /* as a newer peprime would */
     struct pep_ckpt_reader *r = NULL;
     char want[128];
     snprintf(want, sizeof want, "format version %d, this peprime reads versions 1 to %d", v, PEP_CKPT_FORMAT_VERSION);
@@ -405,6 +423,7 @@ static void test_checkpoint_missing_checksum(void **state)
     assert_true(H5Adelete(d, "checksum") >= 0);
     H5Dclose(d);
     H5Fclose(file);
+    CHECK_OK(pep_ckpt_digest_seal(f->path)); /* a sealed file whose writer left it out */
     struct pep_ckpt_reader *r = NULL;
     CHECK_OK(pep_ckpt_open(f->path, &r));
     float *back = calloc(f->t.numel, sizeof *back);

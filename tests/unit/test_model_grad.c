@@ -3,7 +3,8 @@
  * from the seed, so L is a smooth function of the weights), plus the fast linear kernel
  * against its _ref twin. The check per row is directional: (L(w + e d) - L(w - e d)) / 2e
  * against g . d for a random direction d over that tensor, which is well conditioned in
- * float32. */
+ * float32. Also ReLU adapters at a stored on/off pattern (second-order MAML's HVP passes) and
+ * the spans of possibly non-zero gradient rows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,22 +61,44 @@ static double loss_at(struct pep_model *m, const struct pep_batch *b)
     return loss;
 }
 
+static int fd_check_rows(struct pep_model *m, const struct pep_batch *b, struct pep_rng *r);
+
+/* A model of spec s with seeded weights plus noise from r (seeded with `noise`), so that no
+ * tensor is trivial and every gradient path is exercised. */
+static struct pep_model *noisy_model(const struct pep_model_spec *s, uint64_t noise, struct pep_rng *r)
+{
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(s, &m), PEP_OK);
+    pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
+    pep_rng_seed(r, noise, 0, 0);
+    for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(r);
+    return m;
+}
+
 static void check_model(enum pep_pe_method pe, enum pep_head_kind head, int reparam, enum pep_adapter_placement pl)
 {
     struct pep_model_spec s = small_spec(pe, head);
     s.prefix_reparam = reparam;
     s.placement = pl;
     s.dropout = 0.1f, s.attention_dropout = 0.1f;
-    struct pep_model *m = NULL;
-    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
-    pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
-    /* make every tensor non-trivial so every gradient path is exercised */
     struct pep_rng r;
-    pep_rng_seed(&r, 11, 0, 0);
-    for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
+    struct pep_model *m = noisy_model(&s, 11, &r);
     int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
     make_batch(&b, ids, labels, offs, s.V, s.ntags, head == PEP_HEAD_KIND_MLM, 3);
+    int bad = fd_check_rows(m, &b, &r);
+    pep_model_destroy(&m);
+    assert_null(m);
+    assert_int_equal(bad, 0);
+}
+
+/* The backward of one forward at the model's weights against a central difference of the loss
+ * along a random direction per parameter row (r draws the directions); prints and counts the
+ * rows that disagree. */
+static int fd_check_rows(struct pep_model *m, const struct pep_batch *bp, struct pep_rng *rp)
+{
+    const struct pep_batch b = *bp;
+    struct pep_rng r = *rp;
     float loss;
     pep_model_zero_grad(m, PEP_GROUPS_ALL);
     assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &loss), PEP_OK);
@@ -109,9 +132,8 @@ static void check_model(enum pep_pe_method pe, enum pep_head_kind head, int repa
         }
     }
     free(dir);
-    pep_model_destroy(&m);
-    assert_null(m);
-    assert_int_equal(bad, 0);
+    *rp = r;
+    return bad;
 }
 
 static void test_model_grad_plain_tagger(void **st) { check_model(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER, 0, 0); }
@@ -275,6 +297,100 @@ static void test_model_dropout_replay(void **st)
     pep_model_destroy(&m);
 }
 
+/* ReLU adapters at a stored pattern (what second-order MAML's HVP passes run): the pattern
+ * recorded at w0 and replayed at w1 = w0 + a large step of the adapters, where units have
+ * crossed their kink (w1's own pattern differs), is the network whose ReLUs are switched by
+ * w0's signs — a smooth function of the weights near w1 — and forward and backward must both
+ * use it: the gradient passes the finite-difference check there. Replaying w1's own pattern
+ * gives ReLU's own loss; mode OWN is plain ReLU again. */
+static void test_model_relu_pattern_replay(void **st)
+{
+    struct pep_model_spec s = small_spec(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER);
+    s.adapter_act = PEP_ACTIVATION_RELU, s.dropout = 0.1f, s.attention_dropout = 0.1f;
+    struct pep_rng r;
+    struct pep_model *m = noisy_model(&s, 13, &r);
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 3);
+    size_t words = pep_model_relu_pattern_words(m, NTOK);
+    assert_int_equal(words, 2 * s.L * ((NTOK * s.bottleneck + 63) / 64)); /* Houlsby: 2 adapters a layer */
+    uint64_t *p0 = calloc(words, sizeof *p0), *p1 = calloc(words, sizeof *p1);
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_RECORD, p0);
+    float l0, l1, l1own, l1rep;
+    assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &l0), PEP_OK);
+    size_t pb, pe;
+    assert_int_equal(pep_param_table_range(&m->table, PEP_GROUP_BIT(PEP_GROUP_PE), &pb, &pe), PEP_OK);
+    for (size_t i = pb; i < pe; i++) m->params[i] += 0.3f * pep_rng_normal(&r);
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_RECORD, p1);
+    assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &l1), PEP_OK);
+    int crossed = 0;
+    for (size_t w = 0; w < words; w++) crossed += __builtin_popcountll(p0[w] ^ p1[w]);
+    print_message("ReLU units that crossed their kink between w0 and w1: %d\n", crossed);
+    assert_true(crossed > 0);
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, p1);
+    assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &l1rep), PEP_OK);
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
+    assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &l1own), PEP_OK);
+    assert_true(l1rep == l1 && l1own == l1);
+    /* at w1 with w0's pattern: a different function, and a consistent forward and backward */
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, p0);
+    float l10;
+    assert_int_equal(pep_model_forward(m, &b, 1, FD_DROPOUT_SEED, &l10), PEP_OK);
+    assert_true(l10 != l1);
+    assert_int_equal(fd_check_rows(m, &b, &r), 0);
+    pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
+    free(p0);
+    free(p1);
+    pep_model_destroy(&m);
+}
+
+/* pep_model_grad_span: increasing, disjoint spans inside [begin, end) that cover every
+ * non-zero gradient row and skip the word-embedding rows of tokens no backward has seen since
+ * the last zeroing — also when the range starts or ends inside that tensor. */
+static void check_spans(const struct pep_model *m, size_t begin, size_t end, size_t *covered)
+{
+    char *in = calloc(m->table.numel, 1);
+    size_t last = begin;
+    *covered = 0;
+    for (size_t i = begin, e; (i = pep_model_grad_span(m, i, end, &e)) < end; i = e) {
+        assert_true(i >= last && e > i && e <= end);
+        memset(in + i, 1, e - i);
+        *covered += e - i;
+        last = e;
+    }
+    for (size_t i = begin; i < end; i++)
+        if (m->grads[i] != 0.0f) assert_true(in[i]);
+    free(in);
+}
+
+static void test_model_grad_spans(void **st)
+{
+    struct pep_model_spec s = small_spec(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER);
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 3);
+    float loss;
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    assert_int_equal(pep_model_forward(m, &b, 0, 0, &loss), PEP_OK);
+    assert_int_equal(pep_model_backward(m, PEP_GROUPS_ALL), PEP_OK);
+    const struct pep_param *w = &m->table.rows[pep_param_table_find(&m->table, "embeddings.word_embeddings.weight")];
+    size_t covered, n = m->table.numel, C = (size_t)s.C;
+    check_spans(m, 0, n, &covered);
+    int seen[64] = {0}, rows = 0;
+    for (int i = 0; i < NTOK; i++) rows += !seen[ids[i]]++;
+    assert_int_equal(covered, n - w->numel + (size_t)rows * C); /* exactly the batch's rows of the table */
+    check_spans(m, w->offset + 3 * C + 5, w->offset + w->numel - 7, &covered); /* starts and ends mid-row */
+    check_spans(m, 0, w->offset + 1, &covered);
+    check_spans(m, w->offset + w->numel - 1, n, &covered);
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    check_spans(m, w->offset, w->offset + w->numel, &covered);
+    assert_int_equal(covered, 0);
+    pep_model_destroy(&m);
+}
+
 static void test_linear_fast_matches_ref(void **st)
 {
     enum { N = 37, IC = 29, OC = 23 };
@@ -409,6 +525,8 @@ int main(void)
         cmocka_unit_test(test_model_grad_frozen_groups_untouched),
         cmocka_unit_test(test_model_grad_ready_callback),
         cmocka_unit_test(test_model_dropout_replay),
+        cmocka_unit_test(test_model_relu_pattern_replay),
+        cmocka_unit_test(test_model_grad_spans),
         cmocka_unit_test(test_model_rejects_bad_batches),
         cmocka_unit_test(test_model_prefix_eject_keeps_outputs),
         cmocka_unit_test(test_model_lora_merge_keeps_outputs),

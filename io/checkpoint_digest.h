@@ -1,0 +1,36 @@
+/* Whole-file digest of a checkpoint, checked before any HDF5 call parses the file (HDF5 1.10
+ * loops or crashes on some damaged files: docs/fuzzing.md). The writer reserves an HDF5 user
+ * block of PEP_CKPT_USERBLOCK bytes at the start of the file (H5Pset_userblock; h5dump, h5py
+ * and HDF5 itself skip it) and, after the file is closed and before the atomic rename, fills
+ * its first 40 bytes (little-endian):
+ *
+ *   0  magic "PEPCKDG1"            24  digest (uint64): pep_ckpt_checksum's hash of the
+ *   8  user-block size (uint32)         covered bytes taken as 32-bit words, a short tail
+ *  12  0 (uint32, reserved)             zero-padded to one word
+ *  16  covered bytes (uint64):     32  header check (uint64): FNV-1a 64 of bytes 0 .. 31
+ *      file size - user-block size
+ *
+ * The reader reads the first 8 bytes: the HDF5 signature there is a file written before the
+ * digest (no user block: read as before, unchecked); the magic means the header must be
+ * intact, the file as long as it says and every byte after the user block match the digest;
+ * anything else is not a peprime checkpoint or has a damaged header. Every failure is
+ * PEP_ERR_FORMAT naming the file, before HDF5 sees it. Not collective; no HDF5 calls. */
+#ifndef PEP_CHECKPOINT_DIGEST_H
+#define PEP_CHECKPOINT_DIGEST_H
+
+#include <stdint.h>
+
+/* 1 MiB: HDF5 wants a user block at least as large as the file's object alignment (1 MiB,
+ * pep_ckpt_create), and tensor data then stays 1 MiB-aligned in the file (O_DIRECT). Only the
+ * header's 40 bytes are written: the rest is a hole in the file (no disk space). */
+#define PEP_CKPT_USERBLOCK (1 << 20)
+
+/* Writes the header of a closed checkpoint whose first PEP_CKPT_USERBLOCK bytes are the
+ * reserved user block (reads the whole file once). */
+int pep_ckpt_digest_seal(const char *path);
+
+/* Checks a checkpoint before it is opened: *sealed = 1 when it has a digest (and it matched),
+ * 0 when it was written before the digest existed (HDF5 signature at offset 0). */
+int pep_ckpt_digest_check(const char *path, int *sealed);
+
+#endif
