@@ -51,6 +51,7 @@ struct pep_config {
         int meta_batch;       /* tasks per meta-step */
         int support_size;     /* sentences */
         int query_size;       /* sentences */
+        int group_size;       /* ranks per task group (G): they split one task's batches */
         char sampling[32];    /* uniform | temperature */
         float temperature;
     } maml;

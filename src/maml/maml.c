@@ -19,6 +19,7 @@ struct pep_maml {
     float *meta;       /* numel: accumulated meta-gradient */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
+    float ws, wq;      /* this rank's share of the task's support / query labels (1 without a group) */
 };
 
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
@@ -138,6 +139,48 @@ void pep_maml_inner_range(const struct pep_maml *mm, size_t *begin, size_t *end)
 
 static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
 
+/* Labelled tokens of a batch (the denominator of its mean loss). */
+static int labelled(const struct pep_batch *b)
+{
+    int n = 0;
+    if (b->labels)
+        for (int i = 0; i < pep_batch_tokens(b); i++) n += b->labels[i] != PEP_IGNORE_INDEX;
+    return n;
+}
+
+/* Task groups: x[0..n) <- the sum over the group of w * x, after agreeing on `status`; without
+ * a group just `status`. */
+static int group_sum(struct pep_maml *mm, int status, float *x, size_t n, float w)
+{
+    if (!mm->o.group_sum) return status;
+    if (status == PEP_OK)
+        for (size_t i = 0; i < n; i++) x[i] *= w;
+    return mm->o.group_sum(x, n, status, mm->o.group_ud);
+}
+
+/* Task groups: this rank's weights ws, wq = its labelled tokens / the whole batch's, so the
+ * weighted sum of the shares' mean-loss gradients is the whole batch's mean-loss gradient. */
+static int group_weights(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query)
+{
+    mm->ws = mm->wq = 1.0f;
+    if (!mm->o.group_sum) return PEP_OK;
+    float mine[2] = {(float)labelled(support), (float)labelled(query)}, all[2] = {mine[0], mine[1]};
+    PEP_CALL(group_sum(mm, PEP_OK, all, 2, 1.0f)); /* counts below 2^24: exact in float */
+    mm->ws = all[0] > 0.0f ? mine[0] / all[0] : 0.0f;
+    mm->wq = all[1] > 0.0f ? mine[1] / all[1] : 0.0f;
+    return PEP_OK;
+}
+
+/* Task groups: the whole batch's mean losses from the shares' (and the agreement on `status`). */
+static int group_losses(struct pep_maml *mm, int status, float *ls, float *lq)
+{
+    if (!mm->o.group_sum) return status;
+    float l[2] = {mm->ws * *ls, mm->wq * *lq};
+    PEP_CALL(group_sum(mm, status, l, 2, 1.0f));
+    *ls = l[0], *lq = l[1];
+    return PEP_OK;
+}
+
 /* Loss at the current parameters; adds its gradient (groups) to the model's gradient block. */
 static int add_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed, unsigned groups, float *loss)
 {
@@ -176,15 +219,19 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     size_t nb, ne;
     PEP_CALL(pep_param_table_range(&m->table, need, &nb, &ne));
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
-    PEP_CALL(loss_grad(m, support, seed, need, &l2));
-    for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
-    for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
-    PEP_CALL(add_grad(m, support, seed, need, &l2));
-    /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
-    float s = o->inner_lr / (2.0f * e);
-    for (size_t i = mm->out_b; i < mm->out_e; i++)
-        if (i < mm->in_b || i >= mm->in_e) mm->g[i] += s * gr[i];
+    int rc = loss_grad(m, support, seed, need, &l2);
+    if (rc == PEP_OK) {
+        for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
+        for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
+        rc = add_grad(m, support, seed, need, &l2);
+    }
     size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
+    /* task groups: v's rows become the whole support batch's, theta's stay this rank's share */
+    PEP_CALL(group_sum(mm, rc, gr + vb, ve > vb ? ve - vb : 0, mm->ws));
+    /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
+    float s = o->inner_lr / (2.0f * e), st = s * mm->ws;
+    for (size_t i = mm->out_b; i < mm->out_e; i++)
+        if (i < mm->in_b || i >= mm->in_e) mm->g[i] += st * gr[i];
     for (size_t i = vb; i < ve; i++) mm->v[i - mm->in_b] += s * gr[i];
     return PEP_OK;
 }
@@ -240,8 +287,12 @@ static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *q
     memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
     int rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
     if (rc == PEP_OK) {
-        float scale = 1.0f / (float)mm->o.meta_batch;
+        float scale = (1.0f / (float)mm->o.meta_batch) * mm->wq;
         for (size_t i = mm->out_b; i < mm->out_e; i++) mm->meta[i] += scale * m->grads[i];
+    }
+    float unused = 0.0f;
+    rc = group_losses(mm, rc, &unused, &lq);
+    if (rc == PEP_OK) {
         res->support_loss = res->query_loss = lq;
         res->adapted = res->start = mm->phi;
     }
@@ -254,12 +305,16 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
 {
     struct pep_model *m = mm->m;
     unsigned groups = mm->o.inner | mm->o.outer;
-    float ls, lq;
+    float ls = 0.0f, lq = 0.0f;
     float scale = 0.5f / (float)mm->o.meta_batch;
-    PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
-    for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
-    PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
-    for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * m->grads[i];
+    /* task groups: every row is a weighted share, added up by the meta-gradient sum */
+    int rc = loss_grad(m, support, pass_seed(seed, 0), groups, &ls);
+    if (rc == PEP_OK)
+        for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * mm->ws * m->grads[i];
+    if (rc == PEP_OK) rc = loss_grad(m, query, pass_seed(seed, 1), groups, &lq);
+    if (rc == PEP_OK)
+        for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * mm->wq * m->grads[i];
+    PEP_CALL(group_losses(mm, rc, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
     res->adapted = res->start = m->params + mm->in_b;
@@ -269,6 +324,7 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
 int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
                   struct pep_maml_task_result *res)
 {
+    PEP_CALL(group_weights(mm, support, query));
     if (mm->o.method == PEP_MAML_METHOD_MULTITASK) return multitask_task(mm, support, query, seed, res);
     if (mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED) return multitask_matched_task(mm, query, seed, res);
     struct pep_model *m = mm->m;
@@ -285,27 +341,39 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     /* inner loop: phi_{j+1} = phi_j - a grad_phi L_S(theta, phi_j) */
     float ls = 0.0f, lq = 0.0f;
     for (int j = 0; j < k; j++) {
-        PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), o->inner, &ls));
+        int lrc = loss_grad(m, support, pass_seed(seed, j), o->inner, &ls);
+        PEP_CALL_GOTO(rc, group_sum(mm, lrc, gr + mm->in_b, nin, mm->ws));
         float *pj = mm->phi + (size_t)j * nin, *pn = mm->phi + (size_t)(j + 1) * nin;
         const float *gj = gr + mm->in_b;
         inner_update(mm, j, pj, gj, pn);
         memcpy(w + mm->in_b, pn, nin * sizeof(float));
     }
     /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
-    PEP_CALL_GOTO(rc, loss_grad(m, query, pass_seed(seed, k), all, &lq));
+    int lrc = loss_grad(m, query, pass_seed(seed, k), all, &lq);
+    if (lrc == PEP_OK && !isfinite(lq))
+        lrc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__, "non-finite query loss");
+    PEP_CALL_GOTO(rc, group_sum(mm, lrc, gr + mm->in_b, nin, mm->wq));
     memcpy(mm->v, gr + mm->in_b, nin * sizeof(float));
-    if (o->order == 2) memcpy(mm->g + mm->out_b, gr + mm->out_b, (mm->out_e - mm->out_b) * sizeof(float));
+    /* theta's rows: this rank's share of the query batch (wq = 1 without a group) */
+    if (o->order == 2)
+        for (size_t i = mm->out_b; i < mm->out_e; i++) mm->g[i] = mm->wq * gr[i];
     const float *gth = o->order == 2 ? mm->g : gr;
-    PEP_CHECK_GOTO(rc, isfinite(lq), PEP_ERR_NUMERIC, "non-finite query loss");
+    float tw = o->order == 2 ? 1.0f : mm->wq;
 
     if (o->order == 2)
         for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
     /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
     float scale = 1.0f / (float)o->meta_batch;
+    /* the rows of I n O hold the group's sum on every rank of a group: its lead alone adds them */
+    int add_inner = !o->group_sum || o->group_lead;
     for (size_t i = mm->out_b; i < mm->out_e; i++) {
-        float gi = (i >= mm->in_b && i < mm->in_e) ? mm->v[i - mm->in_b] : gth[i];
-        mm->meta[i] += scale * gi;
+        if (i >= mm->in_b && i < mm->in_e) {
+            if (add_inner) mm->meta[i] += scale * mm->v[i - mm->in_b];
+        } else {
+            mm->meta[i] += scale * (tw * gth[i]);
+        }
     }
+    PEP_CALL_GOTO(rc, group_losses(mm, PEP_OK, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
     /* the adapted state is phi_k as the inner loop left it: under order 2 the live weights now
