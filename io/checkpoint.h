@@ -42,7 +42,12 @@
  * file is the same either way.
  *
  * Reader (not collective, serial HDF5 driver; any number of processes may read one file at
- * once): pep_ckpt_open -> pep_ckpt_info / check_spec / read_* -> pep_ckpt_close. */
+ * once): pep_ckpt_open -> pep_ckpt_info / check_spec / read_* -> pep_ckpt_close.
+ *
+ * Files: checkpoint_write.c (writer), checkpoint_read.c (reader), checkpoint_spec.c (model
+ * shape attributes), checkpoint_attr.c (checksum, attribute helpers), checkpoint_direct.c
+ * (O_DIRECT data), checkpoint_dir.c (folders: names, rotation, --resume auto);
+ * checkpoint_private.h holds what they share. */
 #ifndef PEP_CHECKPOINT_H
 #define PEP_CHECKPOINT_H
 

@@ -1,6 +1,6 @@
 /* Conversion of a Hugging Face XLM-R / BERT safetensors checkpoint (+ optional config.json)
  * into peprime's parameter table and one flat float32 block, and the base checkpoint
- * (base.h5, written by io/checkpoint.c) plus the [model] INI section the stages need.
+ * (base.h5, written by io/checkpoint_write.c) plus the [model] INI section the stages need.
  * pep_hf_import is not collective (run it on one process); pep_hf_write_checkpoint is.
  *
  * pep_hf_import() maps names (hf_names.h), infers the model shape from the tensors

@@ -228,7 +228,7 @@ static int bench_encoder(int argc, char **argv)
             times[it - warm] = now_s() - t0;
             busy += times[it - warm];
             tokens += pep_batch_tokens(&b);
-            flops += pep_model_flops(&s, &b, groups);
+            flops += pep_bench_flops(&s, &b, groups);
         }
     }
     double dt = median_s(times, steps); /* median, as tests/bench/torch_encoder.py: robust to a noisy neighbour */
@@ -408,7 +408,7 @@ static int bench_sgemm(int argc, char **argv)
     for (int full = 1; full >= 0; full--) {
         double rate = 1e-9 * (full ? (fl[0] + fl[1] + fl[2]) / (sec[0] + sec[1] + sec[2]) : (fl[0] + fl[1]) / (sec[0] + sec[1]));
         struct pep_batch full_b = {.nseq = B, .offsets = offs};
-        double flops = pep_model_flops(&s, &full_b, full ? PEP_GROUPS_ALL : pe_groups);
+        double flops = pep_bench_flops(&s, &full_b, full ? PEP_GROUPS_ALL : pe_groups);
         double ms = flops / (rate * 1e9) * 1e3;
         printf("encoder %s %-4s: %.2f GFLOP per step at %.1f GFLOP/s -> sgemm floor %.1f ms/step = at most %.0f "
                "tokens/s\n", shape, full ? "full" : "pe", flops * 1e-9, rate, ms, N / ms * 1e3);

@@ -1,5 +1,5 @@
 /* `peprime import-hf`: converts a Hugging Face XLM-R / BERT safetensors checkpoint into a
- * peprime base checkpoint (base.h5, written by io/checkpoint.c on MPI_COMM_SELF) and the
+ * peprime base checkpoint (base.h5, written by io/checkpoint_write.c on MPI_COMM_SELF) and the
  * [model] section the stages need (base.ini next to it). */
 #include <errno.h>
 #include <limits.h>

@@ -27,5 +27,8 @@ int pep_tokenizer_train(const struct pep_config *cfg, const char *languages, lon
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);
 int pep_bench_shape(const char *name, struct pep_model_spec *s, int *B, int *T);
+/* bench_flops.c: fwd+bwd FLOPs of one training step on batch b, its real tokens and
+ * per-sequence attention, with gradients for `grad_groups` (for tokens/s -> GFLOP/s). */
+double pep_bench_flops(const struct pep_model_spec *spec, const struct pep_batch *b, unsigned grad_groups);
 
 #endif

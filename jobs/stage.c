@@ -133,7 +133,7 @@ cleanup:
 }
 
 /* About the bytes a checkpoint of `s` takes: its float tensors, up to 1 MiB of alignment for
- * each tensor of 1 MiB or more (io/checkpoint.c aligns them), the log, HDF5's metadata. */
+ * each tensor of 1 MiB or more (io/checkpoint_write.c aligns them), the log, HDF5's metadata. */
 static double checkpoint_bytes(const struct pep_stage_save *s)
 {
     const struct pep_param_table *t = &s->m->table;

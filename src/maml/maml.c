@@ -16,7 +16,8 @@ struct pep_maml {
     float *init;       /* n_in: the inner loop's start (fresh init, or the meta values at task start) */
     float *v;          /* n_in: adjoint of the inner set */
     float *g;          /* numel: adjoint of theta (outer groups outside I; only those rows are used); order 2 only */
-    float *meta;       /* numel: accumulated meta-gradient */
+    float *meta;       /* numel: accumulated meta-gradient (rows [up_b, up_e)) */
+    int meta_fresh;    /* pep_maml_zero was called and nothing written since: the next write stores */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
     float ws, wq;      /* this rank's share of the task's support / query labels (1 without a group) */
@@ -122,8 +123,38 @@ void pep_maml_destroy(struct pep_maml **pmm)
     *pmm = NULL;
 }
 
-void pep_maml_zero(struct pep_maml *mm) { memset(mm->meta, 0, mm->m->table.numel * sizeof(float)); }
-float *pep_maml_grad(struct pep_maml *mm) { return mm->meta; }
+/* Zeroing is lazy: the first task's write stores instead of adding (meta_put), so a meta-step
+ * makes no pass over the 7 M-float block just to clear it; a rank that ran no task clears it
+ * when the gradient is read (meta_settle). */
+void pep_maml_zero(struct pep_maml *mm) { mm->meta_fresh = 1; }
+
+static void meta_settle(struct pep_maml *mm)
+{
+    if (mm->meta_fresh) memset(mm->meta + mm->up_b, 0, (mm->up_e - mm->up_b) * sizeof(float));
+    mm->meta_fresh = 0;
+}
+
+float *pep_maml_grad(struct pep_maml *mm)
+{
+    meta_settle(mm);
+    return mm->meta;
+}
+
+/* meta[b, e) += scale * x[0, e - b), or = after pep_maml_zero. Callers write all of [up_b, up_e)
+ * in one task before clearing meta_fresh. */
+static void meta_put(struct pep_maml *mm, size_t b, size_t e, const float *x, float scale)
+{
+    float *restrict d = mm->meta + b;
+    const float *restrict s = x;
+    size_t n = e - b;
+    if (mm->meta_fresh) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) d[i] = scale * s[i];
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) d[i] += scale * s[i];
+    }
+}
 
 void pep_maml_update_range(const struct pep_maml *mm, size_t *begin, size_t *end)
 {
@@ -274,6 +305,20 @@ static void inner_update(struct pep_maml *mm, int j, const float *pj, const floa
     }
 }
 
+/* meta[O] += scale * gth outside I and inner_scale * (the gradient of phi_0) on O n I (0 on the
+ * ranks of a task group but its lead), as three branch-free ranges so the loops vectorise (O
+ * spans the whole encoder: 7 M floats at the tiny shape). */
+static void accumulate_meta(struct pep_maml *mm, const float *gth, float scale, float inner_scale)
+{
+    size_t ob = mm->out_b, oe = mm->out_e;
+    size_t ib = mm->in_b > ob ? mm->in_b : ob, ie = mm->in_e < oe ? mm->in_e : oe;
+    if (ib > ie) ib = ie = oe; /* I and O do not overlap */
+    meta_put(mm, ob, ib, gth + ob, scale);
+    meta_put(mm, ib, ie, mm->v + (ib - mm->in_b), inner_scale);
+    meta_put(mm, ie, oe, gth + ie, scale);
+    mm->meta_fresh = 0;
+}
+
 /* Multi-task matched to MAML: PE + head restart as MAML's would, no adaptation; the encoder
  * (O) takes the query batch's gradient through them. The support batch is not used. */
 static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *query, uint64_t seed,
@@ -287,8 +332,8 @@ static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *q
     memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
     int rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
     if (rc == PEP_OK) {
-        float scale = (1.0f / (float)mm->o.meta_batch) * mm->wq;
-        for (size_t i = mm->out_b; i < mm->out_e; i++) mm->meta[i] += scale * m->grads[i];
+        meta_put(mm, mm->out_b, mm->out_e, m->grads + mm->out_b, (1.0f / (float)mm->o.meta_batch) * mm->wq);
+        mm->meta_fresh = 0;
     }
     float unused = 0.0f;
     rc = group_losses(mm, rc, &unused, &lq);
@@ -309,11 +354,12 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
     float scale = 0.5f / (float)mm->o.meta_batch;
     /* task groups: every row is a weighted share, added up by the meta-gradient sum */
     int rc = loss_grad(m, support, pass_seed(seed, 0), groups, &ls);
-    if (rc == PEP_OK)
-        for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * mm->ws * m->grads[i];
-    if (rc == PEP_OK) rc = loss_grad(m, query, pass_seed(seed, 1), groups, &lq);
-    if (rc == PEP_OK)
-        for (size_t i = mm->up_b; i < mm->up_e; i++) mm->meta[i] += scale * mm->wq * m->grads[i];
+    if (rc == PEP_OK) {
+        meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->ws);
+        mm->meta_fresh = 0;
+        rc = loss_grad(m, query, pass_seed(seed, 1), groups, &lq);
+    }
+    if (rc == PEP_OK) meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->wq);
     PEP_CALL(group_losses(mm, rc, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
@@ -363,16 +409,9 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     if (o->order == 2)
         for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
     /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
-    float scale = 1.0f / (float)o->meta_batch;
     /* the rows of I n O hold the group's sum on every rank of a group: its lead alone adds them */
-    int add_inner = !o->group_sum || o->group_lead;
-    for (size_t i = mm->out_b; i < mm->out_e; i++) {
-        if (i >= mm->in_b && i < mm->in_e) {
-            if (add_inner) mm->meta[i] += scale * mm->v[i - mm->in_b];
-        } else {
-            mm->meta[i] += scale * (tw * gth[i]);
-        }
-    }
+    float scale = 1.0f / (float)o->meta_batch;
+    accumulate_meta(mm, gth, scale * tw, !o->group_sum || o->group_lead ? scale : 0.0f);
     PEP_CALL_GOTO(rc, group_losses(mm, PEP_OK, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
@@ -388,6 +427,7 @@ cleanup:
 int pep_maml_outer_step(struct pep_maml *mm, struct pep_optim *opt, int (*reduce)(float *g, size_t n, void *ud),
                         void *ud, double *gnorm)
 {
+    meta_settle(mm);
     if (reduce) PEP_CALL(reduce(mm->meta + mm->up_b, mm->up_e - mm->up_b, ud));
     PEP_CHECK(opt->begin == mm->up_b && opt->end == mm->up_e, PEP_ERR_INTERNAL,
               "optimizer range [%zu, %zu) does not match the MAML update range [%zu, %zu)", opt->begin, opt->end,

@@ -9,7 +9,11 @@
  * checkpoint by name); per step: pep_model_forward(), pep_model_backward(mask) which
  * ACCUMULATES into m->grads for the rows whose group is in the mask, pep_model_zero_grad().
  * Backward computes no weight gradient for groups outside the mask, and stops propagating
- * activation gradients below the lowest layer that still needs them. */
+ * activation gradients below the lowest layer that still needs them.
+ *
+ * Files: model_spec.c (the spec from the config), model_create.c (parameter table, activation
+ * arena, create / destroy, initialisation), model.c (forward, backward, eject / merge),
+ * model_state.h (their private state), batch.c (batches), params.c (the parameter table). */
 #ifndef PEP_MODEL_H
 #define PEP_MODEL_H
 
@@ -79,7 +83,7 @@ static inline int pep_batch_tokens(const struct pep_batch *b) { return b->offset
 static inline int pep_batch_len(const struct pep_batch *b, int i) { return b->offsets[i + 1] - b->offsets[i]; }
 int pep_batch_max_len(const struct pep_batch *b);
 
-struct pep_model_state; /* activations and scratch, private to model.c */
+struct pep_model_state; /* row indices, activations and scratch: model_state.h, private to the model */
 
 struct pep_model {
     struct pep_model_spec spec;
@@ -114,8 +118,5 @@ int pep_model_ntargets(const struct pep_model *m);
  * Both are pure re-parameterisations: outputs stay the same. */
 int pep_model_eject_prefix(struct pep_model *m, struct pep_model **out);
 int pep_model_merge_lora(struct pep_model *m, struct pep_model **out);
-/* fwd+bwd FLOPs of one step on batch b: its real tokens and per-sequence attention (for
- * tokens/s -> GFLOP/s). */
-double pep_model_flops(const struct pep_model_spec *spec, const struct pep_batch *b, unsigned grad_groups);
 
 #endif

@@ -47,6 +47,9 @@ float pep_optim_lr_at(const struct pep_optim *o, long t)
 double pep_grad_norm(const float *g, size_t begin, size_t end)
 {
     double s = 0.0;
+    /* vector partial sums (fixed order for a given build): a serial chain of 7 M double adds
+     * was a tenth of a tiny MAML meta-step */
+#pragma omp simd reduction(+ : s)
     for (size_t i = begin; i < end; i++) s += (double)g[i] * g[i];
     return sqrt(s);
 }
@@ -61,20 +64,23 @@ int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gno
     if (o->clip > 0.0f && norm > o->clip) scale = (float)(o->clip / (norm + 1e-6));
     float lr = pep_optim_lr_at(o, o->t);
     o->t++;
-    float *p = params + o->begin;
-    const float *g = grads + o->begin;
+    /* restrict: the compiler could not prove the four arrays apart and left these loops scalar */
+    float *restrict p = params + o->begin, *restrict om = o->m, *restrict ov = o->v;
+    const float *restrict g = grads + o->begin;
     size_t n = o->end - o->begin;
     if (o->kind == PEP_OPTIM_KIND_SGD) {
+#pragma omp simd
         for (size_t i = 0; i < n; i++) p[i] -= lr * scale * g[i];
         return PEP_OK;
     }
     float b1 = o->beta1, b2 = o->beta2;
     float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
     float wd = o->weight_decay, eps = o->eps;
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * scale;
-        float m = o->m[i] = b1 * o->m[i] + (1.0f - b1) * gi;
-        float v = o->v[i] = b2 * o->v[i] + (1.0f - b2) * gi * gi;
+        float m = om[i] = b1 * om[i] + (1.0f - b1) * gi;
+        float v = ov[i] = b2 * ov[i] + (1.0f - b2) * gi * gi;
         float mhat = m / bc1, vhat = v / bc2;
         p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
     }

@@ -1,4 +1,4 @@
-/* libFuzzer harness for the HDF5 checkpoint reader (io/checkpoint.c): the input is written to
+/* libFuzzer harness for the HDF5 checkpoint reader (io/checkpoint_read.c): the input is written to
  * a file and read as `peprime inspect --verify` reads it (open, root attributes, group stats,
  * tasks, log series, then every tensor's checksum), then as a stage reads its --init / resume
  * checkpoint (shape check, parameters, optimizer moments, a task state) with the seed's

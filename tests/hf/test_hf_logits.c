@@ -1,6 +1,6 @@
 /* Imported Hugging Face weights give PyTorch's logits: for the F32, F16 and BF16 files of
  * tests/ref/make_hf_logits.py, pep_hf_import -> pep_hf_write_checkpoint (base.h5 through
- * io/checkpoint.c on MPI_COMM_SELF, as `peprime import-hf` does) -> a fresh pep_model
+ * io/checkpoint_write.c on MPI_COMM_SELF, as `peprime import-hf` does) -> a fresh pep_model
  * (pe none; tagger head, and MLM head) filled by pep_ckpt_read_params, exactly as the
  * stages' --init does -> pep_model_forward(train = 0) on the fixed batch (B = 2, T = 12,
  * second sentence padded with id 1), compared element by element with the float64 PyTorch

@@ -3,7 +3,7 @@
 checkpoints with h5py against PyTorch: every tensor present under its peprime name, in the
 right group (/model or /head), with the right shape, and bit-equal to the float32 master
 (F32), to torch's own .half().float() (F16) and .bfloat16().float() (BF16), with the root
-attributes io/checkpoint.c writes (stage, model shape, per-tensor checksum) and the [model]
+attributes io/checkpoint_write.c writes (stage, model shape, per-tensor checksum) and the [model]
 INI file next to it (base.ini). Broken inputs must fail with a message that names the
 offending tensor. Exit status 0 = all checks passed."""
 import argparse
@@ -49,7 +49,7 @@ def check_h5(path, ref, conv, with_heads, spm_path, label):
         cfg = attr_str(f.attrs['config']).splitlines()
         for line in want_lines:
             check(line in cfg, f'{label}: config attr lacks "{line}"')
-        # the model spec io/checkpoint.c stores for `peprime inspect` and the stages' shape checks
+        # the model spec io/checkpoint_spec.c stores for `peprime inspect` and the stages' shape checks
         for k, v in [('layers', 2), ('hidden', 32), ('heads', 4), ('ff', 64), ('vocab', 99), ('max_positions', 32),
                      ('type_vocab', 1), ('ntags', 7 if with_heads else 0)]:
             check(k in f.attrs and int(f.attrs[k]) == v, f'{label}: root attr {k} = {f.attrs.get(k)}, want {v}')

@@ -1,6 +1,6 @@
 """Python twin of peprime's seeded initialiser, so an oracle can start where the C code starts:
 src/core/rng.c (splitmix64-seeded xoshiro256**, Box-Muller normals with the spare kept) and
-pep_model_init_weights (src/model/model.c): LayerNorm gains 1; biases, adapter up-projections
+pep_model_init_weights (src/model/model_create.c): LayerNorm gains 1; biases, adapter up-projections
 and LoRA B 0; every other tensor init_std * normal from a stream seeded by (seed,
 pep_fnv1a64(name), 0). MAML with maml.pe_init = fresh starts every task's PE + head from this
 init with seed maml/fresh_seed (src/maml/maml.c), which is what maml_ref.py reproduces.
