@@ -4,15 +4,15 @@
 # real WikiAnn (data.languages de,es,fr,ru) with two shapes: ci-tiny (L=2 C=64) and the
 # scaling shape (L=4 C=256 NH=4 FF=1024), first-order MAML, k = 1, support = query = 8,
 # randomly initialised encoder (timing only).
-#   tests/bench/groups.sh [PEPRIME_BIN] [WORKDIR] [STEPS]
+#   tests/bench/groups.sh [PEPRIME_BIN] [WORKDIR] [STEPS]   (STEPS meta-steps at the scaling shape, 10x at ci-tiny)
 # Prints a Markdown table: ms per meta-step, the meta-gradient allreduce share, the MB summed
 # inside rank 0's group per meta-step and the share of time in those sums.
 set -euo pipefail
 B="$(realpath "${1:-$(dirname "$0")/../../build/peprime}")"; W="${2:-/tmp/peprime-groups}"; STEPS="${3:-20}"
 CFG="$(realpath "$(dirname "$0")/../../jobs/configs/ci-tiny.ini")"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-mkdir -p "$W"; cd "$W"
 DATA="${PEPRIME_DATA:-$(realpath "$(dirname "$0")/../../../shared/data")}"
+mkdir -p "$W"; cd "$W"
 [ -s spm.model ] || "$B" tokenizer train --data "$DATA" --languages de,es,fr,ru --vocab 2000 --out "$W/spm.model" \
   >/dev/null 2>&1
 COMMON=(--set model.tokenizer="$W/spm.model" --set data.root="$DATA" --set data.languages=de,es,fr,ru
@@ -21,15 +21,15 @@ COMMON=(--set model.tokenizer="$W/spm.model" --set data.root="$DATA" --set data.
 BIG=(--set model.layers=4 --set model.hidden=256 --set model.heads=4 --set model.ff=1024 --set model.max_seq_len=64)
 # one NP SHAPE M G -> a table row
 one() {
-  local np=$1 shape=$2 m=$3 g=$4 extra=() bind=(--bind-to core)
+  local np=$1 shape=$2 m=$3 g=$4 extra=(--set optim.steps=$((STEPS * 10))) bind=(--bind-to core)
   [ "$shape" = scaling ] && extra=("${BIG[@]}")
   [ "$np" -gt 2 ] && bind=(--oversubscribe --bind-to none)
   local log="run-$np-$shape-$m-$g.log"
   mpiexec -n "$np" "${bind[@]}" "$B" prime --config "$CFG" --out "run-$np-$shape-$m-$g" "${COMMON[@]}" "${extra[@]}" \
     --set maml.meta_batch="$m" --set maml.group_size="$g" >"$log" 2>&1 || { tail -5 "$log"; exit 1; }
   local ms share mb gs
-  read -r ms share < <(sed -n 's/.*(\([0-9.]*\) ms per meta-step, allreduce \([0-9.]*\)% .*/\1 \2/p' "$log")
-  read -r mb gs < <(sed -n 's/.*: \([0-9.]*\) MB summed inside rank 0.s group per meta-step, \([0-9.]*\)% .*/\1 \2/p' "$log")
+  read -r ms share < <(sed -n 's/.*(\([0-9.]*\) ms per meta-step, allreduce \([0-9.]*\)% .*/\1 \2/p' "$log") || true
+  read -r mb gs < <(sed -n 's/.*: \([0-9.]*\) MB summed inside rank 0.s group per meta-step, \([0-9.]*\)% .*/\1 \2/p' "$log") || true
   echo "| $shape | $np | $m | $g | $ms | $share% | ${mb:-0} | ${gs:-0}% |"
 }
 echo "| shape | ranks | meta-batch | G | ms / meta-step | meta-gradient allreduce | MB summed in a group / meta-step | group sums |"
