@@ -2,8 +2,9 @@
  * G = maml.group_size ranks (G = 1: every rank its own group); group g runs tasks g, g + P/G,
  * ... of each meta-batch, each rank of the group a contiguous share of the task's support and
  * query sentences, with the inner set's gradients summed inside the group every pass (the
- * hook pep_maml_opts.group_sum). The meta-gradient is summed over all ranks once per
- * meta-step and every rank applies the same AdamW step to its replica. The latest adapted
+ * hook pep_maml_opts.group_sum). The meta-gradient is summed over all ranks by the exchange
+ * (mpi/exchange.h: buckets started while the last local task's backward runs, word-embedding
+ * rows sparsely) and every rank applies the same AdamW step to its replica. The latest adapted
  * PE + head state of each language is kept by the group that produced it and written into
  * /tasks by that group's lead rank, with the state that episode's inner loop started from as
  * /tasks/<lang>.start. */
@@ -15,6 +16,7 @@
 #include "core/error.h"
 #include "core/partition.h"
 #include "core/rng.h"
+#include "exchange.h"
 #include "jobs.h"
 #include "maml/maml.h"
 #include "maml/tasks.h"
@@ -76,16 +78,33 @@ static int fill_starts(struct pep_ckpt_task *tasks, const struct lang_state *ls,
     return nt;
 }
 
-/* Seconds spent in the meta-gradient allreduce (for the scaling report). */
-static double allreduce_seconds;
+/* The meta-gradient exchange of the update range [ub, ue) of the model's flat block. */
+struct exchange_ctx {
+    struct pep_exchange *x;
+    size_t ub;
+};
 
-static int reduce_cb(float *g, size_t n, void *ud)
+/* pep_maml_set_ready's callback: a finished range of the last local task's backward. */
+static int exchange_ready(size_t begin, size_t end, void *ud)
 {
-    struct pep_mpi_ctx *mpi = ud;
-    double t0 = pep_now_s();
-    int rc = pep_mpi_reduce_grad(g, n, mpi);
-    allreduce_seconds += pep_now_s() - t0;
-    return rc;
+    struct exchange_ctx *xc = ud;
+    return pep_exchange_ready(xc->x, begin - xc->ub, end - xc->ub);
+}
+
+/* The exchange's options from [maml]: the word embeddings go sparse when they are updated. */
+static void exchange_opts(const struct pep_config *cfg, const struct pep_model *m, size_t ub, size_t ue,
+                          struct pep_exchange_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ordered = !strcmp(cfg->maml.exchange_sum, "ordered");
+    o->bucket = (size_t)((double)cfg->maml.exchange_bucket_mb * (double)(1 << 20) / sizeof(float));
+    if (o->bucket == 0) o->bucket = 1;
+    int wte = pep_param_table_find(&m->table, "embeddings.word_embeddings.weight");
+    if (cfg->maml.exchange_sparse && wte >= 0) {
+        const struct pep_param *p = &m->table.rows[wte];
+        if (p->offset >= ub && p->offset + p->numel <= ue)
+            o->rows_begin = p->offset - ub, o->nrows = p->shape[0], o->width = p->shape[1];
+    }
 }
 
 static int run_prime(struct pep_stage *stg)
@@ -108,6 +127,7 @@ static int run_prime(struct pep_stage *stg)
     double *stats = NULL; /* [query sum, support sum, tokens, per language: support, query] */
     struct pep_ckpt_task *tasks = NULL;
     struct pep_mpi_group grp = {.comm = MPI_COMM_NULL};
+    struct exchange_ctx xc = {0};
     struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "meta_loss"}, {.name = "support_loss"},
                                          {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"}};
     memset(sets, 0, sizeof sets);
@@ -165,6 +185,11 @@ static int run_prime(struct pep_stage *stg)
     pep_maml_update_range(mm, &ub, &ue);
     pep_maml_inner_range(mm, &ib, &ie);
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, ub, ue));
+    struct pep_exchange_opts xo;
+    exchange_opts(cfg, m, ub, ue, &xo);
+    xc.ub = ub;
+    float *meta = pep_maml_grad(mm); /* the same block every meta-step */
+    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_exchange_create(comm, ue - ub, &xo, &xc.x), comm));
     unsigned update_groups = mo.method == PEP_MAML_METHOD_MULTITASK ? (mo.inner | mo.outer) : mo.outer;
     /* per-task states: the non-PLM part of the inner set (the whole model for inner = all is too big) */
     unsigned task_groups = mo.inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
@@ -258,6 +283,8 @@ static int run_prime(struct pep_stage *stg)
     struct pep_progress prog;
     pep_progress_start(&prog, "prime", cfg->optim.steps);
     double t_start = pep_now_s(), tokens_window = 0, loss_window = 0;
+    double x_ready = 0, x_finish = 0, x_bytes = 0, x_rows = 0; /* exchange totals over the run */
+    int x_buckets = 0, x_early = 0;
     int window = 0;
     long step = start;
     struct pep_stage_save sv = {.stage = "prime", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
@@ -269,6 +296,7 @@ static int run_prime(struct pep_stage *stg)
     for (; step < cfg->optim.steps; step++) {
         memset(stats, 0, nstats * sizeof *stats);
         pep_maml_zero(mm);
+        PEP_CALL_GOTO(rc, pep_exchange_begin(xc.x, meta + ub)); /* zeroed lazily by the first task */
         /* every rank knows which task draws which language: the last task of a language is the
          * episode whose state /tasks keeps (its owner runs it last), so only it reports losses */
         for (int l = 0; l < nlang; l++) last_task[l] = -1;
@@ -288,7 +316,12 @@ static int run_prime(struct pep_stage *stg)
             bs.seq0 = s0, bq.seq0 = q0; /* the whole batch's dropout masks */
             /* a group runs the task together: a rank that failed must not leave the others in it */
             if (G > 1) trc = pep_mpi_agree(trc, grp.comm);
-            if (trc == PEP_OK) trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
+            if (trc) break;
+            /* the rows this task's passes may give gradient: its batches' token ids (this rank's share) */
+            pep_exchange_mark_rows(xc.x, bs.input_ids, (size_t)pep_batch_tokens(&bs));
+            pep_exchange_mark_rows(xc.x, bq.input_ids, (size_t)pep_batch_tokens(&bq));
+            if (i == tr.count - 1 && cfg->maml.exchange_overlap) pep_maml_set_ready(mm, exchange_ready, &xc);
+            trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
             if (trc == PEP_OK && (fault_here(rank, step) || !isfinite(res.query_loss)))
                 trc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                     "non-finite meta-loss at meta-step %ld, task %d (language %s) on rank %d%s", step + 1,
@@ -306,7 +339,14 @@ static int run_prime(struct pep_stage *stg)
                 stats[4 + 2 * l] = res.query_loss;
             }
         }
-        PEP_CALL_GOTO(rc, pep_mpi_agree(trc, comm));
+        /* every rank finishes the exchange, also after a failed task (its partners have posted
+         * their buckets), then all agree */
+        struct pep_exchange_stats xs;
+        (void)pep_maml_grad(mm); /* zeroes it on a rank that ran no task */
+        int xrc = pep_exchange_finish(xc.x, &xs);
+        PEP_CALL_GOTO(rc, pep_mpi_agree(trc != PEP_OK ? trc : xrc, comm));
+        x_ready += xs.ready_s, x_finish += xs.finish_s, x_bytes += xs.bytes, x_rows += (double)xs.rows;
+        x_buckets += xs.buckets, x_early += xs.early;
         /* every rank knows which task ran which language, so ownership needs no message */
         for (int l = 0; l < nlang; l++) {
             if (last_task[l] < 0) continue;
@@ -318,7 +358,7 @@ static int run_prime(struct pep_stage *stg)
         for (int l = 0; l < nlang; l++)
             if (ls[l].step == step + 1) ls[l].support_loss = stats[3 + 2 * l], ls[l].query_loss = stats[4 + 2 * l];
         double gnorm;
-        PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, reduce_cb, &stg->mpi, &gnorm));
+        PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, &gnorm)); /* summed by the exchange */
         double meta_loss = stats[0] / M;
         loss_window += meta_loss;
         tokens_window += stats[2];
@@ -348,15 +388,20 @@ static int run_prime(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_run_path(run, "primed.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0) {
-        double wall = pep_now_s() - t_start, nsteps = (double)(step - start > 0 ? step - start : 1);
-        pep_info("prime: %ld meta-steps in %.1f s (%.1f ms per meta-step, allreduce %.1f%% of the time, %zu floats "
-                 "= %.1f MB per meta-step); primed model written to %s",
-                 step - start, wall, 1e3 * wall / nsteps, 100.0 * allreduce_seconds / wall, ue - ub,
-                 (double)(ue - ub) * 4e-6, path);
+        double wall = pep_now_s() - t_start, ns = (double)(step - start > 0 ? step - start : 1);
+        pep_info("prime: %ld meta-steps in %.1f s (%.1f ms per meta-step); primed model written to %s", step - start,
+                 wall, 1e3 * wall / ns, path);
+        /* rank 0's view; the exposed time includes waiting for slower ranks */
+        pep_info("prime: exchange %.1f%% of the time, %.2f ms per meta-step exposed (%.2f in the backward's ready "
+                 "calls + %.2f finishing), %d of %d buckets started during the backward; %.2f MB per meta-step "
+                 "summed of %.2f MB dense (%.0f embedding rows, overlap %s, sparse %s, sum %s)",
+                 100.0 * (x_ready + x_finish) / wall, 1e3 * (x_ready + x_finish) / ns, 1e3 * x_ready / ns,
+                 1e3 * x_finish / ns, x_early, x_buckets, x_bytes / ns * 1e-6, (double)(ue - ub) * 4e-6, x_rows / ns,
+                 cfg->maml.exchange_overlap ? "on" : "off", xo.nrows ? "on" : "off", cfg->maml.exchange_sum);
         if (G > 1)
             pep_info("prime: task groups of %d ranks: %.3f MB summed inside rank 0's group per meta-step, %.1f%% of "
                      "the time in those sums",
-                     G, grp.bytes * 1e-6 / nsteps, 100.0 * grp.seconds / wall);
+                     G, grp.bytes * 1e-6 / ns, 100.0 * grp.seconds / wall);
     }
 cleanup:
     pep_mpi_group_free(&grp);
@@ -373,6 +418,7 @@ cleanup:
     }
     for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
     pep_optim_fini(&opt);
+    pep_exchange_destroy(&xc.x);
     pep_maml_destroy(&mm);
     pep_model_destroy(&m);
     pep_spm_destroy(&spm);

@@ -6,12 +6,13 @@ PEP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PEP_ROOT
 
 # Debian packages the build, the tests and the reference oracle need (clang-14 +
-# libclang-rt-14-dev: the libFuzzer harnesses of tests/fuzz).
+# libclang-rt-14-dev: the libFuzzer harnesses of tests/fuzz; iproute2: ip + tc for the
+# network-namespace exchange test, tests/net).
 PEP_APT_PACKAGES=(build-essential cmake pkg-config git
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev libhwloc-dev hwloc libcmocka-dev
   sentencepiece python3 python3-numpy python3-h5py python3-matplotlib python3-torch python3-sentencepiece
-  clang-14 libclang-rt-14-dev)
+  clang-14 libclang-rt-14-dev iproute2)
 
 pep_log() { printf '[peprime setup] %s\n' "$*"; }
 

@@ -69,6 +69,16 @@ static const struct pep_config_key keys[] = {
          "at most maml.support_size and maml.query_size; docs/scaling.md#task-groups)"),
     KENUM("maml.sampling", maml.sampling, "uniform|temperature", "how tasks pick their language"),
     KFLT("maml.temperature", maml.temperature, 1e-3, 1e3, "temperature for data-size-weighted sampling"),
+    KBOOL("maml.exchange_overlap", maml.exchange_overlap,
+          "sum the meta-gradient over ranks bucket by bucket while the last local task's backward runs "
+          "(false: start every bucket after it; the same bits either way)"),
+    KBOOL("maml.exchange_sparse", maml.exchange_sparse,
+          "exchange only the word-embedding rows some rank's batches touched (false: the whole table; the same bits)"),
+    KFLT("maml.exchange_bucket_mb", maml.exchange_bucket_mb, 0.001, 2047,
+         "MiB of meta-gradient per bucket of the exchange (PyTorch DDP's default: 25)"),
+    KENUM("maml.exchange_sum", maml.exchange_sum, "mpi|ordered",
+          "how buckets are summed: MPI_Iallreduce, or in rank order ((b0 + b1) + b2) + ... (bitwise reproducible "
+          "whatever MPI's algorithms)"),
 
     KSTR("data.root", data.root, "data root; empty = $PEPRIME_DATA or ../shared/data"),
     KENUM("data.corpus", data.corpus, "wikiann|generated", "real WikiAnn or a generated corpus"),
@@ -152,6 +162,10 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->maml.group_size = 1;
     strcpy(cfg->maml.sampling, "uniform");
     cfg->maml.temperature = 5.0f;
+    cfg->maml.exchange_overlap = 1;
+    cfg->maml.exchange_sparse = 1;
+    cfg->maml.exchange_bucket_mb = 25.0f;
+    strcpy(cfg->maml.exchange_sum, "mpi");
 
     strcpy(cfg->data.corpus, "wikiann");
     strcpy(cfg->data.languages, "de,es,fr,ru,zh,ar");

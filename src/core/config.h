@@ -54,6 +54,10 @@ struct pep_config {
         int group_size;       /* ranks per task group (G): they split one task's batches */
         char sampling[32];    /* uniform | temperature */
         float temperature;
+        int exchange_overlap;    /* bool: meta-gradient buckets summed during the last task's backward */
+        int exchange_sparse;     /* bool: only the touched word-embedding rows are summed */
+        float exchange_bucket_mb;/* MiB per bucket */
+        char exchange_sum[32];   /* mpi | ordered */
     } maml;
     struct {
         char root[PEP_CFG_STR];       /* data root; "" = $PEPRIME_DATA or ../shared/data */

@@ -21,6 +21,16 @@ struct pep_maml {
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
     float ws, wq;      /* this rank's share of the task's support / query labels (1 without a group) */
+    pep_maml_ready_fn ready; /* pep_maml_set_ready: for the next task only */
+    void *ready_ud;
+    struct final_pass {
+        enum { FIN_GRAD, FIN_HVP, FIN_ADJOINT } kind; /* meta += scale * (gradient | HVP-updated adjoint | adjoint) */
+        size_t b, e;   /* the meta range the task adds to (the update range) */
+        float scale;   /* 1 / meta_batch (multitask: 0.5 / meta_batch per batch) */
+        float s;       /* FIN_HVP: the adjoint step inner_lr / 2e of hvp_step */
+        size_t *done;  /* [begin, end) pairs finished during the pass (at most one per parameter row) */
+        int ndone;
+    } fin;
 };
 
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
@@ -86,6 +96,7 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     if (o->order == 2) PEP_ALLOC_GOTO(rc, mm->g, n);
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
+    PEP_ALLOC_GOTO(rc, mm->fin.done, 2 * (size_t)m->table.count);
     if (o->inner_adam && o->method == PEP_MAML_METHOD_MAML) {
         PEP_ALLOC_GOTO(rc, mm->am, mm->n_in);
         PEP_ALLOC_GOTO(rc, mm->av, mm->n_in);
@@ -119,6 +130,7 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->restore);
     pep_free(mm->am);
     pep_free(mm->av);
+    pep_free(mm->fin.done);
     free(mm);
     *pmm = NULL;
 }
@@ -166,6 +178,98 @@ void pep_maml_inner_range(const struct pep_maml *mm, size_t *begin, size_t *end)
 {
     *begin = mm->in_b;
     *end = mm->in_e;
+}
+
+void pep_maml_set_ready(struct pep_maml *mm, pep_maml_ready_fn ready, void *ud)
+{
+    mm->ready = ready;
+    mm->ready_ud = ready ? ud : NULL;
+}
+
+/* The final pass's contribution to meta[b, e), all on one side of the inner set's edges
+ * (inner: the rows of phi_0's gradient v). FIN_GRAD: the pass's gradient; FIN_HVP: the
+ * adjoint after its last HVP step (v or g += s gr); FIN_ADJOINT: the adjoint as it stands. */
+static void finish_part(struct pep_maml *mm, size_t b, size_t e, int inner)
+{
+    const struct final_pass *f = &mm->fin;
+    if (b >= e) return;
+    const float *restrict gr = mm->m->grads + b;
+    const float *src = gr;
+    if (f->kind != FIN_GRAD) {
+        float *restrict adj = inner ? mm->v + (b - mm->in_b) : mm->g + b;
+        if (f->kind == FIN_HVP) {
+            float s = f->s;
+#pragma omp simd
+            for (size_t i = 0; i < e - b; i++) adj[i] += s * gr[i];
+        }
+        src = adj;
+    }
+    meta_put(mm, b, e, src, f->scale);
+}
+
+/* The task's contribution to meta[b, e) (clipped to the final pass's range) once the final
+ * pass's gradient there is final: the one place the meta-gradient gets a task's last pass,
+ * with the same operations whether called during the pass or after it, so the bits do not
+ * depend on when a range is finished. Stores instead of adding after pep_maml_zero until the
+ * task ends (final_end): each float is finished once per task. */
+static void finish_range(struct pep_maml *mm, size_t b, size_t e)
+{
+    const struct final_pass *f = &mm->fin;
+    if (b < f->b) b = f->b;
+    if (e > f->e) e = f->e;
+    if (b >= e) return;
+    size_t ib = mm->in_b < b ? b : mm->in_b > e ? e : mm->in_b, ie = mm->in_e < ib ? ib : mm->in_e > e ? e : mm->in_e;
+    finish_part(mm, b, ib, 0);
+    finish_part(mm, ib, ie, 1);
+    finish_part(mm, ie, e, 0);
+}
+
+/* The model's layer-done callback during a final pass: finish the range, then tell the caller. */
+static int on_grad_ready(size_t b, size_t e, void *ud)
+{
+    struct pep_maml *mm = ud;
+    struct final_pass *f = &mm->fin;
+    if (b < f->b) b = f->b;
+    if (e > f->e) e = f->e;
+    if (b >= e) return PEP_OK;
+    finish_range(mm, b, e);
+    f->done[2 * f->ndone] = b, f->done[2 * f->ndone + 1] = e;
+    f->ndone++;
+    return mm->ready(b, e, mm->ready_ud);
+}
+
+/* Starts the task's final pass: the rows it finishes become meta-gradient as the backward
+ * reports them (when the caller set a ready callback). */
+static void final_begin(struct pep_maml *mm, int kind, size_t b, size_t e, float scale, float s)
+{
+    struct final_pass *f = &mm->fin;
+    f->kind = kind, f->b = b, f->e = e, f->scale = scale, f->s = s, f->ndone = 0;
+    if (mm->ready) pep_model_set_grad_ready(mm->m, on_grad_ready, mm);
+}
+
+/* Ends the final pass: finishes (and reports) every part of the range the backward did not. */
+static int final_end(struct pep_maml *mm)
+{
+    struct final_pass *f = &mm->fin;
+    pep_model_set_grad_ready(mm->m, NULL, NULL);
+    for (int i = 1; i < f->ndone; i++) /* sort the finished ranges by start (few: one per row at most) */
+        for (int j = i; j > 0 && f->done[2 * (j - 1)] > f->done[2 * j]; j--) {
+            size_t b = f->done[2 * j], e = f->done[2 * j + 1];
+            f->done[2 * j] = f->done[2 * (j - 1)], f->done[2 * j + 1] = f->done[2 * (j - 1) + 1];
+            f->done[2 * (j - 1)] = b, f->done[2 * (j - 1) + 1] = e;
+        }
+    size_t at = f->b;
+    for (int i = 0; i <= f->ndone; i++) {
+        size_t gap_end = i < f->ndone ? f->done[2 * i] : f->e;
+        if (gap_end > at) {
+            finish_range(mm, at, gap_end);
+            if (mm->ready) PEP_CALL(mm->ready(at, gap_end, mm->ready_ud));
+        }
+        if (i < f->ndone && f->done[2 * i + 1] > at) at = f->done[2 * i + 1];
+    }
+    f->ndone = 0;
+    mm->meta_fresh = 0; /* every float of the range is written: later tasks add */
+    return PEP_OK;
 }
 
 static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
@@ -244,7 +348,12 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     double vn = 0.0;
     for (size_t i = 0; i < nin; i++) vn += (double)mm->v[i] * mm->v[i];
     vn = sqrt(vn);
-    if (vn == 0.0) return PEP_OK; /* H 0 = 0 */
+    float scale = 1.0f / (float)o->meta_batch;
+    if (vn == 0.0) { /* H 0 = 0; at j = 0 the adjoints are the meta-gradient as they stand */
+        if (j > 0 || o->group_sum) return PEP_OK; /* task groups: maml_task finishes them */
+        final_begin(mm, FIN_ADJOINT, mm->out_b, mm->out_e, scale, 0.0f);
+        return final_end(mm);
+    }
     float e = (float)(o->fd_eps / vn), l2;
     unsigned need = j > 0 ? (o->inner | o->outer) : o->outer;
     size_t nb, ne;
@@ -254,13 +363,21 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     if (rc == PEP_OK) {
         for (size_t i = nb; i < ne; i++) gr[i] = -gr[i];
         for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
-        rc = add_grad(m, support, seed, need, &l2);
     }
-    size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
-    /* task groups: v's rows become the whole support batch's, theta's stay this rank's share */
-    PEP_CALL(group_sum(mm, rc, gr + vb, ve > vb ? ve - vb : 0, mm->ws));
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
-    float s = o->inner_lr / (2.0f * e), st = s * mm->ws;
+    float s = o->inner_lr / (2.0f * e);
+    if (j == 0 && !o->group_sum) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
+        PEP_CALL(rc);
+        final_begin(mm, FIN_HVP, mm->out_b, mm->out_e, scale, s);
+        PEP_CALL(add_grad(m, support, seed, need, &l2));
+        return final_end(mm);
+    }
+    if (rc == PEP_OK) rc = add_grad(m, support, seed, need, &l2);
+    size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
+    /* task groups: v's rows become the whole support batch's, theta's stay this rank's share
+     * (maml_task turns the adjoints into meta-gradient after the j = 0 step) */
+    PEP_CALL(group_sum(mm, rc, gr + vb, ve > vb ? ve - vb : 0, mm->ws));
+    float st = s * mm->ws;
     for (size_t i = mm->out_b; i < mm->out_e; i++)
         if (i < mm->in_b || i >= mm->in_e) mm->g[i] += st * gr[i];
     for (size_t i = vb; i < ve; i++) mm->v[i - mm->in_b] += s * gr[i];
@@ -320,23 +437,31 @@ static void accumulate_meta(struct pep_maml *mm, const float *gth, float scale, 
 }
 
 /* Multi-task matched to MAML: PE + head restart as MAML's would, no adaptation; the encoder
- * (O) takes the query batch's gradient through them. The support batch is not used. */
+ * (O) takes the query batch's gradient through them. The support batch is not used. With task
+ * groups every row is this rank's weighted share (no overlap with the backward). */
 static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *query, uint64_t seed,
                                   struct pep_maml_task_result *res)
 {
     struct pep_model *m = mm->m;
     size_t nin = mm->n_in;
-    float lq = 0.0f;
+    float lq = 0.0f, scale = 1.0f / (float)mm->o.meta_batch;
     memcpy(mm->restore, m->params + mm->in_b, nin * sizeof(float));
     inner_start(mm, seed);
     memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
-    int rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
-    if (rc == PEP_OK) {
-        meta_put(mm, mm->out_b, mm->out_e, m->grads + mm->out_b, (1.0f / (float)mm->o.meta_batch) * mm->wq);
-        mm->meta_fresh = 0;
+    int rc;
+    if (mm->o.group_sum) {
+        rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
+        if (rc == PEP_OK) {
+            meta_put(mm, mm->out_b, mm->out_e, m->grads + mm->out_b, scale * mm->wq);
+            mm->meta_fresh = 0;
+        }
+        float unused = 0.0f;
+        rc = group_losses(mm, rc, &unused, &lq);
+    } else {
+        final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
+        rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
+        if (rc == PEP_OK) rc = final_end(mm);
     }
-    float unused = 0.0f;
-    rc = group_losses(mm, rc, &unused, &lq);
     if (rc == PEP_OK) {
         res->support_loss = res->query_loss = lq;
         res->adapted = res->start = mm->phi;
@@ -352,27 +477,32 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
     unsigned groups = mm->o.inner | mm->o.outer;
     float ls = 0.0f, lq = 0.0f;
     float scale = 0.5f / (float)mm->o.meta_batch;
-    /* task groups: every row is a weighted share, added up by the meta-gradient sum */
-    int rc = loss_grad(m, support, pass_seed(seed, 0), groups, &ls);
-    if (rc == PEP_OK) {
-        meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->ws);
+    if (mm->o.group_sum) { /* task groups: every row is a weighted share, added up by the meta-gradient sum */
+        int rc = loss_grad(m, support, pass_seed(seed, 0), groups, &ls);
+        if (rc == PEP_OK) {
+            meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->ws);
+            mm->meta_fresh = 0;
+            rc = loss_grad(m, query, pass_seed(seed, 1), groups, &lq);
+        }
+        if (rc == PEP_OK) meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->wq);
+        PEP_CALL(group_losses(mm, rc, &ls, &lq));
+    } else {
+        PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
+        meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale);
         mm->meta_fresh = 0;
-        rc = loss_grad(m, query, pass_seed(seed, 1), groups, &lq);
+        final_begin(mm, FIN_GRAD, mm->up_b, mm->up_e, scale, 0.0f);
+        PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
+        PEP_CALL(final_end(mm));
     }
-    if (rc == PEP_OK) meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->wq);
-    PEP_CALL(group_losses(mm, rc, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
     res->adapted = res->start = m->params + mm->in_b;
     return PEP_OK;
 }
 
-int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
-                  struct pep_maml_task_result *res)
+static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                     struct pep_maml_task_result *res)
 {
-    PEP_CALL(group_weights(mm, support, query));
-    if (mm->o.method == PEP_MAML_METHOD_MULTITASK) return multitask_task(mm, support, query, seed, res);
-    if (mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED) return multitask_matched_task(mm, query, seed, res);
     struct pep_model *m = mm->m;
     const struct pep_maml_opts *o = &mm->o;
     size_t nin = mm->n_in;
@@ -394,8 +524,15 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
         inner_update(mm, j, pj, gj, pn);
         memcpy(w + mm->in_b, pn, nin * sizeof(float));
     }
-    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q */
+    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q; first order without task
+     * groups: the task's last pass, so its rows become meta-gradient (theta from g, the inner
+     * part from v = the same gradient) as the backward finishes them. Task groups sum v over the
+     * group first, so they write the meta-gradient after the passes (accumulate_meta below). */
+    float scale = 1.0f / (float)o->meta_batch;
+    int fin = o->order == 1 && !o->group_sum;
+    if (fin) final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
     int lrc = loss_grad(m, query, pass_seed(seed, k), all, &lq);
+    if (lrc == PEP_OK && fin) lrc = final_end(mm);
     if (lrc == PEP_OK && !isfinite(lq))
         lrc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__, "non-finite query loss");
     PEP_CALL_GOTO(rc, group_sum(mm, lrc, gr + mm->in_b, nin, mm->wq));
@@ -403,15 +540,16 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     /* theta's rows: this rank's share of the query batch (wq = 1 without a group) */
     if (o->order == 2)
         for (size_t i = mm->out_b; i < mm->out_e; i++) mm->g[i] = mm->wq * gr[i];
-    const float *gth = o->order == 2 ? mm->g : gr;
-    float tw = o->order == 2 ? 1.0f : mm->wq;
 
+    /* second order: the meta-gradient of O (theta part from g, inner part from v, the gradient
+     * of phi_0) is finished by the j = 0 step's last pass */
     if (o->order == 2)
         for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
-    /* meta-gradient of O: theta part from g, inner part from v (the gradient of phi_0) */
-    /* the rows of I n O hold the group's sum on every rank of a group: its lead alone adds them */
-    float scale = 1.0f / (float)o->meta_batch;
-    accumulate_meta(mm, gth, scale * tw, !o->group_sum || o->group_lead ? scale : 0.0f);
+    /* task groups: theta's rows are this rank's share; the rows of I n O hold the group's sum on
+     * every rank of the group, so its lead alone adds them */
+    if (o->group_sum)
+        accumulate_meta(mm, o->order == 2 ? mm->g : gr, o->order == 2 ? scale : scale * mm->wq,
+                        o->group_lead ? scale : 0.0f);
     PEP_CALL_GOTO(rc, group_losses(mm, PEP_OK, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
@@ -421,6 +559,22 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
     res->start = mm->phi;
 cleanup:
     memcpy(w + mm->in_b, mm->restore, nin * sizeof(float));
+    return rc;
+}
+
+int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
+                  struct pep_maml_task_result *res)
+{
+    int rc = group_weights(mm, support, query);
+    if (rc == PEP_OK)
+        rc = mm->o.method == PEP_MAML_METHOD_MULTITASK           ? multitask_task(mm, support, query, seed, res)
+             : mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED ? multitask_matched_task(mm, query, seed, res)
+                                                                 : maml_task(mm, support, query, seed, res);
+    /* task groups write the meta-gradient after their group sums: the whole range is final now */
+    if (rc == PEP_OK && mm->o.group_sum && mm->ready) rc = mm->ready(mm->up_b, mm->up_e, mm->ready_ud);
+    /* the ready callback serves one task, also one that failed half way */
+    pep_model_set_grad_ready(mm->m, NULL, NULL);
+    pep_maml_set_ready(mm, NULL, NULL);
     return rc;
 }
 

@@ -68,6 +68,16 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
 void pep_maml_destroy(struct pep_maml **mm);
 /* Clears the meta-gradient before a meta-step. */
 void pep_maml_zero(struct pep_maml *mm);
+/* Overlap hook: told that meta-gradient floats [begin, end) (offsets into the model's flat
+ * block, inside the update range) hold their final value for this meta-step on this process. */
+typedef int (*pep_maml_ready_fn)(size_t begin, size_t end, void *ud);
+/* Sets `ready` (NULL = none) for the next pep_maml_task only — the meta-step's last local
+ * task. During that task's last backward pass every range of the update range is reported
+ * once, as the model's layer-done callback (pep_model_set_grad_ready) finishes it, top layer
+ * first; what the pass did not report follows when the pass ends. So the caller can start
+ * summing finished layers across processes while the lower layers still compute (jobs/stage_prime.c).
+ * The meta-gradient's bits are the same with or without it. */
+void pep_maml_set_ready(struct pep_maml *mm, pep_maml_ready_fn ready, void *ud);
 /* Runs one task and accumulates its meta-gradient / meta_batch. `seed` fixes the dropout
  * masks of this task's passes. Model parameters are restored afterwards. */
 int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,

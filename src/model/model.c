@@ -203,6 +203,33 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     return PEP_OK;
 }
 
+void pep_model_set_grad_ready(struct pep_model *m, pep_grad_ready_fn fn, void *ud)
+{
+    m->grad_ready = fn;
+    m->grad_ready_ud = fn ? ud : NULL;
+}
+
+/* Reports rows r0 .. r1 (table indices, one group, contiguous) to the layer-done callback when
+ * the pass computes their group. */
+static int ready_rows(const struct pep_model *m, int r0, int r1, unsigned groups)
+{
+    if (!m->grad_ready || r0 < 0 || r1 < r0) return PEP_OK;
+    const struct pep_param *a = &m->table.rows[r0], *b = &m->table.rows[r1];
+    if (!(groups & PEP_GROUP_BIT(a->group))) return PEP_OK;
+    return m->grad_ready(a->offset, b->offset + b->numel, m->grad_ready_ud);
+}
+
+/* Layer l's rows: its 16 encoder rows (wq .. ln2b) and its adapters or LoRA (prefix rows are
+ * gathered from every layer, so they are reported after the loop). */
+static int ready_layer(const struct pep_model *m, int l, unsigned groups)
+{
+    const struct layer_ids *li = &m->state->lid[l];
+    PEP_CALL(ready_rows(m, li->wq, li->ln2b, groups));
+    int pe0 = li->att_ad.wd >= 0 ? li->att_ad.wd : li->out_ad.wd >= 0 ? li->out_ad.wd : li->qa;
+    int pe1 = li->out_ad.bu >= 0 ? li->out_ad.bu : li->vb;
+    return ready_rows(m, pe0, pe1, groups);
+}
+
 int pep_model_backward(struct pep_model *m, unsigned groups)
 {
     const struct pep_model_spec *s = &m->spec;
@@ -228,6 +255,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         linear_backward(need_enc ? dx : NULL, G(m, st->cls_w, groups), G(m, st->cls_b, groups), st->dlogits, st->hx,
                         W(m, st->cls_w), N, C, s->ntags, C, s->ntags);
         if (need_enc) dropout_backward(dx, st->rowkey, N, C, pd, seed, SITE_HEAD);
+        PEP_CALL(ready_rows(m, st->cls_w, st->cls_b, groups));
     } else if (st->M > 0) {
         int M = st->M;
         size_t MC = (size_t)M * C;
@@ -250,6 +278,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
                 const float *g = st->dhx + (size_t)i * C;
                 for (int c = 0; c < C; c++) d[c] += g[c];
             }
+        PEP_CALL(ready_rows(m, st->lm_dw, st->lm_bias, groups)); /* the tied decoder's wte rows come later */
     }
     if (!need_enc) return PEP_OK;
 
@@ -258,6 +287,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         memset(st->dpv, 0, (size_t)s->L * P * C * sizeof(float));
     }
     float *dnext = st->dx_next, *dln = st->dtmp, *dbr = st->dtmp2;
+    int unreported = s->L; /* layers l < unreported have not been reported final yet */
     for (int l = s->L - 1; l >= 0; l--) {
         const struct layer_ids *li = &st->lid[l];
         struct layer_acts *la = &st->acts[l];
@@ -330,7 +360,10 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         float *t = dx;
         dx = dnext;
         dnext = t;
+        PEP_CALL(ready_layer(m, l, groups));
+        unreported = l;
     }
+    for (int l = unreported - 1; l >= 0; l--) PEP_CALL(ready_layer(m, l, groups)); /* the loop stopped early */
     if (need_plm) {
         dropout_backward(dx, st->rowkey, N, C, pd, seed, SITE_EMB);
         memset(dln, 0, NC * sizeof(float));
@@ -339,6 +372,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         embedding_backward(G(m, st->wte, groups), G(m, st->wpe, groups), G(m, st->wtt, groups), dln, st->ids, st->pos,
                            N, C);
         for (int i = 0; i < N; i++) st->wte_dirty[st->ids[i]] = 1;
+        PEP_CALL(ready_rows(m, st->wte, st->embb, groups));
     }
     if (P && need_pe) {
         size_t PC = (size_t)P * C;
@@ -363,6 +397,8 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
             linear_backward(G(m, st->pre_emb, groups), G(m, st->pre_w0, groups), G(m, st->pre_b0, groups), dh,
                             W(m, st->pre_emb), W(m, st->pre_w0), P, C, H, C, H);
         }
+        if (s->prefix_reparam) PEP_CALL(ready_rows(m, st->pre_emb, st->pre_b2, groups));
+        else PEP_CALL(ready_rows(m, st->lid[0].pk, st->lid[s->L - 1].pv, groups));
     }
     return PEP_OK;
 }

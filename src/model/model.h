@@ -85,12 +85,19 @@ int pep_batch_max_len(const struct pep_batch *b);
 
 struct pep_model_state; /* row indices, activations and scratch: model_state.h, private to the model */
 
+/* Layer-done callback of pep_model_backward: m->grads[begin, end) (whole parameter rows of one
+ * group) holds its final value for this backward pass; every later step of the pass leaves it
+ * alone. A non-zero return stops the pass with that status. See pep_model_set_grad_ready. */
+typedef int (*pep_grad_ready_fn)(size_t begin, size_t end, void *ud);
+
 struct pep_model {
     struct pep_model_spec spec;
     struct pep_param_table table;
     float *params; /* table.numel floats */
     float *grads;  /* table.numel floats */
     struct pep_model_state *state;
+    pep_grad_ready_fn grad_ready; /* NULL = none (pep_model_set_grad_ready) */
+    void *grad_ready_ud;
 };
 
 /* Fills a spec from the config (model.*, pe.*), the vocabulary size and the tag count. */
@@ -108,6 +115,14 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
 /* Backward of the last forward: accumulates dloss/dparam into m->grads for rows whose group is
  * in `groups`. */
 int pep_model_backward(struct pep_model *m, unsigned groups);
+/* Installs (fn != NULL) or removes (NULL) the layer-done callback: during pep_model_backward,
+ * the rows of the groups in the pass are reported as they become final, top down — the head
+ * after the head, layer l's rows of each group after layer l (l = L-1 .. 0), the embeddings
+ * after them, prefix rows (their gradient is gathered from every layer) last. Each row is
+ * reported at most once per pass; rows not reported (a pass that stops early, a batch without
+ * labels) are final when pep_model_backward returns. This lets a caller start reducing the
+ * finished layers' gradients while the lower layers still compute (jobs/stage_prime.c). */
+void pep_model_set_grad_ready(struct pep_model *m, pep_grad_ready_fn fn, void *ud);
 void pep_model_zero_grad(struct pep_model *m, unsigned groups);
 /* Logits of the last forward: tagger (N, ntags), one row per token of the batch; masked LM
  * (M, V) for the M labelled tokens only, in batch order (the MLM head skips the others). */

@@ -2,6 +2,7 @@
  * groups plm / pe / head), the activation arena sized for max_B * max_T tokens, create /
  * destroy, and the seeded weight initialisation. */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -270,11 +271,19 @@ int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out)
     layout(m, &a); /* sizing pass */
     a.cap = a.used;
     a.used = 0;
-    PEP_ALLOC_GOTO(rc, a.base, a.cap);
+    /* calloc, not pep_alloc, as for the gradient block: the arena is sized for max_B x max_T
+     * tokens but a ragged batch writes only its own N rows, so the pages past the largest batch
+     * seen are never touched and cost no resident memory (pep_alloc's memset would make all of
+     * it resident: 4.0 GiB for the base shape at 32 x 128). Over-allocated by 64 bytes to keep
+     * the buffers 64-byte aligned. */
+    PEP_CHECK_GOTO(rc, (st->arena_raw = calloc(a.cap + 16, sizeof(float))) != NULL, PEP_ERR_NOMEM,
+                   "out of memory allocating the activation arena (%zu floats for %d x %d tokens); lower "
+                   "the batch size or model.max_seq_len, or ask the scheduler for more memory per task",
+                   a.cap, s->max_B, s->max_T);
+    a.base = (float *)(((uintptr_t)st->arena_raw + 63) & ~(uintptr_t)63);
     layout(m, &a);
     m->state->acts[0].x = NULL; /* set below from xs */
     for (int l = 0; l < s->L; l++) st->acts[l].x = st->xs + (size_t)l * N * s->C;
-    /* keep the arena base for freeing: it is emb_sum (the first carve) */
     *out = m;
     return PEP_OK;
 cleanup:
@@ -288,7 +297,7 @@ void pep_model_destroy(struct pep_model **pm)
     struct pep_model *m = *pm;
     if (m->state) {
         struct pep_model_state *st = m->state;
-        pep_free(st->emb_sum);
+        free(st->arena_raw);
         free(st->lid);
         free(st->acts);
         pep_free(st->ids);

@@ -54,6 +54,7 @@ struct pep_model_state {
     uint8_t *wte_dirty;             /* (V) rows of the word-embedding gradient written since the last zero */
     int wte_all_dirty;
     int *labels_g;
+    void *arena_raw; /* the activation arena's allocation; every float buffer below is carved from it */
     float *emb_sum, *emb_mean, *emb_rstd;
     float *xs; /* (L + 1) slots of (N, C): layer inputs and the final output */
     struct layer_acts *acts;

@@ -1,11 +1,15 @@
 /* Real-MPI checks run by ctest under mpiexec (label mpi), one mode per test:
  *   collectives        chunked allreduce exact sums, rank-ordered sum bitwise, agree, task range
+ *   exchange           the bucketed meta-gradient exchange (mpi/exchange.h): overlapped (ranges
+ *                      ready in another order on every rank, or not at all) and sparse sums
+ *                      bitwise equal to the blocking dense ones, every rank the same bits
  *   log                rank-0-only info lines, [rank r] warnings
  *   fault-agree R      rank R cannot open its file; pep_mpi_agree -> every rank exits non-zero
  *   fault-abort R      rank R hits a non-finite loss and pep_abort()s while the others wait in
  *                      an allreduce: MPI_Abort must end the whole job
  *   placement T        pep_placement_setup with run.threads = T, then checks the real binding
- *   bench N            times pep_mpi_allreduce_sum vs the rank-ordered sum on N floats (not a test)
+ *   bench N            times pep_mpi_allreduce_sum, the rank-ordered sum and the exchange (both
+ *                      sums) on N floats (not a test)
  * A failed check prints "CHECK FAILED" and MPI_Aborts, so a broken rank never hangs the others.
  * MPI_Allreduce is counted through the MPI profiling interface (PMPI) to see the chunking. */
 #include <cblas.h>
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exchange.h"
 #include "pep_mpi.h"
 #include "placement.h"
 
@@ -110,6 +115,147 @@ static void check_allreduce(void)
     }
     pep_mpi_set_chunk(0);
     CHECK(pep_mpi_chunk() == (size_t)1 << 28, "default chunk %zu", pep_mpi_chunk());
+}
+
+/* Every rank holds the same bits in buf[0..n). */
+static void check_same_on_all(const float *buf, size_t n, const char *what)
+{
+    float *r0 = malloc((n + 1) * sizeof *r0);
+    CHECK(r0 != NULL, "malloc");
+    memcpy(r0, buf, n * sizeof *r0);
+    if (n) CHECK(MPI_Bcast(r0, (int)n, MPI_FLOAT, 0, ctx.comm) == MPI_SUCCESS, "bcast");
+    CHECK(n == 0 || memcmp(r0, buf, n * sizeof *r0) == 0, "%s: ranks hold different sums", what);
+    free(r0);
+}
+
+/* The exchange test buffer of rank r: a row table of NR rows x W floats at offset RB, then dense
+ * values. Rank r touches row j when hash(r, j) says so (some rows no rank touches); untouched
+ * rows are zero, as the word-embedding meta-gradient is. */
+#define XN 20011
+#define XRB 0
+#define XNR 701
+#define XW 13
+static int touched(int r, int j) { return ((unsigned)j * 2654435761u + (unsigned)r * 97u) % 7u < 2u; }
+static void exchange_input(float *buf, int *ids, int *nids)
+{
+    *nids = 0;
+    for (size_t i = 0; i < XN; i++) buf[i] = value(ctx.rank, i);
+    for (int j = 0; j < XNR; j++) {
+        if (touched(ctx.rank, j)) ids[(*nids)++] = j;
+        else memset(buf + XRB + (size_t)j * XW, 0, XW * sizeof(float));
+    }
+}
+
+/* One exchange of the test buffer. pattern 0: nothing reported ready (all posted by finish);
+ * 1: ranges reported top down; 2: rank-dependent shuffled ranges, rank 0 reports none. */
+static void run_exchange(float *buf, int ordered, int sparse, size_t bucket, int inflight, int pattern,
+                         struct pep_exchange_stats *st)
+{
+    int ids[XNR], nids;
+    exchange_input(buf, ids, &nids);
+    struct pep_exchange_opts o = {.ordered = ordered, .bucket = bucket, .max_inflight = inflight};
+    if (sparse) o.rows_begin = XRB, o.nrows = XNR, o.width = XW;
+    struct pep_exchange *x = NULL;
+    CHECK_OK(pep_exchange_create(ctx.comm, XN, &o, &x));
+    CHECK_OK(pep_exchange_begin(x, buf));
+    pep_exchange_mark_rows(x, ids, (size_t)nids);
+    if (pattern > 0 && !(pattern == 2 && ctx.rank == 0)) {
+        enum { NR = 37 };
+        size_t cut[NR + 1];
+        for (int i = 0; i <= NR; i++) cut[i] = (size_t)XN * (size_t)i / NR;
+        int order[NR];
+        for (int i = 0; i < NR; i++) order[i] = NR - 1 - i;
+        if (pattern == 2) /* a rank-dependent permutation */
+            for (int i = NR - 1; i > 0; i--) {
+                int j = (int)(((unsigned)i * 40503u + (unsigned)ctx.rank * 977u) % (unsigned)(i + 1)), t = order[i];
+                order[i] = order[j], order[j] = t;
+            }
+        for (int i = 0; i < NR; i++) CHECK_OK(pep_exchange_ready(x, cut[order[i]], cut[order[i] + 1]));
+    }
+    CHECK_OK(pep_exchange_finish(x, st));
+    pep_exchange_destroy(&x);
+    CHECK(x == NULL, "destroy leaves the handle");
+}
+
+static void check_exchange(void)
+{
+    int P = ctx.size;
+    float *ref = malloc(XN * sizeof *ref), *fast = malloc(XN * sizeof *fast), *buf = malloc(XN * sizeof *buf);
+    int ids[XNR], nids;
+    CHECK(ref && fast && buf, "malloc");
+    /* the blocking references: the rank-ordered sum, and MPI_Allreduce */
+    exchange_input(ref, ids, &nids);
+    CHECK_OK(pep_mpi_allreduce_sum_ordered(ref, XN, ctx.comm));
+    exchange_input(fast, ids, &nids);
+    CHECK_OK(pep_mpi_allreduce_sum(fast, XN, ctx.comm));
+    size_t unions = 0;
+    for (int j = 0; j < XNR; j++) {
+        int any = 0;
+        for (int r = 0; r < P; r++) any |= touched(r, j);
+        unions += (size_t)any;
+    }
+    CHECK(unions < XNR, "some rows must be touched by no rank");
+    float *dense_mpi = malloc(XN * sizeof *dense_mpi);
+    CHECK(dense_mpi != NULL, "malloc");
+    const size_t buckets[] = {61, 1000, 100000};
+    const int inflights[] = {1, 8};
+    for (int ordered = 1; ordered >= 0; ordered--)
+        for (int sparse = 0; sparse <= 1; sparse++)
+            for (size_t bi = 0; bi < 3; bi++)
+                for (int ii = 0; ii < 2; ii++)
+                    for (int pattern = 0; pattern <= 2; pattern++) {
+                        struct pep_exchange_stats st;
+                        run_exchange(buf, ordered, sparse, buckets[bi], inflights[ii], pattern, &st);
+                        char what[160];
+                        snprintf(what, sizeof what, "%s sum, sparse %d, bucket %zu, in flight %d, pattern %d",
+                                 ordered ? "ordered" : "MPI", sparse, buckets[bi], inflights[ii], pattern);
+                        check_same_on_all(buf, XN, what);
+                        if (ordered) {
+                            /* bit for bit the blocking rank-ordered sum */
+                            CHECK(memcmp(buf, ref, XN * sizeof *buf) == 0, "%s differs from the blocking ordered sum", what);
+                        } else if (!sparse && bi == 0 && ii == 0 && pattern == 0) {
+                            memcpy(dense_mpi, buf, XN * sizeof *buf); /* the first: the blocking dense exchange */
+                        } else {
+                            /* the same bits as the blocking dense exchange, whatever the buckets,
+                             * the order ranges became ready in, and the sparse rows */
+                            CHECK(memcmp(buf, dense_mpi, XN * sizeof *buf) == 0, "%s differs from the blocking dense one", what);
+                        }
+                        if (!ordered) {
+                            for (size_t i = 0; i < XN; i++)
+                                CHECK(fabsf(buf[i] - ref[i]) <= 1e-5f * (float)P * 15000.0f, "%s: i=%zu %g vs %g", what,
+                                      i, (double)buf[i], (double)ref[i]);
+                            /* two ranks: one addition per float, whatever the algorithm */
+                            if (P <= 2) CHECK(memcmp(buf, fast, XN * sizeof *buf) == 0, "%s differs from MPI_Allreduce", what);
+                        }
+                        size_t want_rows = sparse ? unions : 0;
+                        CHECK(st.rows == want_rows, "%s: %zu rows in the union, expected %zu", what, st.rows, want_rows);
+                        double want_bytes = sparse ? 4.0 * (double)(XN - XNR * XW + want_rows * XW) + 8.0 * ((XNR + 63) / 64)
+                                                   : 4.0 * XN;
+                        CHECK(st.bytes == want_bytes && st.dense_bytes == 4.0 * XN, "%s: %g bytes, expected %g", what,
+                              st.bytes, want_bytes);
+                        if (P > 1 && pattern == 1 && ii == 1 && bi == 1)
+                            CHECK(st.early > 0 && st.early <= st.buckets, "%s: %d of %d buckets posted early", what,
+                                  st.early, st.buckets);
+                        if (P > 1 && pattern == 0) CHECK(st.early == 0, "%s: %d posted early", what, st.early);
+                    }
+    /* a sparse sum equals the dense one only if untouched rows are zero: show the test can fail */
+    if (P > 1) {
+        exchange_input(buf, ids, &nids);
+        struct pep_exchange_opts o = {.ordered = 1, .bucket = 1000, .rows_begin = XRB, .nrows = XNR, .width = XW};
+        struct pep_exchange *x = NULL;
+        CHECK_OK(pep_exchange_create(ctx.comm, XN, &o, &x));
+        CHECK_OK(pep_exchange_begin(x, buf));
+        pep_exchange_mark_rows(x, ids, 0); /* no rank marks its touched rows */
+        CHECK_OK(pep_exchange_finish(x, NULL));
+        pep_exchange_destroy(&x);
+        int differ = memcmp(buf, ref, XN * sizeof *buf) != 0, any = 0;
+        CHECK(MPI_Allreduce(&differ, &any, 1, MPI_INT, MPI_MAX, ctx.comm) == MPI_SUCCESS, "allreduce");
+        CHECK(any, "an unmarked touched row went unnoticed");
+    }
+    free(dense_mpi);
+    free(ref);
+    free(fast);
+    free(buf);
 }
 
 static void check_agree(void)
@@ -267,23 +413,38 @@ static void check_placement(int threads)
     hwloc_topology_destroy(topo);
 }
 
+/* The blocking sums and the exchange (25 MiB buckets, all posted at finish) on n floats. */
+static int bench_sum(int method, float *buf, size_t n)
+{
+    if (method < 2) return method ? pep_mpi_allreduce_sum_ordered(buf, n, ctx.comm) : pep_mpi_allreduce_sum(buf, n, ctx.comm);
+    struct pep_exchange_opts o = {.ordered = method == 3};
+    struct pep_exchange *x = NULL;
+    int rc = pep_exchange_create(ctx.comm, n, &o, &x);
+    if (rc == PEP_OK) rc = pep_exchange_begin(x, buf);
+    if (rc == PEP_OK) rc = pep_exchange_finish(x, NULL);
+    pep_exchange_destroy(&x);
+    return rc;
+}
+
 static void bench(size_t n)
 {
+    static const char *const names[] = {"MPI_Allreduce", "rank-ordered", "exchange (MPI_Iallreduce)",
+                                        "exchange (rank-ordered)"};
     float *buf = calloc(n ? n : 1, sizeof *buf);
     CHECK(buf != NULL, "calloc %zu floats", n);
-    for (int ordered = 0; ordered <= 1; ordered++) {
+    for (int method = 0; method < 4; method++) {
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
             for (size_t i = 0; i < n; i++) buf[i] = value(ctx.rank, i);
             MPI_Barrier(ctx.comm);
             double t0 = MPI_Wtime();
-            CHECK_OK(ordered ? pep_mpi_allreduce_sum_ordered(buf, n, ctx.comm) : pep_mpi_allreduce_sum(buf, n, ctx.comm));
+            CHECK_OK(bench_sum(method, buf, n));
             double t = MPI_Wtime() - t0, tmax = 0;
             MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, ctx.comm);
             if (tmax < best) best = tmax;
         }
-        pep_info("bench: %s sum of %zu floats on %d ranks: best of 5 %.2f ms (%.2f GB/s of buffer)",
-                 ordered ? "rank-ordered" : "MPI_Allreduce", n, ctx.size, best * 1e3, (double)n * 4 / best / 1e9);
+        pep_info("bench: %s sum of %zu floats on %d ranks: best of 5 %.2f ms (%.2f GB/s of buffer)", names[method], n,
+                 ctx.size, best * 1e3, (double)n * 4 / best / 1e9);
     }
     free(buf);
 }
@@ -302,6 +463,9 @@ int main(int argc, char **argv)
         check_agree();
         check_tasks();
         pep_info("collectives: all checks passed on %d ranks", ctx.size);
+    } else if (!strcmp(mode, "exchange")) {
+        check_exchange();
+        pep_info("exchange: all checks passed on %d ranks", ctx.size);
     } else if (!strcmp(mode, "log")) {
         pep_info("info from rank %d", ctx.rank);
         pep_debug("debug from rank %d (hidden at the default level)", ctx.rank);
@@ -312,6 +476,7 @@ int main(int argc, char **argv)
         rc = fault_abort(arg);
     } else if (!strcmp(mode, "bench")) {
         bench(argc > 2 ? strtoull(argv[2], NULL, 10) : 0);
+
     } else if (!strcmp(mode, "placement")) {
         check_placement(arg);
     } else {

@@ -216,6 +216,79 @@ static void test_maml_adapted_state_order_independent_dropout(void **st)
     check_adapted_state_same_for_both_orders(0.1f, "meta");
 }
 
+/* What pep_maml_set_ready's callback saw: the ranges, and meta-gradient values then. */
+struct ready_seen {
+    struct pep_maml *mm;
+    int n;
+    size_t b[512], e[512];
+    float *copy;
+};
+
+static int seen_ready(size_t begin, size_t end, void *ud)
+{
+    struct ready_seen *rs = ud;
+    assert_true(rs->n < 512 && begin < end);
+    rs->b[rs->n] = begin, rs->e[rs->n] = end, rs->n++;
+    memcpy(rs->copy + begin, pep_maml_grad(rs->mm) + begin, (end - begin) * sizeof(float));
+    return PEP_OK;
+}
+
+/* The meta-gradient of two tasks with the ready callback on the second one has the same bits
+ * as without it; the callback covers the update range exactly once, each range already final
+ * when reported, several ranges (one per finished layer) — for every method and order. */
+static void check_ready_same_bits(enum pep_maml_method method, int order, const char *inner_set, const char *outer_set,
+                                  const char *pe_init)
+{
+    struct pep_model *m = test_model(0.1f);
+    struct pep_maml_opts o = test_opts(m, 2, inner_set, outer_set, pe_init);
+    o.method = method, o.order = order, o.meta_batch = 2;
+    int ids[4][32], lab[4][32], off[4][5];
+    struct pep_batch b[4];
+    for (int i = 0; i < 4; i++) batch(&b[i], ids[i], lab[i], off[i], 11 + (uint64_t)i);
+    struct pep_maml *mm = NULL;
+    assert_int_equal(pep_maml_create(m, &o, &mm), PEP_OK);
+    size_t ub, ue, n = m->table.numel;
+    pep_maml_update_range(mm, &ub, &ue);
+    float *plain = malloc(n * sizeof(float));
+    struct ready_seen rs = {.mm = mm, .copy = calloc(n, sizeof(float))};
+    struct pep_maml_task_result res;
+    for (int pass = 0; pass < 2; pass++) {
+        pep_maml_zero(mm);
+        assert_int_equal(pep_maml_task(mm, &b[0], &b[1], 5, &res), PEP_OK);
+        if (pass == 1) pep_maml_set_ready(mm, seen_ready, &rs);
+        assert_int_equal(pep_maml_task(mm, &b[2], &b[3], 6, &res), PEP_OK);
+        if (pass == 0) memcpy(plain, pep_maml_grad(mm), n * sizeof(float));
+    }
+    print_message("method %d order %d inner %s outer %s: %d ranges reported\n", method, order, inner_set, outer_set, rs.n);
+    assert_memory_equal(plain, pep_maml_grad(mm), n * sizeof(float));
+    int *cover = calloc(n, sizeof(int));
+    for (int k = 0; k < rs.n; k++)
+        for (size_t i = rs.b[k]; i < rs.e[k]; i++) cover[i]++;
+    for (size_t i = 0; i < n; i++) assert_int_equal(cover[i], i >= ub && i < ue ? 1 : 0);
+    assert_memory_equal(rs.copy + ub, plain + ub, (ue - ub) * sizeof(float));
+    assert_true(rs.n >= m->spec.L + 1); /* layer by layer, not one range at the end */
+    /* the callback served one task: the next one runs without it */
+    int before = rs.n;
+    assert_int_equal(pep_maml_task(mm, &b[0], &b[1], 5, &res), PEP_OK);
+    assert_int_equal(rs.n, before);
+    free(cover);
+    free(rs.copy);
+    free(plain);
+    pep_maml_destroy(&mm);
+    pep_model_destroy(&m);
+}
+
+static void test_maml_ready_callback_same_bits(void **st)
+{
+    check_ready_same_bits(PEP_MAML_METHOD_MAML, 1, "pe+head", "plm", "fresh");
+    check_ready_same_bits(PEP_MAML_METHOD_MAML, 2, "pe+head", "plm", "fresh");
+    check_ready_same_bits(PEP_MAML_METHOD_MAML, 1, "pe+head", "all", "meta");
+    check_ready_same_bits(PEP_MAML_METHOD_MAML, 2, "pe+head", "all", "meta");
+    check_ready_same_bits(PEP_MAML_METHOD_MAML, 2, "all", "plm", "fresh");
+    check_ready_same_bits(PEP_MAML_METHOD_MULTITASK, 1, "pe+head", "plm", "fresh");
+    check_ready_same_bits(PEP_MAML_METHOD_MULTITASK_MATCHED, 1, "pe+head", "plm", "fresh");
+}
+
 static void test_maml_rejects_fresh_pe_in_outer_set(void **st)
 {
     struct pep_model_spec s = spec();
@@ -244,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_maml_adapted_state_order_independent_fresh),
         cmocka_unit_test(test_maml_adapted_state_order_independent_dropout),
         cmocka_unit_test(test_maml_rejects_fresh_pe_in_outer_set),
+        cmocka_unit_test(test_maml_ready_callback_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

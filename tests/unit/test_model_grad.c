@@ -172,6 +172,87 @@ static void test_model_grad_frozen_groups_untouched(void **st)
     check_frozen_groups(PEP_PE_METHOD_LORA, 0, 0);
 }
 
+/* What the layer-done callback saw: each reported range and a copy of its gradient then. */
+struct ready_log {
+    struct pep_model *m;
+    int n;
+    size_t b[256], e[256];
+    float *copy; /* numel: the gradient of each reported float when it was reported */
+};
+
+static int log_ready(size_t begin, size_t end, void *ud)
+{
+    struct ready_log *lg = ud;
+    assert_true(lg->n < 256 && begin < end && end <= lg->m->table.numel);
+    lg->b[lg->n] = begin, lg->e[lg->n] = end, lg->n++;
+    memcpy(lg->copy + begin, lg->m->grads + begin, (end - begin) * sizeof(float));
+    return PEP_OK;
+}
+
+/* The layer-done callback reports every row of the pass's groups exactly once, whole rows of
+ * one group, top down (head first, then layers from L-1, embeddings after the layers), and a
+ * reported gradient never changes afterwards — for each method, head and group set. */
+static void check_grad_ready(enum pep_pe_method pe, enum pep_head_kind head, int reparam, enum pep_adapter_placement pl,
+                             unsigned groups)
+{
+    struct pep_model_spec s = small_spec(pe, head);
+    s.prefix_reparam = reparam, s.placement = pl, s.dropout = 0.1f, s.attention_dropout = 0.1f;
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
+    pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
+    int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
+    struct pep_batch b;
+    make_batch(&b, ids, labels, offs, s.V, s.ntags, head == PEP_HEAD_KIND_MLM, 9);
+    struct ready_log lg = {.m = m, .copy = calloc(m->table.numel, sizeof(float))};
+    int *seen = calloc(m->table.numel, sizeof(int));
+    float loss;
+    pep_model_zero_grad(m, PEP_GROUPS_ALL);
+    pep_model_set_grad_ready(m, log_ready, &lg);
+    assert_int_equal(pep_model_forward(m, &b, 1, 42, &loss), PEP_OK);
+    assert_int_equal(pep_model_backward(m, groups), PEP_OK);
+    pep_model_set_grad_ready(m, NULL, NULL);
+    for (int k = 0; k < lg.n; k++)
+        for (size_t i = lg.b[k]; i < lg.e[k]; i++) seen[i]++;
+    for (int r = 0; r < m->table.count; r++) {
+        const struct pep_param *p = &m->table.rows[r];
+        int want = (groups & PEP_GROUP_BIT(p->group)) ? 1 : 0;
+        for (size_t i = p->offset; i < p->offset + p->numel; i++) {
+            if (seen[i] != want) printf("  pe %d head %d groups %#x: %s reported %d times\n", pe, head, groups, p->name, seen[i]);
+            assert_int_equal(seen[i], want);
+            if (want) assert_memory_equal(&lg.copy[i], &m->grads[i], sizeof(float)); /* final when reported */
+        }
+    }
+    /* top down: the first encoder row reported belongs to the top layer, the embeddings come after every layer */
+    int wte = pep_param_table_find(&m->table, "embeddings.word_embeddings.weight");
+    int top = pep_param_table_find(&m->table, "encoder.layer.1.attention.self.query.weight");
+    int bottom = pep_param_table_find(&m->table, "encoder.layer.0.attention.self.query.weight");
+    int k_wte = -1, k_top = -1, k_bottom = -1;
+    for (int k = 0; k < lg.n; k++) {
+        if (lg.b[k] == m->table.rows[wte].offset) k_wte = k;
+        if (lg.b[k] == m->table.rows[top].offset) k_top = k;
+        if (lg.b[k] == m->table.rows[bottom].offset) k_bottom = k;
+    }
+    if (groups & PEP_GROUP_BIT(PEP_GROUP_PLM)) assert_true(k_top >= 0 && k_top < k_bottom && k_bottom < k_wte);
+    free(seen);
+    free(lg.copy);
+    pep_model_destroy(&m);
+}
+
+static void test_model_grad_ready_callback(void **st)
+{
+    unsigned all = PEP_GROUPS_ALL, ph = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
+    unsigned plm = PEP_GROUP_BIT(PEP_GROUP_PLM);
+    for (int gi = 0; gi < 3; gi++) {
+        unsigned g = gi == 0 ? all : gi == 1 ? ph : plm;
+        check_grad_ready(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER, 0, PEP_ADAPTER_PLACEMENT_HOULSBY, g);
+        check_grad_ready(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER, 0, PEP_ADAPTER_PLACEMENT_PFEIFFER, g);
+        check_grad_ready(PEP_PE_METHOD_PREFIX, PEP_HEAD_KIND_TAGGER, 0, 0, g);
+        check_grad_ready(PEP_PE_METHOD_PREFIX, PEP_HEAD_KIND_TAGGER, 1, 0, g);
+        check_grad_ready(PEP_PE_METHOD_LORA, PEP_HEAD_KIND_TAGGER, 0, 0, g);
+        check_grad_ready(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_MLM, 0, 0, g);
+    }
+}
+
 /* Dropout replays exactly with the same seed and differs with another. */
 static void test_model_dropout_replay(void **st)
 {
@@ -326,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_model_grad_prefix_reparam),
         cmocka_unit_test(test_model_grad_lora),
         cmocka_unit_test(test_model_grad_frozen_groups_untouched),
+        cmocka_unit_test(test_model_grad_ready_callback),
         cmocka_unit_test(test_model_dropout_replay),
         cmocka_unit_test(test_model_rejects_bad_batches),
         cmocka_unit_test(test_model_prefix_eject_keeps_outputs),
