@@ -5,7 +5,7 @@
 # scaling shape (L=4 C=256 NH=4 FF=1024), first-order MAML, k = 1, support = query = 8,
 # randomly initialised encoder (timing only).
 #   tests/bench/groups.sh [PEPRIME_BIN] [WORKDIR] [STEPS]   (STEPS meta-steps at the scaling shape, 10x at ci-tiny)
-# Prints a Markdown table: ms per meta-step, the meta-gradient allreduce share, the MB summed
+# Prints a Markdown table: ms per meta-step, the meta-gradient exchange's share, the MB summed
 # inside rank 0's group per meta-step and the share of time in those sums.
 set -euo pipefail
 B="$(realpath "${1:-$(dirname "$0")/../../build/peprime}")"; W="${2:-/tmp/peprime-groups}"; STEPS="${3:-20}"
@@ -28,11 +28,12 @@ one() {
   mpiexec -n "$np" "${bind[@]}" "$B" prime --config "$CFG" --out "run-$np-$shape-$m-$g" "${COMMON[@]}" "${extra[@]}" \
     --set maml.meta_batch="$m" --set maml.group_size="$g" >"$log" 2>&1 || { tail -5 "$log"; exit 1; }
   local ms share mb gs
-  read -r ms share < <(sed -n 's/.*(\([0-9.]*\) ms per meta-step, allreduce \([0-9.]*\)% .*/\1 \2/p' "$log") || true
+  ms=$(sed -n 's/.*(\([0-9.]*\) ms per meta-step).*/\1/p' "$log")
+  share=$(sed -n 's/^prime: exchange \([0-9.]*\)% of the time.*/\1/p' "$log")
   read -r mb gs < <(sed -n 's/.*: \([0-9.]*\) MB summed inside rank 0.s group per meta-step, \([0-9.]*\)% .*/\1 \2/p' "$log") || true
   echo "| $shape | $np | $m | $g | $ms | $share% | ${mb:-0} | ${gs:-0}% |"
 }
-echo "| shape | ranks | meta-batch | G | ms / meta-step | meta-gradient allreduce | MB summed in a group / meta-step | group sums |"
+echo "| shape | ranks | meta-batch | G | ms / meta-step | meta-gradient exchange | MB summed in a group / meta-step | group sums |"
 echo "|---|---|---|---|---|---|---|---|"
 for shape in ci-tiny scaling; do
   one 1 "$shape" 1 1
