@@ -1,9 +1,13 @@
-/* `peprime prime`: MAML priming (src/maml) over MPI. Rank r runs tasks r, r+P, ... of each
- * meta-batch; the meta-gradient is summed over the ranks by the exchange (mpi/exchange.h:
- * buckets started while the last local task's backward runs, word-embedding rows sparsely) and
- * every rank applies the same AdamW step to its replica. The latest adapted PE + head state of each
- * language is kept by the rank that produced it and written collectively into /tasks, with
- * the state that episode's inner loop started from as /tasks/<lang>.start. */
+/* `peprime prime`: MAML priming (src/maml) over MPI. The P ranks form P / G task groups of
+ * G = maml.group_size ranks (G = 1: every rank its own group); group g runs tasks g, g + P/G,
+ * ... of each meta-batch, each rank of the group a contiguous share of the task's support and
+ * query sentences, with the inner set's gradients summed inside the group every pass (the
+ * hook pep_maml_opts.group_sum). The meta-gradient is summed over all ranks by the exchange
+ * (mpi/exchange.h: buckets started while the last local task's backward runs, word-embedding
+ * rows sparsely) and every rank applies the same AdamW step to its replica. The latest adapted
+ * PE + head state of each language is kept by the group that produced it and written into
+ * /tasks by that group's lead rank, with the state that episode's inner loop started from as
+ * /tasks/<lang>.start. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +27,7 @@
 #define NSERIES 6
 
 struct lang_state {
-    int owner;          /* rank that ran this language's latest episode, -1 if none yet */
+    int owner;          /* lead rank of the group that ran this language's latest episode, -1 if none yet */
     int64_t episode, step;
     double support_loss, query_loss;
     float *state;       /* the owner's copy of the adapted state (task groups) */
@@ -122,6 +126,7 @@ static int run_prime(struct pep_stage *stg)
     struct pep_batch bs = {0}, bq = {0};
     double *stats = NULL; /* [query sum, support sum, tokens, per language: support, query] */
     struct pep_ckpt_task *tasks = NULL;
+    struct pep_mpi_group grp = {.comm = MPI_COMM_NULL};
     struct exchange_ctx xc = {0};
     struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "meta_loss"}, {.name = "support_loss"},
                                          {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"}};
@@ -129,6 +134,10 @@ static int run_prime(struct pep_stage *stg)
     memset(ls, 0, sizeof ls);
     PEP_CHECK(nlang >= 1 && nlang <= MAX_LANGS, PEP_ERR_USAGE,
               "data.languages must list between 1 and %d priming languages, got '%s'", MAX_LANGS, cfg->data.languages);
+    /* task groups: the same check on every rank, so a bad group size stops all of them alike */
+    int G = cfg->maml.group_size;
+    PEP_CALL(pep_partition_check_groups(size, G, cfg->maml.meta_batch, cfg->maml.support_size, cfg->maml.query_size));
+    PEP_CALL(pep_mpi_group_split(&stg->mpi, G, &grp));
 
     /* data: every rank holds every priming language (tasks pick languages at random) */
     int lrc = pep_run_tokenizer(run, &spm);
@@ -149,7 +158,9 @@ static int run_prime(struct pep_stage *stg)
     int ntags;
     PEP_CALL_GOTO(rc, pep_run_tags(run, ntag_names, 64, &ntags));
     struct pep_model_spec spec;
+    /* a rank holds its group share of a batch: the first ranks of a group hold the most */
     int maxB = cfg->maml.support_size > cfg->maml.query_size ? cfg->maml.support_size : cfg->maml.query_size;
+    maxB = (maxB + G - 1) / G;
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER, maxB,
                                                  &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
@@ -164,6 +175,11 @@ static int run_prime(struct pep_stage *stg)
 
     struct pep_maml_opts mo;
     PEP_CALL_GOTO(rc, pep_maml_opts_from_config(cfg, m, &mo));
+    if (G > 1) {
+        mo.group_sum = pep_mpi_group_sum;
+        mo.group_ud = &grp;
+        mo.group_lead = grp.rank == 0;
+    }
     PEP_CALL_GOTO(rc, pep_maml_create(m, &mo, &mm));
     size_t ub, ue, ib, ie;
     pep_maml_update_range(mm, &ub, &ue);
@@ -187,10 +203,18 @@ static int run_prime(struct pep_stage *stg)
     if (rank == 0) {
         size_t n_in = ie - ib, n_up = ue - ub;
         pep_info("prime: %s, order %d, k = %d, inner lr %g, inner set %s (%zu floats), outer set %s (%zu floats), "
-                 "meta-batch %d over %d rank%s, %d languages",
+                 "meta-batch %d over %d rank%s (%d task group%s of %d), %d languages",
                  cfg->maml.method, cfg->maml.order, cfg->maml.inner_steps, (double)cfg->maml.inner_lr,
                  cfg->maml.inner_set, n_in, cfg->maml.outer_set, n_up, cfg->maml.meta_batch, size,
-                 size == 1 ? "" : "s", nlang);
+                 size == 1 ? "" : "s", grp.count, grp.count == 1 ? "" : "s", G, nlang);
+        if (grp.count > cfg->maml.meta_batch) {
+            int better = G; /* the smallest group size that leaves no group idle */
+            while (better < size && (size % better || size / better > cfg->maml.meta_batch)) better++;
+            pep_warn("prime: %d task groups for a meta-batch of %d tasks: %d group%s idle every meta-step; "
+                     "maml.group_size = %d would split each task over more ranks instead (docs/scaling.md)",
+                     grp.count, cfg->maml.meta_batch, grp.count - cfg->maml.meta_batch,
+                     grp.count - cfg->maml.meta_batch == 1 ? " stays" : "s stay", better);
+        }
     }
 
     /* resume */
@@ -230,7 +254,7 @@ static int run_prime(struct pep_stage *stg)
                                         names[i], rpath, msg);
                     break;
                 }
-                ls[i].owner = i % size;
+                ls[i].owner = (i % grp.count) * G; /* every rank read it: any group's lead may write it */
                 ls[i].episode = ti.episode, ls[i].step = ti.step;
                 ls[i].support_loss = ti.support_loss, ls[i].query_loss = ti.query_loss;
             }
@@ -242,13 +266,17 @@ static int run_prime(struct pep_stage *stg)
     }
 
     int S = cfg->maml.support_size, Q = cfg->maml.query_size, M = cfg->maml.meta_batch, T = spec.max_T;
-    PEP_CALL_GOTO(rc, pep_batch_alloc(&bs, S, S * T));
-    PEP_CALL_GOTO(rc, pep_batch_alloc(&bq, Q, Q * T));
+    /* this rank's contiguous share of every task's support and query sentences */
+    int s0, sn, q0, qn;
+    pep_partition_share(grp.rank, G, S, &s0, &sn);
+    pep_partition_share(grp.rank, G, Q, &q0, &qn);
+    PEP_CALL_GOTO(rc, pep_batch_alloc(&bs, sn, sn * T));
+    PEP_CALL_GOTO(rc, pep_batch_alloc(&bq, qn, qn * T));
     PEP_ALLOC_GOTO(rc, sidx, S);
     PEP_ALLOC_GOTO(rc, qidx, Q);
     PEP_ALLOC_GOTO(rc, tasks, 2 * (size_t)nlang);
-    struct pep_task_range tr;
-    PEP_CALL_GOTO(rc, pep_partition_range(rank, size, M, &tr));
+    struct pep_task_range tr; /* round-robin over the groups */
+    PEP_CALL_GOTO(rc, pep_partition_range(grp.index, grp.count, M, &tr));
     size_t nstats = 3 + 2 * (size_t)nlang;
     int last_task[MAX_LANGS]; /* per language: the meta-batch's last task of it, -1 if none */
     PEP_ALLOC_GOTO(rc, stats, nstats);
@@ -283,10 +311,13 @@ static int run_prime(struct pep_stage *stg)
             pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
             struct pep_maml_task_result res;
             uint64_t tseed = pep_splitmix64((uint64_t)cfg->run.seed ^ pep_splitmix64((uint64_t)step * 1000003u + (uint64_t)t));
-            trc = pep_nerset_batch(&sets[l], sidx, S, &bs);
-            if (trc == PEP_OK) trc = pep_nerset_batch(&sets[l], qidx, Q, &bq);
+            trc = pep_nerset_batch(&sets[l], sidx + s0, sn, &bs);
+            if (trc == PEP_OK) trc = pep_nerset_batch(&sets[l], qidx + q0, qn, &bq);
+            bs.seq0 = s0, bq.seq0 = q0; /* the whole batch's dropout masks */
+            /* a group runs the task together: a rank that failed must not leave the others in it */
+            if (G > 1) trc = pep_mpi_agree(trc, grp.comm);
             if (trc) break;
-            /* the rows this task's passes may give gradient: its batches' token ids */
+            /* the rows this task's passes may give gradient: its batches' token ids (this rank's share) */
             pep_exchange_mark_rows(xc.x, bs.input_ids, (size_t)pep_batch_tokens(&bs));
             pep_exchange_mark_rows(xc.x, bq.input_ids, (size_t)pep_batch_tokens(&bq));
             if (i == tr.count - 1 && cfg->maml.exchange_overlap) pep_maml_set_ready(mm, exchange_ready, &xc);
@@ -295,12 +326,14 @@ static int run_prime(struct pep_stage *stg)
                 trc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                     "non-finite meta-loss at meta-step %ld, task %d (language %s) on rank %d%s", step + 1,
                                     t, names[l], rank, fault_here(rank, step) ? " (injected by PEP_FAULT_RANK)" : "");
+            if (G > 1) trc = pep_mpi_agree(trc, grp.comm);
             if (trc) break;
             memcpy(ls[l].state, res.adapted + (tb - ib), (te - tb) * sizeof(float));
             memcpy(ls[l].start, res.start + (tb - ib), (te - tb) * sizeof(float));
+            stats[2] += (double)(pep_batch_tokens(&bs) + pep_batch_tokens(&bq)); /* this rank's share */
+            if (grp.rank != 0) continue; /* the losses are the whole task's: its group's lead counts them */
             stats[0] += res.query_loss;
             stats[1] += res.support_loss;
-            stats[2] += (double)(pep_batch_tokens(&bs) + pep_batch_tokens(&bq));
             if (t == last_task[l]) { /* one rank contributes each language's losses: the sum is that one */
                 stats[3 + 2 * l] = res.support_loss;
                 stats[4 + 2 * l] = res.query_loss;
@@ -317,7 +350,7 @@ static int run_prime(struct pep_stage *stg)
         /* every rank knows which task ran which language, so ownership needs no message */
         for (int l = 0; l < nlang; l++) {
             if (last_task[l] < 0) continue;
-            ls[l].owner = pep_partition_owner(last_task[l], size);
+            ls[l].owner = pep_partition_owner(last_task[l], grp.count) * G; /* the group's lead */
             ls[l].episode = (int64_t)step * M + last_task[l];
             ls[l].step = step + 1;
         }
@@ -365,8 +398,13 @@ static int run_prime(struct pep_stage *stg)
                  100.0 * (x_ready + x_finish) / wall, 1e3 * (x_ready + x_finish) / ns, 1e3 * x_ready / ns,
                  1e3 * x_finish / ns, x_early, x_buckets, x_bytes / ns * 1e-6, (double)(ue - ub) * 4e-6, x_rows / ns,
                  cfg->maml.exchange_overlap ? "on" : "off", xo.nrows ? "on" : "off", cfg->maml.exchange_sum);
+        if (G > 1)
+            pep_info("prime: task groups of %d ranks: %.3f MB summed inside rank 0's group per meta-step, %.1f%% of "
+                     "the time in those sums",
+                     G, grp.bytes * 1e-6 / ns, 100.0 * grp.seconds / wall);
     }
 cleanup:
+    pep_mpi_group_free(&grp);
     pep_free(stats);
     pep_batch_free(&bs);
     pep_batch_free(&bq);

@@ -38,9 +38,17 @@ int pep_mpi_agree(int local_status, MPI_Comm comm)
     PEP_CALL_MPI(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, worst.rank, comm));
     msg[sizeof msg - 1] = '\0';
     if (local_status == PEP_OK) {
-        /* this rank was fine: adopt the failing rank's message as its own error */
+        /* this rank was fine: adopt the failing rank's message as its own error, naming the
+         * failing rank as MPI_COMM_WORLD numbers it (comm may be a task group's) */
+        int world = worst.rank;
+        MPI_Group cg = MPI_GROUP_NULL, wg = MPI_GROUP_NULL;
+        if (MPI_Comm_group(comm, &cg) == MPI_SUCCESS && MPI_Comm_group(MPI_COMM_WORLD, &wg) == MPI_SUCCESS &&
+            (MPI_Group_translate_ranks(cg, 1, &worst.rank, wg, &world) != MPI_SUCCESS || world == MPI_UNDEFINED))
+            world = worst.rank;
+        if (cg != MPI_GROUP_NULL) MPI_Group_free(&cg);
+        if (wg != MPI_GROUP_NULL) MPI_Group_free(&wg);
         pep_error_clear();
-        pep_error_set(worst.status, __FILE__, __LINE__, __func__, "rank %d: %s", worst.rank, msg);
+        pep_error_set(worst.status, __FILE__, __LINE__, __func__, "rank %d: %s", world, msg);
     }
     return worst.status;
 }

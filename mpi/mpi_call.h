@@ -35,7 +35,8 @@ int pep_mpi_error_(int mpi_rc, const char *call, const char *file, int line, con
  * returns the largest status of all ranks (PEP_OK if every rank passed PEP_OK). When it is
  * not PEP_OK, the lowest rank with that status broadcasts its pep_error_message() and every
  * other rank records it as its own error ("rank R: <message>"), so all ranks can report and
- * stop the same way. The failing rank keeps its own error record untouched. Returns
+ * stop the same way (R as MPI_COMM_WORLD numbers the rank, also when comm is a sub-communicator
+ * such as a task group). The failing rank keeps its own error record untouched. Returns
  * PEP_ERR_MPI if the agreement itself fails. */
 int pep_mpi_agree(int local_status, MPI_Comm comm);
 

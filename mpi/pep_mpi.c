@@ -1,5 +1,5 @@
 /* MPI start/stop, rank-aware abort and log hooks, chunked and rank-ordered allreduce,
- * error agreement and task partition (pep_mpi.h). */
+ * error agreement, task partition and task groups (pep_mpi.h). */
 #include "pep_mpi.h"
 
 #include <limits.h>
@@ -201,6 +201,42 @@ int pep_mpi_reduce_grad(float *g, size_t n, void *ud)
     if (ctx->ordered) PEP_CALL(pep_mpi_allreduce_sum_ordered(g, n, ctx->comm));
     else PEP_CALL(pep_mpi_allreduce_sum(g, n, ctx->comm));
     return PEP_OK;
+}
+
+int pep_mpi_group_split(const struct pep_mpi_ctx *ctx, int group_size, struct pep_mpi_group *g)
+{
+    memset(g, 0, sizeof *g);
+    g->comm = MPI_COMM_NULL;
+    PEP_CHECK(group_size >= 1 && ctx->size % group_size == 0, PEP_ERR_INTERNAL,
+              "pep_mpi_group_split: group size %d does not divide %d ranks", group_size, ctx->size);
+    PEP_CALL_MPI(MPI_Comm_split(ctx->comm, ctx->rank / group_size, ctx->rank, &g->comm));
+    PEP_CALL_MPI(MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN));
+    PEP_CALL_MPI(MPI_Comm_rank(g->comm, &g->rank));
+    PEP_CALL_MPI(MPI_Comm_size(g->comm, &g->size));
+    g->index = ctx->rank / group_size;
+    g->count = ctx->size / group_size;
+    g->ordered = ctx->ordered;
+    return PEP_OK;
+}
+
+void pep_mpi_group_free(struct pep_mpi_group *g)
+{
+    if (g && g->comm != MPI_COMM_NULL && mpi_is_live()) MPI_Comm_free(&g->comm);
+    if (g) g->comm = MPI_COMM_NULL;
+}
+
+int pep_mpi_group_sum(float *x, size_t n, int status, void *ud)
+{
+    struct pep_mpi_group *g = ud;
+    PEP_CHECK(g != NULL && g->comm != MPI_COMM_NULL, PEP_ERR_INTERNAL, "pep_mpi_group_sum: no task group");
+    double t0 = MPI_Wtime();
+    int rc = pep_mpi_agree(status, g->comm);
+    if (rc == PEP_OK && n > 0) {
+        rc = g->ordered ? pep_mpi_allreduce_sum_ordered(x, n, g->comm) : pep_mpi_allreduce_sum(x, n, g->comm);
+        g->bytes += 4.0 * (double)n;
+    }
+    g->seconds += MPI_Wtime() - t0;
+    return rc;
 }
 
 int pep_mpi_task_range(MPI_Comm comm, int m, struct pep_task_range *out)

@@ -57,6 +57,30 @@ int pep_mpi_allreduce_sum_ordered(float *buf, size_t n, MPI_Comm comm);
  * src/ takes (int (*)(float *g, size_t n, void *ud)); ordered sum if ctx->ordered. */
 int pep_mpi_reduce_grad(float *g, size_t n, void *ud);
 
+/* Task groups (maml.group_size = G): the P ranks of a context as P / G groups of G consecutive
+ * ranks (world ranks gG .. gG + G - 1 form group g); a group shares one task at a time. */
+struct pep_mpi_group {
+    MPI_Comm comm;   /* the group's ranks, errors returned; MPI_COMM_NULL before split / after free */
+    int rank, size;  /* in comm (size = G); rank 0 is the group's lead */
+    int index, count;/* this group's index and the number of groups (P / G) */
+    int ordered;     /* pep_mpi_group_sum sums in rank order (copied from ctx->ordered) */
+    double bytes;    /* payload summed by pep_mpi_group_sum so far (floats x 4), for the reports */
+    double seconds;  /* wall time inside pep_mpi_group_sum so far */
+};
+
+/* Collective over ctx->comm. Splits it into groups of group_size consecutive ranks
+ * (MPI_Comm_split, colour rank / G, key rank). group_size must divide ctx->size
+ * (pep_partition_check_groups says so to the user first). */
+int pep_mpi_group_split(const struct pep_mpi_ctx *ctx, int group_size, struct pep_mpi_group *g);
+/* Collective over g->comm (safe after a failed split: then local). Frees the communicator. */
+void pep_mpi_group_free(struct pep_mpi_group *g);
+/* Collective over ((struct pep_mpi_group *)ud)->comm: src/maml's task-group hook
+ * (pep_maml_opts.group_sum). Agrees on `status` with pep_mpi_agree (every rank gets the worst
+ * status and the failing rank's message), then, if it is PEP_OK, sums x[0..n) over the group
+ * in place (rank-ordered if g->ordered). n may differ from 0 only if it is the same on every
+ * rank. Returns the agreed status. */
+int pep_mpi_group_sum(float *x, size_t n, int status, void *ud);
+
 /* Local. The tasks of the calling rank in a meta-batch of m tasks: rank r of P gets tasks
  * r, r+P, r+2P, ... (pep_partition_range with the communicator's rank and size). */
 int pep_mpi_task_range(MPI_Comm comm, int m, struct pep_task_range *out);

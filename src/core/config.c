@@ -68,6 +68,10 @@ static const struct pep_config_key keys[] = {
     KINT("maml.meta_batch", maml.meta_batch, 1, 1 << 20, "tasks per meta-step"),
     KINT("maml.support_size", maml.support_size, 1, 1 << 16, "support sentences per task"),
     KINT("maml.query_size", maml.query_size, 1, 1 << 16, "query sentences per task"),
+    KINT("maml.group_size", maml.group_size, 1, 1 << 20,
+         "ranks per task group (G): the P ranks form P / G groups, tasks go round-robin over the groups and "
+         "a group splits each task's support and query sentences between its G ranks (G must divide P and be "
+         "at most maml.support_size and maml.query_size; docs/scaling.md#task-groups)"),
     KENUM("maml.sampling", maml.sampling, "uniform|temperature", "how tasks pick their language"),
     KFLT("maml.temperature", maml.temperature, 1e-3, 1e3, "temperature for data-size-weighted sampling"),
     KBOOL("maml.exchange_overlap", maml.exchange_overlap,
@@ -160,6 +164,7 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->maml.meta_batch = 4;
     cfg->maml.support_size = 8;
     cfg->maml.query_size = 8;
+    cfg->maml.group_size = 1;
     strcpy(cfg->maml.sampling, "uniform");
     cfg->maml.temperature = 5.0f;
     cfg->maml.exchange_overlap = 1;

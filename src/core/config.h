@@ -57,7 +57,8 @@ struct pep_config {
         int meta_batch;       /* tasks per meta-step */
         int support_size;     /* sentences */
         int query_size;       /* sentences */
-        char sampling[PEP_CFG_WORD];    /* uniform | temperature */
+        int group_size;       /* ranks per task group (G): they split one task's batches */
+        char sampling[PEP_CFG_WORD]; /* uniform | temperature */
         float temperature;
         int exchange_overlap;    /* bool: meta-gradient buckets summed during the last task's backward */
         int exchange_sparse;     /* bool: only the touched word-embedding rows are summed */

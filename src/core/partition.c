@@ -1,4 +1,5 @@
-/* Round-robin task partition of a meta-batch over ranks (see partition.h). */
+/* Round-robin task partition of a meta-batch over ranks or task groups, and the shares of a
+ * task's sentences inside a group (see partition.h). */
 #include "core/partition.h"
 
 #include "core/error.h"
@@ -20,3 +21,25 @@ int pep_partition_range(int rank, int size, int m, struct pep_task_range *out)
 int pep_partition_owner(int task, int size) { return size > 0 && task >= 0 ? task % size : -1; }
 
 int pep_partition_local_index(int task, int size) { return size > 0 && task >= 0 ? task / size : -1; }
+
+void pep_partition_share(int rank, int size, int n, int *first, int *count)
+{
+    int base = n / size, extra = n % size;
+    *count = base + (rank < extra ? 1 : 0);
+    *first = rank * base + (rank < extra ? rank : extra);
+}
+
+int pep_partition_check_groups(int size, int group_size, int meta_batch, int support, int query)
+{
+    int G = group_size;
+    PEP_CHECK(G >= 1, PEP_ERR_USAGE, "maml.group_size = %d: a task group needs at least 1 rank", G);
+    PEP_CHECK(size % G == 0, PEP_ERR_USAGE,
+              "maml.group_size = %d does not divide the %d ranks of this run: start a multiple of %d ranks, or "
+              "set maml.group_size to a divisor of %d", G, size, G, size);
+    PEP_CHECK(meta_batch >= 1, PEP_ERR_USAGE, "maml.meta_batch = %d: a meta-step needs at least one task", meta_batch);
+    PEP_CHECK(G <= support && G <= query, PEP_ERR_USAGE,
+              "maml.group_size = %d is larger than maml.support_size = %d or maml.query_size = %d: every rank of a "
+              "task group needs at least one support and one query sentence; lower maml.group_size or raise the sizes",
+              G, support, query);
+    return PEP_OK;
+}

@@ -1,6 +1,8 @@
 /* Task partition of a meta-batch over ranks: rank r of P processes tasks r, r+P, r+2P, ...
- * Pure functions of (rank, size, M) so the sharding is tested in one process; mpi/ wraps
- * them with the communicator's rank and size (pep_mpi_task_range). */
+ * With task groups (maml.group_size = G) the same round-robin runs over the P / G groups
+ * (group index in place of rank), and a group splits each task's sentences into contiguous
+ * shares, one per rank of the group. Pure functions so the sharding is tested in one process;
+ * mpi/ wraps them with the communicator's rank and size (pep_mpi_task_range, pep_mpi_group_split). */
 #ifndef PEP_PARTITION_H
 #define PEP_PARTITION_H
 
@@ -24,5 +26,15 @@ static inline int pep_task_range_task(const struct pep_task_range *r, int i)
 int pep_partition_owner(int task, int size);
 /* The position of `task` inside its owner's range: task / size. */
 int pep_partition_local_index(int task, int size);
+
+/* The contiguous share of n items (sentences of a task's batch) that rank `rank` of `size`
+ * holds: items [*first, *first + *count); the first n % size ranks hold one more. */
+void pep_partition_share(int rank, int size, int n, int *first, int *count);
+/* Checks maml.group_size = group_size for `size` ranks: at least 1, divides size, and at most
+ * the support and query sizes (every rank of a group needs a sentence of each: an empty share
+ * has no forward pass). A group size above the meta-batch is fine (P = 64 ranks, 4 tasks:
+ * G = 16); more groups than tasks leave groups idle, which the stage warns about. PEP_ERR_USAGE
+ * with a message naming the keys and what to change. */
+int pep_partition_check_groups(int size, int group_size, int meta_batch, int support, int query);
 
 #endif

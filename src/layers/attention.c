@@ -27,7 +27,8 @@ static void drop_block(float *dst, const float *src, int T, int Tk, float p, uin
 }
 
 void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv, const int *offsets,
-                       int nseq, int C, int NH, int P, float drop_p, uint64_t seed, uint64_t site, float *scratch)
+                       int nseq, int seq0, int C, int NH, int P, float drop_p, uint64_t seed, uint64_t site,
+                       float *scratch)
 {
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
@@ -56,7 +57,7 @@ void attention_forward(float *ctx, float *att, const float *qkv, const float *pk
             }
             const float *pd = s;
             if (drop_p > 0.0f) {
-                drop_block(scratch, s, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
+                drop_block(scratch, s, T, Tk, drop_p, seed, site, ((uint64_t)seq0 + (uint64_t)b) * NH + h);
                 pd = scratch;
             }
             float *o = ctx + (size_t)offsets[b] * C + h * HS;
@@ -70,8 +71,8 @@ void attention_forward(float *ctx, float *att, const float *qkv, const float *pk
 }
 
 void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
-                        const float *pv, const float *att, const int *offsets, int nseq, int C, int NH, int P,
-                        float drop_p, uint64_t seed, uint64_t site, float *scratch)
+                        const float *pv, const float *att, const int *offsets, int nseq, int seq0, int C, int NH,
+                        int P, float drop_p, uint64_t seed, uint64_t site, float *scratch)
 {
     int HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
@@ -87,7 +88,7 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
             const float *dc = dctx + (size_t)offsets[b] * C + h * HS;
             const float *pd = s;
             if (drop_p > 0.0f) {
-                drop_block(pd_buf, s, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
+                drop_block(pd_buf, s, T, Tk, drop_p, seed, site, ((uint64_t)seq0 + (uint64_t)b) * NH + h);
                 pd = pd_buf;
             }
             /* dV += Pd^T dctx ; dPv += Pd[:, :P]^T dctx */
@@ -101,7 +102,7 @@ void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, 
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, P, HS, 1.0f, dc, C, pv + h * HS, C, 0.0f, dp,
                             Tk);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, dc, C, v, C3, 0.0f, dp + P, Tk);
-            if (drop_p > 0.0f) drop_block(dp, dp, T, Tk, drop_p, seed, site, (uint64_t)b * NH + h);
+            if (drop_p > 0.0f) drop_block(dp, dp, T, Tk, drop_p, seed, site, ((uint64_t)seq0 + (uint64_t)b) * NH + h);
             /* softmax backward, in place in dp */
             for (int i = 0; i < T; i++) {
                 const float *pr = s + (size_t)i * Tk;

@@ -20,6 +20,7 @@ struct pep_maml {
     int meta_fresh;    /* pep_maml_zero was called and nothing written since: the next write stores */
     float *restore;    /* n_in: the inner set's values before the task */
     float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
+    float ws, wq;      /* this rank's share of the task's support / query labels (1 without a group) */
     pep_maml_ready_fn ready; /* pep_maml_set_ready: for the next task only */
     void *ready_ud;
     struct final_pass {
@@ -281,6 +282,48 @@ static int final_end(struct pep_maml *mm)
 
 static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
 
+/* Labelled tokens of a batch (the denominator of its mean loss). */
+static int labelled(const struct pep_batch *b)
+{
+    int n = 0;
+    if (b->labels)
+        for (int i = 0; i < pep_batch_tokens(b); i++) n += b->labels[i] != PEP_IGNORE_INDEX;
+    return n;
+}
+
+/* Task groups: x[0..n) <- the sum over the group of w * x, after agreeing on `status`; without
+ * a group just `status`. */
+static int group_sum(struct pep_maml *mm, int status, float *x, size_t n, float w)
+{
+    if (!mm->o.group_sum) return status;
+    if (status == PEP_OK)
+        for (size_t i = 0; i < n; i++) x[i] *= w;
+    return mm->o.group_sum(x, n, status, mm->o.group_ud);
+}
+
+/* Task groups: this rank's weights ws, wq = its labelled tokens / the whole batch's, so the
+ * weighted sum of the shares' mean-loss gradients is the whole batch's mean-loss gradient. */
+static int group_weights(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query)
+{
+    mm->ws = mm->wq = 1.0f;
+    if (!mm->o.group_sum) return PEP_OK;
+    float mine[2] = {(float)labelled(support), (float)labelled(query)}, all[2] = {mine[0], mine[1]};
+    PEP_CALL(group_sum(mm, PEP_OK, all, 2, 1.0f)); /* counts below 2^24: exact in float */
+    mm->ws = all[0] > 0.0f ? mine[0] / all[0] : 0.0f;
+    mm->wq = all[1] > 0.0f ? mine[1] / all[1] : 0.0f;
+    return PEP_OK;
+}
+
+/* Task groups: the whole batch's mean losses from the shares' (and the agreement on `status`). */
+static int group_losses(struct pep_maml *mm, int status, float *ls, float *lq)
+{
+    if (!mm->o.group_sum) return status;
+    float l[2] = {mm->ws * *ls, mm->wq * *lq};
+    PEP_CALL(group_sum(mm, status, l, 2, 1.0f));
+    *ls = l[0], *lq = l[1];
+    return PEP_OK;
+}
+
 /* Loss at the current parameters; adds its gradient (groups) to the model's gradient block. */
 static int add_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed, unsigned groups, float *loss)
 {
@@ -335,7 +378,7 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     vn = sqrt(vn);
     float scale = 1.0f / (float)o->meta_batch;
     if (vn == 0.0) { /* H 0 = 0; at j = 0 the adjoints are the meta-gradient as they stand */
-        if (j > 0) return PEP_OK;
+        if (j > 0 || o->group_sum) return PEP_OK; /* task groups: maml_task finishes them */
         final_begin(mm, FIN_ADJOINT, mm->out_b, mm->out_e, scale, 0.0f);
         return final_end(mm);
     }
@@ -345,25 +388,33 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     PEP_CALL(pep_param_table_range(&m->table, need, &nb, &ne));
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
-    PEP_CALL(loss_grad(m, support, seed, need, &l2));
-    grad_rows(m, nb, ne, NULL, 0.0f);
-    for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
+    int rc = loss_grad(m, support, seed, need, &l2);
+    if (rc == PEP_OK) {
+        grad_rows(m, nb, ne, NULL, 0.0f);
+        for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
+    }
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
     float s = o->inner_lr / (2.0f * e);
-    if (j == 0) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
+    if (j == 0 && !o->group_sum) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
+        if (rc != PEP_OK) pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
+        PEP_CALL(rc);
         final_begin(mm, FIN_HVP, mm->out_b, mm->out_e, scale, s);
-        int rc = add_grad(m, support, seed, need, &l2);
+        rc = add_grad(m, support, seed, need, &l2);
         pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
         PEP_CALL(rc);
         return final_end(mm);
     }
-    PEP_CALL(add_grad(m, support, seed, need, &l2));
+    if (rc == PEP_OK) rc = add_grad(m, support, seed, need, &l2);
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
+    size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
+    /* task groups: v's rows become the whole support batch's, theta's stay this rank's share
+     * (maml_task turns the adjoints into meta-gradient after the j = 0 step) */
+    PEP_CALL(group_sum(mm, rc, gr + vb, ve > vb ? ve - vb : 0, mm->ws));
+    float st = s * mm->ws;
     /* g on O outside I: the parts of [out_b, out_e) below and above [in_b, in_e) */
     size_t ob = mm->out_b, oe = mm->out_e;
-    grad_rows(m, ob, mm->in_b < oe ? (mm->in_b > ob ? mm->in_b : ob) : oe, mm->g, s);
-    grad_rows(m, mm->in_e > ob ? (mm->in_e < oe ? mm->in_e : oe) : ob, oe, mm->g, s);
-    size_t vb = mm->in_b > nb ? mm->in_b : nb, ve = mm->in_e < ne ? mm->in_e : ne;
+    grad_rows(m, ob, mm->in_b < oe ? (mm->in_b > ob ? mm->in_b : ob) : oe, mm->g, st);
+    grad_rows(m, mm->in_e > ob ? (mm->in_e < oe ? mm->in_e : oe) : ob, oe, mm->g, st);
     for (size_t i = vb; i < ve; i++) mm->v[i - mm->in_b] += s * gr[i];
     return PEP_OK;
 }
@@ -406,20 +457,46 @@ static void inner_update(struct pep_maml *mm, int j, const float *pj, const floa
     }
 }
 
+/* meta[O] += scale * gth outside I and inner_scale * (the gradient of phi_0) on O n I (0 on the
+ * ranks of a task group but its lead), as three branch-free ranges so the loops vectorise (O
+ * spans the whole encoder: 7 M floats at the tiny shape). */
+static void accumulate_meta(struct pep_maml *mm, const float *gth, float scale, float inner_scale)
+{
+    size_t ob = mm->out_b, oe = mm->out_e;
+    size_t ib = mm->in_b > ob ? mm->in_b : ob, ie = mm->in_e < oe ? mm->in_e : oe;
+    if (ib > ie) ib = ie = oe; /* I and O do not overlap */
+    meta_put(mm, ob, ib, gth + ob, scale);
+    meta_put(mm, ib, ie, mm->v + (ib - mm->in_b), inner_scale);
+    meta_put(mm, ie, oe, gth + ie, scale);
+    mm->meta_fresh = 0;
+}
+
 /* Multi-task matched to MAML: PE + head restart as MAML's would, no adaptation; the encoder
- * (O) takes the query batch's gradient through them. The support batch is not used. */
+ * (O) takes the query batch's gradient through them. The support batch is not used. With task
+ * groups every row is this rank's weighted share (no overlap with the backward). */
 static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *query, uint64_t seed,
                                   struct pep_maml_task_result *res)
 {
     struct pep_model *m = mm->m;
     size_t nin = mm->n_in;
-    float lq = 0.0f;
+    float lq = 0.0f, scale = 1.0f / (float)mm->o.meta_batch;
     memcpy(mm->restore, m->params + mm->in_b, nin * sizeof(float));
     inner_start(mm, seed);
     memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
-    final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, 1.0f / (float)mm->o.meta_batch, 0.0f);
-    int rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
-    if (rc == PEP_OK) rc = final_end(mm);
+    int rc;
+    if (mm->o.group_sum) {
+        rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
+        if (rc == PEP_OK) {
+            meta_put(mm, mm->out_b, mm->out_e, m->grads + mm->out_b, scale * mm->wq);
+            mm->meta_fresh = 0;
+        }
+        float unused = 0.0f;
+        rc = group_losses(mm, rc, &unused, &lq);
+    } else {
+        final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
+        rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
+        if (rc == PEP_OK) rc = final_end(mm);
+    }
     if (rc == PEP_OK) {
         res->support_loss = res->query_loss = lq;
         res->adapted = res->start = mm->phi;
@@ -433,14 +510,25 @@ static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, 
 {
     struct pep_model *m = mm->m;
     unsigned groups = mm->o.inner | mm->o.outer;
-    float ls, lq;
+    float ls = 0.0f, lq = 0.0f;
     float scale = 0.5f / (float)mm->o.meta_batch;
-    PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
-    meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale);
-    mm->meta_fresh = 0;
-    final_begin(mm, FIN_GRAD, mm->up_b, mm->up_e, scale, 0.0f);
-    PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
-    PEP_CALL(final_end(mm));
+    if (mm->o.group_sum) { /* task groups: every row is a weighted share, added up by the meta-gradient sum */
+        int rc = loss_grad(m, support, pass_seed(seed, 0), groups, &ls);
+        if (rc == PEP_OK) {
+            meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->ws);
+            mm->meta_fresh = 0;
+            rc = loss_grad(m, query, pass_seed(seed, 1), groups, &lq);
+        }
+        if (rc == PEP_OK) meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->wq);
+        PEP_CALL(group_losses(mm, rc, &ls, &lq));
+    } else {
+        PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
+        meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale);
+        mm->meta_fresh = 0;
+        final_begin(mm, FIN_GRAD, mm->up_b, mm->up_e, scale, 0.0f);
+        PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
+        PEP_CALL(final_end(mm));
+    }
     res->support_loss = ls;
     res->query_loss = lq;
     res->adapted = res->start = m->params + mm->in_b;
@@ -465,28 +553,41 @@ static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const
     float ls = 0.0f, lq = 0.0f;
     for (int j = 0; j < k; j++) {
         pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_RECORD, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
-        PEP_CALL_GOTO(rc, loss_grad(m, support, pass_seed(seed, j), o->inner, &ls));
+        int lrc = loss_grad(m, support, pass_seed(seed, j), o->inner, &ls);
         pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
+        PEP_CALL_GOTO(rc, group_sum(mm, lrc, gr + mm->in_b, nin, mm->ws));
         float *pj = mm->phi + (size_t)j * nin, *pn = mm->phi + (size_t)(j + 1) * nin;
         const float *gj = gr + mm->in_b;
         inner_update(mm, j, pj, gj, pn);
         memcpy(w + mm->in_b, pn, nin * sizeof(float));
     }
-    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q; first order: the task's last
-     * pass, so its rows become meta-gradient (theta from g, the inner part from v = the same
-     * gradient) as the backward finishes them */
+    /* query: v = grad_phi L_Q(theta, phi_k), g = grad_theta L_Q; first order without task
+     * groups: the task's last pass, so its rows become meta-gradient (theta from g, the inner
+     * part from v = the same gradient) as the backward finishes them. Task groups sum v over the
+     * group first, so they write the meta-gradient after the passes (accumulate_meta below). */
     float scale = 1.0f / (float)o->meta_batch;
-    if (o->order == 1) final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
-    PEP_CALL_GOTO(rc, loss_grad(m, query, pass_seed(seed, k), all, &lq));
-    if (o->order == 1) PEP_CALL_GOTO(rc, final_end(mm));
+    int fin = o->order == 1 && !o->group_sum;
+    if (fin) final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
+    int lrc = loss_grad(m, query, pass_seed(seed, k), all, &lq);
+    if (lrc == PEP_OK && fin) lrc = final_end(mm);
+    if (lrc == PEP_OK && !isfinite(lq))
+        lrc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__, "non-finite query loss");
+    PEP_CALL_GOTO(rc, group_sum(mm, lrc, gr + mm->in_b, nin, mm->wq));
     memcpy(mm->v, gr + mm->in_b, nin * sizeof(float));
-    if (o->order == 2) memcpy(mm->g + mm->out_b, gr + mm->out_b, (mm->out_e - mm->out_b) * sizeof(float));
-    PEP_CHECK_GOTO(rc, isfinite(lq), PEP_ERR_NUMERIC, "non-finite query loss");
+    /* theta's rows: this rank's share of the query batch (wq = 1 without a group) */
+    if (o->order == 2)
+        for (size_t i = mm->out_b; i < mm->out_e; i++) mm->g[i] = mm->wq * gr[i];
 
     /* second order: the meta-gradient of O (theta part from g, inner part from v, the gradient
      * of phi_0) is finished by the j = 0 step's last pass */
     if (o->order == 2)
         for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
+    /* task groups: theta's rows are this rank's share; the rows of I n O hold the group's sum on
+     * every rank of the group, so its lead alone adds them */
+    if (o->group_sum)
+        accumulate_meta(mm, o->order == 2 ? mm->g : gr, o->order == 2 ? scale : scale * mm->wq,
+                        o->group_lead ? scale : 0.0f);
+    PEP_CALL_GOTO(rc, group_losses(mm, PEP_OK, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
     /* the adapted state is phi_k as the inner loop left it: under order 2 the live weights now
@@ -502,9 +603,13 @@ cleanup:
 int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
                   struct pep_maml_task_result *res)
 {
-    int rc = mm->o.method == PEP_MAML_METHOD_MULTITASK           ? multitask_task(mm, support, query, seed, res)
+    int rc = group_weights(mm, support, query);
+    if (rc == PEP_OK)
+        rc = mm->o.method == PEP_MAML_METHOD_MULTITASK           ? multitask_task(mm, support, query, seed, res)
              : mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED ? multitask_matched_task(mm, query, seed, res)
                                                                  : maml_task(mm, support, query, seed, res);
+    /* task groups write the meta-gradient after their group sums: the whole range is final now */
+    if (rc == PEP_OK && mm->o.group_sum && mm->ready) rc = mm->ready(mm->up_b, mm->up_e, mm->ready_ud);
     /* the ready callback serves one task, also one that failed half way */
     pep_model_set_grad_ready(mm->m, NULL, NULL);
     pep_maml_set_ready(mm, NULL, NULL);

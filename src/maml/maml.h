@@ -7,7 +7,8 @@
  * forward, so h is autograd's HVP also across a kink. Memory: the model's own blocks, k + 1
  * copies of the inner set, the meta-gradient and (order 2) the adjoint of theta and k ReLU
  * patterns (one bit per adapter unit and token). No MPI here: the caller sums meta-gradients
- * across ranks through a reduce callback (pep_maml_outer_step). */
+ * across ranks through a reduce callback (pep_maml_outer_step), and with task groups sums
+ * the inner set's gradients inside the group through opts.group_sum. */
 #ifndef PEP_MAML_H
 #define PEP_MAML_H
 
@@ -38,11 +39,24 @@ struct pep_maml_opts {
     int inner_adam;     /* 0: inner SGD; 1: inner Adam (first order only) */
     float beta1, beta2, adam_eps; /* inner Adam */
     int meta_batch;     /* tasks per meta-step (the meta-gradient is their mean) */
+    /* Task groups (maml.group_size > 1): the G ranks of a group each pass pep_maml_task a
+     * share of the task's support and query sentences. group_sum(x, n, status, ud) is collective
+     * over the group: it agrees on `status` (returning the group's worst, with its message), and
+     * if that is PEP_OK sums x[0..n) over the group in place. The task calls it after every
+     * pass with the inner set's gradient weighted by this rank's share of the batch's labelled
+     * tokens, so every rank adapts with the whole batch's mean gradient; the theta rows stay
+     * weighted shares that the meta-gradient sum over all ranks adds up. group_lead is 1 on one
+     * rank per group: only it adds group-summed rows (I n O) to the meta-gradient. NULL: each
+     * task runs whole in this process. */
+    int (*group_sum)(float *x, size_t n, int status, void *ud);
+    void *group_ud;
+    int group_lead;
 };
 
 struct pep_maml_task_result {
-    float support_loss;   /* support loss before the last inner step (multitask-matched: the query loss) */
-    float query_loss;     /* meta-loss of the task */
+    float support_loss;   /* support loss before the last inner step (multitask-matched: the query loss);
+                             with task groups the whole batch's, on every rank of the group */
+    float query_loss;     /* meta-loss of the task (likewise the whole batch's) */
     const float *adapted; /* inner-set state after adaptation (pep_maml_inner_numel floats); valid until the next task */
     const float *start;   /* inner-set state the inner loop started from (same size and lifetime) */
 };

@@ -31,6 +31,7 @@ void pep_batch_free(struct pep_batch *b)
 void pep_batch_clear(struct pep_batch *b)
 {
     b->nseq = 0;
+    b->seq0 = 0;
     b->offsets[0] = 0;
 }
 

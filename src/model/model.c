@@ -151,7 +151,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     float scale_lora = s->lora_alpha / (float)(r > 0 ? r : 1);
     enum pep_activation ak = s->adapter_act;
     float pd = train ? s->dropout : 0.0f, pa = train ? s->attention_dropout : 0.0f;
-    st->nseq = nseq, st->N = N, st->train = train, st->seed = dropout_seed;
+    st->nseq = nseq, st->N = N, st->train = train, st->seed = dropout_seed, st->seq0 = b->seq0;
     st->relu_fwd = st->relu_mode == PEP_RELU_PATTERN_REPLAY ? st->relu_bits : NULL;
     uint64_t *relu_rec = st->relu_mode == PEP_RELU_PATTERN_RECORD ? st->relu_bits : NULL;
     memcpy(st->offsets, b->offsets, ((size_t)nseq + 1) * sizeof(int));
@@ -165,7 +165,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
             st->ids[i] = id;
             st->labels[i] = b->labels ? b->labels[i] : PEP_IGNORE_INDEX;
             st->pos[i] = PEP_PAD_ID + 1 + t; /* fairseq / XLM-R positions: 2, 3, ... */
-            st->rowkey[i] = (uint64_t)q * PEP_DROPOUT_STRIDE + (uint64_t)t;
+            st->rowkey[i] = ((uint64_t)b->seq0 + (uint64_t)q) * PEP_DROPOUT_STRIDE + (uint64_t)t;
         }
     embedding_forward(st->emb_sum, st->ids, st->pos, W(m, st->wte), W(m, st->wpe), W(m, st->wtt), N, C);
     float *x0 = st->acts[0].x;
@@ -184,7 +184,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
             lora_forward(la->qkv + 2 * C, la->xa_v, la->x, W(m, li->va), W(m, li->vb), N, C, C, r, scale_lora, C, 3 * C);
         }
         attention_forward(la->ctx, la->att, la->qkv, P ? st->pk + (size_t)l * P * C : NULL,
-                          P ? st->pv + (size_t)l * P * C : NULL, st->offsets, nseq, C, NH, P, pa, dropout_seed,
+                          P ? st->pv + (size_t)l * P * C : NULL, st->offsets, nseq, st->seq0, C, NH, P, pa, dropout_seed,
                           SITE_LAYER(l, 1), st->att_scratch);
         linear_forward(la->ao, la->ctx, W(m, li->wo), W(m, li->bo), N, C, C, C, C);
         dropout_forward(la->ao, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 2));
@@ -398,7 +398,7 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
         attention_backward(dqkv, P && need_pe ? st->dpk + (size_t)l * P * C : NULL,
                            P && need_pe ? st->dpv + (size_t)l * P * C : NULL, dctx, la->qkv,
                            P ? st->pk + (size_t)l * P * C : NULL, P ? st->pv + (size_t)l * P * C : NULL, la->att,
-                           st->offsets, nseq, C, NH, P, pa, seed, SITE_LAYER(l, 1), st->att_scratch);
+                           st->offsets, nseq, st->seq0, C, NH, P, pa, seed, SITE_LAYER(l, 1), st->att_scratch);
         if (!dqkv) break;
         if (li->qa >= 0) {
             lora_backward(need_dx_in ? dnext : NULL, G(m, li->qa, groups), G(m, li->qb, groups), st->dqkv, la->x,

@@ -65,6 +65,8 @@ struct pep_batch {
     int *offsets;   /* (nseq + 1) cumulative lengths, offsets[0] = 0 */
     int *input_ids; /* (N) fairseq ids */
     int *labels;    /* (N) tag / target, PEP_IGNORE_INDEX where there is no loss; NULL: none */
+    int seq0;       /* index of sequence 0 in the whole batch this is a share of (task groups), else 0:
+                       dropout masks are keyed by it, so a share draws what the whole batch would */
     int cap_seqs, cap_tokens; /* storage of pep_batch_alloc (0 when the caller owns the arrays) */
 };
 

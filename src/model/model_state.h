@@ -44,6 +44,7 @@ struct pep_model_state {
 
     /* last forward */
     int nseq, N, M, ntargets;
+    int seq0;                       /* the batch's pep_batch.seq0 (dropout keys) */
     int *offsets; /* (nseq + 1) of the last batch */
     float loss;
     int train;

@@ -6,7 +6,8 @@
 #   * /log/tokens_per_s = tokens / step time within 10% (step time from /log/wall_time);
 #   * /tasks/<lang> of a 2- and a 4-rank prime equal a 1-rank run's: the episode the oracle
 #     says is the language's last task, its own losses (not a sum over the ranks that drew
-#     the language) and its state; once with one language, so it is drawn on every rank.
+#     the language) and its state; once with one language, so it is drawn on every rank; and
+#     on 4 ranks in task groups of 2 and 4 (maml.group_size), where each rank holds a share.
 #   log_figures.sh PEPRIME_BIN WORKDIR MPIEXEC
 set -euo pipefail
 B="$1"; W="$2"; MPIEXEC="${3:-mpiexec}"
@@ -67,6 +68,12 @@ $PY "$O" tokens p2/primed.h5 --stage prime --spm spm.model --langs aa,bb,cc "${T
 $PY "$O" rate p2/primed.h5
 $PY "$O" tasks p1/primed.h5 p2/primed.h5 --langs aa,bb,cc "${TP[@]}"
 $PY "$O" tasks p1/primed.h5 p4/primed.h5 --langs aa,bb,cc "${TP[@]}"
+
+step "prime on 4 ranks in task groups of 2 and 4: tokens summed over the shares, /tasks the whole tasks'"
+run 4 prime g2 "${P[@]}" --set maml.group_size=2; run 4 prime g4 "${P[@]}" --set maml.group_size=4
+$PY "$O" tokens g2/primed.h5 --stage prime --spm spm.model --langs aa,bb,cc "${TP[@]}"
+$PY "$O" tasks p1/primed.h5 g2/primed.h5 --langs aa,bb,cc "${TP[@]}"
+$PY "$O" tasks p1/primed.h5 g4/primed.h5 --langs aa,bb,cc "${TP[@]}"
 
 step "prime with one language: drawn by all 4 tasks, on both of 2 ranks"
 run 1 prime q1 "${P[@]}" --set data.languages=aa; run 2 prime q2 "${P[@]}" --set data.languages=aa

@@ -31,7 +31,7 @@ static void batch(struct pep_batch *b, int *ids, int *labels, int *offs, uint64_
 {
     struct pep_rng r;
     pep_rng_seed(&r, seed, 0, 0);
-    b->nseq = 4, b->offsets = offs, b->input_ids = ids, b->labels = labels;
+    b->nseq = 4, b->offsets = offs, b->input_ids = ids, b->labels = labels, b->seq0 = 0;
     offs[0] = 0;
     for (int q = 0; q < 4; q++) offs[q + 1] = offs[q] + 8 - q;
     for (int i = 0; i < offs[4]; i++) {

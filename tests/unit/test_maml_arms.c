@@ -33,7 +33,7 @@ static void batch(struct pep_batch *b, int *ids, int *labels, uint64_t seed)
 {
     struct pep_rng r;
     pep_rng_seed(&r, seed, 0, 0);
-    b->nseq = 4, b->offsets = batch_offsets, b->input_ids = ids, b->labels = labels;
+    b->nseq = 4, b->offsets = batch_offsets, b->input_ids = ids, b->labels = labels, b->seq0 = 0;
     for (int i = 0; i < batch_offsets[4]; i++) {
         ids[i] = 4 + (int)pep_rng_below(&r, 35);
         labels[i] = (int)pep_rng_below(&r, 5);

@@ -17,7 +17,7 @@ static void fill(struct pep_batch *b, int *ids, int *labels)
 {
     struct pep_rng r;
     pep_rng_seed(&r, 7, 0, 0);
-    b->nseq = B, b->offsets = offsets, b->input_ids = ids, b->labels = labels;
+    b->nseq = B, b->offsets = offsets, b->input_ids = ids, b->labels = labels, b->seq0 = 0;
     offsets[0] = 0;
     for (int q = 0; q < B; q++) {
         int len = 402 + q;

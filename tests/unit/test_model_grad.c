@@ -37,7 +37,7 @@ static void make_batch(struct pep_batch *b, int *ids, int *labels, int *offsets,
 {
     struct pep_rng r;
     pep_rng_seed(&r, seed, 0, 0);
-    b->nseq = NSEQ, b->offsets = offsets, b->input_ids = ids, b->labels = labels;
+    b->nseq = NSEQ, b->offsets = offsets, b->input_ids = ids, b->labels = labels, b->seq0 = 0;
     offsets[0] = 0;
     for (int i = 0; i < NSEQ; i++) {
         int len = batch_lens[i];

@@ -1,4 +1,5 @@
-/* Task partition: every task owned exactly once, round-robin order, M < P, bad arguments. */
+/* Task partition: every task owned exactly once, round-robin order, M < P, bad arguments;
+ * task-group shares (contiguous, covering, balanced) and the checks of maml.group_size. */
 #include <string.h>
 
 #include "core/error.h"
@@ -83,6 +84,49 @@ static void test_partition_bad_arguments(void **state)
     assert_int_equal(pep_partition_owner(-1, 3), -1);
 }
 
+static void test_partition_share_covers_contiguously(void **state)
+{
+    for (int size = 1; size <= 8; size++)
+        for (int n = size; n <= 40; n++) {
+            int next = 0;
+            for (int rank = 0; rank < size; rank++) {
+                int first, count;
+                pep_partition_share(rank, size, n, &first, &count);
+                assert_int_equal(first, next); /* contiguous, in rank order */
+                assert_true(count == n / size || count == n / size + 1);
+                assert_true(count >= 1);
+                next = first + count;
+            }
+            assert_int_equal(next, n);
+        }
+    int first, count;
+    pep_partition_share(2, 4, 10, &first, &count); /* 3 + 3 + 2 + 2 */
+    assert_int_equal(first, 6);
+    assert_int_equal(count, 2);
+}
+
+static void test_partition_group_checks(void **state)
+{
+    assert_int_equal(pep_partition_check_groups(4, 2, 4, 8, 8), PEP_OK);
+    assert_int_equal(pep_partition_check_groups(4, 4, 4, 4, 4), PEP_OK);
+    assert_int_equal(pep_partition_check_groups(1, 1, 1, 1, 1), PEP_OK);
+    pep_error_clear();
+    assert_int_equal(pep_partition_check_groups(4, 0, 4, 8, 8), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "maml.group_size = 0"));
+    pep_error_clear();
+    assert_int_equal(pep_partition_check_groups(4, 3, 4, 8, 8), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "does not divide the 4 ranks"));
+    pep_error_clear();
+    /* more ranks per group than tasks per meta-step is the point of groups (P = 2, M = 1: G = 2) */
+    assert_int_equal(pep_partition_check_groups(2, 2, 1, 8, 8), PEP_OK);
+    assert_int_equal(pep_partition_check_groups(4, 4, 4, 3, 8), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "maml.support_size = 3"));
+    pep_error_clear();
+    assert_int_equal(pep_partition_check_groups(4, 4, 4, 8, 3), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "maml.query_size = 3"));
+    pep_error_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -90,6 +134,8 @@ int main(void)
         cmocka_unit_test(test_partition_fewer_tasks_than_ranks),
         cmocka_unit_test(test_partition_covers_each_task_once),
         cmocka_unit_test(test_partition_bad_arguments),
+        cmocka_unit_test(test_partition_share_covers_contiguously),
+        cmocka_unit_test(test_partition_group_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
