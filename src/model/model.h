@@ -124,6 +124,10 @@ int pep_model_backward(struct pep_model *m, unsigned groups);
  * finished layers' gradients while the lower layers still compute (jobs/stage_prime.c). */
 void pep_model_set_grad_ready(struct pep_model *m, pep_grad_ready_fn fn, void *ud);
 void pep_model_zero_grad(struct pep_model *m, unsigned groups);
+/* Tells the model that m->grads[begin, end) was written outside backward (a task group's sum
+ * over its ranks), so the next pep_model_zero_grad clears all of it, not only the word-embedding
+ * rows this process's batches touched. */
+void pep_model_grads_written(struct pep_model *m, size_t begin, size_t end);
 /* Logits of the last forward: tagger (N, ntags), one row per token of the batch; masked LM
  * (M, V) for the M labelled tokens only, in batch order (the MLM head skips the others). */
 const float *pep_model_logits(const struct pep_model *m);
