@@ -317,9 +317,18 @@ static int run_prime(struct pep_stage *stg)
             /* a group runs the task together: a rank that failed must not leave the others in it */
             if (G > 1) trc = pep_mpi_agree(trc, grp.comm);
             if (trc) break;
-            /* the rows this task's passes may give gradient: its batches' token ids (this rank's share) */
-            pep_exchange_mark_rows(xc.x, bs.input_ids, (size_t)pep_batch_tokens(&bs));
-            pep_exchange_mark_rows(xc.x, bq.input_ids, (size_t)pep_batch_tokens(&bq));
+            /* the rows this task's passes may give gradient: its batches' token ids; with task groups
+             * the whole task's (the lead adds the group-summed inner rows, which hold the word
+             * embeddings too when maml.inner_set = all) */
+            if (G > 1) {
+                for (int q = 0; q < S + Q; q++) {
+                    int x = q < S ? sidx[q] : qidx[q - S];
+                    pep_exchange_mark_rows(xc.x, sets[l].ids + (size_t)x * sets[l].T, (size_t)sets[l].len[x]);
+                }
+            } else {
+                pep_exchange_mark_rows(xc.x, bs.input_ids, (size_t)pep_batch_tokens(&bs));
+                pep_exchange_mark_rows(xc.x, bq.input_ids, (size_t)pep_batch_tokens(&bq));
+            }
             if (i == tr.count - 1 && cfg->maml.exchange_overlap) pep_maml_set_ready(mm, exchange_ready, &xc);
             trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
             if (trc == PEP_OK && (fault_here(rank, step) || !isfinite(res.query_loss)))

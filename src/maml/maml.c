@@ -292,12 +292,15 @@ static int labelled(const struct pep_batch *b)
 }
 
 /* Task groups: x[0..n) <- the sum over the group of w * x, after agreeing on `status`; without
- * a group just `status`. */
+ * a group just `status`. x may lie in the model's gradient block (then the model learns that
+ * rows its own batches did not touch were written). */
 static int group_sum(struct pep_maml *mm, int status, float *x, size_t n, float w)
 {
     if (!mm->o.group_sum) return status;
     if (status == PEP_OK)
         for (size_t i = 0; i < n; i++) x[i] *= w;
+    const float *g = mm->m->grads;
+    if (x >= g && x < g + mm->m->table.numel) pep_model_grads_written(mm->m, (size_t)(x - g), (size_t)(x - g) + n);
     return mm->o.group_sum(x, n, status, mm->o.group_ud);
 }
 

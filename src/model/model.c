@@ -100,6 +100,12 @@ static size_t relu_site(const struct pep_model *m, int l, int ad, int N)
     return (size_t)site * relu_pattern_words((size_t)N * s->bottleneck);
 }
 
+void pep_model_grads_written(struct pep_model *m, size_t begin, size_t end)
+{
+    const struct pep_param *w = &m->table.rows[m->state->wte];
+    if (begin < w->offset + w->numel && end > w->offset) m->state->wte_all_dirty = 1;
+}
+
 const float *pep_model_logits(const struct pep_model *m) { return m->state->logits; }
 int pep_model_ntargets(const struct pep_model *m) { return m->state->ntargets; }
 

@@ -140,6 +140,10 @@ size_t pep_model_grad_span(const struct pep_model *m, size_t begin, size_t end, 
 enum pep_relu_pattern { PEP_RELU_PATTERN_OWN, PEP_RELU_PATTERN_RECORD, PEP_RELU_PATTERN_REPLAY };
 size_t pep_model_relu_pattern_words(const struct pep_model *m, int N);
 void pep_model_set_relu_pattern(struct pep_model *m, enum pep_relu_pattern mode, uint64_t *bits);
+/* Tells the model that m->grads[begin, end) was written outside backward (a task group's sum
+ * over its ranks), so the next pep_model_zero_grad clears all of it, not only the word-embedding
+ * rows this process's batches touched. */
+void pep_model_grads_written(struct pep_model *m, size_t begin, size_t end);
 /* Logits of the last forward: tagger (N, ntags), one row per token of the batch; masked LM
  * (M, V) for the M labelled tokens only, in batch order (the MLM head skips the others). */
 const float *pep_model_logits(const struct pep_model *m);

@@ -73,6 +73,9 @@ sgd sgd2 1e-4 --set maml.order=2
 step "meta-learned PE + head (outer set plm+pe): the group-summed rows counted once"
 PAIRS="2:2 4:4" sgd meta 1e-4 --set maml.outer_set=plm+pe --set maml.pe_init=meta --set maml.order=2
 
+step "inner loop on every parameter (maml.inner_set = all): the group-summed rows include word embeddings"
+PAIRS="2:2" sgd all 1e-4 --set maml.inner_set=all
+
 step "one task per meta-step: groups larger than the meta-batch put idle ranks to work"
 PAIRS="2:2 4:4 4:2" matrix one 1e-6 1e-5 --set maml.meta_batch=1
 grep -q "2 task groups for a meta-batch of 1 tasks: 1 group stays idle" one-4-2.log || {
