@@ -1,4 +1,4 @@
-/* MAML priming (Gheini, Ma, May 2022; algorithm in shared design.md): the inner loop adapts
+/* MAML priming (Gheini, Ma, May 2022; algorithm in docs/model.md, "MAML priming"): the inner loop adapts
  * the inner set I (default PE + head) with k SGD steps on a support batch; the meta-gradient
  * of the query loss after adaptation flows to the outer set O (default the PLM) through the
  * adjoint recursion, with Hessian-vector products by central differences of two full
