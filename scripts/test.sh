@@ -47,10 +47,11 @@ if ! san_ctest -j 2 -L 'unit|mpi|integration' \
      -E '^(checkpoint_crash|tokenizer_spm_parity_all|pipeline_experiment_driver)$'; then
   # LeakSanitizer's own tracer can crash at a process's exit ("Tracer caught signal 11 ...
   # LeakSanitizer has encountered a fatal error"; GCC 12's libasan on glibc 2.36, seen once in
-  # pipeline_prime_mpi, which passed in the run before). A failed test gets one more run, said here; a
-  # test that fails again fails the suite.
-  pep_log "sanitizer pass: rerunning the failed tests once (see the first run's output above)"
-  san_ctest --rerun-failed || status=1
+  # pipeline_prime_mpi, which passed in the run before; on 2026-12-02 in pipeline_prime_mpi and
+  # pipeline_prime_groups in the same run). A failed test gets up to two more runs, said here; a
+  # test that fails all three fails the suite.
+  pep_log "sanitizer pass: rerunning the failed tests (up to twice; see the first run's output above)"
+  san_ctest --rerun-failed || { pep_log "sanitizer pass: second rerun"; san_ctest --rerun-failed; } || status=1
 fi
 pep_log "sanitizer tests took $((SECONDS - san_start)) s"
 
