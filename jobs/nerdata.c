@@ -20,7 +20,7 @@ int pep_run_tags(const struct pep_run *run, char names[][PEP_TAG_NAME_MAX], int 
 {
     *n = pep_list_count(run->cfg.data.tags);
     PEP_CHECK(*n >= 1 && *n <= cap, PEP_ERR_USAGE, "data.tags must list between 1 and %d tags", cap);
-    for (int i = 0; i < *n; i++) PEP_CALL(pep_list_item(run->cfg.data.tags, i, names[i], 32));
+    for (int i = 0; i < *n; i++) PEP_CALL(pep_list_item(run->cfg.data.tags, i, names[i], PEP_TAG_NAME_MAX));
     return PEP_OK;
 }
 

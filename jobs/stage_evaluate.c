@@ -46,12 +46,12 @@ static int run_evaluate(struct pep_stage *stg)
     struct pep_conlleval *ev = NULL;
     struct pep_eval_summary *sum = NULL;
     char *run_json = NULL;
-    char tags[64][PEP_TAG_NAME_MAX];
-    const char *tagp[64];
+    char tags[PEP_TAGS_MAX][PEP_TAG_NAME_MAX];
+    const char *tagp[PEP_TAGS_MAX];
     int ntags, ntgt = pep_list_count(cfg->data.targets);
     PEP_CHECK(run->model[0], PEP_ERR_USAGE, "peprime evaluate needs --model ADAPTED.h5 (the output of finetune)");
     PEP_CHECK(ntgt >= 1 && ntgt <= MAX_TARGETS, PEP_ERR_USAGE, "data.targets must list 1 to %d languages", MAX_TARGETS);
-    PEP_CALL(pep_run_tags(run, tags, 64, &ntags));
+    PEP_CALL(pep_run_tags(run, tags, PEP_TAGS_MAX, &ntags));
     for (int i = 0; i < ntags; i++) tagp[i] = tags[i];
     PEP_CALL(pep_conlleval_create(tagp, ntags, cfg->data.strict_iob2, &ev));
     PEP_ALLOC_GOTO(rc, sum, ntgt);

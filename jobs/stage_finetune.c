@@ -100,8 +100,8 @@ static int run_finetune(struct pep_stage *stg)
     struct pep_optim opt = {0};
     struct pep_conlleval *ev = NULL;
     struct pep_nerset train[MAX_SRC], dev[MAX_SRC];
-    char src[MAX_SRC][PEP_LANG_MAX], tags[64][PEP_TAG_NAME_MAX];
-    const char *tagp[64];
+    char src[MAX_SRC][PEP_LANG_MAX], tags[PEP_TAGS_MAX][PEP_TAG_NAME_MAX];
+    const char *tagp[PEP_TAGS_MAX];
     int nsrc = pep_list_count(cfg->data.source), ntags = 0;
     float *best = NULL;
     struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "dev_f1"},
@@ -109,7 +109,7 @@ static int run_finetune(struct pep_stage *stg)
     memset(train, 0, sizeof train);
     memset(dev, 0, sizeof dev);
     PEP_CHECK(nsrc >= 1 && nsrc <= MAX_SRC, PEP_ERR_USAGE, "data.source must list 1 to %d languages", MAX_SRC);
-    PEP_CALL(pep_run_tags(run, tags, 64, &ntags));
+    PEP_CALL(pep_run_tags(run, tags, PEP_TAGS_MAX, &ntags));
     for (int i = 0; i < ntags; i++) tagp[i] = tags[i];
     PEP_CALL_GOTO(rc, pep_conlleval_create(tagp, ntags, cfg->data.strict_iob2, &ev));
 

@@ -54,7 +54,7 @@ static void task_entry(struct pep_ckpt_task *t, const struct lang_state *ls, con
     t->state = ls->owner == rank ? state : NULL;
 }
 
-static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][32], int nlang, int rank)
+static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][PEP_LANG_MAX], int nlang, int rank)
 {
     int nt = 0;
     for (int l = 0; l < nlang; l++)
@@ -65,11 +65,11 @@ static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, 
 /* Appends "<lang>.start" entries (the inner-loop start of each language's latest episode) for
  * the languages drawn since meta-step `since` (the start of this process: starts are not
  * read back on resume). Every rank derives the same list. */
-static int fill_starts(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][32], int nlang, int rank,
+static int fill_starts(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][PEP_LANG_MAX], int nlang, int rank,
                        long since)
 {
     int nt = 0;
-    char name[32];
+    char name[PEP_CKPT_LANG_MAX];
     for (int l = 0; l < nlang; l++) {
         if (ls[l].owner < 0 || ls[l].step <= since) continue;
         snprintf(name, sizeof name, "%.20s.start", names[l]);
@@ -120,7 +120,7 @@ static int run_prime(struct pep_stage *stg)
     struct pep_optim opt = {0};
     struct pep_nerset sets[MAX_LANGS];
     struct lang_state ls[MAX_LANGS];
-    char names[MAX_LANGS][32];
+    char names[MAX_LANGS][PEP_LANG_MAX];
     int nlang = pep_list_count(cfg->data.languages);
     int *sidx = NULL, *qidx = NULL;
     struct pep_batch bs = {0}, bq = {0};
@@ -154,9 +154,9 @@ static int run_prime(struct pep_stage *stg)
     pep_task_weights(nlang, sizes, !strcmp(cfg->maml.sampling, "temperature"), cfg->maml.temperature, weights);
 
     /* model: the pretrained encoder from --init, fresh PE + head */
-    char ntag_names[64][32];
+    char ntag_names[PEP_TAGS_MAX][PEP_TAG_NAME_MAX];
     int ntags;
-    PEP_CALL_GOTO(rc, pep_run_tags(run, ntag_names, 64, &ntags));
+    PEP_CALL_GOTO(rc, pep_run_tags(run, ntag_names, PEP_TAGS_MAX, &ntags));
     struct pep_model_spec spec;
     /* a rank holds its group share of a batch: the first ranks of a group hold the most */
     int maxB = cfg->maml.support_size > cfg->maml.query_size ? cfg->maml.support_size : cfg->maml.query_size;
@@ -219,7 +219,7 @@ static int run_prime(struct pep_stage *stg)
 
     /* resume */
     long start = 0;
-    char rpath[1200];
+    char rpath[PEP_RUN_PATH_MAX];
     int found = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "prime", rpath, sizeof rpath, &found));
     if (found) {
@@ -393,7 +393,7 @@ static int run_prime(struct pep_stage *stg)
     sv.ntasks = fill_tasks(tasks, ls, names, nlang, rank);
     sv.ntasks += fill_starts(tasks + sv.ntasks, ls, names, nlang, rank, start);
     sv.step = step, sv.rng[1] = (uint64_t)step;
-    char path[1200];
+    char path[PEP_RUN_PATH_MAX];
     PEP_CALL_GOTO(rc, pep_run_path(run, "primed.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0) {

@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/corpus.h"
 #include "layers/activation.h"
+#include "maml/kinds.h"
 #include "model/kinds.h"
 #include "optim/optim.h"
 
@@ -50,18 +52,18 @@ static const struct pep_config_key keys[] = {
     KFLT("pe.lora_alpha", pe.lora_alpha, 0, 1e6, "LoRA alpha (scale = alpha / r)"),
     KSTR("pe.init", pe.init, "PE initialisation for finetune: fresh | meta | task:<lang>"),
 
-    KENUM("maml.method", maml.method, "maml|multitask|multitask-matched",
+    KNAMES("maml.method", maml.method, pep_maml_method_names,
           "priming method: MAML; the multi-task baseline (support + query, PE + head persist); or multi-task matched "
           "to MAML (encoder gradient from the query batch only, PE + head reset every episode per maml.pe_init)"),
     KINT("maml.order", maml.order, 1, 2, "1 = first-order, 2 = second-order meta-gradient"),
     KINT("maml.inner_steps", maml.inner_steps, 1, 100, "inner SGD steps per task (k)"),
     KFLT("maml.inner_lr", maml.inner_lr, 0, 100, "inner-loop learning rate (of maml.inner_optim)"),
-    KENUM("maml.inner_optim", maml.inner_optim, "sgd|adam",
+    KNAMES("maml.inner_optim", maml.inner_optim, pep_maml_inner_optim_names,
           "inner-loop optimiser: plain SGD, or Adam (optim.beta1/beta2/eps, bias-corrected, no weight decay, "
           "constant rate; first order only) as PE fine-tuning's AdamW moves the modules"),
     KENUM("maml.inner_set", maml.inner_set, "pe+head|all", "parameters adapted in the inner loop"),
     KENUM("maml.outer_set", maml.outer_set, "plm|plm+pe|all", "parameters updated by the outer loop"),
-    KENUM("maml.pe_init", maml.pe_init, "fresh|meta|episode",
+    KNAMES("maml.pe_init", maml.pe_init, pep_maml_pe_init_names,
           "inner-loop start of PE + head: one fixed seeded init; meta-learned; or drawn fresh every episode by "
           "fine-tuning's initialiser, seeded by (run.seed, meta-step, task)"),
     KFLT("maml.fd_eps", maml.fd_eps, 1e-8, 1, "eps0 of the finite-difference Hessian-vector product"),
@@ -152,14 +154,14 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->pe.lora_alpha = 16.0f;
     strcpy(cfg->pe.init, "fresh");
 
-    strcpy(cfg->maml.method, "maml");
+    strcpy(cfg->maml.method, pep_maml_method_name(PEP_MAML_METHOD_MAML));
     cfg->maml.order = 1;
     cfg->maml.inner_steps = 1;
     cfg->maml.inner_lr = 0.1f;
     strcpy(cfg->maml.inner_set, "pe+head");
     strcpy(cfg->maml.outer_set, "plm");
-    strcpy(cfg->maml.pe_init, "fresh");
-    strcpy(cfg->maml.inner_optim, "sgd");
+    strcpy(cfg->maml.pe_init, pep_maml_pe_init_name(PEP_MAML_PE_INIT_FRESH));
+    strcpy(cfg->maml.inner_optim, pep_maml_inner_optim_name(PEP_MAML_INNER_SGD));
     cfg->maml.fd_eps = 1e-3f;
     cfg->maml.meta_batch = 4;
     cfg->maml.support_size = 8;
@@ -403,6 +405,15 @@ int pep_config_validate(const struct pep_config *cfg)
     enum pep_pe_method pe = PEP_PE_METHOD_NONE;
     PEP_CHECK(pep_pe_method_parse(cfg->pe.method, &pe) == 0, PEP_ERR_USAGE, "%s: unknown pe.method '%s'", w,
               cfg->pe.method);
+    enum pep_maml_method method = PEP_MAML_METHOD_MAML;
+    enum pep_maml_pe_init pe_init = PEP_MAML_PE_INIT_FRESH;
+    enum pep_maml_inner_optim inner_optim = PEP_MAML_INNER_SGD;
+    PEP_CHECK(pep_maml_method_parse(cfg->maml.method, &method) == 0, PEP_ERR_USAGE, "%s: unknown maml.method '%s'",
+              w, cfg->maml.method);
+    PEP_CHECK(pep_maml_pe_init_parse(cfg->maml.pe_init, &pe_init) == 0, PEP_ERR_USAGE,
+              "%s: unknown maml.pe_init '%s'", w, cfg->maml.pe_init);
+    PEP_CHECK(pep_maml_inner_optim_parse(cfg->maml.inner_optim, &inner_optim) == 0, PEP_ERR_USAGE,
+              "%s: unknown maml.inner_optim '%s'", w, cfg->maml.inner_optim);
     if (pe == PEP_PE_METHOD_ADAPTER)
         PEP_CHECK(cfg->model.hidden / cfg->pe.reduction >= 1, PEP_ERR_USAGE,
                   "%s: pe.reduction = %d leaves no bottleneck for model.hidden = %d (bottleneck = hidden / "
@@ -419,18 +430,18 @@ int pep_config_validate(const struct pep_config *cfg)
     if (pe == PEP_PE_METHOD_NONE) {
         PEP_CHECK(strcmp(cfg->maml.outer_set, "plm+pe") != 0, PEP_ERR_USAGE,
                   "%s: maml.outer_set = plm+pe needs PE parameters but pe.method = none", w);
-        PEP_CHECK(strcmp(cfg->maml.pe_init, "meta") != 0, PEP_ERR_USAGE,
+        PEP_CHECK(pe_init != PEP_MAML_PE_INIT_META, PEP_ERR_USAGE,
                   "%s: maml.pe_init = meta needs PE parameters but pe.method = none", w);
     }
-    PEP_CHECK(strcmp(cfg->maml.inner_optim, "adam") != 0 || cfg->maml.order == 1, PEP_ERR_USAGE,
+    PEP_CHECK(inner_optim != PEP_MAML_INNER_ADAM || cfg->maml.order == 1, PEP_ERR_USAGE,
               "%s: maml.inner_optim = adam is first order only (the second-order recursion differentiates plain SGD "
               "steps); use maml.order = 1 or maml.inner_optim = sgd", w);
-    PEP_CHECK(strcmp(cfg->maml.method, "multitask-matched") != 0 || strcmp(cfg->maml.pe_init, "meta") != 0,
+    PEP_CHECK(method != PEP_MAML_METHOD_MULTITASK_MATCHED || pe_init != PEP_MAML_PE_INIT_META,
               PEP_ERR_USAGE,
               "%s: maml.method = multitask-matched resets PE + head every episode; maml.pe_init must be fresh or "
               "episode, not meta", w);
-    PEP_CHECK(pep_list_count(cfg->data.tags) >= 1 && pep_list_count(cfg->data.tags) <= 1024, PEP_ERR_USAGE,
-              "%s: data.tags must list between 1 and 1024 tags", w);
+    PEP_CHECK(pep_list_count(cfg->data.tags) >= 1 && pep_list_count(cfg->data.tags) <= PEP_TAGS_MAX, PEP_ERR_USAGE,
+              "%s: data.tags must list between 1 and %d tags", w, PEP_TAGS_MAX);
     return PEP_OK;
 }
 

@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PEP_TAG_NAME_MAX 32
+#define PEP_TAG_NAME_MAX 32 /* bytes of a tag name, NUL included */
+#define PEP_TAGS_MAX 64     /* tags in a tag set (data.tags) */
 
 struct pep_corpus {
     char name[64];        /* language code, or "generated:<lang>" for the synthetic corpus */

@@ -39,16 +39,16 @@ struct pep_maml {
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->method = !strcmp(cfg->maml.method, "multitask")           ? PEP_MAML_METHOD_MULTITASK
-                : !strcmp(cfg->maml.method, "multitask-matched") ? PEP_MAML_METHOD_MULTITASK_MATCHED
-                                                                 : PEP_MAML_METHOD_MAML;
+    /* pep_config_validate checked the names */
+    PEP_CHECK(pep_maml_method_parse(cfg->maml.method, &o->method) == 0 &&
+                  pep_maml_pe_init_parse(cfg->maml.pe_init, &o->pe_init) == 0 &&
+                  pep_maml_inner_optim_parse(cfg->maml.inner_optim, &o->inner_optim) == 0,
+              PEP_ERR_USAGE, "unknown maml.method '%s', maml.pe_init '%s' or maml.inner_optim '%s' (pep_config_validate "
+              "lists the choices)", cfg->maml.method, cfg->maml.pe_init, cfg->maml.inner_optim);
     o->order = cfg->maml.order;
     o->inner_steps = cfg->maml.inner_steps;
     o->inner_lr = cfg->maml.inner_lr;
     o->fd_eps = cfg->maml.fd_eps;
-    o->pe_init_meta = !strcmp(cfg->maml.pe_init, "meta");
-    o->pe_init_episode = !strcmp(cfg->maml.pe_init, "episode");
-    o->inner_adam = !strcmp(cfg->maml.inner_optim, "adam");
     o->beta1 = cfg->optim.beta1, o->beta2 = cfg->optim.beta2, o->adam_eps = cfg->optim.eps;
     o->fresh_seed = (uint64_t)cfg->run.seed * 1000003u + 17u;
     o->meta_batch = cfg->maml.meta_batch;
@@ -63,11 +63,7 @@ int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_mod
                       "maml.outer_set = %s includes the '%s' group, which is empty for pe.method = %s",
                       cfg->maml.outer_set, pep_group_name((enum pep_group)g), cfg->pe.method);
     unsigned both = o->inner & o->outer & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
-    PEP_CHECK(o->method != PEP_MAML_METHOD_MAML || !o->inner_adam || o->order == 1, PEP_ERR_USAGE,
-              "maml.inner_optim = adam is first order only; use maml.order = 1 or maml.inner_optim = sgd");
-    PEP_CHECK(o->method != PEP_MAML_METHOD_MULTITASK_MATCHED || !o->pe_init_meta, PEP_ERR_USAGE,
-              "maml.method = multitask-matched restarts PE + head every episode: maml.pe_init must be fresh or episode");
-    PEP_CHECK(o->method == PEP_MAML_METHOD_MULTITASK || !both || o->pe_init_meta, PEP_ERR_USAGE,
+    PEP_CHECK(o->method == PEP_MAML_METHOD_MULTITASK || !both || o->pe_init == PEP_MAML_PE_INIT_META, PEP_ERR_USAGE,
               "maml.outer_set = %s updates parameters that maml.inner_set = %s restarts fresh every episode; set "
               "maml.pe_init = meta to meta-learn their initialisation, or use maml.outer_set = plm",
               cfg->maml.outer_set, cfg->maml.inner_set);
@@ -104,12 +100,12 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->fin.done, 2 * (size_t)m->table.count);
-    if (o->inner_adam && o->method == PEP_MAML_METHOD_MAML) {
+    if (o->inner_optim == PEP_MAML_INNER_ADAM && o->method == PEP_MAML_METHOD_MAML) {
         PEP_ALLOC_GOTO(rc, mm->am, mm->n_in);
         PEP_ALLOC_GOTO(rc, mm->av, mm->n_in);
     }
     /* the fixed fresh start of the non-PLM inner groups: the model's own seeded initialiser */
-    if (!o->pe_init_meta && !o->pe_init_episode && o->method != PEP_MAML_METHOD_MULTITASK) {
+    if (o->pe_init == PEP_MAML_PE_INIT_FRESH && o->method != PEP_MAML_METHOD_MULTITASK) {
         float *save = NULL;
         PEP_ALLOC_GOTO(rc, save, n);
         memcpy(save, m->params, n * sizeof(float));
@@ -430,9 +426,9 @@ static void inner_start(struct pep_maml *mm, uint64_t seed)
     struct pep_model *m = mm->m;
     unsigned fresh_groups = mm->o.inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
     size_t fb, fe;
-    if (mm->o.pe_init_meta || !fresh_groups || pep_param_table_range(&m->table, fresh_groups, &fb, &fe) != PEP_OK)
+    if (mm->o.pe_init == PEP_MAML_PE_INIT_META || !fresh_groups || pep_param_table_range(&m->table, fresh_groups, &fb, &fe) != PEP_OK)
         return;
-    if (mm->o.pe_init_episode)
+    if (mm->o.pe_init == PEP_MAML_PE_INIT_EPISODE)
         pep_model_init_weights(m, pep_splitmix64(seed ^ 0x6a09e667f3bcc909ULL), fresh_groups);
     else
         memcpy(m->params + fb, mm->init + (fb - mm->in_b), (fe - fb) * sizeof(float));
@@ -443,7 +439,7 @@ static void inner_update(struct pep_maml *mm, int j, const float *pj, const floa
 {
     const struct pep_maml_opts *o = &mm->o;
     float a = o->inner_lr;
-    if (!o->inner_adam) {
+    if (o->inner_optim == PEP_MAML_INNER_SGD) {
         for (size_t i = 0; i < mm->n_in; i++) pn[i] = pj[i] - a * gj[i];
         return;
     }

@@ -16,13 +16,9 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "maml/kinds.h"
 #include "model/model.h"
 #include "optim/optim.h"
-
-/* MULTITASK: plain training on support + query, PE + head persist and train with the encoder.
- * MULTITASK_MATCHED: the encoder gets the gradient of the query batch only (MAML's outer
- * sentences), through PE + head restarted every episode like MAML's inner loop (no adaptation). */
-enum pep_maml_method { PEP_MAML_METHOD_MAML, PEP_MAML_METHOD_MULTITASK, PEP_MAML_METHOD_MULTITASK_MATCHED };
 
 struct pep_maml_opts {
     enum pep_maml_method method;
@@ -32,11 +28,11 @@ struct pep_maml_opts {
     float fd_eps;       /* eps0: the HVP step is eps0 / ||v|| */
     unsigned inner;     /* group mask of I */
     unsigned outer;     /* group mask of O */
-    int pe_init_meta;   /* 1: the inner loop starts from the model's PE + head (meta-learned); 0: a fresh init */
-    int pe_init_episode;/* with pe_init_meta = 0: 1 = drawn anew every episode (pep_model_init_weights, seeded by
-                           the task seed), 0 = one fixed init drawn from fresh_seed */
+    enum pep_maml_pe_init pe_init; /* META: the inner loop starts from the model's PE + head; FRESH: one fixed
+                           init drawn from fresh_seed; EPISODE: drawn anew every episode
+                           (pep_model_init_weights, seeded by the task seed) */
     uint64_t fresh_seed;/* seed of the fixed fresh init */
-    int inner_adam;     /* 0: inner SGD; 1: inner Adam (first order only) */
+    enum pep_maml_inner_optim inner_optim; /* SGD, or Adam (first order only) */
     float beta1, beta2, adam_eps; /* inner Adam */
     int meta_batch;     /* tasks per meta-step (the meta-gradient is their mean) */
     /* Task groups (maml.group_size > 1): the G ranks of a group each pass pep_maml_task a

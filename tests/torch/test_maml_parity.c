@@ -151,7 +151,7 @@ static void run(struct pep_fixture *tf, enum pep_maml_method method, int order, 
     o.fd_eps = 1e-3f;
     o.inner = (unsigned)scalar(tf, "maml/inner_groups");
     o.outer = (unsigned)scalar(tf, "maml/outer_groups");
-    o.pe_init_meta = (int)scalar(tf, "maml/pe_init_meta");
+    o.pe_init = (int)scalar(tf, "maml/pe_init_meta") ? PEP_MAML_PE_INIT_META : PEP_MAML_PE_INIT_FRESH;
     o.fresh_seed = (uint64_t)scalar(tf, "maml/fresh_seed");
     o.meta_batch = 1;
     struct pep_maml *mm = NULL;
