@@ -10,6 +10,7 @@ int pep_cmd_bench(int argc, char **argv);
 int pep_cmd_config(int argc, char **argv);
 int pep_cmd_tokenizer(int argc, char **argv);
 int pep_cmd_inspect(int argc, char **argv);
+int pep_cmd_strip(int argc, char **argv);
 /* raw commands: argv[0] is the command name; they return the process exit code */
 int pep_cmd_import_hf(int argc, char **argv);
 int pep_cmd_export_hf(int argc, char **argv);

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"evaluate", pep_cmd_evaluate, "zero-shot entity F1 per target language -> <out>/results.{json,csv}", 1},
     {"import-hf", pep_cmd_import_hf, "import Hugging Face XLM-R weights (safetensors) -> base.h5", 1},
     {"export-hf", pep_cmd_export_hf, "export a checkpoint as Hugging Face files (+ peft / AdapterHub PE modules)", 0},
+    {"strip", pep_cmd_strip, "copy a checkpoint without optimizer and task states (weights, config, log)", 0},
     {"inspect", pep_cmd_inspect, "print a checkpoint: stage, step, config, groups with norms, tasks, log (--verify)", 0},
     {"config", pep_cmd_config, "print the resolved config (--config F --set k=v), or --doc for the key reference", 0},
     {"bench", pep_cmd_bench, "benchmarks: bench encoder --shape tiny|base --mode full|pe", 0},

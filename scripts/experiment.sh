@@ -7,7 +7,8 @@
 #   scripts/experiment.sh --exp jobs/experiments/wikiann-v2 --run runs/v2 [--seeds ..] [--arms ..]
 #                         [--pe ..] [--bases 2000,16000] [--jobs N] [--threads T] [--collect | --calibrate]
 # pretrains once, keeps the checkpoints at grid.conf's `bases` steps as RUN/bases/base-step<N>.h5
-# (hard links; SHA-256 in RUN/bases/SHA256SUMS and RUN/bases.csv), then runs the cells of
+# (`peprime strip` copies, weights without optimizer state; SHA-256 in RUN/bases/SHA256SUMS and
+# RUN/bases.csv), then runs the cells of
 # grid.conf — every arm of `strong.arms` x `strong.pe` on the last base, `weak.arms` x
 # `weak.pe` on the others, `seeds` each; --arms/--pe/--bases restrict them, --seeds replaces
 # them — into RUN/b<N>/{prime,finetune,evaluate}/<pe>-<arm>-s<seed>, seed-major, strongest base
@@ -18,6 +19,9 @@
 # RUN/results_long.csv (base,pe,arm,seed,language,f1 with f1 in %) is rebuilt from all finished
 # cells, so it is complete after any interruption; --collect only rebuilds it.
 # --calibrate: pretraining (if not done) and the inner-rate calibration only, locally.
+# --bases-from DIR: the bases of an earlier stretch of work instead of pretraining — a copy of
+# its RUN/bases (stripped base-step<N>.h5, spm.model, SHA256SUMS, calibration/), e.g. the one
+# committed under docs/results/bases; every file is checked against SHA256SUMS first.
 # --slurm: submits the pretraining job when the bases are missing (run the same command again
 # once it has finished), else per base and arm slurm/pipeline.sh job arrays (the calibrated
 # arms only once RUN/calibration/inner_lr exists: run --calibrate locally first, minutes);
@@ -50,12 +54,12 @@ split() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s\n' "${a[@]}"; }
 
 exp=$PEP_ROOT/jobs/experiments/wikiann-small run=$PEP_ROOT/runs/experiment
 seeds=1,2,3 arms=none,maml,maml-all,multitask pes=adapter,prefix
-jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra="" bases_opt="" collect_only=0 calibrate_only=0
+jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra="" bases_opt="" bases_from="" collect_only=0 calibrate_only=0
 seeds_set=0 arms_set=0 pes_set=0
 sets=()
 while (($#)); do
   case "$1" in
-    --exp | --run | --seeds | --arms | --pe | --jobs | --threads | --set | --sbatch | --bases)
+    --exp | --run | --seeds | --arms | --pe | --jobs | --threads | --set | --sbatch | --bases | --bases-from)
       (($# >= 2)) || die "option $1 needs a value" ;;
   esac
   case "$1" in
@@ -70,6 +74,7 @@ while (($#)); do
     --sbatch) sbatch_extra=$2; shift 2 ;;
     --slurm) slurm=1; shift ;;
     --bases) bases_opt=$2; shift 2 ;;
+    --bases-from) bases_from=$2; shift 2 ;;
     --collect) collect_only=1; shift ;;
     --calibrate) calibrate_only=1; shift ;;
     --no-report) report=0; shift ;;
@@ -112,6 +117,10 @@ export PEP_SKIP_DONE=1
 
 # experiment v2 (grid.conf): its cell list, cell runner, bases and long CSV
 ((grid)) && source "$PEP_ROOT/scripts/experiment_grid.sh"
+if [[ -n "$bases_from" ]]; then
+  ((grid)) || die "--bases-from needs a job folder with a grid.conf (experiment v2)"
+  ((dry)) || grid_bases_from "$bases_from"
+fi
 ((grid && (slurm || collect_only))) && { grid_main; exit $?; }
 ((collect_only)) && die "--collect needs a job folder with a grid.conf (experiment v2)"
 
@@ -188,10 +197,14 @@ else
 fi
 T0=$(date +%s)
 
-say "pretrain (tokenizer + masked LM) with $((jobs * threads)) threads"
-PEP_THREADS=$((jobs * threads)) stage base pretrain --out "$run/pretrain" ||
-  die "pretraining failed; see $run/logs/pretrain-base.log"
-((grid)) && grid_bases
+if ((grid)) && grid_bases_ready; then
+  say "bases ready in $run/bases (SHA256SUMS checked): no pretraining"
+else
+  say "pretrain (tokenizer + masked LM) with $((jobs * threads)) threads"
+  PEP_THREADS=$((jobs * threads)) stage base pretrain --out "$run/pretrain" ||
+    die "pretraining failed; see $run/logs/pretrain-base.log"
+  ((grid)) && grid_bases
+fi
 if ((calibrate_only)); then
   ((grid)) || die "--calibrate needs a job folder with a grid.conf (experiment v2)"
   lr=$(grid_inner_lr) || die "the calibration failed; see $run/logs/prime-calibration-*.log"

@@ -71,8 +71,9 @@ grid_cells() {
   say "${#cells[@]} cells (bases $(grid_base_list); seeds $seeds; grid.conf of $exp) into $run; $jobs at a time, $threads BLAS thread(s) each"
 }
 
-# grid_bases: RUN/bases/base-step<N>.h5 hard-linked from the pretraining checkpoints (they
-# survive rotation), the tokenizer beside them, SHA256SUMS and bases.csv
+# grid_bases: RUN/bases/base-step<N>.h5, the pretraining checkpoints at grid.conf's steps
+# without their optimizer state (`peprime strip`: a third of the size, what a later stretch of
+# work needs), the tokenizer beside them, SHA256SUMS and bases.csv
 grid_bases() {
   ((dry)) && return 0
   mkdir -p "$run/bases"
@@ -82,11 +83,17 @@ grid_bases() {
     [[ -s "$dst" ]] && continue
     src=$(printf '%s/pretrain/checkpoints/pretrain-step%08d.h5' "$run" "$b")
     [[ -s "$src" ]] || die "base $b: $src is missing (was it rotated away? pretrain.ini must keep every checkpoint: checkpoint.keep >= steps / every)"
-    ln -f "$src" "$dst" 2>/dev/null || cp "$src" "$dst" || die "cannot keep $src as $dst"
+    "${PEPRIME_BIN:-$PEP_ROOT/build/peprime}" strip "$src" -o "$dst" >/dev/null || die "cannot keep $src as $dst (peprime strip failed)"
   done
   [[ -s "$run/bases/spm.model" ]] || ln -f "$run/pretrain/spm.model" "$run/bases/spm.model" 2>/dev/null ||
     cp "$run/pretrain/spm.model" "$run/bases/spm.model" || die "cannot copy the tokenizer into $run/bases"
   (cd "$run/bases" && sha256sum base-step*.h5 spm.model >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
+  grid_bases_csv
+}
+
+# grid_bases_csv: RUN/bases.csv (base, file, sha256) from RUN/bases/SHA256SUMS
+grid_bases_csv() {
+  local b
   {
     echo "base,file,sha256"
     for b in $(split "$g_bases"); do
@@ -94,6 +101,43 @@ grid_bases() {
     done
   } >"$run/bases.csv"
   say "bases: $(paste -sd' ' "$run/bases.csv" | cut -c1-200) (RUN/bases/SHA256SUMS)"
+}
+
+# grid_bases_ready: every base of grid.conf and the tokenizer are in RUN/bases and match
+# RUN/bases/SHA256SUMS (then pretraining is not needed)
+grid_bases_ready() {
+  local b
+  [[ -s "$run/bases/SHA256SUMS" && -s "$run/bases/spm.model" ]] || return 1
+  for b in $(split "$g_bases"); do [[ -s "$(base_file "$b")" ]] || return 1; done
+  (cd "$run/bases" && sha256sum --quiet -c SHA256SUMS) >/dev/null 2>&1
+}
+
+# grid_bases_from DIR: the bases of an earlier stretch of work — a copy of its RUN/bases
+# (base-step<N>.h5, spm.model, SHA256SUMS, and calibration/inner_lr + calibration.csv once
+# calibrated), e.g. docs/results/bases — into RUN/bases after checking every checksum
+grid_bases_from() {
+  local d=$1 b f
+  [[ -s "$d/SHA256SUMS" ]] || die "--bases-from $d: no SHA256SUMS there (a copy of an earlier run's RUN/bases is expected)"
+  for b in $(split "$g_bases"); do
+    [[ -s "$d/base-step$b.h5" ]] || die "--bases-from $d: base-step$b.h5 (grid.conf base $b) is missing"
+  done
+  [[ -s "$d/spm.model" ]] || die "--bases-from $d: spm.model is missing"
+  (cd "$d" && sha256sum --quiet -c SHA256SUMS) ||
+    die "--bases-from $d: a file does not match its line in SHA256SUMS (damaged or replaced); restore it from git"
+  mkdir -p "$run/bases"
+  for f in SHA256SUMS spm.model $(for b in $(split "$g_bases"); do echo "base-step$b.h5"; done); do
+    if [[ -e "$run/bases/$f" ]]; then
+      cmp -s "$d/$f" "$run/bases/$f" && continue
+      die "--bases-from $d: $run/bases/$f exists and differs: this run has other bases; use another --run"
+    fi
+    ln -f "$d/$f" "$run/bases/$f" 2>/dev/null || cp "$d/$f" "$run/bases/$f" || die "cannot copy $d/$f into $run/bases"
+  done
+  if [[ -s "$d/calibration/inner_lr" && ! -s "$run/calibration/inner_lr" ]]; then
+    mkdir -p "$run/calibration"
+    cp "$d/calibration/inner_lr" "$d/calibration/calibration.csv" "$run/calibration/" 2>/dev/null ||
+      cp "$d/calibration/inner_lr" "$run/calibration/"
+  fi
+  grid_bases_csv
 }
 
 # grid_inner_lr: the inner SGD rate of grid.conf's `calibrate.arms`, chosen once on the

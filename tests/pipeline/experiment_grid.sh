@@ -4,7 +4,8 @@
 # grid runs (continued MLM shared by the PE methods, per-episode priming, multitask-matched,
 # an SGD arm at the inner rate the driver calibrates against the Adam arm),
 # results_long.csv has one row per (base, pe, arm, seed, language) with F1 in %, a rerun
-# redoes nothing, --collect rebuilds the CSV, and an unknown arm is refused.
+# redoes nothing, --collect rebuilds the CSV, --bases-from starts a new run from kept bases
+# (checksums checked, no pretraining, the same F1), and an unknown arm is refused.
 # usage: experiment_grid.sh PEPRIME_BIN WORKDIR
 set -euo pipefail
 bin=$1 work=$2
@@ -22,8 +23,17 @@ drive >"$work/first.log" 2>&1 || { cat "$work/first.log"; fail "grid run failed"
 for b in 10 20; do
     f=$run/bases/base-step$b.h5
     [[ -s "$f" ]] || fail "base $b not kept as $f"
-    [[ "$(stat -c %i "$f")" == "$(stat -c %i "$(printf '%s/pretrain/checkpoints/pretrain-step%08d.h5' "$run" "$b")")" ]] ||
-        fail "base $b is not the step-$b checkpoint"
+    /usr/bin/python3 - "$f" "$(printf '%s/pretrain/checkpoints/pretrain-step%08d.h5' "$run" "$b")" <<'PY' ||
+import sys, h5py, numpy as np
+base, ck = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+assert "optimizer" not in base and "optimizer" in ck, "the base should be the checkpoint without its optimizer state"
+assert base.attrs["step"] == ck.attrs["step"]
+def cmp(name, o):
+    if isinstance(o, h5py.Dataset):
+        assert np.array_equal(o[()], ck["model"][name][()]), name
+base["model"].visititems(cmp)
+PY
+        fail "base $b is not the stripped step-$b checkpoint"
 done
 (cd "$run/bases" && sha256sum -c --quiet SHA256SUMS) || fail "SHA256SUMS does not match the bases"
 grep -q "^20,bases/base-step20.h5,$(sha256sum "$run/bases/base-step20.h5" | cut -c1-64)$" "$run/bases.csv" ||
@@ -71,7 +81,26 @@ echo "== 3. the report reads the grid"
     { cat "$work/report.log"; fail "report failed"; }
 grep -q "## Base 20, adapter" "$work/report/results_v2.md" || fail "no base-20 table"
 
-echo "== 4. an unknown arm is refused"
+echo "== 4. --bases-from: a later stretch of work starts from the kept bases, no pretraining"
+kept=$work/kept-bases
+cp -r "$run/bases" "$kept"
+mkdir -p "$kept/calibration" && cp "$run/calibration/inner_lr" "$run/calibration/calibration.csv" "$kept/calibration/"
+run2=$work/run2
+bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$run2" --jobs 2 --no-report --bases-from "$kept" \
+    --bases 10 --arms none,maml >"$work/from.log" 2>&1 || { cat "$work/from.log"; fail "--bases-from run failed"; }
+grep -q "bases ready in .* no pretraining" "$work/from.log" || fail "--bases-from did not skip pretraining"
+[[ ! -e "$run2/pretrain" ]] || fail "--bases-from ran pretraining"
+cmp -s "$run/bases.csv" "$run2/bases.csv" || fail "bases.csv differs between the runs"
+cmp -s "$run/calibration/inner_lr" "$run2/calibration/inner_lr" || fail "the calibrated rate was not restored"
+# the same cells from the same bases give the same F1
+diff <(grep '^10,' "$run/results_long.csv") <(tail -n +2 "$run2/results_long.csv") || fail "cells from the kept bases differ"
+# a damaged kept base is refused before anything runs
+printf 'x' >>"$kept/base-step10.h5"
+if bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$work/run3" --no-report --bases-from "$kept" \
+    >"$work/damaged.log" 2>&1; then fail "a damaged kept base was accepted"; fi
+grep -q "does not match its line in SHA256SUMS" "$work/damaged.log" || { cat "$work/damaged.log"; fail "no clear message for a damaged base"; }
+
+echo "== 5. an unknown arm is refused"
 if drive --arms maml,nosuch >"$work/bad.log" 2>&1; then fail "unknown arm accepted"; fi
 grep -q "unknown arm 'nosuch'" "$work/bad.log" || { cat "$work/bad.log"; fail "no clear message for an unknown arm"; }
 echo "experiment_grid: ok"
