@@ -252,23 +252,25 @@ cleanup:
 }
 
 /* One MAML meta-step (1 task): k inner SGD steps on adapters + head over a support batch,
- * the query loss on another, the meta-gradient for the PLM, and the outer AdamW step — the
- * same shapes as tests/bench/torch_maml.py. Synthetic: 8 + 8 full-length sequences; real
+ * the query loss on another, the meta-gradient for the PLM, and the outer step (gradient-norm
+ * clip at optim.clip = 1 and AdamW over the PLM; --no-update: the meta-gradient only) — the
+ * same work as tests/bench/torch_maml.py (--no-update likewise). Synthetic: 8 + 8 full-length sequences; real
  * data: maml.support_size + maml.query_size (8 + 8) sentences drawn afresh every meta-step. */
 static int bench_maml(int argc, char **argv)
 {
     const char *shape = "tiny";
-    int order = 1, k = 1, steps = 5, warm = 1;
+    int order = 1, k = 1, steps = 5, warm = 1, update = 1;
     struct bench_source src = {0};
     for (int i = 0; i < argc; i++) {
         if (source_option(&src, argc, argv, &i, NULL)) continue;
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
+        else if (!strcmp(argv[i], "--no-update")) update = 0;
         else if (!strcmp(argv[i], "--order") && i + 1 < argc) order = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--k") && i + 1 < argc) k = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warm = atoi(argv[++i]);
         else PEP_FAIL(PEP_ERR_USAGE, "bench maml: unknown argument '%s' (use --shape tiny|base --order 1|2 --k N "
-                      "--steps N [--data LANG --tokenizer FILE [--dump FILE]])", argv[i]);
+                      "--steps N [--no-update] [--data LANG --tokenizer FILE [--dump FILE]])", argv[i]);
     }
     PEP_CHECK(order == 1 || order == 2, PEP_ERR_USAGE, "--order must be 1 or 2");
     PEP_CHECK(k >= 1 && steps >= 1 && warm >= 0, PEP_ERR_USAGE, "--k and --steps must be positive");
@@ -314,19 +316,20 @@ static int bench_maml(int argc, char **argv)
         struct pep_maml_task_result res;
         pep_maml_zero(mm);
         PEP_CALL_GOTO(rc, pep_maml_task(mm, &bs, &bq, (uint64_t)it, &res));
-        PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, NULL));
+        if (update) PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, NULL));
         lq = res.query_loss;
         if (it >= warm) busy += times[it - warm] = pep_now_s() - t0;
     }
     /* synthetic: the mean meta-step, as before; real data: the mean too (batches differ) */
     double dt = busy / steps;
-    printf("maml %-4s order %d k %d%s%s: %8.1f ms/meta-step  peak RSS %7.0f MiB  (query loss %.4f; pad fraction %.3f)\n",
-           shape, order, k, src.lang ? " data=" : "", src.lang ? src.lang : "", 1e3 * dt, pep_peak_rss_mib(), lq,
-           pad_fraction(&src));
+    printf("maml %-4s order %d k %d%s%s%s: %8.1f ms/meta-step  peak RSS %7.0f MiB  (query loss %.4f; pad fraction %.3f)\n",
+           shape, order, k, src.lang ? " data=" : "", src.lang ? src.lang : "", update ? "" : " no update", 1e3 * dt,
+           pep_peak_rss_mib(), lq, pad_fraction(&src));
     printf("{\"bench\":\"maml\",\"impl\":\"peprime\",\"shape\":\"%s\",\"order\":%d,\"k\":%d,\"data\":\"%s\","
-           "\"support\":%d,\"query\":%d,\"steps\":%d,\"ms_per_step\":%.2f,\"pad_fraction\":%.4f,\"peak_rss_mib\":%.0f}\n",
-           shape, order, k, src.lang ? src.lang : "synthetic", S, Q, steps, 1e3 * dt, pad_fraction(&src),
-           pep_peak_rss_mib());
+           "\"update\":%s,\"support\":%d,\"query\":%d,\"steps\":%d,\"ms_per_step\":%.2f,\"pad_fraction\":%.4f,"
+           "\"peak_rss_mib\":%.0f}\n",
+           shape, order, k, src.lang ? src.lang : "synthetic", update ? "true" : "false", S, Q, steps, 1e3 * dt,
+           pad_fraction(&src), pep_peak_rss_mib());
 cleanup:
     pep_free(times);
     pep_free(idx);

@@ -6,7 +6,9 @@ rows of docs/benchmarks.md: medians and the range of the per-repeat ratios. Suit
   compare.py encoder [--shapes tiny,base] [--threads 1,2] [--repeat N]   fwd+bwd tokens/s, full and PE modes
   compare.py pe      [--shapes tiny,base] [--threads 1] [--repeat N]     PE methods vs a full step, vs PyTorch
   compare.py maml    [--shapes tiny] [--ks 1,3,5] [--orders 1,2]         ms per meta-step and peak RSS, and the
-                                                                      second-order cost (order 2 / order 1) of both sides
+                   [--no-update]                                      second-order cost (order 2 / order 1) of both sides;
+                                                                      a meta-step ends with the outer clip + AdamW step on
+                                                                      both sides, --no-update stops both at the meta-gradient
 
 Real data (--data LANG, e.g. en): every row runs the same seeded random batches of LANG's
 WikiAnn train split ($PEPRIME_DATA) on both sides — peprime unpadded (tokens/s counts real
@@ -195,11 +197,12 @@ def suite_maml(a):
             for k in a.ks:
                 steps = a.steps or ("3" if shape == "base" else "5")
                 pd, td = data_args(a, "maml", "%s-o%d-k%d" % (shape, order, k))
+                nu = ["--no-update"] if a.no_update else []
                 p, t, pairs, label = paired(
                     a, [a.peprime, "bench", "maml", "--shape", shape, "--order", str(order), "--k", str(k),
-                        "--steps", str(steps), "--warmup", "1"] + pd,
+                        "--steps", str(steps), "--warmup", "1"] + nu + pd,
                     [sys.executable, os.path.join(HERE, "torch_maml.py"), "--config", shape, "--order", str(order),
-                     "--k", str(k), "--iters", str(steps), "--warmup", "1"] + td,
+                     "--k", str(k), "--iters", str(steps), "--warmup", "1"] + nu + td,
                     a.threads[0], "ms_per_meta_step", True)
                 for r in [t] + [x for _, x in pairs]:
                     if r and "ms_per_meta_step" in r:
@@ -240,6 +243,8 @@ def main():
     ap.add_argument("--vocab", type=int, default=16000, help="vocabulary of the cached --data tokenizer")
     ap.add_argument("--batch", type=int, default=32, help="sentences per encoder batch with --data")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-update", action="store_true",
+                    help="maml: stop at the meta-gradient on both sides (default: the outer clip + AdamW step too)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run every row N times, peprime and PyTorch interleaved; print medians and the ratio range")
     ap.add_argument("--peprime", default=os.path.join(ROOT, "build", "peprime"))
