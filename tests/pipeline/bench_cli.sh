@@ -39,7 +39,9 @@ if [ -f "$DATA/ner/wikiann/en/train.txt" ]; then
         || fail "bench encoder --data: pad_fraction not in (0, 1): $out"
     [ "$(grep -c '^batch ' "$tmp/b.txt")" = 2 ] || fail "bench encoder --dump: expected 2 batches in $tmp/b.txt"
     out=$("$B" bench maml --shape tiny --data en --tokenizer "$tmp/spm.model" --steps 1 --warmup 0)
-    grep -q '"data":"en","support":8,"query":8' <<<"$out" || fail "bench maml --data: $out"
+    grep -q '"data":"en","update":true,"support":8,"query":8' <<<"$out" || fail "bench maml --data: $out"
+    out=$("$B" bench maml --shape tiny --data en --tokenizer "$tmp/spm.model" --steps 1 --warmup 0 --no-update)
+    grep -q '"update":false' <<<"$out" || fail "bench maml --no-update: $out"
     set +e; msg=$("$B" bench encoder --data en2 --tokenizer "$tmp/spm.model" 2>&1); rc=$?; set -e
     [ "$rc" != 0 ] && grep -q "no train split for language 'en2'" <<<"$msg" || fail "bench --data en2 ($rc): $msg"
 else
