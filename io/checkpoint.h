@@ -163,6 +163,12 @@ const char *pep_ckpt_path(const struct pep_ckpt_reader *r);
 /* Compares the stored model shape attrs with `spec`; the first difference is an error
  * naming the attribute and both values. PEP_ERR_FORMAT if the file has no shape attrs. */
 int pep_ckpt_check_spec(const struct pep_ckpt_reader *r, const struct pep_model_spec *spec);
+/* A model of the file's own shape (its shape attributes; forward buffers for one short
+ * sentence: a model to read, convert or copy, not to train) holding every weight of the file;
+ * *groups = the parameter groups the file holds (all, or all but the head for a base without
+ * one, whose model gets a zero one-tag head). PEP_ERR_FORMAT if the file has no shape
+ * attributes. */
+int pep_ckpt_read_model(struct pep_ckpt_reader *r, struct pep_model **out, unsigned *groups);
 /* Reads every row in `groups` into the flat block `params`; each dataset must exist with the
  * row's shape, a float32 type and a matching checksum. */
 int pep_ckpt_read_params(struct pep_ckpt_reader *r, const struct pep_param_table *table, float *params,

@@ -104,3 +104,25 @@ int pep_ckpt_check_spec(const struct pep_ckpt_reader *r, const struct pep_model_
 #undef SPEC_INT
     return PEP_OK;
 }
+
+int pep_ckpt_read_model(struct pep_ckpt_reader *r, struct pep_model **out, unsigned *groups)
+{
+    *out = NULL;
+    const struct pep_ckpt_info *info = pep_ckpt_info(r);
+    PEP_CHECK(info->has_spec, PEP_ERR_FORMAT, "%s has no model shape attributes; was it written by peprime?",
+              pep_ckpt_path(r));
+    struct pep_model_spec spec = info->spec;
+    spec.max_B = 1;
+    spec.max_T = spec.max_positions - 2 < 8 ? spec.max_positions - 2 : 8; /* no training: small buffers */
+    *groups = PEP_GROUPS_ALL;
+    if (spec.head == PEP_HEAD_KIND_TAGGER && spec.ntags == 0) { /* a base without a head (import-hf --drop-heads) */
+        spec.ntags = 1;
+        *groups &= ~PEP_GROUP_BIT(PEP_GROUP_HEAD);
+    }
+    struct pep_model *m = NULL;
+    PEP_CALL(pep_model_create(&spec, &m));
+    int rc = pep_ckpt_read_params(r, &m->table, m->params, *groups);
+    if (rc != PEP_OK) pep_model_destroy(&m);
+    *out = m;
+    return rc;
+}

@@ -65,16 +65,12 @@ int pep_cmd_export_hf(int argc, char **argv)
     int ntags = 0, rc = PEP_OK;
     PEP_CALL(pep_ckpt_open(model, &r));
     const struct pep_ckpt_info *info = pep_ckpt_info(r);
-    PEP_CHECK_GOTO(rc, info->has_spec, PEP_ERR_FORMAT, "%s has no model shape attributes; was it written by peprime?",
-                   model);
-    struct pep_model_spec spec = info->spec;
-    spec.max_B = 1;
-    spec.max_T = spec.max_positions - 2 < 8 ? spec.max_positions - 2 : 8; /* no forward pass: small buffers */
-    PEP_CHECK_GOTO(rc, spec.head == PEP_HEAD_KIND_MLM || spec.ntags >= 1, PEP_ERR_USAGE,
-                   "%s has no head (an import-hf --drop-heads base?): export-hf writes a token-classification or "
-                   "masked-LM model", model);
-    PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
-    PEP_CALL_GOTO(rc, pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL));
+    PEP_CHECK_GOTO(rc, !info->has_spec || info->spec.head == PEP_HEAD_KIND_MLM || info->spec.ntags >= 1,
+                   PEP_ERR_USAGE, "%s has no head (an import-hf --drop-heads base?): export-hf writes a "
+                   "token-classification or masked-LM model", model);
+    unsigned groups = 0;
+    PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, &m, &groups));
+    struct pep_model_spec spec = m->spec;
     if (spec.pe == PEP_PE_METHOD_PREFIX && spec.prefix_reparam) {
         /* the prefixes the model uses, not the MLP that makes them */
         PEP_CALL_GOTO(rc, pep_model_eject_prefix(m, &flat));

@@ -50,22 +50,17 @@ static int strip(const char *in, const char *out)
     int rc = PEP_OK;
     PEP_CALL(pep_ckpt_open(in, &r));
     const struct pep_ckpt_info *info = pep_ckpt_info(r);
-    PEP_CHECK_GOTO(rc, info->has_spec, PEP_ERR_FORMAT, "%s has no model shape attributes; was it written by peprime?",
-                   in);
-    struct pep_model_spec spec = info->spec;
-    spec.max_B = 1;
-    spec.max_T = spec.max_positions - 2 < 8 ? spec.max_positions - 2 : 8; /* no forward pass: small buffers */
-    PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
-    PEP_CALL_GOTO(rc, pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL));
+    unsigned groups = 0;
+    PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, &m, &groups));
     struct pep_ckpt_header h = {.stage = info->stage, .step = info->step, .config = info->config,
                                 .rng_state = info->rng_state, .rng_words = info->rng_words, .spec = &info->spec};
     PEP_CALL_GOTO(rc, pep_ckpt_create(out, MPI_COMM_SELF, &w));
     PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
-    PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &m->table, m->params, PEP_GROUPS_ALL));
+    PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &m->table, m->params, groups));
     PEP_CALL_GOTO(rc, copy_log(r, w));
     PEP_CALL_GOTO(rc, pep_ckpt_commit(&w));
     pep_info("strip: wrote %s (stage %s, step %lld, %zu weights; no optimizer state, no task states)", out, info->stage,
-             (long long)info->step, m->table.numel);
+             (long long)info->step, pep_param_table_group_numel(&m->table, groups));
 cleanup:
     pep_ckpt_abort(&w);
     pep_model_destroy(&m);

@@ -5,27 +5,12 @@
 # leaves no file behind.
 #   strip.sh PEPRIME_BIN WORKDIR
 set -euo pipefail
+source "$(dirname "$0")/../pipeline/lib.sh"
 B="$1"; W="$2"; PY=/usr/bin/python3
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fail() { echo "FAIL: $*" >&2; exit 1; }
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
-cat > job.ini <<'INI'
-[model]
-layers = 1
-hidden = 16
-heads = 2
-ff = 32
-max_seq_len = 16
-tokenizer_vocab = 200
-[data]
-corpus = generated
-languages = aa
-pretrain_languages = aa
-max_sentences = 50
-[optim]
-steps = 3
-batch_size = 4
-INI
+tiny_job_ini job.ini
 "$B" pretrain --config job.ini --out run >pretrain.log 2>&1 || { cat pretrain.log; fail "pretrain failed"; }
 "$B" strip run/base.h5 -o base-stripped.h5 >strip.log 2>&1 || { cat strip.log; fail "strip failed"; }
 grep -q "no optimizer state" strip.log || fail "strip did not say what it wrote: $(cat strip.log)"

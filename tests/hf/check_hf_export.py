@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import torch
 
@@ -109,6 +110,14 @@ def bad_inputs(peprime, work):
     run([peprime, 'import-hf', '--weights', os.path.join(work, 'rt_tagger.safetensors'), '--spm', spm, '--heads',
          str(mk.NH), '--drop-heads', '-o', bare, '--quiet'])
     fails(['--model', bare, '--out', os.path.join(work, 'z')], 'no head', 'a base without a head')
+    # `peprime strip` copies a base without a head too (its weights only: h5py compares them)
+    bare_s = os.path.join(work, 'rt_bare_stripped.h5')
+    run([peprime, 'strip', bare, '-o', bare_s])
+    with h5py.File(bare, 'r') as fa, h5py.File(bare_s, 'r') as fb:
+        names = []
+        fa['model'].visit(lambda n: names.append(n) if isinstance(fa['model'][n], h5py.Dataset) else None)
+        same = all(np.array_equal(fa['model'][n][()], fb['model'][n][()]) for n in names)
+        check(len(names) > 0 and same and 'head' not in fb, 'strip of a base without a head keeps its %d tensors' % len(names))
 
 
 def spec_and_params(d):

@@ -1,5 +1,6 @@
 # tests/pipeline/lib.sh: the common start of the multi-rank prime tests (sourced by
-# prime_mpi.sh and faults.sh).
+# prime_mpi.sh and faults.sh) and the smallest pretraining job (start_line.sh,
+# tests/checkpoint/strip.sh).
 # shellcheck shell=bash
 
 # prime_setup PEPRIME_BIN WORKDIR: MPI-as-root and one-thread exports, a fresh WORKDIR
@@ -39,4 +40,26 @@ INI
     --sentences-per-language 300 >/dev/null 2>&1
   S=(--set "model.tokenizer=$work/spm.model")
   "$bin" pretrain --config job.ini --out base "${S[@]}" --set optim.steps=5 --set optim.batch_size=8 >/dev/null
+}
+
+# tiny_job_ini FILE: the smallest pretraining job — one layer of width 16 on the generated
+# corpus (language aa, 50 sentences; pretrain trains its 200-piece tokenizer), 3 steps of 4.
+tiny_job_ini() {
+  cat > "$1" <<'INI'
+[model]
+layers = 1
+hidden = 16
+heads = 2
+ff = 32
+max_seq_len = 16
+tokenizer_vocab = 200
+[data]
+corpus = generated
+languages = aa
+pretrain_languages = aa
+max_sentences = 50
+[optim]
+steps = 3
+batch_size = 4
+INI
 }

@@ -4,27 +4,12 @@
 # options, and `peprime config --blas-env` gives the kernel rule for this CPU's flags.
 #   start_line.sh PEPRIME_BIN WORKDIR
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 B="$1"; W="$2"
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fail() { echo "FAIL: $*" >&2; exit 1; }
 rm -rf "$W"; mkdir -p "$W"; cd "$W"
-cat > job.ini <<'INI'
-[model]
-layers = 1
-hidden = 16
-heads = 2
-ff = 32
-max_seq_len = 16
-tokenizer_vocab = 200
-[data]
-corpus = generated
-languages = aa
-pretrain_languages = aa
-max_sentences = 50
-[optim]
-steps = 2
-batch_size = 4
-INI
+tiny_job_ini job.ini
 "$B" pretrain --config job.ini --out run > quiet.log 2>&1 || { cat quiet.log; fail "pretrain failed"; }
 [ -s run/config.ini ] || fail "no run/config.ini"
 "$B" config --config job.ini --set run.out=run > expected.ini
