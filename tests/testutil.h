@@ -9,6 +9,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+/* Room for a file path the tests build (a temp folder + a name) and for a shell command line. */
+#define PEP_TEST_PATH_MAX 1200
+#define PEP_TEST_CMD_MAX 4096
+
 /* A fresh empty folder under $PEP_TEST_TMP (or /tmp) named after `tag`; returns its path
  * in a static buffer that the next call overwrites. */
 const char *pep_test_tmpdir(const char *tag);

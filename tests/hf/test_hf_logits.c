@@ -41,7 +41,7 @@ struct result {
 static void run_case(const char *variant, enum pep_head_kind head, const char *perturb, float delta,
                      struct result *res)
 {
-    char path[1200], ref_path[1200], ckpt[1200], cfg_path[1200];
+    char path[PEP_TEST_PATH_MAX], ref_path[PEP_TEST_PATH_MAX], ckpt[PEP_TEST_PATH_MAX], cfg_path[PEP_TEST_PATH_MAX];
     snprintf(path, sizeof path, "%s/model_%s.safetensors", g_dir, variant);
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", g_dir);
     snprintf(ref_path, sizeof ref_path, "%s/logits_%s_%s.safetensors", g_dir, variant, pep_head_kind_name(head));
@@ -174,7 +174,7 @@ static void test_rounding_matters(void **state)
     (void)state;
     /* the BF16 rounding changes the logits far beyond the tolerance, so comparing each file with
      * the reference on its own rounded weights is a real check of the F16 / BF16 conversion */
-    char a[1200], b[1200];
+    char a[PEP_TEST_PATH_MAX], b[PEP_TEST_PATH_MAX];
     snprintf(a, sizeof a, "%s/logits_f32_tagger.safetensors", g_dir);
     snprintf(b, sizeof b, "%s/logits_bf16_tagger.safetensors", g_dir);
     struct pep_fixture ta, tb;

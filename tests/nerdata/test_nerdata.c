@@ -19,7 +19,7 @@
 #include "testutil.h"
 
 static int g_rank, g_size;
-static char g_root[1024], g_spm[1200];
+static char g_root[1024], g_spm[PEP_TEST_PATH_MAX];
 
 /* language -> CoNLL text; "aa" has one long sentence (11 words) for the truncation checks */
 static const char *k_aa =
@@ -46,7 +46,7 @@ static void put(const char *dir, const char *name, const char *text)
 
 static void make_lang(const char *lang, const char *text)
 {
-    char dir[1200], cmd[2600];
+    char dir[PEP_TEST_PATH_MAX], cmd[2600];
     snprintf(dir, sizeof dir, "%s/ner/wikiann/%s", g_root, lang);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     if (system(cmd) != 0) fail_msg("%s failed", cmd);
@@ -63,7 +63,7 @@ static int setup(void **state)
     make_lang("aa", k_aa);
     make_lang("bb", k_bb);
     /* the tokenizer's training text: the words of both languages, one sentence per line */
-    char cmd[4096];
+    char cmd[PEP_TEST_CMD_MAX];
     snprintf(cmd, sizeof cmd,
              "cd '%s' && for f in ner/wikiann/*/train.txt; do cut -f1 \"$f\" | tr '\\n' ' ' | sed 's/  /\\n/g'; "
              "echo; done > text.txt && for i in 1 2 3 4; do cat text.txt; done > train.txt && "
@@ -225,10 +225,10 @@ static void test_nerdata_score_two_sets(void **state)
     struct pep_nerset sets[2];
     assert_int_equal(pep_nerset_load(&run, spm, "aa", "dev", &sets[0]), PEP_OK);
     assert_int_equal(pep_nerset_load(&run, spm, "bb", "dev", &sets[1]), PEP_OK);
-    char tags[64][32];
-    const char *tagp[64];
+    char tags[PEP_TAGS_MAX][PEP_TAG_NAME_MAX];
+    const char *tagp[PEP_TAGS_MAX];
     int ntags = 0;
-    assert_int_equal(pep_run_tags(&run, tags, 64, &ntags), PEP_OK);
+    assert_int_equal(pep_run_tags(&run, tags, PEP_TAGS_MAX, &ntags), PEP_OK);
     for (int i = 0; i < ntags; i++) tagp[i] = tags[i];
     struct pep_model_spec spec;
     /* max_B = 1: one sentence per batch, so both ranks score some of every set */

@@ -130,7 +130,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char cmd[1200];
+    char cmd[PEP_TEST_PATH_MAX];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0) return -1;
     free(f->params), free(f->m), free(f->v);
@@ -447,7 +447,7 @@ static void write_small(const char *path, const struct pep_param_table *t, const
 static void test_checkpoint_rotate_and_find_latest(void **state)
 {
     struct fixture *f = *state;
-    char path[1200];
+    char path[PEP_TEST_PATH_MAX];
     for (int s = 1; s <= 5; s++) {
         CHECK_OK(pep_ckpt_name(f->dir, "prime", s * 100, path, sizeof path));
         write_small(path, &f->t, f->params, s * 100);

@@ -118,7 +118,7 @@ static void test_conll_unknown_tag(void **state)
 static const char *make_data_file(const char *tmp, const char *sub, const char *file, const char *text)
 {
     const char *dir = pep_test_tmpdir(tmp);
-    char path[1200];
+    char path[PEP_TEST_PATH_MAX];
     snprintf(path, sizeof path, "mkdir -p '%s/%s'", dir, sub);
     assert_int_equal(system(path), 0);
     snprintf(path, sizeof path, "%s/%s", dir, sub);
@@ -159,7 +159,7 @@ static void test_conll_conll2003_whitespace_iob1(void **state)
     o.scheme = PEP_CONLL_SCHEME_IOB1;
     const char *dir = pep_test_tmpdir("conll_shapes");
     pep_test_write_file(dir, "c03.txt", "EU NNP B-NP I-ORG\nGerman JJ B-NP I-MISC\n");
-    char path[1200];
+    char path[PEP_TEST_PATH_MAX];
     snprintf(path, sizeof path, "%s/c03.txt", dir);
     struct pep_corpus *c = NULL;
     pep_error_clear();
@@ -303,7 +303,7 @@ static void test_conll_real_data_if_present(void **state)
 {
     const char *root = pep_test_data_root();
     if (!root) skip();
-    char path[1200];
+    char path[PEP_TEST_PATH_MAX];
     snprintf(path, sizeof path, "%s/ner/wikiann/en/dev.txt", root);
     struct pep_corpus *c = NULL;
     struct pep_conll_options o;

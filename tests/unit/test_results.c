@@ -35,7 +35,7 @@ static void test_results_json(void **state)
     struct pep_eval_summary s[2];
     make(s);
     const char *dir = pep_test_tmpdir("results");
-    char path[1200], cmd[4096];
+    char path[PEP_TEST_PATH_MAX], cmd[PEP_TEST_CMD_MAX];
     snprintf(path, sizeof path, "%s/results.json", dir);
     assert_int_equal(pep_results_write_json(path, s, 2, "{\"stage\": \"evaluate\"}"), PEP_OK);
     snprintf(cmd, sizeof cmd,
@@ -69,7 +69,7 @@ static void test_results_csv(void **state)
     make(s);
     snprintf(s[1].name, sizeof s[1].name, "sw");
     const char *dir = pep_test_tmpdir("results_csv");
-    char path[1200];
+    char path[PEP_TEST_PATH_MAX];
     snprintf(path, sizeof path, "%s/results.csv", dir);
     assert_int_equal(pep_results_write_csv(path, s, 2), PEP_OK);
     FILE *f = fopen(path, "r");

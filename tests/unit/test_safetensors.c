@@ -168,7 +168,7 @@ static void test_safetensors_writer(void **state)
 {
     (void)state;
     const char *dir = pep_test_tmpdir("safetensors_write");
-    char path[1200];
+    char path[PEP_TEST_PATH_MAX];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
     float a[6] = {1.5f, -0.0f, 3e-30f, -7.25f, 1e30f, 0.1f}, b[3] = {4.f, 5.f, 6.f};
     struct pep_st_out t[2] = {{.name = "roberta.x.weight", .ndim = 2, .shape = {2, 3}, .data = a},

@@ -14,7 +14,7 @@
 #include "tokenizer/spm.h"
 
 static char g_dir[1024];
-static char g_model[1200], g_bpe[1200];
+static char g_model[PEP_TEST_PATH_MAX], g_bpe[PEP_TEST_PATH_MAX];
 static unsigned char *g_bytes;
 static size_t g_len;
 
@@ -60,7 +60,7 @@ static void run_or_fail(const char *cmd)
 static int setup(void **state)
 {
     snprintf(g_dir, sizeof g_dir, "%s", pep_test_tmpdir("spm"));
-    char path[1200], cmd[4096];
+    char path[PEP_TEST_PATH_MAX], cmd[PEP_TEST_CMD_MAX];
     snprintf(path, sizeof path, "%s/train.txt", g_dir);
     FILE *f = fopen(path, "w");
     if (!f) return -1;
@@ -100,7 +100,7 @@ static int teardown(void **state)
 
 static void check_against_spm_encode(const char *model)
 {
-    char in[1200], out[1200], cmd[4096], line[8192];
+    char in[PEP_TEST_PATH_MAX], out[PEP_TEST_PATH_MAX], cmd[PEP_TEST_CMD_MAX], line[8192];
     snprintf(in, sizeof in, "%s/test.txt", g_dir);
     snprintf(out, sizeof out, "%s/test.ids", g_dir);
     size_t n_test = sizeof(k_test_text) / sizeof(*k_test_text);
@@ -214,7 +214,7 @@ static void check_sentence_vs_spm_encode(const char *model)
 {
     static const char *words[] = {"Angela", "Merkel", "besuchte", "\xe2\x98\x83", "Москва", "<ent>", "Spree", ".", "zzqx"};
     int nw = (int)(sizeof words / sizeof *words);
-    char in[1200], out[1200], cmd[4096], line[4096];
+    char in[PEP_TEST_PATH_MAX], out[PEP_TEST_PATH_MAX], cmd[PEP_TEST_CMD_MAX], line[4096];
     snprintf(in, sizeof in, "%s/words.txt", g_dir);
     snprintf(out, sizeof out, "%s/words.ids", g_dir);
     FILE *f = fopen(in, "w");
@@ -387,7 +387,7 @@ static void test_spm_malformed_models(void **state)
 static void test_spm_file_errors(void **state)
 {
     struct pep_spm *spm = NULL;
-    char path[1200];
+    char path[PEP_TEST_PATH_MAX];
     snprintf(path, sizeof path, "%s/missing.model", g_dir);
     pep_error_clear();
     assert_int_equal(pep_spm_read_file(path, &spm), PEP_ERR_IO);
