@@ -65,7 +65,7 @@ step "SIGKILL mid-run, resume (same rank count: bit-identical)"
   --set optim.steps=400 --set checkpoint.every=20 > kill.log 2>&1 &
 pid=$!
 for i in $(seq 1 300); do ls kill/checkpoints/prime-step00000040.h5 >/dev/null 2>&1 && break; sleep 0.1; done
-pkill -9 -f "out kill" 2>/dev/null || true; kill -9 $pid 2>/dev/null || true
+pkill -9 -P $pid 2>/dev/null || true; kill -9 $pid 2>/dev/null || true  # the ranks (children of this mpiexec), then mpiexec
 wait $pid 2>/dev/null || true
 ls kill/checkpoints/
 run 2 kill --set optim.steps=400 --set checkpoint.every=20 --resume auto >/dev/null
