@@ -223,17 +223,8 @@ pep_stage_main() {
     esac
     args+=(--out "$out" "${extra[@]}")
 
-    pep_setup_env "$bin"
-    ((dry)) && _pep_dry=1
-    pep_launcher_cmd
-    local -a cmd=("${PEP_LAUNCH[@]}" "$bin" "${args[@]}")
-    if ((dry)); then
-        printf '%q ' "${cmd[@]}"
-        printf '\n'
-        return 0
-    fi
-
-    if [[ "${PEP_SKIP_DONE:-0}" == 1 ]]; then
+    # a finished stage needs nothing, not even the binary (checked before it is asked anything)
+    if ((!dry)) && [[ "${PEP_SKIP_DONE:-0}" == 1 ]]; then
         local done_file
         case "$stage" in
             pretrain) done_file=$out/base.h5 ;;
@@ -246,6 +237,16 @@ pep_stage_main() {
             exit 0
         fi
     fi
+    pep_setup_env "$bin"
+    ((dry)) && _pep_dry=1
+    pep_launcher_cmd
+    local -a cmd=("${PEP_LAUNCH[@]}" "$bin" "${args[@]}")
+    if ((dry)); then
+        printf '%q ' "${cmd[@]}"
+        printf '\n'
+        return 0
+    fi
+
     mkdir -p "$out" || pep_die "$stage: cannot create output directory '$out'"
     pep_log "stage $stage: job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_JOB_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})}" \
         "restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-$(hostname -s)}:" \
