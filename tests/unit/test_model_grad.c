@@ -26,6 +26,15 @@ static struct pep_model_spec small_spec(enum pep_pe_method pe, enum pep_head_kin
     return s;
 }
 
+/* A model of spec s with every weight drawn by the model's initialiser from `seed`. */
+static struct pep_model *new_model(const struct pep_model_spec *s, uint64_t seed)
+{
+    struct pep_model *m = NULL;
+    assert_int_equal(pep_model_create(s, &m), PEP_OK);
+    pep_model_init_weights(m, seed, PEP_GROUPS_ALL);
+    return m;
+}
+
 /* A mixed-length batch without padding: sentences of 9 (= max_T), 1, 6 and 4 tokens. The
  * one-token sentence is a single labelled token; the others are <s> ... </s> with ~80% of the
  * inner tokens labelled. Storage: ids / labels NTOK, offsets NSEQ + 1. */
@@ -157,9 +166,7 @@ static void check_frozen_groups(enum pep_pe_method pe, int reparam, enum pep_ada
 {
     struct pep_model_spec s = small_spec(pe, PEP_HEAD_KIND_TAGGER);
     s.prefix_reparam = reparam, s.placement = pl, s.dropout = 0.1f, s.attention_dropout = 0.1f;
-    struct pep_model *m = NULL;
-    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
-    pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
+    struct pep_model *m = new_model(&s, 5);
     for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.01f * (float)((i * 7919) % 13) / 13.0f;
     int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
@@ -219,9 +226,7 @@ static void check_grad_ready(enum pep_pe_method pe, enum pep_head_kind head, int
 {
     struct pep_model_spec s = small_spec(pe, head);
     s.prefix_reparam = reparam, s.placement = pl, s.dropout = 0.1f, s.attention_dropout = 0.1f;
-    struct pep_model *m = NULL;
-    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
-    pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
+    struct pep_model *m = new_model(&s, 5);
     int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
     make_batch(&b, ids, labels, offs, s.V, s.ntags, head == PEP_HEAD_KIND_MLM, 9);
@@ -280,9 +285,7 @@ static void test_model_dropout_replay(void **st)
 {
     struct pep_model_spec s = small_spec(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER);
     s.dropout = 0.3f, s.attention_dropout = 0.2f;
-    struct pep_model *m = NULL;
-    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
-    pep_model_init_weights(m, 5, PEP_GROUPS_ALL);
+    struct pep_model *m = new_model(&s, 5);
     int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
     make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 4);
@@ -366,9 +369,7 @@ static void check_spans(const struct pep_model *m, size_t begin, size_t end, siz
 static void test_model_grad_spans(void **st)
 {
     struct pep_model_spec s = small_spec(PEP_PE_METHOD_ADAPTER, PEP_HEAD_KIND_TAGGER);
-    struct pep_model *m = NULL;
-    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
-    pep_model_init_weights(m, 7, PEP_GROUPS_ALL);
+    struct pep_model *m = new_model(&s, 7);
     int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
     make_batch(&b, ids, labels, offs, s.V, s.ntags, 0, 3);
@@ -417,9 +418,7 @@ static void check_reparam(enum pep_pe_method pe)
 {
     struct pep_model_spec s = small_spec(pe, PEP_HEAD_KIND_TAGGER);
     s.prefix_reparam = pe == PEP_PE_METHOD_PREFIX;
-    struct pep_model *m = NULL, *m2 = NULL;
-    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
-    pep_model_init_weights(m, 2, PEP_GROUPS_ALL);
+    struct pep_model *m = new_model(&s, 2), *m2 = NULL;
     struct pep_rng r;
     pep_rng_seed(&r, 4, 0, 0);
     for (size_t i = 0; i < m->table.numel; i++) m->params[i] += 0.05f * pep_rng_normal(&r);
@@ -475,9 +474,7 @@ static void test_model_adapter_init_is_identity(void **st)
 static void test_model_rejects_bad_batches(void **st)
 {
     struct pep_model_spec s = small_spec(PEP_PE_METHOD_NONE, PEP_HEAD_KIND_TAGGER);
-    struct pep_model *m = NULL;
-    assert_int_equal(pep_model_create(&s, &m), PEP_OK);
-    pep_model_init_weights(m, 1, PEP_GROUPS_ALL);
+    struct pep_model *m = new_model(&s, 1);
     int ids[NTOK], labels[NTOK], offs[NSEQ + 1];
     struct pep_batch b;
     float loss;
