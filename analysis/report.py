@@ -623,9 +623,12 @@ def v2_diffs(f1, base, pe, a, b, seeds, langs, row="average"):
 
 
 def mlm_loss_at(run, step, window=100):
-    """Mean masked-LM training loss over the `window` steps up to `step` (RUN/pretrain/base.h5)."""
-    path = os.path.join(run, "pretrain", "base.h5")
-    if not os.path.exists(path):
+    """Mean masked-LM training loss over the `window` steps up to `step`, from the log of
+    RUN/pretrain/base.h5 or, for bases taken with --bases-from (no pretraining in this run),
+    of the stripped base RUN/bases/base-step<step>.h5, which keeps the log up to its step."""
+    paths = [os.path.join(run, "pretrain", "base.h5"), os.path.join(run, "bases", "base-step%d.h5" % step)]
+    path = next((p for p in paths if os.path.exists(p)), None)
+    if path is None:
         return None
     try:
         log = read_log(path, ["step", "loss"])

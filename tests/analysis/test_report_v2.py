@@ -113,6 +113,20 @@ assert deltas and sorted(states) == ["de", "es", "zh"]
 cos = states["de"] @ states["es"] / np.linalg.norm(states["de"]) / np.linalg.norm(states["es"])
 assert abs(cos - 1 / math.sqrt(2)) < 1e-6 and abs(states["zh"] @ states["de"]) < 1e-6
 
+# a run that took its bases with --bases-from has no pretrain/: the MLM loss comes from each
+# stripped base's own log, which ends at its step
+os.makedirs(os.path.join(run, "bases"))
+for b in BASES:
+    with h5py.File(os.path.join(run, "bases", "base-step%d.h5" % b), "w") as h:
+        steps = np.arange(1, b + 1, dtype=float)
+        h["log/step"] = steps
+        h["log/loss"] = 10.0 - steps / 100.0
+shutil.rmtree(os.path.join(run, "pretrain"))
+r = subprocess.run([sys.executable, REPORT, run, "--out", out], capture_output=True, text=True)
+assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+md = open(os.path.join(out, "results_v2.md")).read()
+assert "| 800 | 2.495 |" in md and "| 100 | 9.495 |" in md, [l for l in md.splitlines() if l.startswith("| ")][:5]
+
 # bad input: a CSV without the f1 column -> exit 2 and a message naming the column
 bad = os.path.join(WORK, "bad.csv")
 with open(bad, "w") as f:
