@@ -26,7 +26,10 @@ detected by RUN/results_long.csv, or given as --long CSV (then RUN may hold noth
 It writes results_v2.md (per base: F1 mean ± std; paired gains over no priming with 95% CIs;
 the arm contrasts; English dev F1; wall time and priming compute per arm), gains_v2.csv,
 gain_vs_base.png (each arm's average priming gain against base strength) and
-task_cosine.png from the strongest base's maml cells.
+task_cosine.png from the strongest base's maml cells, with their data in cells_v2.csv (per
+cell: English dev F1, seconds per stage, priming budget) and task_cosine.csv. Rows of those two
+files already in DIR stay for the cells RUN does not hold (a later stretch of work on a fresh
+machine runs only its own cells; its report keeps the earlier ones').
 
 task_cosine.png compares each language's inner-loop *update*: /tasks/<lang> minus the
 episode's actual start /tasks/<lang>.start (written by peprime prime since experiment v2).
@@ -515,18 +518,15 @@ def plot_f1(out, cell, pes, arms, langs):
     return save_fig(fig, out, "f1_per_language")
 
 
-def plot_cosine(run, out, pes, seeds, arm="maml"):
-    """Heatmaps of the cosine similarity between the languages' per-task PE states of the MAML
-    arm (primed.h5 /tasks), averaged over seeds; one row per PE method. Every task starts its
-    inner loop from one shared initialisation, so what is compared is the update each
-    language made to the modules (state - start). Left: the updates themselves. Right: the
-    updates with their mean over languages removed, i.e. only what is language-specific."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    panels = []
+def task_cosines(run, pes, seeds, arm="maml"):
+    """{(pe, seed): (langs, raw, centred, updates)} from RUN/prime/<pe>-<arm>-s<seed>/primed.h5
+    /tasks: the cosine similarity between the languages' per-task PE modules. Every task starts
+    its inner loop from its episode's start, so what is compared is the update each language
+    made (state - start; `updates` False for files without the starts, which hold raw
+    states). raw: the updates themselves; centred: with their mean over languages removed,
+    i.e. only what is language-specific."""
+    mats = {}
     for pe in pes:
-        raw, cen, langs, deltas = [], [], None, True
         for s in seeds:
             path = os.path.join(run, "prime", cell_name(pe, arm, s), "primed.h5")
             if not os.path.exists(path):
@@ -539,19 +539,38 @@ def plot_cosine(run, out, pes, seeds, arm="maml"):
             if len(states) < 2:
                 continue
             ls = sorted(states)
-            if langs is None:
-                langs = ls
-            if ls != langs:
-                warn("%s has tasks %s, expected %s; skipped" % (path, ls, langs))
-                continue
-            deltas = deltas and d
             X = np.stack([states[l] for l in ls])
-            for centre, acc in ((False, raw), (True, cen)):
+            pair = []
+            for centre in (False, True):
                 Y = X - X.mean(axis=0, keepdims=True) if centre else X
                 n = np.linalg.norm(Y, axis=1, keepdims=True)
                 n[n == 0] = 1
                 Y = Y / n
-                acc.append(Y @ Y.T)
+                pair.append(Y @ Y.T)
+            mats[(pe, s)] = (ls, pair[0], pair[1], d)
+    return mats
+
+
+def plot_cosine(out, mats, arm="maml"):
+    """Heatmaps of task_cosines' matrices averaged over seeds, one row per PE method. Left: the
+    languages' inner-loop updates; right: the same with their mean over languages removed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = []
+    for pe in sorted({k[0] for k in mats}, key=lambda p: list(PE_LABEL).index(p) if p in PE_LABEL else 9):
+        raw, cen, langs, deltas = [], [], None, True
+        for (pp, s), (ls, R, C, d) in sorted(mats.items()):
+            if pp != pe:
+                continue
+            if langs is None:
+                langs = ls
+            if ls != langs:
+                warn("%s seed %d has tasks %s, expected %s; skipped" % (pe, s, ls, langs))
+                continue
+            deltas = deltas and d
+            raw.append(R)
+            cen.append(C)
         if raw:
             panels.append((pe, langs, np.mean(raw, axis=0), np.mean(cen, axis=0), len(raw), deltas))
     if not panels:
@@ -672,39 +691,123 @@ def priming_budget(cfg):
     return m * (k + 1 + (2 * k if order == 2 else 0)), m * q
 
 
-def v2_dev_f1(run, base, pe, arm, seeds):
-    vals = []
-    for s in seeds:
-        path = os.path.join(run, "b%d" % base, "finetune", cell_name(pe, arm, s), "adapted.h5")
-        if not os.path.exists(path):
-            continue
-        try:
-            d = read_log(path, ["dev_f1"]).get("dev_f1")
-        except (OSError, KeyError) as e:
-            warn("cannot read /log of %s: %s" % (path, e))
-            continue
-        if d is not None and len(d) and np.nanmax(d) >= 0:
-            vals.append(100.0 * float(np.nanmax(d)))
-    return vals
+V2_CELL_COLS = ["base", "pe", "arm", "seed", "dev_f1", "prime_s", "finetune_s", "evaluate_s", "passes_per_step",
+                "encoder_sentences_per_step", "meta_steps"]
 
 
-def v2_timings(run):
-    """{(stage, arm): [seconds]} from RUN/timings.csv (cells b<step>/<pe>-<arm>-s<seed>)."""
-    per = {}
+def v2_cell_facts(run, keys):
+    """{(base, pe, arm, seed): {column of V2_CELL_COLS: value}} of the cells in `keys` that RUN
+    holds: the best English dev F1 (%) of the kept model (finetune adapted.h5 /log/dev_f1), wall
+    seconds per stage (RUN/timings.csv; arm mlm primes by pretraining) and the priming budget
+    per meta-step read from primed.h5's stored config."""
+    facts = {}
     path = os.path.join(run, "timings.csv")
-    if not os.path.exists(path):
-        return per
-    cell = re.compile(r"^b\d+/(?P<pe>[a-z]+)-(?P<arm>[a-z][a-z0-9-]*)-s\d+$")
+    cell = re.compile(r"^b(?P<b>\d+)/(?P<pe>[a-z]+)-(?P<arm>[a-z][a-z0-9-]*)-s(?P<s>\d+)$")
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                for r in csv.DictReader(f):
+                    m = cell.match(r.get("cell", ""))
+                    if r.get("status") == "ok" and m:
+                        st = "prime" if r["stage"] == "pretrain" else r["stage"]
+                        key = (int(m["b"]), m["pe"], m["arm"], int(m["s"]))
+                        facts.setdefault(key, {})[st + "_s"] = float(r["seconds"])
+        except (OSError, KeyError, ValueError) as e:
+            warn("cannot read %s: %s" % (path, e))
+    facts = {k: v for k, v in facts.items() if k in keys}
+    for key in keys:
+        b, pe, arm, seed = key
+        c = cell_name(pe, arm, seed)
+        ad = os.path.join(run, "b%d" % b, "finetune", c, "adapted.h5")
+        if os.path.exists(ad):
+            try:
+                d = read_log(ad, ["dev_f1"]).get("dev_f1")
+            except (OSError, KeyError) as e:
+                warn("cannot read /log of %s: %s" % (ad, e))
+                d = None
+            if d is not None and len(d) and np.nanmax(d) >= 0:
+                facts.setdefault(key, {})["dev_f1"] = 100.0 * float(np.nanmax(d))
+        pr = os.path.join(run, "b%d" % b, "prime", c, "primed.h5")
+        if arm not in ("none", "mlm") and os.path.exists(pr):
+            try:
+                cfg = read_config_attr(pr)
+                passes, sentences = priming_budget(cfg)
+                facts.setdefault(key, {}).update(passes_per_step=passes, encoder_sentences_per_step=sentences,
+                                                 meta_steps=float(cfg.get("optim.steps", "nan")))
+            except (OSError, ValueError, KeyError) as e:
+                warn("cannot read the config of %s: %s" % (pr, e))
+    return facts
+
+
+def v2_cells_table(out, run, keys):
+    """The per-cell facts (V2_CELL_COLS) of every cell of the long CSV: what RUN holds, over what
+    OUT/cells_v2.csv kept from the reports of earlier stretches of work (whose RUN may be on
+    another machine); written back to OUT/cells_v2.csv. Returns {key: {column: value}}."""
+    path = os.path.join(out, "cells_v2.csv")
+    prev = {}
+    if os.path.exists(path):
+        try:
+            with open(path, newline="") as f:
+                for r in csv.DictReader(f):
+                    k = (int(r["base"]), r["pe"], r["arm"], int(r["seed"]))
+                    prev[k] = {c: float(r[c]) for c in V2_CELL_COLS[4:] if r.get(c) not in (None, "")}
+        except (OSError, KeyError, ValueError) as e:
+            warn("cannot read %s (%s): its cells' dev F1 and wall times are left out" % (path, e))
+            prev = {}
+    here = {}
+    if run:
+        try:
+            here = v2_cell_facts(run, set(keys))
+        except ImportError as e:
+            warn("no English dev F1 or priming budget from %s: %s" % (run, e))
+    table = {}
+    for k in sorted(keys):
+        table[k] = dict(prev.get(k, {}))
+        table[k].update(here.get(k, {}))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(V2_CELL_COLS)
+        for k, v in table.items():
+            w.writerow(list(k) + [("%.4f" % v[c]).rstrip("0").rstrip(".") if c in v else "" for c in V2_CELL_COLS[4:]])
+    return table
+
+
+def v2_task_cosines(out, rd, pes, seeds):
+    """task_cosines of the strongest base's maml cells in RD, over those OUT/task_cosine.csv kept
+    from earlier stretches' reports (pe, seed pairs RD does not hold); written back to
+    OUT/task_cosine.csv (pe, seed, updates, lang_a, lang_b, cosine, cosine_centred)."""
+    path = os.path.join(out, "task_cosine.csv")
+    mats = {}
+    if os.path.exists(path):
+        try:
+            rows = {}
+            with open(path, newline="") as f:
+                for r in csv.DictReader(f):
+                    rows.setdefault((r["pe"], int(r["seed"])), []).append(r)
+            for k, rs in rows.items():
+                ls = sorted({r["lang_a"] for r in rs})
+                R, C = np.zeros((len(ls), len(ls))), np.zeros((len(ls), len(ls)))
+                for r in rs:
+                    i, j = ls.index(r["lang_a"]), ls.index(r["lang_b"])
+                    R[i, j], C[i, j] = float(r["cosine"]), float(r["cosine_centred"])
+                mats[k] = (ls, R, C, rs[0]["updates"] == "1")
+        except (OSError, KeyError, ValueError) as e:
+            warn("cannot read %s (%s): the cosines of earlier stretches are left out" % (path, e))
+            mats = {}
     try:
-        with open(path) as f:
-            for r in csv.DictReader(f):
-                m = cell.match(r.get("cell", ""))
-                if r.get("status") == "ok" and m:
-                    st = "prime" if r["stage"] == "pretrain" else r["stage"]  # arm mlm primes by pretraining
-                    per.setdefault((st, m["arm"]), []).append(float(r["seconds"]))
-    except (OSError, KeyError, ValueError) as e:
-        warn("cannot read %s: %s" % (path, e))
-    return per
+        if rd:
+            mats.update(task_cosines(rd, pes, seeds))
+    except ImportError as e:
+        warn("no task cosines from %s: %s" % (rd, e))
+    mats = {k: v for k, v in mats.items() if k[0] in pes and k[1] in seeds}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["pe", "seed", "updates", "lang_a", "lang_b", "cosine", "cosine_centred"])
+        for (pe, seed), (ls, R, C, d) in sorted(mats.items()):
+            for i, a in enumerate(ls):
+                for j, b in enumerate(ls):
+                    w.writerow([pe, seed, int(bool(d)), a, b, "%.6f" % R[i, j], "%.6f" % C[i, j]])
+    return mats
 
 
 def plot_gain_vs_base(out, gains, bases, base_x, xlabel):
@@ -768,6 +871,7 @@ def report_v2(run, long_csv, out, exp):
         md.append("| %d | %s | %s |" % (b, "%.3f" % loss[b] if loss[b] is not None else "n/a",
                                          ("`%s`" % sha[b]) if sha.get(b) else "n/a"))
     md.append("")
+    cells = v2_cells_table(out, run, list(f1))
     gains, gain_rows = {}, []
     for b in bases:
         pes = sorted({k[1] for k in f1 if k[0] == b}, key=lambda p: ["adapter", "prefix", "lora"].index(p)
@@ -810,12 +914,11 @@ def report_v2(run, long_csv, out, exp):
                             x, y, why, g["mean"], "±%.2f" % g["ci95"] if math.isfinite(g["ci95"]) else "n/a",
                             fmt_p(g["p"]), g["wins"], g["n"]))
                 md.append("")
-            if run:
-                try:
-                    dev = ["%s %s" % (v2_label(a), fmt_ms(v2_dev_f1(run, b, pe, a, seeds))) for a in arms]
-                    md += ["English dev F1 of the kept model: " + "; ".join(dev) + ".", ""]
-                except ImportError as e:
-                    warn("no English dev F1: %s" % e)
+            dev = [[cells[(b, pe, a, s)]["dev_f1"] for s in seeds if "dev_f1" in cells.get((b, pe, a, s), {})]
+                   for a in arms]
+            if any(dev):
+                md += ["English dev F1 of the kept model: " +
+                       "; ".join("%s %s" % (v2_label(a), fmt_ms(d)) for a, d in zip(arms, dev)) + ".", ""]
     with open(os.path.join(out, "gains_v2.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["base", "pe", "arm", "versus", "language", "n", "mean_gain", "std", "ci95", "p_paired_t",
@@ -824,7 +927,6 @@ def report_v2(run, long_csv, out, exp):
             w.writerow([r["base"], r["pe"], r["arm"], r["versus"], r["language"], r["n"], "%.4f" % r["mean"],
                         "%.4f" % r["std"], "%.4f" % r["ci95"], "%.4f" % r["p"], r["wins"]])
     # wall time and compute per arm
-    tim = v2_timings(run) if run else {}
     arms_all = v2_order({k[2] for k in f1})
     md += ["## Wall time and compute per arm", "",
            "Wall times: mean seconds per run of each stage (RUN/timings.csv, one BLAS thread, two cells at a "
@@ -834,19 +936,11 @@ def report_v2(run, long_csv, out, exp):
            "| arm | prime (s) | finetune (s) | evaluate (s) | passes / meta-step | encoder sentences / meta-step | meta-steps |",
            "|---|---:|---:|---:|---:|---:|---:|"]
     for a in arms_all:
-        budget = ("", "", "")
-        if run and a not in ("none", "mlm"):
-            for b in reversed(bases):
-                cells = [c for c in glob_cells(run, b, a)]
-                if cells:
-                    try:
-                        cfg = read_config_attr(cells[0])
-                        p, e = priming_budget(cfg)
-                        budget = (str(p), str(e), cfg.get("optim.steps", ""))
-                    except (OSError, ImportError, ValueError) as ex:
-                        warn("cannot read the config of %s: %s" % (cells[0], ex))
-                    break
-        t = lambda st: "%.0f" % np.mean(tim[(st, a)]) if tim.get((st, a)) else "n/a"
+        mine = [cells[k] for k in sorted(cells, key=lambda k: -k[0]) if k[2] == a]  # strongest base first
+        budget = next(((("%g" % c["passes_per_step"]), "%g" % c["encoder_sentences_per_step"], "%g" % c["meta_steps"])
+                       for c in mine if "passes_per_step" in c), ("", "", ""))
+        t = lambda st: "%.0f" % np.mean([c[st + "_s"] for c in mine if st + "_s" in c]) \
+            if any(st + "_s" in c for c in mine) else "n/a"
         md.append("| %s | %s | %s | %s | %s | %s | %s |" % (v2_label(a), t("prime"), t("finetune"), t("evaluate"),
                                                            *budget))
     md.append("")
@@ -857,26 +951,16 @@ def report_v2(run, long_csv, out, exp):
     try:
         if gains:
             plots.append(plot_gain_vs_base(out, gains, bases, base_x, xlabel))
-        if run:
-            rd = os.path.join(run, "b%d" % bases[-1])
-            pes = sorted({k[1] for k in f1 if k[0] == bases[-1]})
-            seeds = sorted({k[3] for k in f1 if k[0] == bases[-1]})
-            plots.append(plot_cosine(rd, out, pes, seeds))
+        rd = os.path.join(run, "b%d" % bases[-1]) if run else ""
+        pes = sorted({k[1] for k in f1 if k[0] == bases[-1]})
+        seeds = sorted({k[3] for k in f1 if k[0] == bases[-1]})
+        plots.append(plot_cosine(out, v2_task_cosines(out, rd, pes, seeds)))
     except ImportError as e:
         warn("no plots: %s (install python3-h5py and python3-matplotlib)" % e)
     plots = [p for p in plots if p]
     write_md(out, "results_v2.md", md, plots)
     print("report: wrote %s (results_v2.md, gains_v2.csv, %d plots)" % (out, len(plots)))
     return 0
-
-
-def glob_cells(run, base, arm):
-    d = os.path.join(run, "b%d" % base, "prime")
-    if not os.path.isdir(d):
-        return []
-    pat = re.compile(r"^[a-z]+-%s-s\d+$" % re.escape(arm))
-    return sorted(os.path.join(d, n, "primed.h5") for n in os.listdir(d)
-                  if pat.match(n) and os.path.exists(os.path.join(d, n, "primed.h5")))
 
 
 # ---------------------------------------------------------------- main
@@ -958,7 +1042,7 @@ def main(argv):
                                  False))
         if cell and langs:
             plots.append(plot_f1(out, cell, pes, arms, langs))
-        plots.append(plot_cosine(run, out, pes, seeds))
+        plots.append(plot_cosine(out, task_cosines(run, pes, seeds)))
     except ImportError as e:
         warn("no plots: %s (install python3-h5py and python3-matplotlib)" % e)
     plots = [p for p in plots if p]

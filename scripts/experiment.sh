@@ -6,6 +6,7 @@
 # Experiment v2 (a job folder with a grid.conf, e.g. jobs/experiments/wikiann-v2):
 #   scripts/experiment.sh --exp jobs/experiments/wikiann-v2 --run runs/v2 [--seeds ..] [--arms ..]
 #                         [--pe ..] [--bases 2000,16000] [--jobs N] [--threads T] [--collect | --calibrate]
+#                         [--bases-from DIR] [--results-from CSV]
 # pretrains once, keeps the checkpoints at grid.conf's `bases` steps as RUN/bases/base-step<N>.h5
 # (`peprime strip` copies, weights without optimizer state; SHA-256 in RUN/bases/SHA256SUMS and
 # RUN/bases.csv), then runs the cells of
@@ -22,6 +23,11 @@
 # --bases-from DIR: the bases of an earlier stretch of work instead of pretraining — a copy of
 # its RUN/bases (stripped base-step<N>.h5, spm.model, SHA256SUMS, calibration/), e.g. the one
 # committed under docs/results/bases; every file is checked against SHA256SUMS first.
+# --results-from CSV: the results_long.csv of earlier stretches of work (e.g. the committed
+# docs/results/results_long.csv): its cells count as finished and are not run again, and its
+# rows are kept in RUN/results_long.csv (a copy is kept as RUN/results_earlier.csv, so later
+# runs and --collect keep them without the option). A cell finished in RUN itself wins. With
+# --slurm the job arrays still cover whole seeds: give --seeds the ones not finished yet.
 # --slurm: submits the pretraining job when the bases are missing (run the same command again
 # once it has finished), else per base and arm slurm/pipeline.sh job arrays (the calibrated
 # arms only once RUN/calibration/inner_lr exists: run --calibrate locally first, minutes);
@@ -54,12 +60,12 @@ split() { local -a a; IFS=, read -r -a a <<<"$1"; printf '%s\n' "${a[@]}"; }
 
 exp=$PEP_ROOT/jobs/experiments/wikiann-small run=$PEP_ROOT/runs/experiment
 seeds=1,2,3 arms=none,maml,maml-all,multitask pes=adapter,prefix
-jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra="" bases_opt="" bases_from="" collect_only=0 calibrate_only=0
+jobs="" threads=1 slurm=0 report=1 dry=0 sbatch_extra="" bases_opt="" bases_from="" results_from="" collect_only=0 calibrate_only=0
 seeds_set=0 arms_set=0 pes_set=0
 sets=()
 while (($#)); do
   case "$1" in
-    --exp | --run | --seeds | --arms | --pe | --jobs | --threads | --set | --sbatch | --bases | --bases-from)
+    --exp | --run | --seeds | --arms | --pe | --jobs | --threads | --set | --sbatch | --bases | --bases-from | --results-from)
       (($# >= 2)) || die "option $1 needs a value" ;;
   esac
   case "$1" in
@@ -75,6 +81,7 @@ while (($#)); do
     --slurm) slurm=1; shift ;;
     --bases) bases_opt=$2; shift 2 ;;
     --bases-from) bases_from=$2; shift 2 ;;
+    --results-from) results_from=$2; shift 2 ;;
     --collect) collect_only=1; shift ;;
     --calibrate) calibrate_only=1; shift ;;
     --no-report) report=0; shift ;;
@@ -120,6 +127,10 @@ export PEP_SKIP_DONE=1
 if [[ -n "$bases_from" ]]; then
   ((grid)) || die "--bases-from needs a job folder with a grid.conf (experiment v2)"
   ((dry)) || grid_bases_from "$bases_from"
+fi
+if [[ -n "$results_from" ]]; then
+  ((grid)) || die "--results-from needs a job folder with a grid.conf (experiment v2)"
+  ((dry)) || grid_results_from "$results_from"
 fi
 ((grid && (slurm || collect_only))) && { grid_main; exit $?; }
 ((collect_only)) && die "--collect needs a job folder with a grid.conf (experiment v2)"

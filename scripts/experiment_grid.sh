@@ -140,6 +140,26 @@ grid_bases_from() {
   grid_bases_csv
 }
 
+# grid_results_from CSV: the results_long.csv of earlier stretches of work (e.g. the committed
+# docs/results/results_long.csv) as RUN/results_earlier.csv, after checking its form: its cells
+# are not run again and grid_collect keeps its rows
+grid_results_from() {
+  local f=$1 bad
+  [[ -s "$f" ]] || die "--results-from $f: file not found or empty"
+  [[ "$(head -n 1 "$f" | tr -d '\r')" == "base,pe,arm,seed,language,f1" ]] ||
+    die "--results-from $f: the header must be base,pe,arm,seed,language,f1 (a results_long.csv of scripts/experiment.sh)"
+  bad=$(awk -F, 'NR > 1 && !(NF == 6 && $1 ~ /^[1-9][0-9]*$/ && $2 ~ /^[a-z]+$/ && $3 ~ /^[a-z][a-z0-9-]*$/ &&
+                   $4 ~ /^[0-9]+$/ && $5 != "" && $6 ~ /^[0-9.]+$/ && $6 + 0 <= 100) {print NR ": " $0; exit}' "$f")
+  [[ -z "$bad" ]] || die "--results-from $f: line $bad is not base,pe,arm,seed,language,f1 with F1 in [0, 100]"
+  cp "$f" "$run/.results_earlier.csv.tmp" && mv "$run/.results_earlier.csv.tmp" "$run/results_earlier.csv" ||
+    die "cannot copy $f into $run/results_earlier.csv"
+  say "earlier results: $(awk -F, 'NR > 1 {c[$1 "/" $2 "-" $3 "-s" $4]} END {print length(c)}' "$f") finished cells in $f (kept as RUN/results_earlier.csv; they are not run again)"
+}
+# grid_done_earlier BASE PE ARM SEED: the cell is in RUN/results_earlier.csv
+grid_done_earlier() {
+  [[ -s "$run/results_earlier.csv" ]] && awk -F, -v k="$1,$2,$3,$4" 'NR > 1 && $1 "," $2 "," $3 "," $4 == k {f = 1; exit} END {exit !f}' "$run/results_earlier.csv"
+}
+
 # grid_inner_lr: the inner SGD rate of grid.conf's `calibrate.arms`, chosen once on the
 # strongest base (adapters, seed 1) and kept in RUN/calibration/inner_lr. With the encoder
 # frozen (optim.lr = 0) the reference arm (`calibrate.reference`: the Adam inner loop that
@@ -189,6 +209,10 @@ grid_cell() {
   local id=b$b/$c
   base=$(base_file "$b")
   local sel=(--set "pe.method=$pe" --set "run.seed=$seed")
+  if [[ ! -s "$rd/evaluate/$c/results.csv" ]] && grid_done_earlier "$b" "$pe" "$arm" "$seed"; then
+    say "skip $id: finished in an earlier stretch (RUN/results_earlier.csv)"
+    return 0
+  fi
   rm -f "$run/failed/b$b-$c"
   local init=$rd/prime/$c/primed.h5 ft=$exp/finetune.ini
   if [[ "$arm" == mlm ]]; then
@@ -218,7 +242,8 @@ grid_cell() {
   say "done $id: $(awk -F, 'NR > 1 && $1 != "micro" && $1 != "macro" {printf "%s %.1f  ", $1, 100 * $4}' "$rd/evaluate/$c/results.csv")"
 }
 
-# grid_collect: RUN/results_long.csv from every finished cell (atomic, under a lock)
+# grid_collect: RUN/results_long.csv from every finished cell, and the rows of
+# RUN/results_earlier.csv's cells that did not finish here (atomic, under a lock)
 grid_collect() {
   (
     flock 8
@@ -233,7 +258,14 @@ grid_collect() {
       [[ "$cell" =~ ^([a-z]+)-([a-z][a-z0-9-]*)-s([0-9]+)$ ]] || continue
       pe=${BASH_REMATCH[1]} arm=${BASH_REMATCH[2]} seed=${BASH_REMATCH[3]}
       awk -F, -v p="$b,$pe,$arm,$seed" 'NR > 1 && $1 != "micro" && $1 != "macro" && $1 != "" {printf "%s,%s,%.4f\n", p, $1, 100 * $4}' "$f"
-    done | sort -t, -k1,1n -k2,2 -k3,3 -k4,4n -k5,5 >>"$tmp"
+    done >"$tmp.here"
+    # the earlier stretches' rows of the cells that did not finish here
+    if [[ -s "$run/results_earlier.csv" ]]; then
+      awk -F, -v here="$tmp.here" 'BEGIN {while ((getline l < here) > 0) {split(l, a, ","); h[a[1] "," a[2] "," a[3] "," a[4]]}}
+                                   FNR > 1 && !(($1 "," $2 "," $3 "," $4) in h)' "$run/results_earlier.csv" >>"$tmp.here"
+    fi
+    sort -t, -k1,1n -k2,2 -k3,3 -k4,4n -k5,5 "$tmp.here" >>"$tmp"
+    rm -f "$tmp.here"
     mv "$tmp" "$run/results_long.csv"
   ) 8>"$run/.results_long.lock"
 }

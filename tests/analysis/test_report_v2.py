@@ -5,7 +5,8 @@ bases.csv and timings.csv, and a primed.h5 whose /tasks hold states and their ep
 with known updates. Checks the numbers report.py writes: per-base means, paired gains and
 their CIs against values computed here, the contrasts, the priming budget read from the
 stored config, the gain-vs-base plot, the cosine of the updates (not of the states), and
-clear errors for a broken CSV.
+what a later stretch's report keeps from the earlier reports (cells_v2.csv,
+task_cosine.csv), and clear errors for a broken CSV.
 
   test_report_v2.py REPORT_PY WORKDIR"""
 import csv
@@ -126,6 +127,31 @@ r = subprocess.run([sys.executable, REPORT, run, "--out", out], capture_output=T
 assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
 md = open(os.path.join(out, "results_v2.md")).read()
 assert "| 800 | 2.495 |" in md and "| 100 | 9.495 |" in md, [l for l in md.splitlines() if l.startswith("| ")][:5]
+
+# a later stretch on another machine: RUN holds none of these cells (no timings, no primed or
+# fine-tuned files), only the long CSV; the report keeps the wall times, budget and cosines its
+# earlier run wrote into OUT (cells_v2.csv, task_cosine.csv), and RUN's own cells win
+keep_md = md
+cells_csv = open(os.path.join(out, "cells_v2.csv")).read()
+assert "800,adapter,maml,3,,303,100,,64,32,1000" in cells_csv, cells_csv[:600]
+run_b = os.path.join(WORK, "run_b")
+os.makedirs(run_b)
+shutil.copy(os.path.join(run, "results_long.csv"), run_b)
+os.remove(os.path.join(out, "task_cosine.png"))
+r = subprocess.run([sys.executable, REPORT, run_b, "--out", out], capture_output=True, text=True)
+assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+md = open(os.path.join(out, "results_v2.md")).read()
+row = [l for l in md.splitlines() if l.startswith("| MAML (Adam")][-1]
+assert row.endswith("| 303 | 100 | n/a | 64 | 32 | 1000 |"), row
+assert os.path.getsize(os.path.join(out, "task_cosine.png")) > 5000
+assert open(os.path.join(out, "cells_v2.csv")).read() == cells_csv
+with open(os.path.join(run_b, "timings.csv"), "w") as f:
+    f.write("cell,stage,seconds,status,finished\nb800/adapter-maml-s1,prime,411,ok,x\n")
+r = subprocess.run([sys.executable, REPORT, run_b, "--out", out], capture_output=True, text=True)
+assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+assert "800,adapter,maml,1,,411,100,,64,32,1000" in open(os.path.join(out, "cells_v2.csv")).read()
+row = [l for l in open(os.path.join(out, "results_v2.md")).read().splitlines() if l.startswith("| MAML (Adam")][-1]
+assert row.startswith("| MAML (Adam inner, fresh start) | %.0f |" % np.mean([411, 302, 303, 304, 305])), row
 
 # bad input: a CSV without the f1 column -> exit 2 and a message naming the column
 bad = os.path.join(WORK, "bad.csv")

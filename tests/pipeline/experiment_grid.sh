@@ -5,7 +5,8 @@
 # an SGD arm at the inner rate the driver calibrates against the Adam arm),
 # results_long.csv has one row per (base, pe, arm, seed, language) with F1 in %, a rerun
 # redoes nothing, --collect rebuilds the CSV, --bases-from starts a new run from kept bases
-# (checksums checked, no pretraining, the same F1), and an unknown arm is refused.
+# (checksums checked, no pretraining, the same F1), --results-from skips the cells an earlier
+# stretch finished and keeps their rows, and an unknown arm is refused.
 # usage: experiment_grid.sh PEPRIME_BIN WORKDIR
 set -euo pipefail
 bin=$1 work=$2
@@ -94,6 +95,27 @@ cmp -s "$run/bases.csv" "$run2/bases.csv" || fail "bases.csv differs between the
 cmp -s "$run/calibration/inner_lr" "$run2/calibration/inner_lr" || fail "the calibrated rate was not restored"
 # the same cells from the same bases give the same F1
 diff <(grep '^10,' "$run/results_long.csv") <(tail -n +2 "$run2/results_long.csv") || fail "cells from the kept bases differ"
+
+echo "== 4b. --results-from: a later stretch on a fresh machine skips the committed cells"
+# the earlier stretches' rows without base 10's maml cell: only that cell runs again
+grep -v '^10,adapter,maml,' "$run/results_long.csv" >"$work/earlier.csv"
+run4=$work/run4
+bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$run4" --jobs 2 --no-report --bases-from "$kept" \
+    --results-from "$work/earlier.csv" >"$work/resume.log" 2>&1 || { cat "$work/resume.log"; fail "--results-from run failed"; }
+grep -q "skip b20/adapter-maml-s1: finished in an earlier stretch" "$work/resume.log" || { cat "$work/resume.log"; fail "no skip message"; }
+[[ "$(tail -n +2 "$run4/timings.csv" | cut -d, -f1 | sort -u)" == "b10/adapter-maml-s1" ]] ||
+    { cat "$run4/timings.csv"; fail "--results-from ran other cells than the missing one"; }
+cmp -s "$run/results_long.csv" "$run4/results_long.csv" || { diff "$run/results_long.csv" "$run4/results_long.csv"; fail "merged CSV differs"; }
+rm "$run4/results_long.csv"
+bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$run4" --collect >"$work/collect4.log" 2>&1 ||
+    { cat "$work/collect4.log"; fail "--collect after --results-from failed"; }
+cmp -s "$run/results_long.csv" "$run4/results_long.csv" || fail "--collect forgot the earlier rows"
+# a file that is not a results_long.csv is refused, naming the line
+printf 'base,pe,arm,seed,language,f1\n20,adapter,maml,1,hi,250\n' >"$work/badearlier.csv"
+if bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$run4" --no-report \
+    --results-from "$work/badearlier.csv" >"$work/badearlier.log" 2>&1; then fail "an F1 of 250 was accepted"; fi
+grep -q "line 2: 20,adapter,maml,1,hi,250 is not" "$work/badearlier.log" || { cat "$work/badearlier.log"; fail "no clear message for a bad --results-from"; }
+
 # a damaged kept base is refused before anything runs
 printf 'x' >>"$kept/base-step10.h5"
 if bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$work/run3" --no-report --bases-from "$kept" \
