@@ -577,9 +577,13 @@ def plot_cosine(out, mats, arm="maml"):
         return None
     fig, axes = plt.subplots(len(panels), 2, figsize=(9.6, 4.2 * len(panels)), squeeze=False)
     for i, (pe, langs, R, Cm, n, deltas) in enumerate(panels):
-        what = "updates (state - its episode's start)" if deltas else "states"
-        for j, (M, title) in enumerate(((R, "%s %s" % (PE_LABEL.get(pe, pe), what)),
-                                        (Cm, "%s %s, mean over languages removed" % (PE_LABEL.get(pe, pe), what)))):
+        what = "inner-loop updates (state - episode start)" if deltas else "inner-loop states"
+        seeds_s = "mean of %d seed%s" % (n, "s" if n > 1 else "")
+        chance = -1.0 / (len(langs) - 1)
+        for j, (M, title) in enumerate(((R, "%s %s: %s\n(cosine, %s)" % (arm, PE_LABEL.get(pe, pe), what, seeds_s)),
+                                        (Cm, "%s %s: the same minus their mean over languages\n(cosine, %s; "
+                                             "unrelated vectors give %.2f)" % (arm, PE_LABEL.get(pe, pe), seeds_s,
+                                                                                chance)))):
             ax = axes[i][j]
             if j == 0 and not deltas:
                 # no starts in the file: raw states say nothing about the updates
@@ -595,8 +599,7 @@ def plot_cosine(out, mats, arm="maml"):
             for a in range(len(langs)):
                 for b in range(len(langs)):
                     ax.text(b, a, ("%.3f" if j == 0 else "%.2f") % M[a, b], ha="center", va="center", fontsize=7)
-            ax.set_title("%s inner-loop %s\n(cosine, mean of %d seed%s)" % (arm, title, n, "s" if n > 1 else ""),
-                         fontsize=9)
+            ax.set_title(title, fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.046)
     return save_fig(fig, out, "task_cosine")
 
@@ -929,8 +932,9 @@ def report_v2(run, long_csv, out, exp):
     # wall time and compute per arm
     arms_all = v2_order({k[2] for k in f1})
     md += ["## Wall time and compute per arm", "",
-           "Wall times: mean seconds per run of each stage (RUN/timings.csv, one BLAS thread, two cells at a "
-           "time). Priming compute per meta-step from the primed model's stored config: passes = forward + "
+           "Wall times: median seconds per run of each stage over the arm's cells (RUN/timings.csv, one BLAS "
+           "thread, two cells at a time; the median, so that a cell paused or slowed by other work does not "
+           "move it). Priming compute per meta-step from the primed model's stored config: passes = forward + "
            "backward passes of one support- or query-sized batch; encoder sentences = sentences whose loss "
            "the encoder update is the gradient of.", "",
            "| arm | prime (s) | finetune (s) | evaluate (s) | passes / meta-step | encoder sentences / meta-step | meta-steps |",
@@ -939,7 +943,7 @@ def report_v2(run, long_csv, out, exp):
         mine = [cells[k] for k in sorted(cells, key=lambda k: -k[0]) if k[2] == a]  # strongest base first
         budget = next(((("%g" % c["passes_per_step"]), "%g" % c["encoder_sentences_per_step"], "%g" % c["meta_steps"])
                        for c in mine if "passes_per_step" in c), ("", "", ""))
-        t = lambda st: "%.0f" % np.mean([c[st + "_s"] for c in mine if st + "_s" in c]) \
+        t = lambda st: "%.0f" % np.median([c[st + "_s"] for c in mine if st + "_s" in c]) \
             if any(st + "_s" in c for c in mine) else "n/a"
         md.append("| %s | %s | %s | %s | %s | %s | %s |" % (v2_label(a), t("prime"), t("finetune"), t("evaluate"),
                                                            *budget))
