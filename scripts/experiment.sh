@@ -130,7 +130,7 @@ if [[ -n "$bases_from" ]]; then
 fi
 if [[ -n "$results_from" ]]; then
   ((grid)) || die "--results-from needs a job folder with a grid.conf (experiment v2)"
-  ((dry)) || grid_results_from "$results_from"
+  grid_results_from "$results_from"
 fi
 ((grid && (slurm || collect_only))) && { grid_main; exit $?; }
 ((collect_only)) && die "--collect needs a job folder with a grid.conf (experiment v2)"

@@ -142,7 +142,8 @@ grid_bases_from() {
 
 # grid_results_from CSV: the results_long.csv of earlier stretches of work (e.g. the committed
 # docs/results/results_long.csv) as RUN/results_earlier.csv, after checking its form: its cells
-# are not run again and grid_collect keeps its rows
+# are not run again and grid_collect keeps its rows (--dry-run: read where it is, nothing copied)
+earlier_csv=$run/results_earlier.csv
 grid_results_from() {
   local f=$1 bad
   [[ -s "$f" ]] || die "--results-from $f: file not found or empty"
@@ -151,13 +152,17 @@ grid_results_from() {
   bad=$(awk -F, 'NR > 1 && !(NF == 6 && $1 ~ /^[1-9][0-9]*$/ && $2 ~ /^[a-z]+$/ && $3 ~ /^[a-z][a-z0-9-]*$/ &&
                    $4 ~ /^[0-9]+$/ && $5 != "" && $6 ~ /^[0-9.]+$/ && $6 + 0 <= 100) {print NR ": " $0; exit}' "$f")
   [[ -z "$bad" ]] || die "--results-from $f: line $bad is not base,pe,arm,seed,language,f1 with F1 in [0, 100]"
-  cp "$f" "$run/.results_earlier.csv.tmp" && mv "$run/.results_earlier.csv.tmp" "$run/results_earlier.csv" ||
-    die "cannot copy $f into $run/results_earlier.csv"
-  say "earlier results: $(awk -F, 'NR > 1 {c[$1 "/" $2 "-" $3 "-s" $4]} END {print length(c)}' "$f") finished cells in $f (kept as RUN/results_earlier.csv; they are not run again)"
+  if ((dry)); then
+    earlier_csv=$f
+  else
+    cp "$f" "$run/.results_earlier.csv.tmp" && mv "$run/.results_earlier.csv.tmp" "$run/results_earlier.csv" ||
+      die "cannot copy $f into $run/results_earlier.csv"
+  fi
+  say "earlier results: $(awk -F, 'NR > 1 {c[$1 "/" $2 "-" $3 "-s" $4]} END {print length(c)}' "$f") finished cells in $f ($( ((dry)) && echo "dry run: read in place" || echo "kept as RUN/results_earlier.csv"); they are not run again)"
 }
 # grid_done_earlier BASE PE ARM SEED: the cell is in RUN/results_earlier.csv
 grid_done_earlier() {
-  [[ -s "$run/results_earlier.csv" ]] && awk -F, -v k="$1,$2,$3,$4" 'NR > 1 && $1 "," $2 "," $3 "," $4 == k {f = 1; exit} END {exit !f}' "$run/results_earlier.csv"
+  [[ -s "$earlier_csv" ]] && awk -F, -v k="$1,$2,$3,$4" 'NR > 1 && $1 "," $2 "," $3 "," $4 == k {f = 1; exit} END {exit !f}' "$earlier_csv"
 }
 
 # grid_inner_lr: the inner SGD rate of grid.conf's `calibrate.arms`, chosen once on the

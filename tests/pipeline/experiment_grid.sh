@@ -110,6 +110,11 @@ rm "$run4/results_long.csv"
 bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$run4" --collect >"$work/collect4.log" 2>&1 ||
     { cat "$work/collect4.log"; fail "--collect after --results-from failed"; }
 cmp -s "$run/results_long.csv" "$run4/results_long.csv" || fail "--collect forgot the earlier rows"
+# --dry-run reads the file in place: it lists the same 8 skips and copies nothing
+bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$work/run5" --no-report --bases-from "$kept" \
+    --results-from "$work/earlier.csv" --dry-run >"$work/dry.log" 2>&1 || { cat "$work/dry.log"; fail "--dry-run failed"; }
+[[ $(grep -c "experiment: skip " "$work/dry.log") -eq 8 && ! -e "$work/run5/results_earlier.csv" ]] ||
+    { cat "$work/dry.log"; fail "--dry-run with --results-from"; }
 # a file that is not a results_long.csv is refused, naming the line
 printf 'base,pe,arm,seed,language,f1\n20,adapter,maml,1,hi,250\n' >"$work/badearlier.csv"
 if bash "$root/scripts/experiment.sh" --exp "$here/experiment-grid" --run "$run4" --no-report \
