@@ -265,9 +265,9 @@ grid_collect() {
       awk -F, -v p="$b,$pe,$arm,$seed" 'NR > 1 && $1 != "micro" && $1 != "macro" && $1 != "" {printf "%s,%s,%.4f\n", p, $1, 100 * $4}' "$f"
     done >"$tmp.here"
     # the earlier stretches' rows of the cells that did not finish here
-    if [[ -s "$run/results_earlier.csv" ]]; then
+    if [[ -s "$earlier_csv" ]]; then
       awk -F, -v here="$tmp.here" 'BEGIN {while ((getline l < here) > 0) {split(l, a, ","); h[a[1] "," a[2] "," a[3] "," a[4]]}}
-                                   FNR > 1 && !(($1 "," $2 "," $3 "," $4) in h)' "$run/results_earlier.csv" >>"$tmp.here"
+                                   FNR > 1 && !(($1 "," $2 "," $3 "," $4) in h)' "$earlier_csv" >>"$tmp.here"
     fi
     sort -t, -k1,1n -k2,2 -k3,3 -k4,4n -k5,5 "$tmp.here" >>"$tmp"
     rm -f "$tmp.here"
