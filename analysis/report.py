@@ -140,6 +140,19 @@ def paired(diffs):
     return out
 
 
+def holm(ps):
+    """Holm's step-down adjustment of a family of p-values (same order as given): the i-th
+    smallest p is multiplied by (m - i + 1), made monotone, capped at 1. Controls the chance of
+    any false finding in the family at the nominal level."""
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: ps[i])
+    adj, run_max = [1.0] * m, 0.0
+    for rank, i in enumerate(order):
+        run_max = max(run_max, min(1.0, (m - rank) * ps[i]))
+        adj[i] = run_max
+    return adj
+
+
 # ---------------------------------------------------------------- reading the run
 
 def cells_in(run):
@@ -841,6 +854,35 @@ def plot_gain_vs_base(out, gains, bases, base_x, xlabel):
     return save_fig(fig, out, "gain_vs_base")
 
 
+def multiple_comparisons(gain_rows):
+    """The family of average-F1 tests (every gain over no priming and every arm contrast, all
+    bases and PE methods): how many have p < 0.05, how many chance alone would give, and which
+    survive Holm's adjustment for the family. Sets r["p_holm"] on the family's rows."""
+    fam = [r for r in gain_rows if r["language"] == "average" and math.isfinite(r["p"])]
+    if not fam:
+        return []
+    for r, a in zip(fam, holm([r["p"] for r in fam])):
+        r["p_holm"] = a
+    nominal = sum(r["p"] < 0.05 for r in fam)
+    kept = sorted((r for r in fam if r["p_holm"] < 0.05), key=lambda r: r["p"])
+    md = ["## Multiple comparisons", "",
+          "The tables above hold %d tests of average F1 (gains over no priming and arm contrasts, all bases and "
+          "PE methods); %d of them have p < 0.05, where chance alone would give about %.1f. After Holm's "
+          "adjustment for all %d (column p_holm of gains_v2.csv), %s" % (
+              len(fam), nominal, 0.05 * len(fam), len(fam),
+              "none has p < 0.05." if not kept else "%d ha%s p < 0.05:" % (len(kept), "s" if len(kept) == 1 else "ve")),
+          ""]
+    if kept:
+        md += ["| base | PE method | test | difference | p | p (Holm) |", "|---:|---|---|---:|---:|---:|"]
+        for r in kept:
+            md.append("| %d | %s | %s − %s | %+.2f | %s | %s |" % (r["base"], r["pe"], r["arm"], r["versus"], r["mean"],
+                                                                 fmt_p(r["p"]), fmt_p(r["p_holm"])))
+        md.append("")
+    md += ["The per-target gains are %d further tests, for reading only." % sum(
+        1 for r in gain_rows if r["language"] != "average"), ""]
+    return md
+
+
 def report_v2(run, long_csv, out, exp):
     try:
         f1 = read_long(long_csv)
@@ -922,13 +964,15 @@ def report_v2(run, long_csv, out, exp):
             if any(dev):
                 md += ["English dev F1 of the kept model: " +
                        "; ".join("%s %s" % (v2_label(a), fmt_ms(d)) for a, d in zip(arms, dev)) + ".", ""]
+    md += multiple_comparisons(gain_rows)
     with open(os.path.join(out, "gains_v2.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["base", "pe", "arm", "versus", "language", "n", "mean_gain", "std", "ci95", "p_paired_t",
-                    "seeds_better"])
+                    "seeds_better", "p_holm"])
         for r in gain_rows:
             w.writerow([r["base"], r["pe"], r["arm"], r["versus"], r["language"], r["n"], "%.4f" % r["mean"],
-                        "%.4f" % r["std"], "%.4f" % r["ci95"], "%.4f" % r["p"], r["wins"]])
+                        "%.4f" % r["std"], "%.4f" % r["ci95"], "%.4f" % r["p"], r["wins"],
+                        "%.4f" % r["p_holm"] if "p_holm" in r else ""])
     # wall time and compute per arm
     arms_all = v2_order({k[2] for k in f1})
     md += ["## Wall time and compute per arm", "",

@@ -95,6 +95,22 @@ for b in BASES:
             "| multi-task matched | ", "| ") or ("%+.2f" % d.mean()) in md
     c = np.array([avg(b, "maml", s) - avg(b, "mt-matched", s) for s in SEEDS])
     assert abs(float(got[(b, "maml", "mt-matched", "average")]["mean_gain"]) - c.mean()) < 1e-3
+# Holm's adjustment over the family of average-F1 tests, computed here from the raw p-values
+fam = [r for r in got.values() if r["language"] == "average"]
+ps = sorted(float(r["p_paired_t"]) for r in fam)
+m, run_max, want = len(ps), 0.0, []
+for i, pv in enumerate(ps):
+    run_max = max(run_max, min(1.0, (m - i) * pv))
+    want.append(run_max)
+assert m == 9, m  # 3 bases x (2 gains + 1 contrast)
+# (the CSV rounds p to 4 decimals, so m x 0.5e-4 of slack)
+assert max(abs(a - b) for a, b in zip(sorted(float(r["p_holm"]) for r in fam), want)) < 1e-3, (fam, want)
+assert all(r["p_holm"] == "" for r in got.values() if r["language"] != "average")
+nominal = sum(float(r["p_paired_t"]) < 0.05 for r in fam)
+kept = sum(float(r["p_holm"]) < 0.05 for r in fam)
+assert 0 < kept <= nominal, (kept, nominal)
+assert ("The tables above hold 9 tests of average F1" in md and "%d of them have p < 0.05" % nominal in md
+        and "%d ha%s p < 0.05:" % (kept, "s" if kept == 1 else "ve") in md), md[md.find("## Multiple"):][:600]
 # per-base mean ± std of the average row
 for b in BASES:
     v = np.array([avg(b, "none", s) for s in SEEDS])
