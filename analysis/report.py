@@ -826,14 +826,20 @@ def v2_task_cosines(out, rd, pes, seeds):
     return mats
 
 
-def plot_gain_vs_base(out, gains, bases, base_x, xlabel):
-    """Average priming gain (mean ± 95% CI over seeds) of each arm against base strength."""
+def plot_gain_vs_base(out, gains, bases, base_x, xlabel, stronger_right=False):
+    """Average priming gain (mean ± 95% CI over seeds) of each arm against base strength. Arms
+    are drawn side by side around each base (a small offset) so that their intervals do not hide
+    each other, in one colour per arm across the panels; every panel spans all bases."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     pes = sorted({pe for (pe, _, _) in gains})
     fig, axes = plt.subplots(1, len(pes), figsize=(6.0 * len(pes), 4.0), squeeze=False)
     cmap = plt.get_cmap("tab10")
+    every = v2_order({a for (_, a, _) in gains})
+    xs = [base_x[b] for b in bases]
+    span = (max(xs) - min(xs)) or 1.0
+    step = 0.015 * span
     for j, pe in enumerate(pes):
         ax = axes[0][j]
         arms = v2_order({a for (p, a, _) in gains if p == pe})
@@ -841,11 +847,14 @@ def plot_gain_vs_base(out, gains, bases, base_x, xlabel):
             pts = [(base_x[b], gains[(pe, arm, b)]) for b in bases if (pe, arm, b) in gains and gains[(pe, arm, b)]["n"]]
             if not pts:
                 continue
-            x = [p[0] for p in pts]
+            dx = (i - (len(arms) - 1) / 2.0) * step
+            x = [p[0] + dx for p in pts]
             y = [p[1]["mean"] for p in pts]
             e = [p[1]["ci95"] if math.isfinite(p[1]["ci95"]) else 0.0 for p in pts]
-            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=cmap(i % 10), label=v2_label(arm))
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=cmap(every.index(arm) % 10), label=v2_label(arm))
         ax.axhline(0.0, color="#888888", lw=0.8)
+        pad = 0.06 * span + step * len(every) / 2.0
+        ax.set_xlim((max(xs) + pad, min(xs) - pad) if stronger_right else (min(xs) - pad, max(xs) + pad))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("gain over no priming, average F1 (points)")
         ax.set_title("priming gain vs base strength — %s" % PE_LABEL.get(pe, pe), fontsize=10)
@@ -995,10 +1004,10 @@ def report_v2(run, long_csv, out, exp):
     plots = []
     xlabel, base_x = "pretraining step of the base", {b: b for b in bases}
     if all(loss[b] is not None for b in bases):
-        xlabel, base_x = "MLM loss of the base (lower = stronger)", {b: loss[b] for b in bases}
+        xlabel, base_x = "MLM loss of the base (stronger to the right)", {b: loss[b] for b in bases}
     try:
         if gains:
-            plots.append(plot_gain_vs_base(out, gains, bases, base_x, xlabel))
+            plots.append(plot_gain_vs_base(out, gains, bases, base_x, xlabel, stronger_right=xlabel.startswith("MLM")))
         rd = os.path.join(run, "b%d" % bases[-1]) if run else ""
         pes = sorted({k[1] for k in f1 if k[0] == bases[-1]})
         seeds = sorted({k[3] for k in f1 if k[0] == bases[-1]})
