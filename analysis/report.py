@@ -188,28 +188,57 @@ def read_log(path, names):
     return out
 
 
-def read_task_updates(path):
+def read_task_parts(path):
+    """{lang: {dataset name: float64 array}} of /tasks/<lang> and of /tasks/<lang>.start (the
+    state that language's last episode started its inner loop from), as two dicts."""
+    import h5py
+    states, starts = {}, {}
+    with h5py.File(path, "r") as f:
+        if "tasks" not in f:
+            return states, starts
+        for key in sorted(f["tasks"].keys()):
+            g = f["tasks"][key]
+            arrs = {n: np.asarray(g[n][...], dtype=np.float64).ravel() for n in sorted(g.keys())}
+            if key.endswith(".start"):
+                starts[key[:-len(".start")]] = arrs
+            else:
+                states[key] = arrs
+    return states, starts
+
+
+def read_task_updates(path, part=None):
     """{lang: flat float64 vector} and whether they are updates. Each language's update is
     /tasks/<lang> minus /tasks/<lang>.start, the state that episode's inner loop actually
     started from (not /pe: v1 subtracted /pe, which is the run.seed initialisation and not the
     inner loop's start, so every "update" carried the same offset). When any language lacks
     its start (files written before the starts were kept) the raw states are returned and the
-    second value is False."""
-    import h5py
-    states, starts = {}, {}
-    with h5py.File(path, "r") as f:
-        if "tasks" not in f:
-            return states, False
-        for key in sorted(f["tasks"].keys()):
-            g = f["tasks"][key]
-            vec = np.concatenate([np.asarray(g[n][...], dtype=np.float64).ravel() for n in sorted(g.keys())])
-            if key.endswith(".start"):
-                starts[key[:-len(".start")]] = vec
-            else:
-                states[key] = vec
-    if states and all(l in starts and starts[l].shape == v.shape for l, v in states.items()):
-        return {l: v - starts[l] for l, v in states.items()}, True
-    return states, False
+    second value is False. part: None for every tensor, "head" for the tagging head
+    (classifier.*) only, "pe" for the PE modules only."""
+    states, starts = read_task_parts(path)
+    keep = lambda n: part is None or (n.startswith("classifier") == (part == "head"))
+    flat = lambda arrs: np.concatenate([a for n, a in arrs.items() if keep(n)] or [np.zeros(0)])
+    if states and all(l in starts and starts[l].keys() == v.keys() and
+                      all(starts[l][n].shape == v[n].shape for n in v) for l, v in states.items()):
+        return {l: flat(v) - flat(starts[l]) for l, v in states.items()}, True
+    return {l: flat(v) for l, v in states.items()}, False
+
+
+def update_summary(path):
+    """Per part of the task states ("head", "pe"): the mean norm of the languages' inner-loop
+    updates and the mean cosine between the updates of two languages. {} when the file has no
+    per-task starts."""
+    out = {}
+    for part in ("head", "pe"):
+        ups, deltas = read_task_updates(path, part)
+        if not deltas or len(ups) < 2:
+            return {}
+        X = np.stack([ups[l] for l in sorted(ups)])
+        n = np.linalg.norm(X, axis=1)
+        cos = [X[i] @ X[j] / (n[i] * n[j]) for i in range(len(X)) for j in range(i + 1, len(X)) if n[i] * n[j] > 0]
+        out[part + "_update"] = float(n.mean())
+        if cos:
+            out[part + "_cosine"] = float(np.mean(cos))
+    return out
 
 
 def status_of(run, cell):
@@ -708,14 +737,16 @@ def priming_budget(cfg):
 
 
 V2_CELL_COLS = ["base", "pe", "arm", "seed", "dev_f1", "prime_s", "finetune_s", "evaluate_s", "passes_per_step",
-                "encoder_sentences_per_step", "meta_steps"]
+                "encoder_sentences_per_step", "meta_steps", "head_update", "pe_update", "head_cosine", "pe_cosine"]
 
 
 def v2_cell_facts(run, keys):
     """{(base, pe, arm, seed): {column of V2_CELL_COLS: value}} of the cells in `keys` that RUN
     holds: the best English dev F1 (%) of the kept model (finetune adapted.h5 /log/dev_f1), wall
     seconds per stage (RUN/timings.csv; arm mlm primes by pretraining) and the priming budget
-    per meta-step read from primed.h5's stored config."""
+    per meta-step read from primed.h5's stored config, and from its /tasks the size and the
+    cross-language cosine of the last inner-loop updates, head and PE modules apart
+    (update_summary)."""
     facts = {}
     path = os.path.join(run, "timings.csv")
     cell = re.compile(r"^b(?P<b>\d+)/(?P<pe>[a-z]+)-(?P<arm>[a-z][a-z0-9-]*)-s(?P<s>\d+)$")
@@ -752,6 +783,10 @@ def v2_cell_facts(run, keys):
                                                  meta_steps=float(cfg.get("optim.steps", "nan")))
             except (OSError, ValueError, KeyError) as e:
                 warn("cannot read the config of %s: %s" % (pr, e))
+            try:
+                facts.setdefault(key, {}).update(update_summary(pr))
+            except (OSError, KeyError) as e:
+                warn("cannot read /tasks of %s: %s" % (pr, e))
     return facts
 
 
@@ -784,7 +819,7 @@ def v2_cells_table(out, run, keys):
         w = csv.writer(f, lineterminator="\n")
         w.writerow(V2_CELL_COLS)
         for k, v in table.items():
-            w.writerow(list(k) + [("%.4f" % v[c]).rstrip("0").rstrip(".") if c in v else "" for c in V2_CELL_COLS[4:]])
+            w.writerow(list(k) + ["%.6g" % v[c] if c in v else "" for c in V2_CELL_COLS[4:]])
     return table
 
 
@@ -861,6 +896,30 @@ def plot_gain_vs_base(out, gains, bases, base_x, xlabel, stronger_right=False):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return save_fig(fig, out, "gain_vs_base")
+
+
+def updates_table(cells):
+    """What the inner loop moved, per base, PE method and MAML-type arm (mean over seeds of
+    update_summary's figures in cells_v2.csv)."""
+    keys = sorted({(b, pe, a) for (b, pe, a, _), c in cells.items() if "pe_update" in c},
+                  key=lambda k: (-k[0], k[1], V2_ARM_ORDER.index(k[2]) if k[2] in V2_ARM_ORDER else 99))
+    if not keys:
+        return []
+    md = ["## What the inner loop moved", "",
+          "From each primed model's /tasks: every priming language's last episode, its state after the inner "
+          "loop minus the state that loop started from. |update| is the update's Euclidean norm (mean over "
+          "the languages), cosine the mean cosine between two languages' updates; the tagging head "
+          "(classifier.*) and the PE modules apart; mean over seeds. Multi-task matched has no inner loop, "
+          "so its updates are 0.", "",
+          "| base | PE method | arm | seeds | head |update| | PE |update| | head cosine | PE cosine |",
+          "|---:|---|---|---:|---:|---:|---:|---:|"]
+    for b, pe, a in keys:
+        cs = [c for (bb, pp, aa, _), c in cells.items() if (bb, pp, aa) == (b, pe, a) and "pe_update" in c]
+        m = lambda col: ("%.3g" % np.mean([c[col] for c in cs if col in c])) if any(col in c for c in cs) else "n/a"
+        md.append("| %d | %s | %s | %d | %s | %s | %s | %s |" % (b, pe, v2_label(a), len(cs), m("head_update"),
+                                                               m("pe_update"), m("head_cosine"), m("pe_cosine")))
+    md.append("")
+    return md
 
 
 def multiple_comparisons(gain_rows):
@@ -1001,6 +1060,7 @@ def report_v2(run, long_csv, out, exp):
         md.append("| %s | %s | %s | %s | %s | %s | %s |" % (v2_label(a), t("prime"), t("finetune"), t("evaluate"),
                                                            *budget))
     md.append("")
+    md += updates_table(cells)
     plots = []
     xlabel, base_x = "pretraining step of the base", {b: b for b in bases}
     if all(loss[b] is not None for b in bases):

@@ -58,6 +58,7 @@ with open(os.path.join(run, "timings.csv"), "w") as f:
 cfg = "[maml]\nmethod = maml\norder = 2\ninner_steps = 5\nmeta_batch = 4\nquery_size = 8\nsupport_size = 8\n" \
       "[optim]\nsteps = 1000\n"
 u = {"de": np.array([1.0, 0.0, 0.0, 0.0]), "es": np.array([1.0, 1.0, 0.0, 0.0]), "zh": np.array([0.0, 0.0, 1.0, 0.0])}
+hu = {"de": np.array([2.0, 0.0]), "es": np.array([0.0, 2.0]), "zh": np.array([2.0, 2.0])}
 for s in SEEDS:
     d = os.path.join(run, "b800", "prime", "adapter-maml-s%d" % s)
     os.makedirs(d)
@@ -68,6 +69,9 @@ for s in SEEDS:
             start = rng.normal(0, 1, 4)
             h["tasks/%s/x" % l] = (start + v).astype(np.float32)
             h["tasks/%s.start/x" % l] = start.astype(np.float32)
+            start = rng.normal(0, 1, 2)  # the tagging head's part, with its own known updates
+            h["tasks/%s/classifier.weight" % l] = (start + hu[l]).astype(np.float32)
+            h["tasks/%s.start/classifier.weight" % l] = start.astype(np.float32)
 out = os.path.join(WORK, "out")
 r = subprocess.run([sys.executable, REPORT, run, "--out", out], capture_output=True, text=True)
 print(r.stdout[-3000:], r.stderr[-2000:])
@@ -125,10 +129,22 @@ assert os.path.getsize(os.path.join(out, "task_cosine.png")) > 5000
 # the cosine reads updates (state - start), not states or state - /pe
 sys.path.insert(0, os.path.dirname(REPORT))
 import report  # noqa: E402
-states, deltas = report.read_task_updates(os.path.join(run, "b800", "prime", "adapter-maml-s1", "primed.h5"))
+states, deltas = report.read_task_updates(os.path.join(run, "b800", "prime", "adapter-maml-s1", "primed.h5"), "pe")
 assert deltas and sorted(states) == ["de", "es", "zh"]
 cos = states["de"] @ states["es"] / np.linalg.norm(states["de"]) / np.linalg.norm(states["es"])
 assert abs(cos - 1 / math.sqrt(2)) < 1e-6 and abs(states["zh"] @ states["de"]) < 1e-6
+
+# what the inner loop moved, head and PE modules apart: norms and cross-language cosines of the
+# planted updates (PE: cosines 1/sqrt2, 0, 0; head: 0, 1/sqrt2, 1/sqrt2)
+with open(os.path.join(out, "cells_v2.csv")) as f:
+    c3 = [r for r in csv.DictReader(f) if (r["base"], r["arm"], r["seed"]) == ("800", "maml", "3")][0]
+want = {"pe_update": (2 + math.sqrt(2)) / 3, "head_update": (4 + 2 * math.sqrt(2)) / 3,
+        "pe_cosine": math.sqrt(0.5) / 3, "head_cosine": 2 * math.sqrt(0.5) / 3}
+for col, v in want.items():
+    assert abs(float(c3[col]) - v) < 1e-4, (col, c3[col], v)
+row = [l for l in md.splitlines() if l.startswith("| 800 | adapter | MAML (Adam")]
+assert row == ["| 800 | adapter | MAML (Adam inner, fresh start) | 5 | %.3g | %.3g | %.3g | %.3g |" % (
+    want["head_update"], want["pe_update"], want["head_cosine"], want["pe_cosine"])], row
 
 # a run that took its bases with --bases-from has no pretrain/: the MLM loss comes from each
 # stripped base's own log, which ends at its step
