@@ -61,6 +61,7 @@ V2_CONTRASTS = [("maml", "mt-matched", "the inner loop (same encoder sentences)"
                 ("maml-sgd", "maml-all", "a PE-specific inner loop vs adapting everything"),
                 ("maml-so", "maml-sgd", "second order"),
                 ("maml-meta", "maml", "a meta-learned start vs a fresh draw"),
+                ("maml-sgd", "maml", "the inner optimiser: SGD at the calibrated rate vs Adam (see 'What the inner loop moved')"),
                 ("maml", "mlm", "MAML vs equal-compute masked LM"),
                 ("mt-persistent", "mt-matched", "a persistent, trained head (v1's multi-task)")]
 ARM_ORDER = ["none", "maml", "maml-all", "multitask"]
