@@ -215,7 +215,11 @@ def read_task_updates(path, part=None):
     its start (files written before the starts were kept) the raw states are returned and the
     second value is False. part: None for every tensor, "head" for the tagging head
     (classifier.*) only, "pe" for the PE modules only."""
-    states, starts = read_task_parts(path)
+    return task_updates(*read_task_parts(path), part)
+
+
+def task_updates(states, starts, part=None):
+    """read_task_updates on read_task_parts' two dicts."""
     keep = lambda n: part is None or (n.startswith("classifier") == (part == "head"))
     flat = lambda arrs: np.concatenate([a for n, a in arrs.items() if keep(n)] or [np.zeros(0)])
     if states and all(l in starts and starts[l].keys() == v.keys() and
@@ -228,9 +232,9 @@ def update_summary(path):
     """Per part of the task states ("head", "pe"): the mean norm of the languages' inner-loop
     updates and the mean cosine between the updates of two languages. {} when the file has no
     per-task starts."""
-    out = {}
+    out, parts = {}, read_task_parts(path)
     for part in ("head", "pe"):
-        ups, deltas = read_task_updates(path, part)
+        ups, deltas = task_updates(*parts, part)
         if not deltas or len(ups) < 2:
             return {}
         X = np.stack([ups[l] for l in sorted(ups)])
