@@ -1067,12 +1067,12 @@ def report_v2(run, long_csv, out, exp):
     md.append("")
     md += updates_table(cells)
     plots = []
-    xlabel, base_x = "pretraining step of the base", {b: b for b in bases}
+    xlabel, base_x, by_loss = "pretraining step of the base", {b: b for b in bases}, False
     if all(loss[b] is not None for b in bases):
-        xlabel, base_x = "MLM loss of the base (stronger to the right)", {b: loss[b] for b in bases}
+        xlabel, base_x, by_loss = "MLM loss of the base (stronger to the right)", {b: loss[b] for b in bases}, True
     try:
         if gains:
-            plots.append(plot_gain_vs_base(out, gains, bases, base_x, xlabel, stronger_right=xlabel.startswith("MLM")))
+            plots.append(plot_gain_vs_base(out, gains, bases, base_x, xlabel, stronger_right=by_loss))
         rd = os.path.join(run, "b%d" % bases[-1]) if run else ""
         pes = sorted({k[1] for k in f1 if k[0] == bases[-1]})
         seeds = sorted({k[3] for k in f1 if k[0] == bases[-1]})
