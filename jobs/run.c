@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "ini.h"
+#include "optim/optim.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -91,6 +92,33 @@ int pep_run_parse(struct pep_run *run, const char *stage, int argc, char **argv)
     if (!root || !root[0]) root = "../shared/data";
     snprintf(run->data_root, sizeof run->data_root, "%s", root);
     return PEP_OK;
+}
+
+int pep_run_replay_optim(const struct pep_run *run, struct pep_optim *out)
+{
+    const char *from = run->cfg.maml.replay_from;
+    char path[PEP_RUN_PATH_MAX];
+    snprintf(path, sizeof path, "%s", from);
+    if (from[0] != '/' && access(path, R_OK) != 0 && run->config_path[0]) {
+        const char *slash = strrchr(run->config_path, '/');
+        int dir = slash ? (int)(slash - run->config_path) : 0;
+        if (slash) {
+            int n = snprintf(path, sizeof path, "%.*s/%s", dir, run->config_path, from);
+            PEP_CHECK(n > 0 && (size_t)n < sizeof path, PEP_ERR_USAGE, "maml.replay_from: path too long");
+        }
+    }
+    PEP_CHECK(access(path, R_OK) == 0, PEP_ERR_IO,
+              "maml.replay_from = %s: cannot read it (%s), neither as given nor beside the --config file %s; name the "
+              "fine-tuning job file whose [optim] the inner loop replays", from, strerror(errno),
+              run->config_path[0] ? run->config_path : "(none)");
+    struct pep_config *ft = malloc(sizeof *ft);
+    PEP_CHECK(ft, PEP_ERR_NOMEM, "out of memory");
+    pep_config_defaults(ft);
+    int rc = pep_ini_load(ft, path);
+    if (rc == PEP_OK) rc = pep_config_validate(ft);
+    if (rc == PEP_OK) rc = pep_optim_init(out, ft, 0, 0);
+    free(ft);
+    return rc;
 }
 
 static int mkdir_p(const char *path)

@@ -42,6 +42,12 @@ int pep_run_start(struct pep_run *run);
  * `len` (never truncated silently). Not collective. */
 int pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t len);
 
+/* The fine-tuning optimizer the inner rule finetune replays: the resolved [optim] of the job
+ * file maml.replay_from (as given, else beside the --config file), read with the same loader
+ * and checks as --config, with no moments (begin = end = 0). Not collective. */
+struct pep_optim;
+int pep_run_replay_optim(const struct pep_run *run, struct pep_optim *out);
+
 /* Preemption: installs SIGTERM / SIGUSR1 handlers; pep_run_stop_requested() turns true once
  * one arrived. */
 void pep_run_install_signals(void);

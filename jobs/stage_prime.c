@@ -107,6 +107,26 @@ static void exchange_opts(const struct pep_config *cfg, const struct pep_model *
     }
 }
 
+/* "pe sgd 0.01, head sgd 0.01" or, for the finetune rule, the replayed optimizer and window. */
+static void inner_rules_text(const struct pep_maml_opts *o, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int g = 0; g < PEP_GROUP_COUNT && used < len; g++) {
+        if (!(o->inner & PEP_GROUP_BIT(g))) continue;
+        struct pep_maml_rule r = pep_maml_rule_of(o, (enum pep_group)g);
+        const char *name = pep_group_name((enum pep_group)g), *sep = used ? ", " : "";
+        if (r.optim == PEP_MAML_INNER_FINETUNE)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s finetune (%s lr %g at steps %ld..%ld)", sep, name,
+                                     pep_optim_kind_name(o->replay.kind),
+                                     (double)pep_optim_lr_at(&o->replay, o->replay_start),
+                                     o->replay_start, o->replay_start + o->inner_steps - 1);
+        else
+            used += (size_t)snprintf(buf + used, len - used, "%s%s %s %g", sep, name,
+                                     pep_maml_inner_optim_name(r.optim), (double)r.lr);
+    }
+}
+
 static int run_prime(struct pep_stage *stg)
 {
     struct pep_run *run = &stg->run;
@@ -175,6 +195,10 @@ static int run_prime(struct pep_stage *stg)
 
     struct pep_maml_opts mo;
     PEP_CALL_GOTO(rc, pep_maml_opts_from_config(cfg, m, &mo));
+    if (cfg->maml.replay_from[0]) {
+        PEP_CALL_GOTO(rc, pep_mpi_agree(pep_run_replay_optim(run, &mo.replay), comm));
+        mo.replay_start = cfg->maml.replay_start;
+    }
     if (G > 1) {
         mo.group_sum = pep_mpi_group_sum;
         mo.group_ud = &grp;
@@ -202,9 +226,11 @@ static int run_prime(struct pep_stage *stg)
     }
     if (rank == 0) {
         size_t n_in = ie - ib, n_up = ue - ub;
-        pep_info("prime: %s, order %d, k = %d, inner lr %g, inner set %s (%zu floats), outer set %s (%zu floats), "
+        char rules[256];
+        inner_rules_text(&mo, rules, sizeof rules);
+        pep_info("prime: %s, order %d, k = %d, inner rules %s, inner set %s (%zu floats), outer set %s (%zu floats), "
                  "meta-batch %d over %d rank%s (%d task group%s of %d), %d languages",
-                 cfg->maml.method, cfg->maml.order, cfg->maml.inner_steps, (double)cfg->maml.inner_lr,
+                 cfg->maml.method, cfg->maml.order, cfg->maml.inner_steps, rules,
                  cfg->maml.inner_set, n_in, cfg->maml.outer_set, n_up, cfg->maml.meta_batch, size,
                  size == 1 ? "" : "s", grp.count, grp.count == 1 ? "" : "s", G, nlang);
         if (grp.count > cfg->maml.meta_batch) {

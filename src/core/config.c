@@ -59,8 +59,26 @@ static const struct pep_config_key keys[] = {
     KINT("maml.inner_steps", maml.inner_steps, 1, 100, "inner SGD steps per task (k)"),
     KFLT("maml.inner_lr", maml.inner_lr, 0, 100, "inner-loop learning rate (of maml.inner_optim)"),
     KNAMES("maml.inner_optim", maml.inner_optim, pep_maml_inner_optim_names,
-          "inner-loop optimiser: plain SGD, or Adam (optim.beta1/beta2/eps, bias-corrected, no weight decay, "
-          "constant rate; first order only) as PE fine-tuning's AdamW moves the modules"),
+          "inner-loop update rule of every inner group: plain SGD; Adam (optim.beta1/beta2/eps, bias-corrected, "
+          "no weight decay, constant rate, moments restarted per task; first order only); or finetune: replay "
+          "PE fine-tuning's own optimizer (the [optim] of maml.replay_from: AdamW with its betas, eps, weight "
+          "decay, global-norm clipping over PE + head, and the rates of its schedule's steps maml.replay_start "
+          ".. + inner_steps - 1; first order only)"),
+    KENUM("maml.inner_pe_optim", maml.inner_pe_optim, "same|sgd|adam|finetune",
+          "the PE modules' inner rule; same = maml.inner_optim"),
+    KFLT("maml.inner_pe_lr", maml.inner_pe_lr, -1, 100,
+         "the PE modules' inner rate (sgd, adam); -1 = maml.inner_lr; 0 with sgd freezes them in the inner loop"),
+    KENUM("maml.inner_head_optim", maml.inner_head_optim, "same|sgd|adam|finetune",
+          "the tagging head's inner rule; same = maml.inner_optim"),
+    KFLT("maml.inner_head_lr", maml.inner_head_lr, -1, 100,
+         "the tagging head's inner rate (sgd, adam); -1 = maml.inner_lr; 0 with sgd freezes it in the inner loop"),
+    KSTR("maml.replay_from", maml.replay_from,
+         "the fine-tuning job file whose [optim] (optimizer, betas, eps, weight decay, clip, warm-up, schedule, "
+         "steps) the finetune inner rule replays: absolute, relative to the working folder, or beside the "
+         "--config file"),
+    KINT("maml.replay_start", maml.replay_start, 0, 1 << 30,
+         "first fine-tuning step of the window the finetune rule replays (its rates are those of steps "
+         "replay_start .. replay_start + inner_steps - 1)"),
     KENUM("maml.inner_set", maml.inner_set, "pe+head|all", "parameters adapted in the inner loop"),
     KENUM("maml.outer_set", maml.outer_set, "plm|plm+pe|all", "parameters updated by the outer loop"),
     KNAMES("maml.pe_init", maml.pe_init, pep_maml_pe_init_names,
@@ -162,6 +180,11 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->maml.outer_set, "plm");
     strcpy(cfg->maml.pe_init, pep_maml_pe_init_name(PEP_MAML_PE_INIT_FRESH));
     strcpy(cfg->maml.inner_optim, pep_maml_inner_optim_name(PEP_MAML_INNER_SGD));
+    strcpy(cfg->maml.inner_pe_optim, "same");
+    strcpy(cfg->maml.inner_head_optim, "same");
+    cfg->maml.inner_pe_lr = -1.0f;
+    cfg->maml.inner_head_lr = -1.0f;
+    cfg->maml.replay_start = 0;
     cfg->maml.fd_eps = 1e-3f;
     cfg->maml.meta_batch = 4;
     cfg->maml.support_size = 8;
@@ -433,9 +456,26 @@ int pep_config_validate(const struct pep_config *cfg)
         PEP_CHECK(pe_init != PEP_MAML_PE_INIT_META, PEP_ERR_USAGE,
                   "%s: maml.pe_init = meta needs PE parameters but pe.method = none", w);
     }
-    PEP_CHECK(inner_optim != PEP_MAML_INNER_ADAM || cfg->maml.order == 1, PEP_ERR_USAGE,
-              "%s: maml.inner_optim = adam is first order only (the second-order recursion differentiates plain SGD "
-              "steps); use maml.order = 1 or maml.inner_optim = sgd", w);
+    /* the inner rule of each group (pep_maml_rule_of): second order differentiates SGD steps only */
+    static const char *const group_keys[2][2] = {{"maml.inner_pe_optim", "pe"}, {"maml.inner_head_optim", "head"}};
+    const char *group_optim[2] = {cfg->maml.inner_pe_optim, cfg->maml.inner_head_optim};
+    int replays = inner_optim == PEP_MAML_INNER_FINETUNE;
+    PEP_CHECK(inner_optim == PEP_MAML_INNER_SGD || cfg->maml.order == 1, PEP_ERR_USAGE,
+              "%s: maml.inner_optim = %s is first order only (the second-order recursion differentiates plain SGD "
+              "steps); use maml.order = 1 or maml.inner_optim = sgd", w, cfg->maml.inner_optim);
+    for (int g = 0; g < 2; g++) {
+        enum pep_maml_inner_optim go = inner_optim;
+        if (strcmp(group_optim[g], "same") != 0)
+            PEP_CHECK(pep_maml_inner_optim_parse(group_optim[g], &go) == 0, PEP_ERR_USAGE,
+                      "%s: unknown %s '%s'", w, group_keys[g][0], group_optim[g]);
+        replays |= go == PEP_MAML_INNER_FINETUNE;
+        PEP_CHECK(go == PEP_MAML_INNER_SGD || cfg->maml.order == 1, PEP_ERR_USAGE,
+                  "%s: %s = %s is first order only (the second-order recursion differentiates plain SGD steps); use "
+                  "maml.order = 1 or sgd for the %s group", w, group_keys[g][0], group_optim[g], group_keys[g][1]);
+    }
+    PEP_CHECK(!replays || cfg->maml.replay_from[0], PEP_ERR_USAGE,
+              "%s: an inner rule is finetune, which replays the optimizer of a fine-tuning job file: set "
+              "maml.replay_from = that file (e.g. the finetune.ini of the run)", w);
     PEP_CHECK(method != PEP_MAML_METHOD_MULTITASK_MATCHED || pe_init != PEP_MAML_PE_INIT_META,
               PEP_ERR_USAGE,
               "%s: maml.method = multitask-matched resets PE + head every episode; maml.pe_init must be fresh or "

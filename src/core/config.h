@@ -52,7 +52,13 @@ struct pep_config {
         char inner_set[PEP_CFG_WORD];   /* pe+head | all */
         char outer_set[PEP_CFG_WORD];   /* plm | plm+pe | all */
         char pe_init[PEP_CFG_WORD];     /* fresh | meta | episode */
-        char inner_optim[PEP_CFG_WORD]; /* sgd | adam */
+        char inner_optim[PEP_CFG_WORD]; /* sgd | adam | finetune: the rule of every inner group */
+        char inner_pe_optim[PEP_CFG_WORD];   /* same | sgd | adam | finetune: the PE group's rule */
+        char inner_head_optim[PEP_CFG_WORD]; /* same | sgd | adam | finetune: the head's rule */
+        float inner_pe_lr;    /* < 0: maml.inner_lr */
+        float inner_head_lr;  /* < 0: maml.inner_lr */
+        char replay_from[PEP_CFG_STR]; /* fine-tuning job file whose [optim] the finetune rule replays */
+        int replay_start;     /* first fine-tuning step of the replayed window */
         float fd_eps;         /* eps0 of the finite-difference HVP */
         int meta_batch;       /* tasks per meta-step */
         int support_size;     /* sentences */

@@ -21,5 +21,6 @@ const struct pep_names pep_maml_pe_init_names = {"inner-loop start", pe_inits, C
 static const struct pep_name inner_optims[] = {
     {PEP_MAML_INNER_SGD, "sgd"},
     {PEP_MAML_INNER_ADAM, "adam"},
+    {PEP_MAML_INNER_FINETUNE, "finetune"},
 };
 const struct pep_names pep_maml_inner_optim_names = {"inner optimiser", inner_optims, COUNT(inner_optims)};

@@ -16,14 +16,16 @@ enum pep_maml_method { PEP_MAML_METHOD_MAML, PEP_MAML_METHOD_MULTITASK, PEP_MAML
  * meta-learned values (META); a fresh draw of fine-tuning's initialiser every episode,
  * seeded by (run.seed, meta-step, task) (EPISODE). */
 enum pep_maml_pe_init { PEP_MAML_PE_INIT_FRESH, PEP_MAML_PE_INIT_META, PEP_MAML_PE_INIT_EPISODE };
-/* Plain SGD, or bias-corrected Adam with moments restarted per task (first order only). */
-enum pep_maml_inner_optim { PEP_MAML_INNER_SGD, PEP_MAML_INNER_ADAM };
+/* Plain SGD; bias-corrected Adam with moments restarted per task (first order only); or
+ * FINETUNE: PE fine-tuning's own optimizer replayed for the k inner steps (maml.replay_from,
+ * first order only). */
+enum pep_maml_inner_optim { PEP_MAML_INNER_SGD, PEP_MAML_INNER_ADAM, PEP_MAML_INNER_FINETUNE };
 
 /* maml, multitask, multitask-matched */
 extern const struct pep_names pep_maml_method_names;
 /* fresh, meta, episode */
 extern const struct pep_names pep_maml_pe_init_names;
-/* sgd, adam */
+/* sgd, adam, finetune */
 extern const struct pep_names pep_maml_inner_optim_names;
 
 /* pep_maml_method_name() / _parse(), pep_maml_pe_init_name() / _parse(),

@@ -19,7 +19,15 @@ struct pep_maml {
     float *meta;       /* numel: accumulated meta-gradient (rows [up_b, up_e)) */
     int meta_fresh;    /* pep_maml_zero was called and nothing written since: the next write stores */
     float *restore;    /* n_in: the inner set's values before the task */
-    float *am, *av;    /* n_in each: inner Adam moments (maml.inner_optim = adam) */
+    float *am, *av;    /* n_in each: inner Adam / replayed AdamW moments (rules adam, finetune) */
+    struct inner_seg { /* the inner set's groups in table order, each with its rule */
+        size_t b, e;   /* offsets into the inner set */
+        enum pep_group group;
+        struct pep_maml_rule r;
+    } seg[PEP_GROUP_COUNT];
+    int nseg;
+    float a_ref;       /* order 2: the largest SGD rate; the HVP direction is u = (a_g / a_ref) v per group */
+    float *u;          /* n_in: that direction, when the rates differ (else u = v) */
     float ws, wq;      /* this rank's share of the task's support / query labels (1 without a group) */
     pep_maml_ready_fn ready; /* pep_maml_set_ready: for the next task only */
     void *ready_ud;
@@ -48,6 +56,17 @@ int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_mod
     o->order = cfg->maml.order;
     o->inner_steps = cfg->maml.inner_steps;
     o->inner_lr = cfg->maml.inner_lr;
+    const char *gopt[PEP_GROUP_COUNT] = {NULL, cfg->maml.inner_pe_optim, cfg->maml.inner_head_optim};
+    const float glr[PEP_GROUP_COUNT] = {-1.0f, cfg->maml.inner_pe_lr, cfg->maml.inner_head_lr};
+    for (int g = PEP_GROUP_PE; g < PEP_GROUP_COUNT; g++) {
+        struct pep_maml_rule *r = &o->rule[g];
+        r->set = strcmp(gopt[g], "same") != 0 || glr[g] >= 0.0f;
+        r->optim = o->inner_optim;
+        r->lr = glr[g] >= 0.0f ? glr[g] : o->inner_lr;
+        PEP_CHECK(!strcmp(gopt[g], "same") || pep_maml_inner_optim_parse(gopt[g], &r->optim) == 0, PEP_ERR_USAGE,
+                  "unknown inner rule '%s' for the %s group (pep_config_validate lists the choices)", gopt[g],
+                  pep_group_name((enum pep_group)g));
+    }
     o->fd_eps = cfg->maml.fd_eps;
     o->beta1 = cfg->optim.beta1, o->beta2 = cfg->optim.beta2, o->adam_eps = cfg->optim.eps;
     o->fresh_seed = (uint64_t)cfg->run.seed * 1000003u + 17u;
@@ -68,6 +87,52 @@ int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_mod
               "maml.pe_init = meta to meta-learn their initialisation, or use maml.outer_set = plm",
               cfg->maml.outer_set, cfg->maml.inner_set);
     return PEP_OK;
+}
+
+struct pep_maml_rule pep_maml_rule_of(const struct pep_maml_opts *o, enum pep_group g)
+{
+    if (o->rule[g].set) return o->rule[g];
+    return (struct pep_maml_rule){0, o->inner_optim, o->inner_lr};
+}
+
+/* The inner set's groups as segments with their rules; checks what the order allows and sets
+ * the HVP's reference rate (order 2: all SGD; one rate, or a_ref = the largest and u != v). */
+static int inner_segments(struct pep_maml *mm)
+{
+    const struct pep_maml_opts *o = &mm->o;
+    const struct pep_param_table *t = &mm->m->table;
+    int differ = 0, moments = 0;
+    mm->nseg = 0, mm->a_ref = 0.0f;
+    for (int g = 0; g < PEP_GROUP_COUNT; g++) {
+        size_t b, e;
+        if (!(o->inner & PEP_GROUP_BIT(g)) || pep_param_table_range(t, PEP_GROUP_BIT(g), &b, &e) != PEP_OK || b == e)
+            continue;
+        struct inner_seg *sg = &mm->seg[mm->nseg++];
+        sg->b = b - mm->in_b, sg->e = e - mm->in_b, sg->group = (enum pep_group)g;
+        sg->r = pep_maml_rule_of(o, (enum pep_group)g);
+        moments |= sg->r.optim != PEP_MAML_INNER_SGD;
+        if (sg->r.optim == PEP_MAML_INNER_FINETUNE)
+            PEP_CHECK(o->replay.lr > 0.0f, PEP_ERR_USAGE,
+                      "the %s group's inner rule is finetune, but no fine-tuning optimizer was given to replay "
+                      "(maml.replay_from)", pep_group_name(sg->group));
+        if (o->order == 2) {
+            PEP_CHECK(sg->r.optim == PEP_MAML_INNER_SGD, PEP_ERR_USAGE,
+                      "the %s group's inner rule %s is first order only: second order differentiates SGD steps",
+                      pep_group_name(sg->group), pep_maml_inner_optim_name(sg->r.optim));
+            if (mm->nseg > 1 && sg->r.lr != mm->seg[0].r.lr) differ = 1;
+            if (sg->r.lr > mm->a_ref) mm->a_ref = sg->r.lr;
+        }
+    }
+    int rc = PEP_OK;
+    if (moments && o->method == PEP_MAML_METHOD_MAML) {
+        PEP_ALLOC_GOTO(rc, mm->am, mm->n_in);
+        PEP_ALLOC_GOTO(rc, mm->av, mm->n_in);
+    }
+    if (differ) PEP_ALLOC_GOTO(rc, mm->u, mm->n_in);
+    /* one rate for all: a_ref is that rate and u = v, the recursion of a single scalar rate */
+    if (o->order == 2 && !differ && mm->nseg) mm->a_ref = mm->seg[0].r.lr;
+cleanup:
+    return rc;
 }
 
 int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct pep_maml **out)
@@ -100,10 +165,7 @@ int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct p
     PEP_ALLOC_GOTO(rc, mm->meta, n);
     PEP_ALLOC_GOTO(rc, mm->restore, mm->n_in);
     PEP_ALLOC_GOTO(rc, mm->fin.done, 2 * (size_t)m->table.count);
-    if (o->inner_optim == PEP_MAML_INNER_ADAM && o->method == PEP_MAML_METHOD_MAML) {
-        PEP_ALLOC_GOTO(rc, mm->am, mm->n_in);
-        PEP_ALLOC_GOTO(rc, mm->av, mm->n_in);
-    }
+    PEP_CALL_GOTO(rc, inner_segments(mm));
     /* the fixed fresh start of the non-PLM inner groups: the model's own seeded initialiser */
     if (o->pe_init == PEP_MAML_PE_INIT_FRESH && o->method != PEP_MAML_METHOD_MULTITASK) {
         float *save = NULL;
@@ -133,6 +195,7 @@ void pep_maml_destroy(struct pep_maml **pmm)
     pep_free(mm->restore);
     pep_free(mm->am);
     pep_free(mm->av);
+    pep_free(mm->u);
     pep_free(mm->fin.done);
     pep_free(mm->relu);
     free(mm);
@@ -372,8 +435,18 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     size_t nin = mm->n_in;
     float *w = m->params + mm->in_b, *gr = m->grads;
     const float *pj = mm->phi + (size_t)j * nin;
+    /* per-group rates A = a_ref diag(r): the step's Jacobian needs H (A v) = a_ref H u, u = r v */
+    const float *u = mm->v;
+    if (mm->u) {
+        for (int sg = 0; sg < mm->nseg; sg++) {
+            const struct inner_seg *q = &mm->seg[sg];
+            float r = q->r.lr / mm->a_ref;
+            for (size_t i = q->b; i < q->e; i++) mm->u[i] = r * mm->v[i];
+        }
+        u = mm->u;
+    }
     double vn = 0.0;
-    for (size_t i = 0; i < nin; i++) vn += (double)mm->v[i] * mm->v[i];
+    for (size_t i = 0; i < nin; i++) vn += (double)u[i] * u[i];
     vn = sqrt(vn);
     float scale = 1.0f / (float)o->meta_batch;
     if (vn == 0.0) { /* H 0 = 0; at j = 0 the adjoints are the meta-gradient as they stand */
@@ -386,14 +459,14 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     size_t nb, ne;
     PEP_CALL(pep_param_table_range(&m->table, need, &nb, &ne));
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
-    for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * mm->v[i];
+    for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * u[i];
     int rc = loss_grad(m, support, seed, need, &l2);
     if (rc == PEP_OK) {
         grad_rows(m, nb, ne, NULL, 0.0f);
-        for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * mm->v[i];
+        for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * u[i];
     }
     /* gr = grad(-) - grad(+) = -2e h over the rows of `need`, so x -= a h is x += s gr */
-    float s = o->inner_lr / (2.0f * e);
+    float s = mm->a_ref / (2.0f * e);
     if (j == 0 && !o->group_sum) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
         if (rc != PEP_OK) pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
         PEP_CALL(rc);
@@ -434,25 +507,57 @@ static void inner_start(struct pep_maml *mm, uint64_t seed)
         memcpy(m->params + fb, mm->init + (fb - mm->in_b), (fe - fb) * sizeof(float));
 }
 
-/* Inner step j: pn = pj - a * step(gj), SGD or bias-corrected Adam (moments restart per task). */
+/* Inner step j, group by group: pn = pj - step(gj) by each group's rule. SGD: a gj; Adam:
+ * bias-corrected with moments restarted per task (j = 0), constant rate a; FINETUNE:
+ * fine-tuning's optimizer (o->replay) at the rate of its step replay_start + j, the gradient
+ * clipped by the PE + head norm as pep_optim_step clips it, decoupled weight decay, moments
+ * restarted per task as at the start of fine-tuning. */
 static void inner_update(struct pep_maml *mm, int j, const float *pj, const float *gj, float *pn)
 {
     const struct pep_maml_opts *o = &mm->o;
-    float a = o->inner_lr;
-    if (o->inner_optim == PEP_MAML_INNER_SGD) {
-        for (size_t i = 0; i < mm->n_in; i++) pn[i] = pj[i] - a * gj[i];
-        return;
-    }
-    if (j == 0) {
+    const struct pep_optim *ft = &o->replay;
+    float clip = 1.0f, ft_lr = 0.0f;
+    for (int sg = 0; sg < mm->nseg; sg++)
+        if (mm->seg[sg].r.optim == PEP_MAML_INNER_FINETUNE) {
+            double norm = 0.0;
+            for (int q = 0; q < mm->nseg; q++)
+                if (mm->seg[q].group != PEP_GROUP_PLM) norm += pow(pep_grad_norm(gj, mm->seg[q].b, mm->seg[q].e), 2);
+            norm = sqrt(norm);
+            if (ft->clip > 0.0f && norm > ft->clip) clip = (float)(ft->clip / (norm + 1e-6));
+            ft_lr = pep_optim_lr_at(ft, o->replay_start + j);
+            break;
+        }
+    if (j == 0 && mm->am) {
         memset(mm->am, 0, mm->n_in * sizeof(float));
         memset(mm->av, 0, mm->n_in * sizeof(float));
     }
-    float b1 = o->beta1, b2 = o->beta2;
-    float c1 = 1.0f - powf(b1, (float)(j + 1)), c2 = 1.0f - powf(b2, (float)(j + 1));
-    for (size_t i = 0; i < mm->n_in; i++) {
-        mm->am[i] = b1 * mm->am[i] + (1.0f - b1) * gj[i];
-        mm->av[i] = b2 * mm->av[i] + (1.0f - b2) * gj[i] * gj[i];
-        pn[i] = pj[i] - a * (mm->am[i] / c1) / (sqrtf(mm->av[i] / c2) + o->adam_eps);
+    for (int sg = 0; sg < mm->nseg; sg++) {
+        const struct inner_seg *q = &mm->seg[sg];
+        size_t b = q->b, e = q->e;
+        float a = q->r.lr;
+        if (q->r.optim == PEP_MAML_INNER_SGD) {
+            for (size_t i = b; i < e; i++) pn[i] = pj[i] - a * gj[i];
+        } else if (q->r.optim == PEP_MAML_INNER_ADAM) {
+            float b1 = o->beta1, b2 = o->beta2;
+            float c1 = 1.0f - powf(b1, (float)(j + 1)), c2 = 1.0f - powf(b2, (float)(j + 1));
+            for (size_t i = b; i < e; i++) {
+                mm->am[i] = b1 * mm->am[i] + (1.0f - b1) * gj[i];
+                mm->av[i] = b2 * mm->av[i] + (1.0f - b2) * gj[i] * gj[i];
+                pn[i] = pj[i] - a * (mm->am[i] / c1) / (sqrtf(mm->av[i] / c2) + o->adam_eps);
+            }
+        } else if (ft->kind == PEP_OPTIM_KIND_SGD) {
+            for (size_t i = b; i < e; i++) pn[i] = pj[i] - ft_lr * clip * gj[i];
+        } else { /* pep_optim_step's AdamW, term for term */
+            float b1 = ft->beta1, b2 = ft->beta2, wd = ft->weight_decay, eps = ft->eps;
+            float c1 = 1.0f - powf(b1, (float)(j + 1)), c2 = 1.0f - powf(b2, (float)(j + 1));
+            for (size_t i = b; i < e; i++) {
+                float gi = gj[i] * clip;
+                float m = mm->am[i] = b1 * mm->am[i] + (1.0f - b1) * gi;
+                float v = mm->av[i] = b2 * mm->av[i] + (1.0f - b2) * gi * gi;
+                float mhat = m / c1, vhat = v / c2;
+                pn[i] = pj[i] - ft_lr * (mhat / (sqrtf(vhat) + eps) + wd * pj[i]);
+            }
+        }
     }
 }
 

@@ -32,8 +32,18 @@ struct pep_maml_opts {
                            init drawn from fresh_seed; EPISODE: drawn anew every episode
                            (pep_model_init_weights, seeded by the task seed) */
     uint64_t fresh_seed;/* seed of the fixed fresh init */
-    enum pep_maml_inner_optim inner_optim; /* SGD, or Adam (first order only) */
+    enum pep_maml_inner_optim inner_optim; /* SGD, Adam or FINETUNE (first order only): every group's rule ... */
+    struct pep_maml_rule {
+        int set;        /* ... unless set: this group's own rule and rate */
+        enum pep_maml_inner_optim optim;
+        float lr;
+    } rule[PEP_GROUP_COUNT];
     float beta1, beta2, adam_eps; /* inner Adam */
+    /* FINETUNE: fine-tuning's optimizer (kind, lr and schedule, betas, eps, weight decay, clip;
+     * no moments: begin = end = 0) and the first of its steps the k inner steps replay. The clip
+     * is by the norm of the inner set's PE + head gradient, what fine-tuning trains and clips. */
+    struct pep_optim replay;
+    long replay_start;
     int meta_batch;     /* tasks per meta-step (the meta-gradient is their mean) */
     /* Task groups (maml.group_size > 1): the G ranks of a group each pass pep_maml_task a
      * share of the task's support and query sentences. group_sum(x, n, status, ud) is collective
@@ -60,9 +70,12 @@ struct pep_maml_task_result {
 struct pep_maml;
 
 /* Reads [maml] from the config and checks the sets against the model (clear errors for
- * empty sets and O n I groups that restart fresh each episode). */
+ * empty sets and O n I groups that restart fresh each episode). The FINETUNE rule's optimizer
+ * (o->replay) comes from another job file: the caller reads maml.replay_from and sets it. */
 int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o);
 int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct pep_maml **out);
+/* The inner rule group g follows under these options (its own, or maml.inner_optim / inner_lr). */
+struct pep_maml_rule pep_maml_rule_of(const struct pep_maml_opts *o, enum pep_group g);
 void pep_maml_destroy(struct pep_maml **mm);
 /* Clears the meta-gradient before a meta-step. */
 void pep_maml_zero(struct pep_maml *mm);

@@ -5,7 +5,8 @@
 # (hidden dropout on: a rank's share draws the whole batch's masks), with AdamW + clipping and
 # with plain SGD without clipping (the update from a common start compared, where a wrong scale
 # in any reduction shows), with the inner set's I n O rows meta-learned (maml.pe_init = meta,
-# outer set plm+pe), and for both multi-task methods. A checkpoint written with groups resumes
+# outer set plm+pe), for per-group inner rules (the finetune rule; SGD rates per group at order 2),
+# and for both multi-task methods. A checkpoint written with groups resumes
 # without them; G above the meta-batch works (P = 2, one task, G = 2). A bad G is an error that stops every rank with exit status 2 (no hang), each run
 # judged by run_check.sh.
 #   prime_groups.sh PEPRIME_BIN WORKDIR MPIEXEC
@@ -75,6 +76,15 @@ PAIRS="2:2 4:4" sgd meta 1e-4 --set maml.outer_set=plm+pe --set maml.pe_init=met
 
 step "inner loop on every parameter (maml.inner_set = all): the group-summed rows include word embeddings"
 PAIRS="2:2" sgd all 1e-4 --set maml.inner_set=all
+
+step "per-group inner rules: the finetune rule (replayed AdamW, clip, weight decay), and SGD rates per group at order 2"
+# the fine-tuning job file the finetune rule replays (found beside job.ini)
+printf '[optim]\nlr = 0.01\nwarmup = 4\nsteps = 20\nclip = 0.5\nweight_decay = 0.01\n' > ft.ini
+PAIRS="2:1 2:2 4:4" matrix replay 1e-6 1e-5 --set maml.inner_optim=finetune --set maml.replay_from=ft.ini \
+  --set maml.replay_start=2 --set maml.inner_steps=3 --set maml.pe_init=episode
+grep -q "inner rules pe finetune (adamw lr 0.0075 at steps 2..4), head finetune" replay-1-1.log || {
+  echo "FAIL: the start line does not name the replayed rule"; exit 1; }
+PAIRS="2:2 4:2" sgd rates2 1e-4 --set maml.order=2 --set maml.inner_pe_lr=2.0 --set maml.inner_head_lr=0.1
 
 step "one task per meta-step: groups larger than the meta-batch put idle ranks to work"
 PAIRS="2:2 4:4 4:2" matrix one 1e-6 1e-5 --set maml.meta_batch=1

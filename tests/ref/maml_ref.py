@@ -31,6 +31,12 @@ fresh0/<name>; the stored weights of those tensors are then not used by MAML. Wi
 --dropout P, training mode (model.dropout = attention_dropout = P) with the masks of
 --task-seed.
   maml_ref.py make-fixture-set --out-dir DIR     the standard set + DIR/maml_fixtures.txt
+  maml_ref.py make-rule-fixture-set --out-dir DIR
+                 the per-group inner rules (maml.inner_pe_optim / inner_head_optim, their rates,
+                 and the finetune rule that replays fine-tuning's AdamW): DIR/maml_rule_fixtures.txt.
+                 Each adds maml/rule/{pe,head}_{optim,lr} (optim 0 sgd, 1 adam, 2 finetune),
+                 maml/replay/* (the replayed optimizer) and maml/order2 (1: the rules are SGD, so
+                 meta_grad_o2 is the exact answer; 0: first order only, meta_grad_o2 absent).
 """
 import argparse
 import os
@@ -71,9 +77,11 @@ def _grads(out, inputs, **kw):
     return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, gs)]
 
 
-def inner_loop(leaves, inner, support, spec, lr, k, order, task_seed=None):
+def inner_loop(leaves, inner, support, spec, lr, k, order, task_seed=None, stepper=None):
     """phi_k as a dict (a function of the leaves through the graph when order == 2). With
-    task_seed, step j runs in training mode with the dropout masks of pass_seed(task_seed, j)."""
+    task_seed, step j runs in training mode with the dropout masks of pass_seed(task_seed, j).
+    lr: one rate, or a dict name -> rate (per-group SGD rates). stepper(j, phi, g) -> new phi:
+    another update rule (first order only: the gradients it gets are detached)."""
     phi = {n: leaves[n] for n in inner}
     for j in range(k):
         cur = dict(leaves)
@@ -82,17 +90,70 @@ def inner_loop(leaves, inner, support, spec, lr, k, order, task_seed=None):
                    create_graph=(order == 2))
         if order != 2:
             g = [x.detach() for x in g]
-        phi = {n: phi[n] - lr * gi for n, gi in zip(inner, g)}
+        if stepper is not None:
+            assert order == 1
+            phi = stepper(j, phi, dict(zip(inner, g)))
+            continue
+        phi = {n: phi[n] - (lr[n] if isinstance(lr, dict) else lr) * gi for n, gi in zip(inner, g)}
     return phi
 
 
-def meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order, task_seed=None):
+def schedule_lr(rp, t):
+    """The learning rate of fine-tuning's step t (0-based): linear warm-up to lr over `warmup`
+    steps, then constant or a linear decay to 0 at `steps` (docs/config.md, optim.schedule)."""
+    if rp["warmup"] > 0 and t < rp["warmup"]:
+        return rp["lr"] * (t + 1) / rp["warmup"]
+    if not rp["linear"] or rp["steps"] <= rp["warmup"]:
+        return rp["lr"]
+    return rp["lr"] * max(0.0, (rp["steps"] - t) / (rp["steps"] - rp["warmup"]))
+
+
+class RuleStepper:
+    """The inner step of per-group rules: rules = {group: (optim, lr)} with optim "sgd", "adam"
+    (bias-corrected, moments from zero, betas/eps of `adam`, constant lr) or "finetune": the
+    fine-tuning optimizer `replay` (AdamW: the gradient scaled by min(1, clip / (||g_pe+head|| +
+    1e-6)), moments from zero, bias correction, decoupled weight decay) at the rate of
+    fine-tuning's step replay["start"] + j. Written from the update rules' definitions
+    (Kingma & Ba; Loshchilov & Hutter), not from peprime's code."""
+
+    def __init__(self, group_of, rules, adam, replay):
+        self.group_of, self.rules, self.adam, self.replay = group_of, rules, adam, replay
+        self.m, self.v = {}, {}
+
+    def __call__(self, j, phi, g):
+        rp = self.replay
+        clip = 1.0
+        if any(r[0] == "finetune" for r in self.rules.values()):
+            norm = sum(float((g[n].double() ** 2).sum()) for n in g if self.group_of[n] != er.GROUP_PLM) ** 0.5
+            if rp["clip"] > 0 and norm > rp["clip"]:
+                clip = rp["clip"] / (norm + 1e-6)
+        out = {}
+        for n, p in phi.items():
+            optim, lr = self.rules[self.group_of[n]]
+            if optim == "sgd":
+                out[n] = p - lr * g[n]
+                continue
+            if optim == "adam":
+                b1, b2, eps, wd, lr_t, gn = self.adam["beta1"], self.adam["beta2"], self.adam["eps"], 0.0, lr, g[n]
+            else:
+                b1, b2, eps, wd = rp["beta1"], rp["beta2"], rp["eps"], rp["weight_decay"]
+                lr_t, gn = schedule_lr(rp, rp["start"] + j), g[n] * clip
+            m = b1 * self.m.get(n, torch.zeros_like(p)) + (1 - b1) * gn
+            v = b2 * self.v.get(n, torch.zeros_like(p)) + (1 - b2) * gn * gn
+            self.m[n], self.v[n] = m, v
+            mhat, vhat = m / (1 - b1 ** (j + 1)), v / (1 - b2 ** (j + 1))
+            out[n] = p - lr_t * (mhat / (vhat.sqrt() + eps) + wd * p)
+        return out
+
+
+def meta_grad(params, spec, support, query, inner_mask, outer_mask, lr, k, order, task_seed=None, stepper=None):
     """(meta-loss, {outer name: meta-gradient}, phi_k) for order 1 or 2; with task_seed, every
     pass in training mode with peprime's dropout masks for that task (the masks are fixed, so
-    order 2 is the exact meta-gradient of the loss with those masks)."""
+    order 2 is the exact meta-gradient of the loss with those masks). lr and stepper: as in
+    inner_loop."""
     inner, outer = split_names(spec, inner_mask, outer_mask)
     leaves = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
-    phi = inner_loop(leaves, inner, support, spec, lr, k, order, task_seed)
+    phi = inner_loop(leaves, inner, support, spec, lr, k, order, task_seed, stepper)
     cur = dict(leaves)
     cur.update(phi)
     lq = _loss(cur, query, spec, pass_seed(task_seed, k))
@@ -272,6 +333,78 @@ FIXTURE_SET = [("adapter-pfeiffer", "pe+head", "plm", 1, "meta", 0.0),
                ("adapter-houlsby", "pe+head", "plm+pe", 2, "meta", 0.1, {"seed": 1, "kink": True})]
 
 
+OPTIM_CODE = {"sgd": 0, "adam": 1, "finetune": 2}
+ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}  # optim.beta1/beta2/eps defaults (the inner Adam's)
+# The replayed fine-tuning optimizer of the finetune fixtures: clip and weight decay active, a
+# window (steps 2..4 of 10) that spans the end of the warm-up and the start of the decay.
+REPLAY = {"lr": 0.05, "beta1": 0.9, "beta2": 0.98, "eps": 1e-6, "weight_decay": 0.1, "clip": 0.5,
+          "warmup": 3, "steps": 10, "linear": 1, "start": 2}
+# (name, pe, k, phi_0, {group: (optim, lr)}) of the rule fixtures (tiny spec, inner pe+head, outer plm).
+RULE_SET = [("sgd_rates", "adapter-pfeiffer", 2, "meta", {"pe": ("sgd", 2.0), "head": ("sgd", 0.1)}),
+            ("sgd_head_only", "prefix", 2, "fresh", {"pe": ("sgd", 0.0), "head": ("sgd", 0.5)}),
+            ("adam_pe_sgd_head", "adapter-pfeiffer", 3, "meta", {"pe": ("adam", 0.01), "head": ("sgd", 0.5)}),
+            ("finetune", "adapter-pfeiffer", 3, "fresh", {"pe": ("finetune", 0.0), "head": ("finetune", 0.0)}),
+            ("finetune", "prefix", 3, "fresh", {"pe": ("finetune", 0.0), "head": ("finetune", 0.0)}),
+            ("finetune_head_only", "adapter-houlsby", 3, "meta", {"pe": ("sgd", 0.0), "head": ("finetune", 0.0)})]
+
+
+def make_rule_fixture(spec, seed, rules, k, fresh_seed=None):
+    """A fixture of one task under per-group inner rules (inner set pe+head, outer plm)."""
+    inner_mask, outer_mask = er.GROUP_BITS["pe+head"], er.GROUP_BITS["plm"]
+    gen = torch.Generator().manual_seed(seed)
+    params = {n: t.float() for n, t in er.random_params(spec, gen).items()}
+    support = er.random_batch(spec, gen)
+    query = er.random_batch(spec, gen)
+    start = params if fresh_seed is None else fresh_start(params, spec, inner_mask, fresh_seed)
+    group_of = {n: g for n, _, g in er.param_specs(spec)}
+    inner, outer = split_names(spec, inner_mask, outer_mask)
+    gname = {er.GROUP_PE: "pe", er.GROUP_HEAD: "head"}
+    by_group = {g: rules[gname[g]] for g in gname}
+    sgd_only = all(r[0] == "sgd" for r in rules.values())
+    if sgd_only:
+        lr = {n: by_group[group_of[n]][1] for n in inner}
+        l1, g1, phi = meta_grad(start, spec, support, query, inner_mask, outer_mask, lr, k, 1)
+        l2, g2, _ = meta_grad(start, spec, support, query, inner_mask, outer_mask, lr, k, 2)
+    else:
+        l1, g1, phi = meta_grad(start, spec, support, query, inner_mask, outer_mask, None, k, 1,
+                                stepper=RuleStepper(group_of, by_group, ADAM, REPLAY))
+    out = er.spec_tensors(spec)
+    out["support_ids"], out["support_labels"] = support[0].int(), support[1].int()
+    out["query_ids"], out["query_labels"] = query[0].int(), query[1].int()
+    out["maml/inner_lr"] = np.array(0.0, dtype=np.float32)
+    out["maml/k"] = np.array(k, dtype=np.int32)
+    out["maml/inner_groups"] = np.array(inner_mask, dtype=np.int32)
+    out["maml/outer_groups"] = np.array(outer_mask, dtype=np.int32)
+    out["maml/pe_init_meta"] = np.array(int(fresh_seed is None), dtype=np.int32)
+    out["maml/fresh_seed"] = np.array(fresh_seed or 0, dtype=np.int32)
+    out["maml/task_seed"] = np.array(0, dtype=np.int32)
+    out["maml/order2"] = np.array(int(sgd_only), dtype=np.int32)
+    for g, (optim, rate) in rules.items():
+        out[f"maml/rule/{g}_optim"] = np.array(OPTIM_CODE[optim], dtype=np.int32)
+        out[f"maml/rule/{g}_lr"] = np.array(rate, dtype=np.float32)
+    for key, val in REPLAY.items():
+        out["maml/replay/" + key] = np.array(val, dtype=np.float32)
+    for n, t in params.items():
+        out[n] = t
+    if fresh_seed is not None:
+        for n in inner:
+            out["fresh0/" + n] = start[n].float()
+    out["meta_loss_o1"] = l1.float().reshape(())
+    out["meta_loss_o2"] = (l2 if sgd_only else l1).float().reshape(())
+    for n, t in phi.items():
+        out["fast/" + n] = t.float()
+    for n in g1:
+        out["meta_grad_o1/" + n] = g1[n].float()
+    d = 0.0
+    if sgd_only:
+        for n in g2:
+            out["meta_grad_o2/" + n] = g2[n].float()
+        d = rel_diff(g1, g2, list(g2))
+    out["rel_diff_o1_o2"] = np.array(d, dtype=np.float64)
+    out["kink_crossings"] = np.array(0, dtype=np.int32)
+    return out, d
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -295,8 +428,25 @@ def main(argv=None):
     mk.add_argument("--out", required=True)
     fs = sub.add_parser("make-fixture-set", help="the standard MAML set + maml_fixtures.txt listing it")
     fs.add_argument("--out-dir", required=True)
+    rs = sub.add_parser("make-rule-fixture-set", help="the per-group inner rules + maml_rule_fixtures.txt")
+    rs.add_argument("--out-dir", required=True)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if a.cmd == "make-rule-fixture-set":
+        os.makedirs(a.out_dir, exist_ok=True)
+        names, bad = [], 0
+        for place, (tag, pe, k, start, rules) in enumerate(RULE_SET, start=1):
+            spec = er.make_spec("tiny", pe, "tagger")
+            fx, d = make_rule_fixture(spec, 100 + place, rules, k, FRESH_SEED if start == "fresh" else None)
+            name = f"maml_rules_{tag}_{pe}_k{k}" + ("_fresh" if start == "fresh" else "") + ".safetensors"
+            safetensors_io.write_fixture(os.path.join(a.out_dir, name), fx)
+            names.append(name)
+            print(f"{name}: meta_loss={float(fx['meta_loss_o1']):.5f} order 2 {'yes' if int(fx['maml/order2']) else 'no'}"
+                  f" ||o1-o2||/||o2||={d:.4f}")
+            bad += int(fx["maml/order2"]) and d < 1e-2
+        with open(os.path.join(a.out_dir, "maml_rule_fixtures.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+        return 1 if bad else 0
     if a.cmd == "make-fixture-set":
         os.makedirs(a.out_dir, exist_ok=True)
         names, bad = [], 0

@@ -16,8 +16,12 @@
  *     fast weights within 1e-5;
  *   - the multi-task baseline (maml.method = multitask): its gradient over O u I against
  *     grad (L_S + L_Q) / 2 within 1e-4, and its two losses.
+ * With --rules, the per-group inner rules of DIR/maml_rule_fixtures.txt (maml_ref.py
+ * make-rule-fixture-set): per-group SGD rates (order 1 and 2), Adam on the PE modules, and the
+ * finetune rule replaying fine-tuning's AdamW (clip, weight decay, a window of its schedule;
+ * first order): the meta-gradient, phi_k and the meta-loss at the same tolerances.
  *
- * Usage: test_maml_parity DIR (ctest passes the folder made by the maml fixture setup). */
+ * Usage: test_maml_parity DIR [--rules] (ctest passes the folder made by the fixture setup). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +158,32 @@ static void run(struct pep_fixture *tf, enum pep_maml_method method, int order, 
     o.pe_init = (int)scalar(tf, "maml/pe_init_meta") ? PEP_MAML_PE_INIT_META : PEP_MAML_PE_INIT_FRESH;
     o.fresh_seed = (uint64_t)scalar(tf, "maml/fresh_seed");
     o.meta_batch = 1;
+    o.beta1 = 0.9f, o.beta2 = 0.999f, o.adam_eps = 1e-8f; /* the inner Adam's: optim.beta1/beta2/eps defaults, maml_ref.ADAM */
+    double code = 0;
+    static const char *const gname[PEP_GROUP_COUNT] = {NULL, "pe", "head"};
+    for (int g = PEP_GROUP_PE; g < PEP_GROUP_COUNT; g++) { /* rule fixtures: each group's own rule */
+        char key[64];
+        snprintf(key, sizeof key, "maml/rule/%s_optim", gname[g]);
+        if (pep_fixture_scalar(tf, key, &code) != 0) continue;
+        o.rule[g].set = 1;
+        o.rule[g].optim = (enum pep_maml_inner_optim)(int)code;
+        snprintf(key, sizeof key, "maml/rule/%s_lr", gname[g]);
+        o.rule[g].lr = (float)scalar(tf, key);
+    }
+    if (pep_fixture_scalar(tf, "maml/replay/lr", &code) == 0) {
+        struct pep_optim *r = &o.replay;
+        r->kind = PEP_OPTIM_KIND_ADAMW;
+        r->lr = (float)code;
+        r->beta1 = (float)scalar(tf, "maml/replay/beta1");
+        r->beta2 = (float)scalar(tf, "maml/replay/beta2");
+        r->eps = (float)scalar(tf, "maml/replay/eps");
+        r->weight_decay = (float)scalar(tf, "maml/replay/weight_decay");
+        r->clip = (float)scalar(tf, "maml/replay/clip");
+        r->warmup = (int)scalar(tf, "maml/replay/warmup");
+        r->total_steps = (int)scalar(tf, "maml/replay/steps");
+        r->linear_decay = (int)scalar(tf, "maml/replay/linear");
+        o.replay_start = (long)scalar(tf, "maml/replay/start");
+    }
     struct pep_maml *mm = NULL;
     if (pep_maml_create(m, &o, &mm) != PEP_OK) fail_msg("pep_maml_create: %s", pep_error_message());
     struct pep_batch S = batch(tf, "support_ids", "support_labels"), Q = batch(tf, "query_ids", "query_labels");
@@ -168,7 +198,9 @@ static void run(struct pep_fixture *tf, enum pep_maml_method method, int order, 
         out->err_o1 = rel_err(m, pep_maml_grad(mm), 0, tf, "mt_grad");
     } else {
         out->err_o1 = rel_err(m, pep_maml_grad(mm), 0, tf, "meta_grad_o1");
-        out->err_o2 = rel_err(m, pep_maml_grad(mm), 0, tf, "meta_grad_o2");
+        double o2 = 1; /* rule fixtures of first-order-only rules have no meta_grad_o2 */
+        if (pep_fixture_scalar(tf, "maml/order2", &o2) != 0 || o2 != 0)
+            out->err_o2 = rel_err(m, pep_maml_grad(mm), 0, tf, "meta_grad_o2");
         out->err_phi = rel_err(m, res.adapted, ib, tf, "fast");
     }
     out->support_loss = res.support_loss;
@@ -225,15 +257,47 @@ static void test_maml_parity_fixture(void **state)
     pep_fixture_fini(&tf);
 }
 
+/* A rule fixture: order 1 always; order 2 where the rules are SGD (maml/order2). */
+static void test_maml_rules_fixture(void **state)
+{
+    const char *file = *state;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, file);
+    struct pep_fixture tf;
+    if (pep_fixture_load(&tf, path) != 0) fail_msg("%s", tf.err);
+    if (!(int)scalar(&tf, "maml/pe_init_meta")) check_fresh_init(&tf);
+    int order2 = (int)scalar(&tf, "maml/order2");
+    double ref_loss = scalar(&tf, "meta_loss_o1");
+    struct outcome r1, r2 = {0};
+    run(&tf, PEP_MAML_METHOD_MAML, 1, &r1);
+    if (order2) run(&tf, PEP_MAML_METHOD_MAML, 2, &r2);
+    print_message("%s: order 1 vs o1 ref %.2e; phi_k %.2e; meta-loss %.6f ref %.6f%s", file, r1.err_o1, r1.err_phi,
+                  r1.query_loss, ref_loss, order2 ? "" : " (first order only)\n");
+    if (order2)
+        print_message("; order 2 vs o2 ref %.2e (order 1 vs o2 ref %.2e), phi_k %.2e\n", r2.err_o2, r1.err_o2,
+                      r2.err_phi);
+    assert_true(close_to(r1.query_loss, ref_loss, 1e-5));
+    assert_true(r1.err_o1 <= O1_TOL);
+    assert_true(r1.err_phi <= PHI_TOL);
+    if (order2) {
+        assert_true(r2.err_o2 <= O2_TOL);
+        assert_true(r1.err_o2 > 10 * O2_TOL);
+        assert_true(r2.err_phi <= PHI_TOL);
+    }
+    pep_fixture_fini(&tf);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FIXTURE_DIR (made by tests/ref/maml_ref.py make-fixture-set)\n", argv[0]);
+        fprintf(stderr, "usage: %s FIXTURE_DIR [--rules] (made by tests/ref/maml_ref.py make-fixture-set or "
+                "make-rule-fixture-set)\n", argv[0]);
         return 2;
     }
     fixture_dir = argv[1];
+    int rules = argc > 2 && !strcmp(argv[2], "--rules");
     char list[2048];
-    snprintf(list, sizeof list, "%s/maml_fixtures.txt", fixture_dir);
+    snprintf(list, sizeof list, "%s/%s", fixture_dir, rules ? "maml_rule_fixtures.txt" : "maml_fixtures.txt");
     FILE *f = fopen(list, "r");
     if (!f) {
         fprintf(stderr, "%s: cannot open; run tests/ref/maml_ref.py make-fixture-set --out-dir %s\n", list, fixture_dir);
@@ -247,7 +311,8 @@ int main(int argc, char **argv)
         names[n][strcspn(names[n], "\r\n")] = '\0';
         if (!names[n][0]) continue;
         snprintf(titles[n], sizeof titles[n], "test_maml_parity_%.200s", names[n]);
-        tests[n] = (struct CMUnitTest){titles[n], test_maml_parity_fixture, NULL, NULL, names[n]};
+        tests[n] = (struct CMUnitTest){titles[n], rules ? test_maml_rules_fixture : test_maml_parity_fixture, NULL,
+                                       NULL, names[n]};
         n++;
     }
     fclose(f);

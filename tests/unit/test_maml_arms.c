@@ -230,6 +230,10 @@ static void test_config_checks(void **st)
     (void)st;
     expect_config_error("maml.inner_optim", "adam", "maml.order", "2", "first order only");
     expect_config_error("maml.method", "multitask-matched", "maml.pe_init", "meta", "fresh or episode");
+    expect_config_error("maml.inner_head_optim", "adam", "maml.order", "2", "maml.inner_head_optim = adam is first order only");
+    expect_config_error("maml.inner_pe_optim", "finetune", "maml.order", "2", "maml.inner_pe_optim = finetune is first order only");
+    expect_config_error("maml.inner_optim", "finetune", "maml.order", "1", "set maml.replay_from");
+    expect_config_error("maml.inner_pe_optim", "finetune", "maml.order", "1", "set maml.replay_from");
     struct pep_config cfg;
     pep_config_defaults(&cfg);
     pep_error_clear();
@@ -241,6 +245,60 @@ static void test_config_checks(void **st)
     assert_int_equal(pep_config_validate(&cfg), PEP_OK);
 }
 
+/* Per-group rules: naming each group's rule and rate as the shared ones gives the bits of the
+ * shared rule (old job files keep their results); a different head rate changes only what it
+ * should; pep_maml_create refuses a finetune rule without a replayed optimizer. */
+static void test_group_rules(void **st)
+{
+    (void)st;
+    struct pep_model *m = model();
+    int ids[32], labels[32], qids[32], qlabels[32];
+    struct pep_batch S, Q;
+    batch(&S, ids, labels, 11);
+    batch(&Q, qids, qlabels, 12);
+    float *adapted[3];
+    size_t ib, ie;
+    for (int v = 0; v < 3; v++) {
+        struct pep_config cfg;
+        pep_config_defaults(&cfg);
+        strcpy(cfg.maml.pe_init, "episode");
+        cfg.maml.inner_steps = 2, cfg.maml.inner_lr = 0.3f, cfg.maml.order = 2;
+        if (v >= 1) strcpy(cfg.maml.inner_pe_optim, "sgd"), strcpy(cfg.maml.inner_head_optim, "sgd"),
+            cfg.maml.inner_pe_lr = 0.3f, cfg.maml.inner_head_lr = 0.3f;
+        if (v == 2) cfg.maml.inner_head_lr = 0.05f;
+        assert_int_equal(pep_config_validate(&cfg), PEP_OK);
+        struct pep_maml_opts o;
+        assert_int_equal(pep_maml_opts_from_config(&cfg, m, &o), PEP_OK);
+        struct pep_maml *mm = NULL;
+        assert_int_equal(pep_maml_create(m, &o, &mm), PEP_OK);
+        struct pep_maml_task_result res;
+        pep_maml_zero(mm);
+        assert_int_equal(pep_maml_task(mm, &S, &Q, 5, &res), PEP_OK);
+        pep_maml_inner_range(mm, &ib, &ie);
+        adapted[v] = malloc((ie - ib) * sizeof(float));
+        memcpy(adapted[v], res.adapted, (ie - ib) * sizeof(float));
+        pep_maml_destroy(&mm);
+    }
+    size_t hb, he;
+    assert_int_equal(pep_param_table_range(&m->table, PEP_GROUP_BIT(PEP_GROUP_HEAD), &hb, &he), PEP_OK);
+    assert_memory_equal(adapted[0], adapted[1], (ie - ib) * sizeof(float));
+    /* the head's rate moves the head; the first inner step of the PE modules (same start, same gradient) is unchanged */
+    assert_true(max_abs_diff(adapted[0] + (hb - ib), adapted[2] + (hb - ib), he - hb) > 1e-4);
+    for (int v = 0; v < 3; v++) free(adapted[v]);
+    /* finetune without a replayed optimizer: a clear error, not a silent zero rate */
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    strcpy(cfg.maml.inner_optim, "finetune");
+    struct pep_maml_opts o;
+    assert_int_equal(pep_maml_opts_from_config(&cfg, m, &o), PEP_OK);
+    struct pep_maml *mm = NULL;
+    pep_error_clear();
+    assert_int_equal(pep_maml_create(m, &o, &mm), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "maml.replay_from"));
+    pep_error_clear();
+    pep_model_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_inner_adam),
         cmocka_unit_test(test_multitask_matched),
         cmocka_unit_test(test_config_checks),
+        cmocka_unit_test(test_group_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
