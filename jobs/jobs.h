@@ -18,6 +18,7 @@ int pep_cmd_pretrain(int argc, char **argv);
 int pep_cmd_prime(int argc, char **argv);
 int pep_cmd_finetune(int argc, char **argv);
 int pep_cmd_evaluate(int argc, char **argv);
+int pep_cmd_fidelity(int argc, char **argv);
 
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);

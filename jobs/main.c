@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"prime", pep_cmd_prime, "MAML priming for PE fine-tuning (mpirun / srun) -> <out>/primed.h5", 1},
     {"finetune", pep_cmd_finetune, "PE fine-tuning on the source language(s) -> <out>/adapted.h5", 1},
     {"evaluate", pep_cmd_evaluate, "zero-shot entity F1 per target language -> <out>/results.{json,csv}", 1},
+    {"fidelity", pep_cmd_fidelity, "how well the inner loop simulates PE fine-tuning (--tasks T --steps N --from-step S)", 1},
     {"import-hf", pep_cmd_import_hf, "import Hugging Face XLM-R weights (safetensors) -> base.h5", 1},
     {"export-hf", pep_cmd_export_hf, "export a checkpoint as Hugging Face files (+ peft / AdapterHub PE modules)", 0},
     {"strip", pep_cmd_strip, "copy a checkpoint without optimizer and task states (weights, config, log)", 0},
