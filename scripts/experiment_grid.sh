@@ -31,8 +31,18 @@ fi
 for key in strong.arms weak.arms; do
   for a in $(split "$(grid_get "$key")"); do exp_arm_ok "$a" || die "$exp/grid.conf: $key names arm '$a', but there is no arms/$a.ini"; done
 done
-pretrain_steps=$(sed -n 's/^[[:space:]]*steps[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' "$exp/pretrain.ini" | tail -n 1)
-ckpt_every=$(sed -n 's/^[[:space:]]*every[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' "$exp/pretrain.ini" | tail -n 1)
+# conf_get FILE SECTION.KEY: a key of a job file as peprime resolves it (includes and defaults
+# applied): `peprime config --config FILE`, not a pattern over the file's own lines
+grid_bin=${PEPRIME_BIN:-$PEP_ROOT/build/peprime}
+[[ -x "$grid_bin" ]] || pep_build "$PEP_ROOT/build" >/dev/null
+conf_get() {
+  local text
+  text=$("$grid_bin" config --config "$1") || die "cannot read $1 ('peprime config --config $1' failed)"
+  awk -v s="${2%%.*}" -v k="${2#*.}" '/^\[/ {sec = substr($0, 2, length($0) - 2); next}
+    sec == s && $1 == k {sub(/^[^=]*=[ \t]*/, ""); print; exit}' <<<"$text"
+}
+pretrain_steps=$(conf_get "$exp/pretrain.ini" optim.steps)
+ckpt_every=$(conf_get "$exp/pretrain.ini" checkpoint.every)
 for b in $(split "$g_bases"); do
   ((b <= pretrain_steps)) || die "grid.conf base $b is beyond pretrain.ini's steps = $pretrain_steps"
   ((b == pretrain_steps || (ckpt_every > 0 && b % ckpt_every == 0))) ||
