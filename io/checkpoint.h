@@ -19,6 +19,11 @@
  *   /optimizer/m/<group>/<name>, /optimizer/v/<group>/<name>   Adam moments
  *   /tasks/<lang>      attrs episode, step (int64), support_loss, query_loss (float64);
  *                      one dataset per inner-set row (/tasks/<lang>/<name>)
+ *   /best              finetune only: the model selection's best-so-far weights, so that a
+ *                      resumed run keeps them; attrs dev_f1 (float64, the dev entity F1 as a
+ *                      fraction, -1 before the first evaluation), step (int64, the step it
+ *                      was measured after, 0 for the start weights), groups (e.g. "pe+head")
+ *   /best/<group>/<name>   the best-so-far rows (/best/pe/..., /best/head/...)
  *   /log/<series>      1-D float64, chunked, unlimited max size (step, meta_loss, ...)
  *
  * The first 1 MiB is an HDF5 user block holding a digest of every byte after it, written at
@@ -35,7 +40,8 @@
  *
  * Writer (collective over `comm`, every rank calls every function with the same metadata):
  *   pep_ckpt_create -> pep_ckpt_write_header -> write_params / write_moments / write_tasks /
- *   write_log (any order, each at most once per name) -> pep_ckpt_commit (or pep_ckpt_abort).
+ *   write_best / write_log (any order, each at most once per name) -> pep_ckpt_commit (or
+ *   pep_ckpt_abort).
  * Each write function agrees on the status across ranks before returning, so all ranks take
  * the same branch (abort on error).
  *
@@ -143,6 +149,13 @@ int pep_ckpt_write_moments(struct pep_ckpt_writer *w, const struct pep_param_tab
  * each task's data (independent transfer; other ranks hold no copy). One task per language. */
 int pep_ckpt_write_tasks(struct pep_ckpt_writer *w, const struct pep_param_table *table, unsigned groups,
                          const struct pep_ckpt_task *tasks, int ntasks);
+/* /best: the best-so-far weights of a model selection, the rows of `groups` (a contiguous group
+ * set, e.g. pe+head) from `state` (layout as struct pep_ckpt_task: row r at rows[r].offset -
+ * begin), with the dev F1 they scored (-1: not evaluated yet) and the step after which they
+ * did. Collective, replicated like params (checked by checksum); dev_f1 and step must be the
+ * same on all ranks (checked). */
+int pep_ckpt_write_best(struct pep_ckpt_writer *w, const struct pep_param_table *table, const float *state,
+                        unsigned groups, double dev_f1, int64_t step);
 /* /log/<name>: `n` float64 values (a whole series, replicated; rank 0's copy is written).
  * Chunked with unlimited size so tools can append. Collective. */
 int pep_ckpt_write_log(struct pep_ckpt_writer *w, const char *name, const double *values, size_t n);
@@ -176,6 +189,12 @@ int pep_ckpt_read_params(struct pep_ckpt_reader *r, const struct pep_param_table
 /* Reads the Adam moments of the rows in `groups` and the step count. */
 int pep_ckpt_read_moments(struct pep_ckpt_reader *r, const struct pep_param_table *table, float *m, float *v,
                           unsigned groups, int64_t *t);
+/* The best-so-far weights of /best into `state` (layout as in pep_ckpt_write_best), their dev
+ * F1 and step; state NULL: only dev_f1 and step (table and groups unused). *found = 0 and
+ * PEP_OK when the file has no /best (another stage, or a finetune checkpoint written before
+ * /best existed); a /best with a missing or damaged row or attribute is PEP_ERR_FORMAT. */
+int pep_ckpt_read_best(struct pep_ckpt_reader *r, const struct pep_param_table *table, unsigned groups,
+                       float *state, double *dev_f1, int64_t *step, int *found);
 /* Number of task states and the i-th (by language name). */
 int pep_ckpt_task_count(struct pep_ckpt_reader *r, int *n);
 int pep_ckpt_task_info(struct pep_ckpt_reader *r, int i, struct pep_ckpt_task_info *info);

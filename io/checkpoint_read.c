@@ -1,7 +1,7 @@
 /* The checkpoint reader (checkpoint.h): serial HDF5, any number of processes at once. Opens
- * and validates the root attributes, reads parameter rows, Adam moments, task states and log
- * series with their shapes and checksums checked, and streams whole groups for statistics
- * and deep verification. */
+ * and validates the root attributes, reads parameter rows, Adam moments, best-so-far weights,
+ * task states and log series with their shapes and checksums checked, and streams whole
+ * groups for statistics and deep verification. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -284,6 +284,30 @@ int pep_ckpt_read_moments(struct pep_ckpt_reader *r, const struct pep_param_tabl
     PEP_CALL_GOTO(rc, ck_attr_read_num(g, r->path, "/optimizer", "t", H5T_NATIVE_INT64, t));
     PEP_CALL_GOTO(rc, read_rows(r, table, m, 0, groups, "/optimizer/m"));
     PEP_CALL_GOTO(rc, read_rows(r, table, v, 0, groups, "/optimizer/v"));
+cleanup:
+    PEP_H5_CLOSE(H5Gclose, g);
+    return rc;
+}
+
+int pep_ckpt_read_best(struct pep_ckpt_reader *r, const struct pep_param_table *table, unsigned groups,
+                       float *state, double *dev_f1, int64_t *step, int *found)
+{
+    int rc = PEP_OK;
+    hid_t g = H5I_INVALID_HID;
+    size_t begin, end;
+    htri_t e;
+    *found = 0;
+    if (state) PEP_CALL(pep_param_table_range(table, groups, &begin, &end));
+    H5E_BEGIN_TRY { e = H5Lexists(r->file, "/best", H5P_DEFAULT); }
+    H5E_END_TRY;
+    if (e <= 0) return PEP_OK;
+    H5E_BEGIN_TRY { g = H5Gopen2(r->file, "/best", H5P_DEFAULT); }
+    H5E_END_TRY;
+    PEP_CHECK_GOTO(rc, g >= 0, PEP_ERR_FORMAT, "%s: cannot open /best (file damaged?)", r->path);
+    PEP_CALL_GOTO(rc, ck_attr_read_num(g, r->path, "/best", "dev_f1", H5T_NATIVE_DOUBLE, dev_f1));
+    PEP_CALL_GOTO(rc, ck_attr_read_num(g, r->path, "/best", "step", H5T_NATIVE_INT64, step));
+    if (state) PEP_CALL_GOTO(rc, read_rows(r, table, state, begin, groups, "/best"));
+    *found = 1;
 cleanup:
     PEP_H5_CLOSE(H5Gclose, g);
     return rc;

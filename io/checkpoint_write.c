@@ -260,10 +260,10 @@ cleanup:
     return rc;
 }
 
-/* Writes the replicated rows of `groups` from `block` under prefix/<group>/ (prefix "" gives
- * /model, /pe, /head; "/optimizer/m" gives /optimizer/m/plm ...). */
+/* Writes the replicated rows of `groups` from `block` (row r at rows[r].offset - base) under
+ * prefix/<group>/ (prefix "" gives /model, /pe, /head; "/optimizer/m" gives /optimizer/m/plm ...). */
 static int write_replicated(struct pep_ckpt_writer *w, const struct pep_param_table *t, const float *block,
-                            unsigned groups, const char *prefix, const char *what)
+                            size_t base, unsigned groups, const char *prefix, const char *what)
 {
     int rc = PEP_OK;
     uint64_t *sums = NULL, *hi = NULL;
@@ -275,8 +275,10 @@ static int write_replicated(struct pep_ckpt_writer *w, const struct pep_param_ta
     /* a rank that cannot take part must not leave the others in the reductions below */
     PEP_CALL_GOTO(rc, agree(w, rc));
     for (int i = 0; i < t->count; i++)
-        if (groups & PEP_GROUP_BIT(t->rows[i].group))
-            sums[i] = pep_ckpt_checksum(block + t->rows[i].offset, t->rows[i].numel);
+        /* rows outside `groups` take part in the comparison too: 0 on every rank */
+        sums[i] = groups & PEP_GROUP_BIT(t->rows[i].group)
+                      ? pep_ckpt_checksum(block + (t->rows[i].offset - base), t->rows[i].numel)
+                      : 0;
     memcpy(hi, sums, (size_t)t->count * sizeof *hi);
     /* replicas must agree: a difference means the ranks diverged */
     PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, t->count, MPI_UINT64_T, MPI_MIN, w->comm));
@@ -293,7 +295,7 @@ static int write_replicated(struct pep_ckpt_writer *w, const struct pep_param_ta
         PEP_CALL_GOTO(rc, ensure_group(w->file, path, &g));
         for (int i = 0; i < t->count; i++)
             if ((int)t->rows[i].group == grp)
-                PEP_CALL_GOTO(rc, write_tensor(w, g, &t->rows[i], block + t->rows[i].offset, sums[i], -1));
+                PEP_CALL_GOTO(rc, write_tensor(w, g, &t->rows[i], block + (t->rows[i].offset - base), sums[i], -1));
         PEP_H5_CLOSE(H5Gclose, g);
     }
 cleanup:
@@ -306,7 +308,7 @@ cleanup:
 int pep_ckpt_write_params(struct pep_ckpt_writer *w, const struct pep_param_table *table, const float *params,
                           unsigned groups)
 {
-    return settle(w, write_replicated(w, table, params, groups, "", "parameters"));
+    return settle(w, write_replicated(w, table, params, 0, groups, "", "parameters"));
 }
 
 static void groups_string(unsigned groups, char *buf, size_t len)
@@ -329,8 +331,35 @@ int pep_ckpt_write_moments(struct pep_ckpt_writer *w, const struct pep_param_tab
     PEP_CALL_GOTO(rc, ensure_group(w->file, "/optimizer", &g));
     PEP_CALL_GOTO(rc, ck_attr_i64(g, "t", t));
     PEP_CALL_GOTO(rc, ck_attr_str(g, "groups", gs));
-    PEP_CALL_GOTO(rc, write_replicated(w, table, m, groups, "/optimizer/m", "first moments"));
-    PEP_CALL_GOTO(rc, write_replicated(w, table, v, groups, "/optimizer/v", "second moments"));
+    PEP_CALL_GOTO(rc, write_replicated(w, table, m, 0, groups, "/optimizer/m", "first moments"));
+    PEP_CALL_GOTO(rc, write_replicated(w, table, v, 0, groups, "/optimizer/v", "second moments"));
+cleanup:
+    PEP_H5_CLOSE(H5Gclose, g);
+    return settle(w, rc);
+}
+
+int pep_ckpt_write_best(struct pep_ckpt_writer *w, const struct pep_param_table *table, const float *state,
+                        unsigned groups, double dev_f1, int64_t step)
+{
+    int rc = PEP_OK;
+    hid_t g = H5I_INVALID_HID;
+    size_t begin = 0, end = 0;
+    char gs[64];
+    groups_string(groups, gs, sizeof gs);
+    rc = pep_param_table_range(table, groups, &begin, &end);
+    /* a rank whose group set is bad must not leave the others in the reductions below */
+    PEP_CALL_GOTO(rc, agree(w, rc));
+    /* the attributes are collective metadata: every rank must pass the same score and step */
+    uint64_t hh = bytes_hash(3, &dev_f1, sizeof dev_f1);
+    hh = bytes_hash(hh, &step, sizeof step);
+    int same = 0;
+    PEP_CALL_GOTO(rc, same_on_all_ranks(w, hh, &same));
+    PEP_CHECK_GOTO(rc, same, PEP_ERR_INTERNAL, "%s: the best dev F1 or its step differs between ranks", w->tmp_path);
+    PEP_CALL_GOTO(rc, ensure_group(w->file, "/best", &g));
+    PEP_CALL_GOTO(rc, ck_attr_f64(g, "dev_f1", dev_f1));
+    PEP_CALL_GOTO(rc, ck_attr_i64(g, "step", step));
+    PEP_CALL_GOTO(rc, ck_attr_str(g, "groups", gs));
+    PEP_CALL_GOTO(rc, write_replicated(w, table, state, begin, groups, "/best", "best weights"));
 cleanup:
     PEP_H5_CLOSE(H5Gclose, g);
     return settle(w, rc);

@@ -1,6 +1,7 @@
 /* `peprime inspect FILE`: prints a checkpoint's stage, step, provenance, config, parameter
- * groups (tensor count, elements, L2 norm), optimizer state, per-task losses and the last
- * log entries. Reads with the serial HDF5 reader: needs no MPI_Init. */
+ * groups (tensor count, elements, L2 norm), optimizer state, the best-so-far weights' dev F1
+ * (finetune), per-task losses and the last log entries. Reads with the serial HDF5 reader:
+ * needs no MPI_Init. */
 #include <stdio.h>
 #include <string.h>
 
@@ -38,12 +39,20 @@ static int inspect(const char *path, int verify)
     }
 
     printf("\nparameters\n  %-22s %8s %14s %14s\n", "group", "tensors", "elements", "L2 norm");
-    static const char *const groups[] = {"/model", "/pe", "/head", "/optimizer/m", "/optimizer/v"};
+    static const char *const groups[] = {"/model", "/pe", "/head", "/optimizer/m", "/optimizer/v", "/best"};
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         struct pep_ckpt_stats st;
         PEP_CALL_GOTO(rc, pep_ckpt_group_stats(r, groups[g], &st));
         if (st.tensors) printf("  %-22s %8d %14zu %14.6g\n", groups[g], st.tensors, st.numel, st.l2);
     }
+    double best_f1 = -1.0;
+    int64_t best_step = 0;
+    int has_best = 0;
+    PEP_CALL_GOTO(rc, pep_ckpt_read_best(r, NULL, 0, NULL, &best_f1, &best_step, &has_best));
+    if (has_best && best_f1 >= 0)
+        printf("\nbest so far    dev F1 %.2f after step %lld (/best)\n", 100 * best_f1, (long long)best_step);
+    else if (has_best)
+        printf("\nbest so far    no dev evaluation yet (/best holds the start weights)\n");
 
     int n = 0;
     PEP_CALL_GOTO(rc, pep_ckpt_task_count(r, &n));

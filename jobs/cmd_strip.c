@@ -1,9 +1,10 @@
-/* `peprime strip`: a checkpoint without its optimizer state and per-task states. The copy
- * keeps what a later stage reads from --init / --model — the weights (/model, /pe, /head), the
- * root attributes (stage, step, config, RNG state, model shape) — and the /log series; it is
- * about a third of a training checkpoint's size (AdamW keeps two moments per weight). For
- * keeping or sharing a base: the bases of docs/results.md's experiment are stripped
- * pretraining checkpoints. Written by io/checkpoint_write.c on MPI_COMM_SELF (one process). */
+/* `peprime strip`: a checkpoint without its optimizer state, per-task states and finetune's
+ * best-so-far weights (/best, resume state like the optimizer's). The copy keeps what a later
+ * stage reads from --init / --model — the weights (/model, /pe, /head), the root attributes
+ * (stage, step, config, RNG state, model shape) — and the /log series; it is about a third of
+ * a training checkpoint's size (AdamW keeps two moments per weight). For keeping or sharing a
+ * base: the bases of docs/results.md's experiment are stripped pretraining checkpoints.
+ * Written by io/checkpoint_write.c on MPI_COMM_SELF (one process). */
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: peprime strip IN.h5 -o OUT.h5\n"
             "  IN.h5        a peprime checkpoint (pretrain, prime, finetune, import-hf)\n"
-            "  -o, --out F  the copy: weights, root attributes and log, without /optimizer and /tasks\n"
+            "  -o, --out F  the copy: weights, root attributes and log, without /optimizer, /tasks and /best\n"
             "               (written to F.tmp, then renamed; F must not be IN.h5)\n");
 }
 
@@ -59,8 +60,9 @@ static int strip(const char *in, const char *out)
     PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &m->table, m->params, groups));
     PEP_CALL_GOTO(rc, copy_log(r, w));
     PEP_CALL_GOTO(rc, pep_ckpt_commit(&w));
-    pep_info("strip: wrote %s (stage %s, step %lld, %zu weights; no optimizer state, no task states)", out, info->stage,
-             (long long)info->step, pep_param_table_group_numel(&m->table, groups));
+    pep_info("strip: wrote %s (stage %s, step %lld, %zu weights; no optimizer state, no task states, no best-so-far "
+             "weights)",
+             out, info->stage, (long long)info->step, pep_param_table_group_numel(&m->table, groups));
 cleanup:
     pep_ckpt_abort(&w);
     pep_model_destroy(&m);

@@ -123,6 +123,9 @@ int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save 
                                                  s->opt_groups, s->opt->t));
     }
     if (s->ntasks > 0) PEP_CALL_GOTO(rc, pep_ckpt_write_tasks(w, &s->m->table, s->task_groups, s->tasks, s->ntasks));
+    if (s->best)
+        PEP_CALL_GOTO(rc, pep_ckpt_write_best(w, &s->m->table, s->best->w, s->best->groups, s->best->f1,
+                                              (int64_t)s->best->step));
     for (int i = 0; i < s->nseries; i++)
         PEP_CALL_GOTO(rc, pep_ckpt_write_log(w, s->series[i].name, s->series[i].v, s->series[i].n));
     PEP_CALL_GOTO(rc, pep_ckpt_commit(&w));
@@ -140,6 +143,7 @@ static double checkpoint_bytes(const struct pep_stage_save *s)
     double floats = (double)pep_param_table_group_numel(t, s->groups);
     if (s->opt && s->opt->m) floats += 2.0 * (double)pep_param_table_group_numel(t, s->opt_groups);
     floats += (double)s->ntasks * (double)pep_param_table_group_numel(t, s->task_groups);
+    if (s->best) floats += (double)pep_param_table_group_numel(t, s->best->groups);
     double bytes = 4.0 * floats + (1 << 18);
     for (int i = 0; i < t->count; i++)
         if (t->rows[i].numel * sizeof(float) >= (1u << 20)) bytes += 1 << 20;
@@ -252,6 +256,18 @@ int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned group
     if (rc == PEP_OK) *start = (long)pep_ckpt_info(r)->step, opt->t = (long)t;
     pep_ckpt_close(&r);
     if (rc == PEP_OK) rc = pep_stage_load_series(path, series, nseries);
+    return rc;
+}
+
+int pep_stage_resume_best(const char *path, const struct pep_model *m, struct pep_stage_best *best, int *found)
+{
+    struct pep_ckpt_reader *r = NULL;
+    double f1 = -1.0;
+    int64_t step = 0;
+    PEP_CALL(pep_ckpt_open(path, &r));
+    int rc = pep_ckpt_read_best(r, &m->table, best->groups, best->w, &f1, &step, found);
+    pep_ckpt_close(&r);
+    if (rc == PEP_OK && *found) best->f1 = f1, best->step = (long)step;
     return rc;
 }
 

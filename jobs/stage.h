@@ -1,6 +1,7 @@
 /* Stage helpers shared by pretrain / prime / finetune / evaluate: MPI + placement start-up,
  * model creation from the config, loading a checkpoint's groups into a model, and writing
- * a checkpoint (atomically, collectively) with the model, optimizer, tasks and log. */
+ * a checkpoint (atomically, collectively) with the model, optimizer, tasks, best-so-far
+ * weights and log. */
 #ifndef PEP_STAGE_H
 #define PEP_STAGE_H
 
@@ -40,6 +41,16 @@ int pep_stage_end(struct pep_stage *st, int rc);
 /* Loads `groups` of the model from a checkpoint file; shape mismatches name the dataset. */
 int pep_stage_load(const char *path, struct pep_model *m, unsigned groups, struct pep_ckpt_info *info_out);
 
+/* The best-so-far weights of a model selection (finetune: the PE + head of the best dev F1),
+ * written to a checkpoint's /best so that a resumed run selects among all its evaluations,
+ * not only those after the resume. */
+struct pep_stage_best {
+    float *w;        /* the floats of the `groups` range [begin, end) of the parameter table */
+    unsigned groups; /* a contiguous group set */
+    double f1;       /* their dev F1 (a fraction); -1: not evaluated yet (w holds the start weights) */
+    long step;       /* the step after which they scored f1; 0 for the start weights */
+};
+
 struct pep_stage_save {
     const char *stage;
     long step;
@@ -51,6 +62,7 @@ struct pep_stage_save {
     const struct pep_ckpt_task *tasks;
     int ntasks;
     unsigned task_groups;
+    const struct pep_stage_best *best; /* NULL: no /best */
     struct pep_series *series;
     int nseries;
     uint64_t rng[4];
@@ -77,6 +89,11 @@ int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *pa
  * Not collective: every rank reads the file; agree on the result afterwards. */
 int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned groups, struct pep_optim *opt,
                            struct pep_series *series, int nseries, long *start);
+/* Restores best->w, best->f1 and best->step (best->groups set by the caller) from the /best of
+ * checkpoint `path`. *found = 0 when the file has none (written before /best existed): best
+ * is left untouched. Not collective: every rank reads the file; agree on the result
+ * afterwards. */
+int pep_stage_resume_best(const char *path, const struct pep_model *m, struct pep_stage_best *best, int *found);
 /* Reads the series back from a checkpoint's /log. series[0] must be there; a later series
  * missing from an older checkpoint gets NaN for each of series[0]'s steps. */
 int pep_stage_load_series(const char *path, struct pep_series *series, int nseries);

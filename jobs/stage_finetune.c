@@ -49,7 +49,8 @@ static int init_pe(const struct pep_run *run, struct pep_model *m, unsigned trai
 }
 
 /* The fine-tuning part of a training step: the dropout seed and the model selection on the
- * source dev sets (the PE + head of the best entity F1 so far are kept in `best`). */
+ * source dev sets (the PE + head of the best entity F1 so far are kept in `best`, which every
+ * checkpoint carries as /best). */
 struct dev_eval {
     const struct pep_run *run;
     struct pep_stage *stg;
@@ -57,8 +58,7 @@ struct dev_eval {
     struct pep_conlleval *ev;
     const struct pep_nerset *dev;
     int ndev;
-    float *best;
-    double best_f1;
+    struct pep_stage_best *best;
     size_t tb, te;
 };
 
@@ -79,14 +79,49 @@ static int dev_eval(void *ud, long done, double *score)
     double p, rcl, f1;
     pep_eval_prf(&sm.all, &p, &rcl, &f1);
     *score = f1;
-    if (f1 > de->best_f1) {
-        de->best_f1 = f1;
-        memcpy(de->best, de->m->params + de->tb, (de->te - de->tb) * sizeof(float));
+    if (f1 > de->best->f1) {
+        de->best->f1 = f1;
+        de->best->step = done;
+        memcpy(de->best->w, de->m->params + de->tb, (de->te - de->tb) * sizeof(float));
     }
     if (de->stg->mpi.rank == 0)
         pep_info("finetune step %ld: %s dev entity F1 %.2f (best %.2f)", done, de->run->cfg.data.source, 100 * f1,
-                 100 * de->best_f1);
+                 100 * de->best->f1);
     return PEP_OK;
+}
+
+/* A resume from a checkpoint without /best (written before finetune checkpoints kept the
+ * best-so-far weights): those weights are lost, so the selection restarts from the resumed
+ * ones, with the dev F1 they scored if the checkpoint's step was an evaluation step, else -1
+ * (the next evaluation replaces them): `best` and its F1 always describe the same weights. */
+static void best_without_record(struct pep_stage_best *best, const struct pep_model *m, size_t tb, size_t te,
+                                const struct pep_series *step, const struct pep_series *dev_f1, long start,
+                                const char *path, int rank)
+{
+    double lost = -1.0, lost_step = 0;
+    for (size_t i = 0; i < dev_f1->n && i < step->n; i++)
+        if (dev_f1->v[i] > lost) lost = dev_f1->v[i], lost_step = step->v[i];
+    memcpy(best->w, m->params + tb, (te - tb) * sizeof(float));
+    best->f1 = -1.0, best->step = start;
+    size_t n = step->n < dev_f1->n ? step->n : dev_f1->n;
+    if (n > 0 && step->v[n - 1] == (double)start && dev_f1->v[n - 1] >= 0) best->f1 = dev_f1->v[n - 1];
+    if (rank != 0) return;
+    char now[64] = "not evaluated at that step";
+    if (best->f1 >= 0) snprintf(now, sizeof now, "dev F1 %.2f", 100 * best->f1);
+    if (lost >= 0 && lost_step != (double)start)
+        pep_warn("finetune: %s has no /best (written before checkpoints kept the best-so-far weights): the weights "
+                 "of the best dev F1 so far (%.2f after step %.0f) are not in it and cannot be restored; the model "
+                 "selection restarts from the resumed weights of step %ld (%s), so adapted.h5 will hold the best "
+                 "of those and of the evaluations after step %ld",
+                 path, 100 * lost, lost_step, start, now, start);
+    else if (lost >= 0)
+        pep_warn("finetune: %s has no /best (written before checkpoints kept the best-so-far weights); the best dev "
+                 "F1 so far (%.2f) is that of the resumed weights of step %ld, so the selection continues from them",
+                 path, 100 * lost, start);
+    else
+        pep_warn("finetune: %s has no /best (written before checkpoints kept the best-so-far weights); no dev "
+                 "evaluation was logged before step %ld, so the selection starts from the resumed weights",
+                 path, start);
 }
 
 static int run_finetune(struct pep_stage *stg)
@@ -103,7 +138,7 @@ static int run_finetune(struct pep_stage *stg)
     char src[MAX_SRC][PEP_LANG_MAX], tags[PEP_TAGS_MAX][PEP_TAG_NAME_MAX];
     const char *tagp[PEP_TAGS_MAX];
     int nsrc = pep_list_count(cfg->data.source), ntags = 0;
-    float *best = NULL;
+    struct pep_stage_best best = {.w = NULL, .f1 = -1.0, .step = 0};
     struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "dev_f1"},
                                          {.name = "wall_time"}, {.name = "tokens"}, {.name = "tokens_per_s"}};
     memset(train, 0, sizeof train);
@@ -142,8 +177,9 @@ static int run_finetune(struct pep_stage *stg)
     size_t tb, te;
     PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, trainable, &tb, &te));
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, tb, te));
-    PEP_ALLOC_GOTO(rc, best, te - tb);
-    memcpy(best, m->params + tb, (te - tb) * sizeof(float));
+    best.groups = trainable;
+    PEP_ALLOC_GOTO(rc, best.w, te - tb);
+    memcpy(best.w, m->params + tb, (te - tb) * sizeof(float));
     if (rank == 0) {
         size_t plm = pep_param_table_group_numel(&m->table, PEP_GROUP_BIT(PEP_GROUP_PLM));
         pep_info("finetune: %s on %s (%d sentences), %zu trainable floats (%.2f%% of the encoder), PE init %s, "
@@ -152,47 +188,52 @@ static int run_finetune(struct pep_stage *stg)
     }
 
     long start = 0, step = 0;
-    double best_f1 = -1.0;
     char rpath[PEP_RUN_PATH_MAX];
-    int found = 0;
+    int found = 0, has_best = 0;
     PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "finetune", rpath, sizeof rpath, &found));
     if (found) {
         lrc = pep_stage_resume_state(rpath, m, trainable, &opt, series, NSERIES, &start);
+        if (lrc == PEP_OK) lrc = pep_stage_resume_best(rpath, m, &best, &has_best);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-        for (size_t i = 0; i < series[2].n; i++)
-            if (series[2].v[i] > best_f1) best_f1 = series[2].v[i];
-        memcpy(best, m->params + tb, (te - tb) * sizeof(float));
-        if (rank == 0) pep_info("finetune: resumed from %s at step %ld", rpath, start);
+        /* every rank reads the same file; should their views differ, all take the fallback */
+        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, &has_best, 1, MPI_INT, MPI_MIN, comm));
+        if (!has_best) best_without_record(&best, m, tb, te, &series[0], &series[2], start, rpath, rank);
+        if (rank == 0 && best.f1 >= 0)
+            pep_info("finetune: resumed from %s at step %ld; best %s dev F1 %.2f after step %ld", rpath, start,
+                     cfg->data.source, 100 * best.f1, best.step);
+        else if (rank == 0)
+            pep_info("finetune: resumed from %s at step %ld; the kept weights have no dev F1 yet", rpath, start);
     }
 
     double t0 = pep_now_s();
     struct pep_stage_save sv = {.stage = "finetune", .run = run, .m = m, .groups = trainable, .opt = &opt,
-                                .opt_groups = trainable, .series = series, .nseries = NSERIES,
+                                .opt_groups = trainable, .best = &best, .series = series, .nseries = NSERIES,
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
-    struct dev_eval de = {.run = run, .stg = stg, .m = m, .ev = ev, .dev = dev, .ndev = nsrc, .best = best,
-                          .best_f1 = best_f1, .tb = tb, .te = te};
+    struct dev_eval de = {.run = run, .stg = stg, .m = m, .ev = ev, .dev = dev, .ndev = nsrc, .best = &best,
+                          .tb = tb, .te = te};
     struct pep_train_loop tl = {.stage = "finetune", .stream = 0xf17e, .sets = train, .nsets = nsrc, .m = m,
                                 .groups = trainable, .opt = &opt, .mean = PEP_TRAIN_MEAN_SENTENCES, .save = &sv,
                                 .series = series, .nseries = NSERIES, .eval_series = "dev_f1",
                                 .dropout_seed = tagger_dropout_seed, .eval = dev_eval, .ud = &de};
     PEP_CALL_GOTO(rc, pep_train_loop_run(stg, &tl, start, &step));
-    best_f1 = de.best_f1;
-    /* the selected PE + head (best dev F1) with the frozen encoder: everything evaluate needs */
-    memcpy(m->params + tb, best, (te - tb) * sizeof(float));
+    /* the selected PE + head (best dev F1) with the frozen encoder: everything evaluate needs
+     * (the final checkpoint keeps /best too: equal to its /pe + /head, so a resume from it
+     * selects the same weights) */
+    memcpy(m->params + tb, best.w, (te - tb) * sizeof(float));
     sv.step = step, sv.rng[1] = (uint64_t)step, sv.groups = PEP_GROUPS_ALL;
     char path[PEP_RUN_PATH_MAX];
     PEP_CALL_GOTO(rc, pep_run_path(run, "adapted.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     if (rank == 0)
-        pep_info("finetune: %ld steps in %.1f s; best %s dev F1 %.2f; adapted model written to %s", step - start,
-                 pep_now_s() - t0, cfg->data.source, 100 * best_f1, path);
+        pep_info("finetune: %ld steps in %.1f s; best %s dev F1 %.2f (after step %ld); adapted model written to %s",
+                 step - start, pep_now_s() - t0, cfg->data.source, 100 * best.f1, best.step, path);
 cleanup:
     for (int i = 0; i < MAX_SRC; i++) {
         pep_nerset_free(&train[i]);
         pep_nerset_free(&dev[i]);
     }
     for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
-    pep_free(best);
+    pep_free(best.w);
     pep_conlleval_destroy(&ev);
     pep_optim_fini(&opt);
     pep_model_destroy(&m);

@@ -1,6 +1,6 @@
-/* Unit tests of io/checkpoint: bit-exact round trip, validation errors (truncated, bit-flipped,
- * wrong shape, foreign, newer version, missing dataset), tmp-file discipline, rotation and
- * find_latest. One process, MPI_COMM_WORLD of size 1. */
+/* Unit tests of io/checkpoint: bit-exact round trip, the best-so-far weights (/best),
+ * validation errors (truncated, bit-flipped, wrong shape, foreign, newer version, missing
+ * dataset), tmp-file discipline, rotation and find_latest. One process, MPI_COMM_WORLD of size 1. */
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
@@ -434,6 +434,67 @@ static void test_checkpoint_missing_checksum(void **state)
     free(back);
 }
 
+/* /best: the pe + head state written from its range block, read back bit for bit with its dev
+ * F1 and step (also attributes only); a file without /best reads as not found, and a damaged
+ * /best tensor is an error naming it. */
+static void test_checkpoint_best_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    unsigned tg = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
+    size_t n = f->tend - f->tbegin;
+    struct pep_ckpt_writer *w = NULL;
+    struct pep_ckpt_header h = {"finetune", 9, "", NULL, 0, NULL};
+    CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, &w));
+    CHECK_OK(pep_ckpt_write_header(w, &h));
+    CHECK_OK(pep_ckpt_write_params(w, &f->t, f->params, tg));
+    CHECK_OK(pep_ckpt_write_best(w, &f->t, f->tasks[0], tg, 0.4375, 6));
+    CHECK_OK(pep_ckpt_commit(&w));
+
+    struct pep_ckpt_reader *r = NULL;
+    float *back = calloc(n, sizeof *back);
+    double f1 = 0;
+    int64_t step = 0;
+    int found = 0;
+    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(pep_ckpt_read_best(r, &f->t, tg, back, &f1, &step, &found));
+    assert_int_equal(found, 1);
+    assert_true(f1 == 0.4375 && step == 6);
+    for (int i = 0; i < f->t.count; i++) /* row by row: the block may pad between groups */
+        if (f->t.rows[i].group != PEP_GROUP_PLM) {
+            size_t o = f->t.rows[i].offset - f->tbegin;
+            assert_memory_equal(back + o, f->tasks[0] + o, f->t.rows[i].numel * sizeof *back);
+        }
+    f1 = 0, step = 0, found = 0;
+    CHECK_OK(pep_ckpt_read_best(r, NULL, 0, NULL, &f1, &step, &found));
+    assert_true(found == 1 && f1 == 0.4375 && step == 6);
+    struct pep_ckpt_stats st;
+    CHECK_OK(pep_ckpt_group_stats(r, "/best/pe", &st));
+    assert_int_equal(st.tensors, 4);
+    CHECK_OK(pep_ckpt_group_stats(r, "/best", &st));
+    assert_int_equal(st.numel, pep_param_table_group_numel(&f->t, tg));
+    CHECK_OK(pep_ckpt_verify(r));
+    pep_ckpt_close(&r);
+
+    /* a damaged /best tensor (file resealed, as if written so): its checksum names it */
+    flip_bit(f->path, (long)data_offset(f->path, "/best/head/classifier.weight") + 9, 2);
+    CHECK_OK(pep_ckpt_digest_seal(f->path));
+    CHECK_OK(pep_ckpt_open(f->path, &r));
+    expect_error(pep_ckpt_read_best(r, &f->t, tg, back, &f1, &step, &found),
+                 "/best/head/classifier.weight is corrupted");
+    pep_ckpt_close(&r);
+
+    /* another stage's file, or one written before /best: not found, nothing touched */
+    write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 3);
+    CHECK_OK(pep_ckpt_open(f->path, &r));
+    memset(back, 0, n * sizeof *back);
+    f1 = -2, step = -2;
+    CHECK_OK(pep_ckpt_read_best(r, &f->t, tg, back, &f1, &step, &found));
+    assert_int_equal(found, 0);
+    assert_true(f1 == -2 && step == -2 && back[0] == 0.0f);
+    pep_ckpt_close(&r);
+    free(back);
+}
+
 static void write_small(const char *path, const struct pep_param_table *t, const float *params, int64_t step)
 {
     struct pep_ckpt_writer *w = NULL;
@@ -485,6 +546,7 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_checkpoint_round_trip_bit_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_best_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_tmp_never_under_final_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_bit_flip, setup, teardown),
