@@ -239,8 +239,8 @@ static int run_fidelity(struct pep_stage *stg, const struct fidelity_args *fa)
     printf("%-8s %12s %12s %22s %22s  %s\n", "group", "inner norm", "ft norm", "ratio median [min,max]",
            "cosine mean (sd) min", "simulates");
     for (int g = 0; g < NGROUPS; g++) {
-        double *rt = ratio + g * T, *cs = cosv + g * T, cm = 0, cv = 0, cmin = 1;
-        for (int t = 0; t < T; t++) cm += cs[t] / T, cmin = cs[t] < cmin ? cs[t] : cmin;
+        double *rt = ratio + g * T, *cs = cosv + g * T, cm = 0, cv = 0, cmin = cs[0];
+        for (int t = 0; t < T; t++) cm += cs[t] / T, cmin = cs[t] < cmin || isnan(cs[t]) ? cs[t] : cmin;
         for (int t = 0; t < T; t++) cv += (cs[t] - cm) * (cs[t] - cm) / (T > 1 ? T - 1 : 1);
         double rmed = median(rt, T), rmin = rt[0], rmax = rt[T - 1];
         double ni = median(nin + g * T, T), nf = median(nft + g * T, T);

@@ -118,8 +118,10 @@ grid_bases_csv() {
 grid_bases_ready() {
   local b
   [[ -s "$run/bases/SHA256SUMS" && -s "$run/bases/spm.model" ]] || return 1
-  for b in $(split "$g_bases"); do [[ -s "$(base_file "$b")" ]] || return 1; done
-  (cd "$run/bases" && sha256sum --quiet -c SHA256SUMS) >/dev/null 2>&1
+  local want=" spm.model"
+  for b in $(split "$g_bases"); do [[ -s "$(base_file "$b")" ]] || return 1; want+="| base-step$b.h5"; done
+  # the files this grid uses: SHA256SUMS may list more bases (a grid over a subset of v2's)
+  (cd "$run/bases" && grep -E "^[0-9a-f]{64} [ *]?(${want// /})\$" SHA256SUMS | sha256sum --quiet -c -) >/dev/null 2>&1
 }
 
 # grid_bases_from DIR: the bases of an earlier stretch of work — a copy of its RUN/bases
