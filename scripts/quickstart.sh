@@ -5,7 +5,19 @@
 #   -> evaluate (zero-shot entity F1), once from the primed model and once without priming.
 # Real WikiAnn data when $PEPRIME_DATA or ../shared/data is there, otherwise a clearly
 # labelled generated corpus. Output: runs/quickstart/ (override with PEP_OUT=...).
+#
+#   scripts/quickstart.sh --v2-demo   instead: the setting experiment v2 found robust, from its
+#       committed base (docs/results/bases): prefix-tuning, no priming vs MAML with an SGD inner
+#       loop at the calibrated rate, seed 1, per target beside v2's 5-seed result (about 10 min on
+#       2 cores; needs the real data). Output: runs/v2-demo/.
 source "$(dirname "$0")/common.sh"
+if [ "${1:-}" = "--v2-demo" ]; then
+  out="${PEP_OUT:-$PEP_ROOT/runs/v2-demo}"
+  "$PEP_ROOT/scripts/experiment.sh" --exp "$PEP_ROOT/jobs/experiments/wikiann-v2" --run "$out" \
+    --bases-from "$PEP_ROOT/docs/results/bases" --bases 16000 --pe prefix --arms none,maml-sgd --seeds 1 --no-report
+  exec /usr/bin/python3 "$PEP_ROOT/analysis/v2_demo.py" "$out/results_long.csv" "$PEP_ROOT/docs/results/results_long.csv"
+fi
+[ $# -eq 0 ] || { echo "usage: scripts/quickstart.sh [--v2-demo]" >&2; exit 2; }
 pep_install_packages "${PEP_APT_PACKAGES[@]}"
 pep_log "building"
 pep_build "$PEP_ROOT/build" >/dev/null
