@@ -195,17 +195,57 @@ int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s)
     return checkpoint_to(comm, s, path, sizeof path);
 }
 
+/* The seconds Slurm leaves between its warning signal and the kill: PEP_SIGNAL_LEAD_S (set by
+ * slurm/common.sh from the script's #SBATCH --signal=...@N), 0 when unknown. */
+static double signal_lead_s(void)
+{
+    const char *e = getenv("PEP_SIGNAL_LEAD_S");
+    return e && *e ? atof(e) : 0.0;
+}
+
+/* A checkpoint's expected write time before the first one was timed: its float bytes at the
+ * 0.3 GB/s a 3.5 GB base-size checkpoint sustained here with its digest (docs/benchmarks.md). */
+static double estimated_save_s(const struct pep_stage_save *s)
+{
+    double floats = (double)pep_param_table_group_numel(&s->m->table, s->groups);
+    if (s->opt) floats += 2.0 * (double)pep_param_table_group_numel(&s->m->table, s->opt_groups);
+    return 4.0 * floats / 0.3e9;
+}
+
+static void check_lead(struct pep_stage_save *s, double secs, int measured)
+{
+    double lead = signal_lead_s();
+    if (s->lead_warned || lead <= 0 || secs <= 0.5 * lead || s->run->rank != 0) return;
+    s->lead_warned = 1;
+    pep_warn("%s: a checkpoint %s %.0f s, more than half of the %.0f s between Slurm's warning signal and the kill "
+             "(#SBATCH --signal=B:USR1@%.0f, PEP_SIGNAL_LEAD_S): a preempted or timed-out job may be killed while "
+             "it writes (the previous checkpoint stays intact, but the steps since are lost); raise the lead, e.g. "
+             "sbatch --signal=B:USR1@%.0f, and set PEP_SIGNAL_LEAD_S to it", s->stage,
+             measured ? "took" : "is estimated to take", secs, lead, lead, 4.0 * secs + 60.0);
+}
+
 int pep_stage_step_done(MPI_Comm comm, struct pep_stage_save *s, long done, const char *unit)
 {
     const struct pep_config *cfg = &s->run->cfg;
-    int stop = pep_run_stop_requested();
-    /* ranks get the signal at slightly different times: all stop after the same step */
-    PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm));
-    int periodic = cfg->checkpoint.every > 0 && done % cfg->checkpoint.every == 0 && done < cfg->optim.steps;
+    double now = pep_now_s();
+    if (s->last_save_s == 0.0) { /* the first step: the clock of the time cadence starts, the lead is checked */
+        s->last_save_s = now;
+        check_lead(s, estimated_save_s(s), 0);
+    }
+    int flag[2] = {pep_run_stop_requested(),
+                   cfg->checkpoint.every_minutes > 0 && now - s->last_save_s >= 60.0 * cfg->checkpoint.every_minutes};
+    /* ranks get the signal (and reach the time) at slightly different moments: all act after the same step */
+    PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, flag, 2, MPI_INT, MPI_MAX, comm));
+    int stop = flag[0];
+    int periodic = done < cfg->optim.steps &&
+                   ((cfg->checkpoint.every > 0 && done % cfg->checkpoint.every == 0) || flag[1]);
     if (periodic || stop) {
         s->step = done;
         s->rng[1] = (uint64_t)done;
         PEP_CALL(pep_stage_checkpoint(comm, s));
+        double t = pep_now_s();
+        check_lead(s, t - now, 1);
+        s->last_save_s = t;
     }
     if (stop) PEP_FAIL(PEP_ERR_INTERRUPTED, "stopped at %s %ld on a signal", unit, done);
     return PEP_OK;

@@ -66,10 +66,14 @@ struct pep_stage_save {
     struct pep_series *series;
     int nseries;
     uint64_t rng[4];
+    double last_save_s;   /* pep_now_s() of the last checkpoint (0: none yet, the clock starts at the first step) */
+    int lead_warned;      /* the signal-lead warning was printed */
 };
 /* After step `done` (1-based) of a training loop: agrees across ranks whether a stop signal
  * arrived on any of them; checkpoints `s` (its step and rng[1] set to `done`) when
- * checkpoint.every says so or on a stop; on a stop returns PEP_ERR_INTERRUPTED ("stopped at
+ * checkpoint.every or checkpoint.every_minutes (any rank's clock) says so or on a stop, and
+ * warns (rank 0, once) when a checkpoint takes, or is estimated before the first one to take,
+ * more than half of the time between Slurm's warning signal and the kill (PEP_SIGNAL_LEAD_S); on a stop returns PEP_ERR_INTERRUPTED ("stopped at
  * <unit> N on a signal"), which pep_stage_end turns into exit status 75. Collective. */
 int pep_stage_step_done(MPI_Comm comm, struct pep_stage_save *s, long done, const char *unit);
 /* Writes `path` collectively over comm (tmp + fsync + rename). */

@@ -125,6 +125,12 @@ pep_run() {
 pep_stage_main() {
     local stage=$1
     shift
+    # the seconds between Slurm's warning signal and the kill, for the stage's check that a
+    # checkpoint fits in them: the batch script's own #SBATCH --signal=...@N unless given
+    if [[ -z "${PEP_SIGNAL_LEAD_S:-}" && -r "$0" ]]; then
+        PEP_SIGNAL_LEAD_S=$(sed -n 's/^#SBATCH[[:space:]]*--signal=[^@]*@\([0-9][0-9]*\).*/\1/p' "$0" | tail -n 1)
+        [[ -n "$PEP_SIGNAL_LEAD_S" ]] && export PEP_SIGNAL_LEAD_S
+    fi
     local config=${PEP_CONFIG:-} init=${PEP_INIT:-} model=${PEP_MODEL:-} out=${PEP_OUT:-}
     local resume=${PEP_RESUME:-auto} variants=${PEP_VARIANTS:-} seeds=${PEP_SEEDS:-}
     local pes=${PEP_PE_METHODS:-} base=${PEP_BASE:-} dry=0

@@ -135,6 +135,9 @@ static const struct pep_config_key keys[] = {
 
     KSTR("checkpoint.dir", checkpoint.dir, "checkpoint folder (relative to run.out if not absolute)"),
     KINT("checkpoint.every", checkpoint.every, 0, 1 << 30, "steps between checkpoints; 0 = only at the end"),
+    KFLT("checkpoint.every_minutes", checkpoint.every_minutes, 0, 1e6,
+         "wall-clock minutes between checkpoints, besides checkpoint.every (a node crash loses at most this much); "
+         "0 = off"),
     KINT("checkpoint.keep", checkpoint.keep, 1, 1000, "periodic checkpoints kept"),
 
     KINT("run.seed", run.seed, 0, 2147483647, "seed for initialisation, tasks, batches and dropout"),
@@ -224,6 +227,7 @@ void pep_config_defaults(struct pep_config *cfg)
 
     strcpy(cfg->checkpoint.dir, "checkpoints");
     cfg->checkpoint.every = 0;
+    cfg->checkpoint.every_minutes = 30.0f;
     cfg->checkpoint.keep = 2;
 
     cfg->run.seed = 1;

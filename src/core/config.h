@@ -102,6 +102,7 @@ struct pep_config {
     struct {
         char dir[PEP_CFG_STR];
         int every;            /* steps between checkpoints; 0 = only at the end */
+        float every_minutes;  /* wall-clock minutes between checkpoints; 0 = off */
         int keep;             /* how many periodic checkpoints to keep */
     } checkpoint;
     struct {
