@@ -87,6 +87,8 @@ struct pep_ckpt_header {
     const uint64_t *rng_state;          /* replicated RNG state words, or NULL */
     size_t rng_words;                   /* <= PEP_CKPT_RNG_MAX */
     const struct pep_model_spec *spec;  /* model shape attrs, or NULL */
+    const char *base_path;              /* a file without the encoder (/model): the checkpoint that holds it */
+    const char *base_sha256;            /* ... and that file's SHA-256 (64 hex digits); both NULL otherwise */
 };
 
 /* What the reader found in the root attributes. */
@@ -101,6 +103,8 @@ struct pep_ckpt_info {
     uint64_t rng_state[PEP_CKPT_RNG_MAX];
     size_t rng_words;
     int has_spec;                       /* the shape attrs below are present */
+    char base_path[PEP_CKPT_PATH_MAX];  /* "" unless the encoder lives in another checkpoint (base_path attr) */
+    char base_sha256[72];               /* its SHA-256 (base_sha256 attr) */
     struct pep_model_spec spec;         /* shape fields only (no max_B / max_T / dropout) */
 };
 
@@ -181,9 +185,15 @@ int pep_ckpt_check_spec(const struct pep_ckpt_reader *r, const struct pep_model_
  * *groups = the parameter groups the file holds (all, or all but the head for a base without
  * one, whose model gets a zero one-tag head). PEP_ERR_FORMAT if the file has no shape
  * attributes. */
-int pep_ckpt_read_model(struct pep_ckpt_reader *r, struct pep_model **out, unsigned *groups);
+int pep_ckpt_read_model(struct pep_ckpt_reader *r, const char *base, struct pep_model **out, unsigned *groups);
 /* Reads every row in `groups` into the flat block `params`; each dataset must exist with the
  * row's shape, a float32 type and a matching checksum. */
+/* As pep_ckpt_read_params, also for a file that names its encoder's checkpoint instead of holding
+ * it (base_path / base_sha256, checkpoint.encoder = reference): the plm group then comes from
+ * `base` (NULL: the named path), after checking its SHA-256 and shape; a missing or different
+ * base is PEP_ERR_USAGE saying which file is wanted. Not collective. */
+int pep_ckpt_read_params_based(struct pep_ckpt_reader *r, const char *base, const struct pep_param_table *table,
+                               float *params, unsigned groups);
 int pep_ckpt_read_params(struct pep_ckpt_reader *r, const struct pep_param_table *table, float *params,
                          unsigned groups);
 /* Reads the Adam moments of the rows in `groups` and the step count. */

@@ -13,6 +13,7 @@
 
 #include "checkpoint_digest.h"
 #include "checkpoint_private.h"
+#include "sha256.h"
 #include "core/error.h"
 #include "h5call.h"
 
@@ -58,6 +59,10 @@ static int read_info(struct pep_ckpt_reader *r)
         in->rng_words = (size_t)n;
     }
     if (ck_attr_exists(root, "layers")) PEP_CALL_GOTO(rc, ck_read_spec(r, root));
+    if (ck_attr_exists(root, "base_path")) {
+        PEP_CALL_GOTO(rc, ck_attr_read_str_buf(root, f, "/", "base_path", in->base_path, sizeof in->base_path));
+        PEP_CALL_GOTO(rc, ck_attr_read_str_buf(root, f, "/", "base_sha256", in->base_sha256, sizeof in->base_sha256));
+    }
 cleanup:
     PEP_H5_CLOSE(H5Sclose, space);
     PEP_H5_CLOSE(H5Aclose, attr);
@@ -267,6 +272,38 @@ int pep_ckpt_read_params(struct pep_ckpt_reader *r, const struct pep_param_table
                          unsigned groups)
 {
     return read_rows(r, table, params, 0, groups, "");
+}
+
+int pep_ckpt_read_params_based(struct pep_ckpt_reader *r, const char *base, const struct pep_param_table *table,
+                               float *params, unsigned groups)
+{
+    const struct pep_ckpt_info *in = pep_ckpt_info(r);
+    unsigned plm = PEP_GROUP_BIT(PEP_GROUP_PLM);
+    if (!in->base_path[0] || !(groups & plm)) return pep_ckpt_read_params(r, table, params, groups);
+    PEP_CALL(pep_ckpt_read_params(r, table, params, groups & ~plm));
+    const char *path = base && base[0] ? base : in->base_path;
+    char hex[65];
+    int rc = pep_sha256_file(path, hex);
+    if (rc != PEP_OK) {
+        pep_error_clear();
+        PEP_FAIL(PEP_ERR_USAGE, "%s holds PE + head only; its encoder is in %s (SHA-256 %.16s...), which cannot be read: "
+                 "give the base checkpoint it was fine-tuned from (evaluate --init PATH, export-hf --base PATH)",
+                 r->path, path, in->base_sha256);
+    }
+    PEP_CHECK(!strcmp(hex, in->base_sha256), PEP_ERR_USAGE,
+              "%s was fine-tuned on a base with SHA-256 %s, but %s has SHA-256 %s: the encoder is not the one its PE "
+              "modules were trained with; give the right base (evaluate --init PATH, export-hf --base PATH)", r->path,
+              in->base_sha256, path, hex);
+    struct pep_ckpt_reader *b = NULL;
+    PEP_CALL(pep_ckpt_open(path, &b));
+    const struct pep_model_spec *x = &pep_ckpt_info(b)->spec, *y = &in->spec;
+    if (!pep_ckpt_info(b)->has_spec || x->L != y->L || x->C != y->C || x->NH != y->NH || x->FF != y->FF ||
+        x->V != y->V || x->max_positions != y->max_positions || x->type_vocab != y->type_vocab)
+        rc = pep_error_set(PEP_ERR_USAGE, __FILE__, __LINE__, __func__,
+                           "%s: its encoder's shape differs from the one %s was fine-tuned on", path, r->path);
+    if (rc == PEP_OK) rc = pep_ckpt_read_params(b, table, params, plm);
+    pep_ckpt_close(&b);
+    return rc;
 }
 
 int pep_ckpt_read_moments(struct pep_ckpt_reader *r, const struct pep_param_table *table, float *m, float *v,

@@ -105,7 +105,7 @@ int pep_ckpt_check_spec(const struct pep_ckpt_reader *r, const struct pep_model_
     return PEP_OK;
 }
 
-int pep_ckpt_read_model(struct pep_ckpt_reader *r, struct pep_model **out, unsigned *groups)
+int pep_ckpt_read_model(struct pep_ckpt_reader *r, const char *base, struct pep_model **out, unsigned *groups)
 {
     *out = NULL;
     const struct pep_ckpt_info *info = pep_ckpt_info(r);
@@ -121,7 +121,7 @@ int pep_ckpt_read_model(struct pep_ckpt_reader *r, struct pep_model **out, unsig
     }
     struct pep_model *m = NULL;
     PEP_CALL(pep_model_create(&spec, &m));
-    int rc = pep_ckpt_read_params(r, &m->table, m->params, *groups);
+    int rc = pep_ckpt_read_params_based(r, base, &m->table, m->params, *groups);
     if (rc != PEP_OK) pep_model_destroy(&m);
     *out = m;
     return rc;

@@ -168,6 +168,10 @@ int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_heade
         PEP_CALL_GOTO(rc, ck_attr_write(root, "rng_state", H5T_STD_U64LE, H5T_NATIVE_UINT64, h->rng_state,
                                         (hsize_t)h->rng_words, 0));
     if (h->spec) PEP_CALL_GOTO(rc, ck_write_spec(root, h->spec));
+    if (h->base_path) {
+        PEP_CALL_GOTO(rc, ck_attr_str(root, "base_path", h->base_path));
+        PEP_CALL_GOTO(rc, ck_attr_str(root, "base_sha256", h->base_sha256 ? h->base_sha256 : ""));
+    }
 cleanup:
     PEP_H5_CLOSE(H5Gclose, root);
     return settle(w, rc);

@@ -22,6 +22,8 @@ static void usage(FILE *f)
             "              tokenizer_config.json, and peft/ (LoRA), adapterhub/ (adapters) or prefix/\n"
             "  --spm F     the SentencePiece model; default: model.tokenizer of the checkpoint's config\n"
             "              (relative names beside the checkpoint)\n"
+            "  --base F    for an adapted.h5 that names its base instead of holding the encoder\n"
+            "              (checkpoint.encoder = reference): the base, if not at the path it names\n"
             "  (docs/export-hf.md)\n");
 }
 
@@ -46,7 +48,7 @@ static void ini_value(const char *ini, const char *key, char *out, size_t len)
 
 int pep_cmd_export_hf(int argc, char **argv)
 {
-    const char *model = NULL, *out = NULL, *spm = NULL;
+    const char *model = NULL, *out = NULL, *spm = NULL, *base = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -56,7 +58,8 @@ int pep_cmd_export_hf(int argc, char **argv)
         if (!strcmp(argv[i], "--model")) model = argv[++i];
         else if (!strcmp(argv[i], "--out")) out = argv[++i];
         else if (!strcmp(argv[i], "--spm")) spm = argv[++i];
-        else PEP_FAIL(PEP_ERR_USAGE, "export-hf: unknown option '%s' (--model, --out, --spm)", argv[i]);
+        else if (!strcmp(argv[i], "--base")) base = argv[++i];
+        else PEP_FAIL(PEP_ERR_USAGE, "export-hf: unknown option '%s' (--model, --out, --spm, --base)", argv[i]);
     }
     PEP_CHECK(model && out, PEP_ERR_USAGE, "export-hf needs --model FILE.h5 and --out DIR");
     struct pep_ckpt_reader *r = NULL;
@@ -69,7 +72,7 @@ int pep_cmd_export_hf(int argc, char **argv)
                    PEP_ERR_USAGE, "%s has no head (an import-hf --drop-heads base?): export-hf writes a "
                    "token-classification or masked-LM model", model);
     unsigned groups = 0;
-    PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, &m, &groups));
+    PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, base, &m, &groups));
     struct pep_model_spec spec = m->spec;
     if (spec.pe == PEP_PE_METHOD_PREFIX && spec.prefix_reparam) {
         /* the prefixes the model uses, not the MLP that makes them */

@@ -28,6 +28,7 @@ static int inspect(const char *path, int verify)
     printf("created        %s\n", in->created);
     printf("revision       %s\n", in->git_revision);
     printf("world size     %d\n", in->world_size);
+    if (in->base_path[0]) printf("encoder        not in this file: %s (SHA-256 %s)\n", in->base_path, in->base_sha256);
     if (in->has_spec)
         printf("model          L=%d C=%d NH=%d FF=%d V=%d positions=%d tags=%d head=%s pe=%s\n", in->spec.L,
                in->spec.C, in->spec.NH, in->spec.FF, in->spec.V, in->spec.max_positions, in->spec.ntags,

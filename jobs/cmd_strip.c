@@ -52,7 +52,7 @@ static int strip(const char *in, const char *out)
     PEP_CALL(pep_ckpt_open(in, &r));
     const struct pep_ckpt_info *info = pep_ckpt_info(r);
     unsigned groups = 0;
-    PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, &m, &groups));
+    PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, NULL, &m, &groups));
     struct pep_ckpt_header h = {.stage = info->stage, .step = info->step, .config = info->config,
                                 .rng_state = info->rng_state, .rng_words = info->rng_words, .spec = &info->spec};
     PEP_CALL_GOTO(rc, pep_ckpt_create(out, MPI_COMM_SELF, &w));

@@ -114,7 +114,8 @@ int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save 
     PEP_CALL_GOTO(rc, pep_mpi_agree(pep_config_to_ini(&s->run->cfg, &ini), comm));
     PEP_CALL_GOTO(rc, pep_ckpt_create(path, comm, &w));
     struct pep_ckpt_header h = {.stage = s->stage, .step = s->step, .config = ini, .rng_state = s->rng,
-                                .rng_words = 4, .spec = &s->m->spec};
+                                .rng_words = 4, .spec = &s->m->spec, .base_path = s->base_path,
+                                .base_sha256 = s->base_sha256};
     PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
     PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &s->m->table, s->m->params, s->groups));
     if (s->opt && s->opt->m) {

@@ -66,6 +66,8 @@ struct pep_stage_save {
     struct pep_series *series;
     int nseries;
     uint64_t rng[4];
+    const char *base_path;   /* groups without plm: the checkpoint holding the encoder (root attr base_path) ... */
+    const char *base_sha256; /* ... and its SHA-256 */
     double last_save_s;   /* pep_now_s() of the last checkpoint (0: none yet, the clock starts at the first step) */
     int lead_warned;      /* the signal-lead warning was printed */
 };

@@ -64,7 +64,8 @@ static int run_evaluate(struct pep_stage *stg)
     struct pep_ckpt_reader *r = NULL;
     lrc = pep_ckpt_open(run->model, &r);
     if (lrc == PEP_OK) lrc = pep_ckpt_check_spec(r, &spec);
-    if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
+    /* an adapted.h5 of checkpoint.encoder = reference: the encoder from the base it names (or --init) */
+    if (lrc == PEP_OK) lrc = pep_ckpt_read_params_based(r, run->init, &m->table, m->params, PEP_GROUPS_ALL);
     pep_ckpt_close(&r);
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     char pred_dir[PEP_RUN_PATH_MAX];

@@ -3,6 +3,8 @@
  * selection by entity F1 on the source dev split. Ranks split each batch (data parallel,
  * one gradient allreduce per step). The PE start is pe.init: fresh, meta (the primed /pe
  * and /head) or task:<lang> (a language's adapted state from /tasks). */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "core/rng.h"
 #include "jobs.h"
 #include "nerdata.h"
+#include "sha256.h"
 #include "stage.h"
 #include "train_loop.h"
 
@@ -221,6 +224,21 @@ static int run_finetune(struct pep_stage *stg)
      * selects the same weights) */
     memcpy(m->params + tb, best.w, (te - tb) * sizeof(float));
     sv.step = step, sv.rng[1] = (uint64_t)step, sv.groups = PEP_GROUPS_ALL;
+    /* checkpoint.encoder = reference: PE + head only, naming the checkpoint that holds the encoder */
+    static char base_abs[PATH_MAX], base_hex[72];
+    if (!strcmp(cfg->checkpoint.encoder, "reference") && run->init[0]) {
+        lrc = PEP_OK;
+        if (rank == 0) {
+            if (!realpath(run->init, base_abs))
+                lrc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "%s: %s", run->init, strerror(errno));
+            else
+                lrc = pep_sha256_file(base_abs, base_hex);
+        }
+        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        PEP_CALL_MPI_GOTO(rc, MPI_Bcast(base_abs, (int)sizeof base_abs, MPI_CHAR, 0, comm));
+        PEP_CALL_MPI_GOTO(rc, MPI_Bcast(base_hex, (int)sizeof base_hex, MPI_CHAR, 0, comm));
+        sv.groups = trainable, sv.base_path = base_abs, sv.base_sha256 = base_hex;
+    }
     char path[PEP_RUN_PATH_MAX];
     PEP_CALL_GOTO(rc, pep_run_path(run, "adapted.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));

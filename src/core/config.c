@@ -135,6 +135,10 @@ static const struct pep_config_key keys[] = {
 
     KSTR("checkpoint.dir", checkpoint.dir, "checkpoint folder (relative to run.out if not absolute)"),
     KINT("checkpoint.every", checkpoint.every, 0, 1 << 30, "steps between checkpoints; 0 = only at the end"),
+    KENUM("checkpoint.encoder", checkpoint.encoder, "reference|copy",
+          "what finetune's adapted.h5 keeps of the frozen encoder: reference = PE + head only, naming the base "
+          "checkpoint by absolute path and SHA-256 (evaluate and export-hf read the pair and refuse another base); "
+          "copy = a self-contained file with the encoder"),
     KFLT("checkpoint.every_minutes", checkpoint.every_minutes, 0, 1e6,
          "wall-clock minutes between checkpoints, besides checkpoint.every (a node crash loses at most this much); "
          "0 = off"),
@@ -228,6 +232,7 @@ void pep_config_defaults(struct pep_config *cfg)
     strcpy(cfg->checkpoint.dir, "checkpoints");
     cfg->checkpoint.every = 0;
     cfg->checkpoint.every_minutes = 30.0f;
+    strcpy(cfg->checkpoint.encoder, "reference");
     cfg->checkpoint.keep = 2;
 
     cfg->run.seed = 1;

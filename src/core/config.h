@@ -103,6 +103,7 @@ struct pep_config {
         char dir[PEP_CFG_STR];
         int every;            /* steps between checkpoints; 0 = only at the end */
         float every_minutes;  /* wall-clock minutes between checkpoints; 0 = off */
+        char encoder[PEP_CFG_WORD]; /* reference | copy: what finetune's adapted.h5 keeps of the frozen encoder */
         int keep;             /* how many periodic checkpoints to keep */
     } checkpoint;
     struct {

@@ -123,7 +123,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 1000; i++) logv[i] = i;
     char path[PEP_CKPT_PATH_MAX];
     snprintf(path, sizeof path, "%s/bench-ckpt.h5", dir);
-    struct pep_ckpt_header h = {"prime", 1000, "[bench]\n", NULL, 0, &spec};
+    struct pep_ckpt_header h = {"prime", 1000, "[bench]\n", NULL, 0, &spec, NULL, NULL};
 
     /* the plain write from the same starting state, sized like the checkpoint (3.49 GB at
      * base size; measured before it so both see the same disk) */

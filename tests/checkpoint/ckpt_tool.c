@@ -82,7 +82,7 @@ static int write_file(const char *path, const struct pep_param_table *t, const s
     }
     const char *config = "[model]\nlayers = 2\nhidden = 8\n\n[maml]\ninner_steps = 1\n";
     uint64_t rng[4] = {11, 22, 33, (uint64_t)step};
-    struct pep_ckpt_header h = {"prime", step, config, rng, 4, spec};
+    struct pep_ckpt_header h = {"prime", step, config, rng, 4, spec, NULL, NULL};
     double steps[10], loss[10];
     for (int i = 0; i < 10; i++) steps[i] = i + 1, loss[i] = 1.0 / (i + 1);
     struct pep_ckpt_writer *w = NULL;

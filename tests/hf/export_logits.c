@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     /* tagger: label 0 on every real token; MLM: every real token is a target */
     for (int i = 0; i < B * T; i++)
         labels[i] = ids[i] == PEP_PAD_ID ? PEP_IGNORE_INDEX : spec.head == PEP_HEAD_KIND_MLM ? ids[i] : 0;
-    if (pep_model_create(&spec, &m) != PEP_OK || pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL) != PEP_OK)
+    if (pep_model_create(&spec, &m) != PEP_OK || pep_ckpt_read_params_based(r, NULL, &m->table, m->params, PEP_GROUPS_ALL) != PEP_OK)
         goto fail;
     struct pep_batch b = {0};
     if (pep_batch_alloc(&b, B, B * T) != PEP_OK) goto fail;

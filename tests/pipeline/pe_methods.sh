@@ -36,7 +36,8 @@ for variant in "adapter pfeiffer" "adapter houlsby" "prefix false" "prefix true"
   [ "$1" = adapter ] && extra+=(--set "pe.placement=$2")
   [ "$1" = prefix ] && extra+=(--set "pe.prefix_reparam=$2")
   out="ft-$1-$2"
-  "$B" finetune --config job.ini --init base/base.h5 --out "$out" "${extra[@]}" > "$out.log" 2>&1 ||
+  # a self-contained adapted.h5 (checkpoint.encoder = copy), so its /model can be compared with the base
+  "$B" finetune --config job.ini --init base/base.h5 --out "$out" "${extra[@]}" --set checkpoint.encoder=copy > "$out.log" 2>&1 ||
     { tail -5 "$out.log"; echo "finetune with $variant failed"; exit 1; }
   first=$(grep -m1 -o "loss [0-9.]*" "$out.log" | awk '{print $2}')
   last=$(grep -o "loss [0-9.]*" "$out.log" | tail -1 | awk '{print $2}')

@@ -84,7 +84,7 @@ static void write_full(const char *path, const struct pep_param_table *t, const 
     struct pep_model_spec spec;
     make_spec(&spec, (int)t->rows[1].shape[0]);
     uint64_t rng[4] = {1, 2, 3, 0xffffffffffffffffULL};
-    struct pep_ckpt_header h = {"prime", step, "[model]\nhidden = 16\n", rng, 4, &spec};
+    struct pep_ckpt_header h = {"prime", step, "[model]\nhidden = 16\n", rng, 4, &spec, NULL, NULL};
     CHECK_OK(pep_ckpt_create(path, MPI_COMM_WORLD, &w));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, t, params, PEP_GROUPS_ALL));
@@ -236,7 +236,7 @@ static void test_checkpoint_tmp_never_under_final_name(void **state)
     write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
     /* a second write in progress: the old file stays as it was under the final name */
     struct pep_ckpt_writer *w = NULL;
-    struct pep_ckpt_header h = {"prime", 2, "", NULL, 0, NULL};
+    struct pep_ckpt_header h = {"prime", 2, "", NULL, 0, NULL, NULL, NULL};
     float *other = random_block(f->t.numel, 99);
     CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, &w));
     assert_true(file_exists(tmp));
@@ -443,7 +443,7 @@ static void test_checkpoint_best_round_trip(void **state)
     unsigned tg = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
     size_t n = f->tend - f->tbegin;
     struct pep_ckpt_writer *w = NULL;
-    struct pep_ckpt_header h = {"finetune", 9, "", NULL, 0, NULL};
+    struct pep_ckpt_header h = {"finetune", 9, "", NULL, 0, NULL, NULL, NULL};
     CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, &w));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, &f->t, f->params, tg));
@@ -498,7 +498,7 @@ static void test_checkpoint_best_round_trip(void **state)
 static void write_small(const char *path, const struct pep_param_table *t, const float *params, int64_t step)
 {
     struct pep_ckpt_writer *w = NULL;
-    struct pep_ckpt_header h = {"prime", step, "", NULL, 0, NULL};
+    struct pep_ckpt_header h = {"prime", step, "", NULL, 0, NULL, NULL, NULL};
     CHECK_OK(pep_ckpt_create(path, MPI_COMM_WORLD, &w));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, t, params, PEP_GROUPS_ALL));
