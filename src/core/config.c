@@ -108,7 +108,11 @@ static const struct pep_config_key keys[] = {
     KFLT("optim.beta2", optim.beta2, 0, 0.999999999, "Adam beta2"),
     KFLT("optim.eps", optim.eps, 0, 1, "Adam epsilon"),
     KINT("optim.warmup", optim.warmup, 0, 1 << 30, "linear warm-up steps"),
-    KENUM("optim.schedule", optim.schedule, "linear|constant", "learning-rate schedule after warm-up"),
+    KNAMES("optim.schedule", optim.schedule, pep_optim_schedule_names,
+           "learning-rate schedule after warm-up: constant, linear decay to 0 or cosine decay to optim.min_lr_ratio "
+           "x lr, both ending at optim.steps (docs/training.md)"),
+    KFLT("optim.min_lr_ratio", optim.min_lr_ratio, 0, 1,
+         "the rate the cosine schedule decays to, as a fraction of optim.lr (optim.schedule = cosine only)"),
     KFLT("optim.clip", optim.clip, 0, 1e9, "global gradient-norm clip; 0 = off"),
     KINT("optim.steps", optim.steps, 1, 1 << 30, "optimizer steps (meta-steps for prime)"),
     KINT("optim.batch_size", optim.batch_size, 1, 1 << 20, "sentences per step (pretrain, finetune)"),
@@ -192,7 +196,8 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->optim.beta2 = 0.999f;
     cfg->optim.eps = 1e-8f;
     cfg->optim.warmup = 0;
-    strcpy(cfg->optim.schedule, "linear");
+    strcpy(cfg->optim.schedule, pep_optim_schedule_name(PEP_OPTIM_SCHEDULE_LINEAR));
+    cfg->optim.min_lr_ratio = 0.0f;
     cfg->optim.clip = 1.0f;
     cfg->optim.steps = 100;
     cfg->optim.batch_size = 16;
@@ -440,6 +445,13 @@ int pep_config_validate(const struct pep_config *cfg)
               PEP_ERR_USAGE,
               "%s: maml.method = multitask-matched resets PE + head every episode; maml.pe_init must be fresh or "
               "episode, not meta", w);
+    enum pep_optim_schedule schedule = PEP_OPTIM_SCHEDULE_LINEAR;
+    PEP_CHECK(pep_optim_schedule_parse(cfg->optim.schedule, &schedule) == 0, PEP_ERR_USAGE,
+              "%s: unknown optim.schedule '%s'", w, cfg->optim.schedule);
+    PEP_CHECK(cfg->optim.min_lr_ratio == 0.0f || schedule == PEP_OPTIM_SCHEDULE_COSINE, PEP_ERR_USAGE,
+              "%s: optim.min_lr_ratio = %g is the floor of the cosine schedule, but optim.schedule = %s; set "
+              "optim.schedule = cosine or optim.min_lr_ratio = 0", w, (double)cfg->optim.min_lr_ratio,
+              cfg->optim.schedule);
     PEP_CHECK(pep_list_count(cfg->data.tags) >= 1 && pep_list_count(cfg->data.tags) <= PEP_TAGS_MAX, PEP_ERR_USAGE,
               "%s: data.tags must list between 1 and %d tags", w, PEP_TAGS_MAX);
     return PEP_OK;
