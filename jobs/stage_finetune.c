@@ -15,7 +15,7 @@
 #include "train_loop.h"
 
 #define MAX_SRC 16
-#define NSERIES 6
+#define NSERIES 8
 
 /* PE + head initialisation from the --init checkpoint, per pe.init. */
 static int init_pe(const struct pep_run *run, struct pep_model *m, unsigned trainable)
@@ -104,8 +104,9 @@ static int run_finetune(struct pep_stage *stg)
     const char *tagp[PEP_TAGS_MAX];
     int nsrc = pep_list_count(cfg->data.source), ntags = 0;
     float *best = NULL;
-    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "dev_f1"},
-                                         {.name = "wall_time"}, {.name = "tokens"}, {.name = "tokens_per_s"}};
+    struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "loss"}, {.name = "dev_f1"},
+                                         {.name = "wall_time"},    {.name = "tokens"},
+                                         {.name = "tokens_per_s"}, {.name = "lr"},   {.name = "grad_norm"}};
     memset(train, 0, sizeof train);
     memset(dev, 0, sizeof dev);
     PEP_CHECK(nsrc >= 1 && nsrc <= MAX_SRC, PEP_ERR_USAGE, "data.source must list 1 to %d languages", MAX_SRC);

@@ -18,7 +18,7 @@
 #include "train_loop.h"
 
 #define MAX_LANGS 128
-#define NSERIES 5
+#define NSERIES 7
 
 /* The pretraining languages: data.pretrain_languages, else languages + source + targets. */
 static int pretrain_langs(const struct pep_config *cfg, char names[][PEP_LANG_MAX], int *n)
@@ -72,8 +72,9 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_nerset sets[MAX_LANGS];
     char names[MAX_LANGS][PEP_LANG_MAX];
     int nlang = 0;
-    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},  {.name = "tokens_per_s"},
-                                         {.name = "wall_time"}, {.name = "tokens"}};
+    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "tokens_per_s"},
+                                         {.name = "wall_time"}, {.name = "tokens"}, {.name = "lr"},
+                                         {.name = "grad_norm"}};
     memset(sets, 0, sizeof sets);
     PEP_CALL(pretrain_langs(cfg, names, &nlang));
     /* no tokenizer yet: train one on the pretraining languages (rank 0), then everyone loads it */

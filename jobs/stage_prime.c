@@ -24,7 +24,7 @@
 #include "stage.h"
 
 #define MAX_LANGS 128
-#define NSERIES 6
+#define NSERIES 8
 
 struct lang_state {
     int owner;          /* lead rank of the group that ran this language's latest episode, -1 if none yet */
@@ -129,7 +129,8 @@ static int run_prime(struct pep_stage *stg)
     struct pep_mpi_group grp = {.comm = MPI_COMM_NULL};
     struct exchange_ctx xc = {0};
     struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "meta_loss"}, {.name = "support_loss"},
-                                         {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"}};
+                                         {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"},
+                                         {.name = "lr"},           {.name = "grad_norm"}};
     memset(sets, 0, sizeof sets);
     memset(ls, 0, sizeof ls);
     PEP_CHECK(nlang >= 1 && nlang <= MAX_LANGS, PEP_ERR_USAGE,
@@ -366,7 +367,7 @@ static int run_prime(struct pep_stage *stg)
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, stats, (int)nstats, MPI_DOUBLE, MPI_SUM, comm));
         for (int l = 0; l < nlang; l++)
             if (ls[l].step == step + 1) ls[l].support_loss = stats[3 + 2 * l], ls[l].query_loss = stats[4 + 2 * l];
-        double gnorm;
+        double gnorm, lr = pep_optim_lr_at(&opt, opt.t);
         PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, &gnorm)); /* summed by the exchange */
         double meta_loss = stats[0] / M;
         loss_window += meta_loss;
@@ -375,7 +376,7 @@ static int run_prime(struct pep_stage *stg)
         double now = pep_now_s();
         /* a rank out of memory for its log must not leave the others in the next collective */
         double row[NSERIES] = {(double)(step + 1), meta_loss, stats[1] / M, stats[2] / (now - t_prev), now - t_start,
-                               stats[2]};
+                               stats[2], lr, gnorm};
         PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
         t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {

@@ -6,12 +6,13 @@
 #include "core/error.h"
 #include "core/rng.h"
 
-enum { COL_STEP, COL_LOSS, COL_WALL, COL_TOKENS, COL_TOKENS_PER_S, COL_EVAL, NCOLS };
+enum { COL_STEP, COL_LOSS, COL_WALL, COL_TOKENS, COL_TOKENS_PER_S, COL_LR, COL_GRAD_NORM, COL_EVAL, NCOLS };
 
 /* Which of the loop's values each of the stage's series takes. */
 static int map_series(const struct pep_train_loop *tl, int *col)
 {
-    static const char *const names[NCOLS - 1] = {"step", "loss", "wall_time", "tokens", "tokens_per_s"};
+    static const char *const names[NCOLS - 1] = {"step",         "loss", "wall_time", "tokens",
+                                                 "tokens_per_s", "lr",   "grad_norm"};
     for (int i = 0; i < tl->nseries; i++) {
         col[i] = -1;
         for (int c = 0; c < NCOLS - 1; c++)
@@ -80,7 +81,8 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             for (size_t i = gb; i < ge; i++) m->grads[i] *= share;
             PEP_CALL_GOTO(rc, pep_mpi_reduce_grad(m->grads + gb, ge - gb, &stg->mpi));
         }
-        lrc = pep_optim_step(tl->opt, m->params, m->grads, NULL);
+        double lr = pep_optim_lr_at(tl->opt, tl->opt->t), gnorm = 0.0;
+        lrc = pep_optim_step(tl->opt, m->params, m->grads, &gnorm);
         if (lrc) {
             pep_error_clear();
             PEP_CHECK_GOTO(rc, 0, PEP_ERR_NUMERIC,
@@ -96,7 +98,8 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             PEP_CALL_GOTO(rc, tl->eval(tl->ud, step + 1, &score));
             now = pep_now_s();
         }
-        double value[NCOLS] = {(double)(step + 1), loss, now - t0, sums[2], sums[2] / (t_done - t_prev), score};
+        double value[NCOLS] = {(double)(step + 1), loss, now - t0, sums[2], sums[2] / (t_done - t_prev), lr, gnorm,
+                               score};
         double row[64];
         for (int i = 0; i < tl->nseries; i++) row[i] = value[col[i]];
         /* a rank out of memory for its log must not leave the others in the next collective */

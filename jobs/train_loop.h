@@ -31,8 +31,9 @@ struct pep_train_loop {
     struct pep_optim *opt;         /* over the float range of `groups`: that range is reduced and stepped */
     enum pep_train_mean mean;
     struct pep_stage_save *save;   /* what a periodic or stop checkpoint writes */
-    /* The /log series: the loop fills those named step, loss, wall_time, tokens, tokens_per_s
-     * and eval_series (a stage without evaluation has none); any other name is an error. */
+    /* The /log series: the loop fills those named step, loss, wall_time, tokens, tokens_per_s,
+     * lr (the step's learning rate), grad_norm (the gradient's norm before clipping) and
+     * eval_series (a stage without evaluation has none); any other name is an error. */
     struct pep_series *series;
     int nseries;
     const char *eval_series;
