@@ -97,12 +97,14 @@ static int run_pretrain(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     long total = 0, tokens = 0;
     for (int i = 0; i < nlang; i++) total += sets[i].n, tokens += sets[i].tokens;
-    int GB = cfg->optim.batch_size, LB = (GB + size - 1) / size;
+    int GB = cfg->optim.batch_size;
 
     struct pep_model_spec spec;
     struct pep_config mcfg = *cfg;
     strcpy(mcfg.pe.method, pep_pe_method_name(PEP_PE_METHOD_NONE)); /* the base model has no PE modules */
-    PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM, LB, &spec));
+    /* activations for one micro-batch (all of the rank's share without optim.accumulate) */
+    PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM,
+                                                 pep_train_loop_micro_batch(cfg, size), &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     if (run->init[0]) {

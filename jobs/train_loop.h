@@ -2,7 +2,8 @@
  * the global batch (one training language picked by data size, then optim.batch_size of its
  * sentences, all drawn from the (run.seed, step, stream) RNG so the batch does not depend on
  * the rank count; rank r takes its slice), the stage's preparation of the slice (MLM masking),
- * forward + backward of the trained groups, the loss and gradient weighted over the ranks
+ * forward + backward of the trained groups (in optim.accumulate micro-batches of the slice,
+ * whose gradients add up to the slice's), the loss and gradient weighted over the ranks
  * and summed (one gradient allreduce), the optimizer step (clipping and learning-rate
  * schedule: src/optim), an optional evaluation, the /log row, the progress line every
  * run.log_every steps, and the periodic checkpoint / stop-signal check. What is not a step
@@ -46,6 +47,11 @@ struct pep_train_loop {
     int (*eval)(void *ud, long done, double *score);
     void *ud;
 };
+
+/* The most sentences one micro-batch of a rank holds with `size` ranks: its share of
+ * optim.batch_size split in optim.accumulate (at most one sentence each): the batch size the
+ * stage's model is created for. */
+int pep_train_loop_micro_batch(const struct pep_config *cfg, int size);
 
 /* Runs steps start .. optim.steps - 1 over stg's communicator; *end gets the step count
  * reached (optim.steps, or start if that is already past it). A stop signal checkpoints and

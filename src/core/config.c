@@ -115,7 +115,13 @@ static const struct pep_config_key keys[] = {
          "the rate the cosine schedule decays to, as a fraction of optim.lr (optim.schedule = cosine only)"),
     KFLT("optim.clip", optim.clip, 0, 1e9, "global gradient-norm clip; 0 = off"),
     KINT("optim.steps", optim.steps, 1, 1 << 30, "optimizer steps (meta-steps for prime)"),
-    KINT("optim.batch_size", optim.batch_size, 1, 1 << 20, "sentences per step (pretrain, finetune)"),
+    KINT("optim.batch_size", optim.batch_size, 1, 1 << 20,
+         "sentences per optimizer step, summed over all ranks and micro-batches: the effective batch (pretrain, "
+         "finetune)"),
+    KINT("optim.accumulate", optim.accumulate, 1, 1 << 20,
+         "gradient accumulation: micro-batches each rank splits its share of optim.batch_size into, one forward + "
+         "backward each, one optimizer step after the last; the same update as 1 to float rounding, with the "
+         "activation memory of one micro-batch (pretrain, finetune; docs/training.md)"),
     KINT("optim.eval_every", optim.eval_every, 0, 1 << 30, "steps between dev evaluations; 0 = end only"),
     KFLT("optim.mask_prob", optim.mask_prob, 0, 1, "masked-LM masking rate (pretrain)"),
 
@@ -201,6 +207,7 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->optim.clip = 1.0f;
     cfg->optim.steps = 100;
     cfg->optim.batch_size = 16;
+    cfg->optim.accumulate = 1;
     cfg->optim.eval_every = 0;
     cfg->optim.mask_prob = 0.15f;
 
@@ -452,6 +459,10 @@ int pep_config_validate(const struct pep_config *cfg)
               "%s: optim.min_lr_ratio = %g is the floor of the cosine schedule, but optim.schedule = %s; set "
               "optim.schedule = cosine or optim.min_lr_ratio = 0", w, (double)cfg->optim.min_lr_ratio,
               cfg->optim.schedule);
+    PEP_CHECK(cfg->optim.accumulate <= cfg->optim.batch_size, PEP_ERR_USAGE,
+              "%s: optim.accumulate = %d splits optim.batch_size = %d sentences into more micro-batches than there "
+              "are sentences; use optim.accumulate <= optim.batch_size", w, cfg->optim.accumulate,
+              cfg->optim.batch_size);
     PEP_CHECK(pep_list_count(cfg->data.tags) >= 1 && pep_list_count(cfg->data.tags) <= PEP_TAGS_MAX, PEP_ERR_USAGE,
               "%s: data.tags must list between 1 and %d tags", w, PEP_TAGS_MAX);
     return PEP_OK;

@@ -90,7 +90,8 @@ struct pep_config {
         float min_lr_ratio;   /* cosine: end rate / lr */
         float clip;           /* global grad-norm clip; 0 = off */
         int steps;
-        int batch_size;       /* sentences per step (pretrain / finetune) */
+        int batch_size;       /* sentences per optimizer step over all ranks (pretrain / finetune) */
+        int accumulate;       /* micro-batches per rank and step (gradient accumulation) */
         int eval_every;
         float mask_prob;      /* MLM (pretrain) */
     } optim;
