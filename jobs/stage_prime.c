@@ -128,6 +128,7 @@ static int run_prime(struct pep_stage *stg)
     struct pep_ckpt_task *tasks = NULL;
     struct pep_mpi_group grp = {.comm = MPI_COMM_NULL};
     struct exchange_ctx xc = {0};
+    struct pep_stage_csv csv = {0};
     struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "meta_loss"}, {.name = "support_loss"},
                                          {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"},
                                          {.name = "lr"},           {.name = "grad_norm"}};
@@ -291,6 +292,7 @@ static int run_prime(struct pep_stage *stg)
     struct pep_stage_save sv = {.stage = "prime", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
                                 .opt_groups = update_groups, .tasks = tasks, .task_groups = task_groups,
                                 .series = series, .nseries = NSERIES, .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_stage_csv_open(&csv, run, series, NSERIES, start), comm));
     /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
      * differences are the step times and tokens_per_s * step time = tokens */
     double t_prev = pep_now_s();
@@ -378,6 +380,7 @@ static int run_prime(struct pep_stage *stg)
         double row[NSERIES] = {(double)(step + 1), meta_loss, stats[1] / M, stats[2] / (now - t_prev), now - t_start,
                                stats[2], lr, gnorm};
         PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
+        pep_stage_csv_row(&csv, series);
         t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             char extra[64];
@@ -414,6 +417,7 @@ static int run_prime(struct pep_stage *stg)
                      G, grp.bytes * 1e-6 / ns, 100.0 * grp.seconds / wall);
     }
 cleanup:
+    pep_stage_csv_close(&csv);
     pep_mpi_group_free(&grp);
     pep_free(stats);
     pep_batch_free(&bs);

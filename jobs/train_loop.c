@@ -75,6 +75,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
     int eval_every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : cfg->optim.steps;
     int col[64], *idx = NULL;
     struct pep_batch b = {0}, mb = {0};
+    struct pep_stage_csv csv = {0};
     long total = 0, step = start;
     *end = start;
     PEP_CHECK(tl->nseries <= 64, PEP_ERR_USAGE, "%s: more than 64 log series", tl->stage);
@@ -83,6 +84,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
     PEP_CALL_GOTO(rc, pep_batch_alloc(&b, LB, LB * m->spec.max_T));
     if (NA > 1) PEP_CALL_GOTO(rc, pep_batch_alloc(&mb, MB, MB * m->spec.max_T));
     PEP_ALLOC_GOTO(rc, idx, (size_t)GB);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_stage_csv_open(&csv, &stg->run, tl->series, tl->nseries, start), comm));
     if (rank == 0 && cfg->optim.accumulate > 1)
         pep_info("%s: gradient accumulation: each rank's %d of the batch of %d in %d micro-batches of up to %d "
                  "sentences%s", tl->stage, LB, GB, NA, MB,
@@ -157,6 +159,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
         for (int i = 0; i < tl->nseries; i++) row[i] = value[col[i]];
         /* a rank out of memory for its log must not leave the others in the next collective */
         PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(tl->series, tl->nseries, row), comm));
+        pep_stage_csv_row(&csv, tl->series);
         t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
@@ -167,6 +170,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
     }
 cleanup:
     *end = step;
+    pep_stage_csv_close(&csv);
     pep_batch_free(&b);
     pep_batch_free(&mb);
     pep_free(idx);

@@ -5,8 +5,8 @@
  * forward + backward of the trained groups (in optim.accumulate micro-batches of the slice,
  * whose gradients add up to the slice's), the loss and gradient weighted over the ranks
  * and summed (one gradient allreduce), the optimizer step (clipping and learning-rate
- * schedule: src/optim), an optional evaluation, the /log row, the progress line every
- * run.log_every steps, and the periodic checkpoint / stop-signal check. What is not a step
+ * schedule: src/optim), an optional evaluation, the /log row and its <out>/log.csv line, the
+ * progress line every run.log_every steps, and the periodic checkpoint / stop-signal check. What is not a step
  * (data loading, model set-up, resume, the final checkpoint) stays in the stage. */
 #ifndef PEP_TRAIN_LOOP_H
 #define PEP_TRAIN_LOOP_H
@@ -34,7 +34,8 @@ struct pep_train_loop {
     struct pep_stage_save *save;   /* what a periodic or stop checkpoint writes */
     /* The /log series: the loop fills those named step, loss, wall_time, tokens, tokens_per_s,
      * lr (the step's learning rate), grad_norm (the gradient's norm before clipping) and
-     * eval_series (a stage without evaluation has none); any other name is an error. */
+     * eval_series (a stage without evaluation has none); any other name is an error. They
+     * also go to <out>/log.csv (pep_stage_csv_open). */
     struct pep_series *series;
     int nseries;
     const char *eval_series;
