@@ -208,7 +208,7 @@ static int run_fidelity(struct pep_stage *stg, const struct fidelity_args *fa)
             if (frc == PEP_OK) frc = pep_model_backward(m, trainable);
             /* the rate of schedule step S0 + s; moments and bias correction count from this run's first step */
             struct pep_optim step = ft;
-            step.t = s, step.lr = pep_optim_lr_at(&mo.replay, S0 + s), step.warmup = 0, step.linear_decay = 0;
+            step.t = s, step.lr = pep_optim_lr_at(&mo.replay, S0 + s), step.warmup = 0, step.schedule = PEP_OPTIM_SCHEDULE_CONSTANT;
             if (frc == PEP_OK) frc = pep_optim_step(&step, w, m->grads, NULL);
         }
         double dot[NGROUPS] = {0}, nx[NGROUPS] = {0}, ny[NGROUPS] = {0};

@@ -40,6 +40,68 @@ void pep_series_free(struct pep_series *s)
     s->n = s->cap = 0;
 }
 
+/* log.csv's leading columns and the series each takes; then the stage's other series. */
+static const char *const csv_common[][2] = {{"step", "step"},          {"loss", "loss"},
+                                            {"loss", "meta_loss"},     {"lr", "lr"},
+                                            {"tokens_per_s", "tokens_per_s"}, {"grad_norm", "grad_norm"},
+                                            {"elapsed_s", "wall_time"}, {"tokens", "tokens"}};
+
+int pep_stage_csv_open(struct pep_stage_csv *c, const struct pep_run *run, const struct pep_series *series,
+                       int nseries, long start)
+{
+    memset(c, 0, sizeof *c);
+    if (run->rank != 0) return PEP_OK;
+    PEP_CHECK(nseries >= 1 && nseries <= PEP_LOGCSV_COLS_MAX && !strcmp(series[0].name, "step"), PEP_ERR_INTERNAL,
+              "log.csv needs 1 to %d series, the first the step", PEP_LOGCSV_COLS_MAX);
+    const char *names[PEP_LOGCSV_COLS_MAX];
+    int used[PEP_LOGCSV_COLS_MAX] = {0};
+    size_t ncommon = sizeof csv_common / sizeof csv_common[0];
+    for (size_t k = 0; k < ncommon; k++)
+        for (int i = 0; i < nseries; i++)
+            if (!used[i] && !strcmp(series[i].name, csv_common[k][1])) {
+                names[c->ncols] = csv_common[k][0];
+                c->col[c->ncols++] = i;
+                used[i] = 1;
+            }
+    for (int i = 0; i < nseries; i++)
+        if (!used[i]) names[c->ncols] = series[i].name, c->col[c->ncols++] = i;
+    /* the checkpoint's rows, should the file have to be written anew */
+    size_t nrows = series[0].n;
+    double *rows = NULL;
+    int rc = PEP_OK, rebuilt = 0;
+    if (start > 0 && nrows > 0) {
+        PEP_ALLOC(rows, nrows * (size_t)c->ncols);
+        for (size_t r = 0; r < nrows; r++)
+            for (int k = 0; k < c->ncols; k++)
+                rows[r * (size_t)c->ncols + k] = r < series[c->col[k]].n ? series[c->col[k]].v[r] : NAN;
+    }
+    char path[PEP_RUN_PATH_MAX];
+    rc = pep_run_path(run, "log.csv", path, sizeof path);
+    if (rc == PEP_OK) rc = pep_logcsv_open(&c->lc, path, names, c->ncols, start, rows, nrows, &rebuilt);
+    if (rc == PEP_OK && rebuilt)
+        pep_info("%s: %s did not hold this run's rows up to step %ld: written anew from the checkpoint's /log",
+                 run->stage, path, start);
+    pep_free(rows);
+    return rc;
+}
+
+void pep_stage_csv_row(struct pep_stage_csv *c, const struct pep_series *series)
+{
+    if (!c->lc.f) return;
+    double row[PEP_LOGCSV_COLS_MAX];
+    for (int k = 0; k < c->ncols; k++) {
+        const struct pep_series *s = &series[c->col[k]];
+        row[k] = s->n ? s->v[s->n - 1] : NAN;
+    }
+    if (pep_logcsv_row(&c->lc, row) != PEP_OK) {
+        pep_warn("%s; no more rows go to it (the checkpoints' /log keeps them all)", pep_error_message());
+        pep_error_clear();
+        pep_logcsv_close(&c->lc);
+    }
+}
+
+void pep_stage_csv_close(struct pep_stage_csv *c) { pep_logcsv_close(&c->lc); }
+
 int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **argv)
 {
     memset(st, 0, sizeof *st);

@@ -8,6 +8,7 @@
 #include <mpi.h>
 
 #include "checkpoint.h"
+#include "logcsv.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "pep_mpi.h"
@@ -24,6 +25,25 @@ int pep_series_push(struct pep_series *s, double x);
 /* One value onto each of s[0..n): a step's row of the log. */
 int pep_series_push_row(struct pep_series *s, int n, const double *x);
 void pep_series_free(struct pep_series *s);
+
+/* <out>/log.csv (io/logcsv.h): the stage's /log series as CSV, one row per step, written by
+ * rank 0 as the rows are logged. Columns: step, loss (prime: its meta_loss), lr, tokens_per_s,
+ * grad_norm, elapsed_s (the wall_time series), tokens, then the stage's other series under
+ * their own names (finetune: dev_f1; prime: support_loss). */
+struct pep_stage_csv {
+    struct pep_logcsv lc;
+    int col[PEP_LOGCSV_COLS_MAX]; /* the series index of each column */
+    int ncols;
+};
+/* Rank 0: opens the file for the series (their rows so far are those of the checkpoint the
+ * stage resumed from; start is its step, 0 for a fresh start; see pep_logcsv_open); other
+ * ranks: nothing. Not collective: agree on the result. */
+int pep_stage_csv_open(struct pep_stage_csv *c, const struct pep_run *run, const struct pep_series *series,
+                       int nseries, long start);
+/* Rank 0: appends the series' last row. A failed write is a warning, once, and ends the file
+ * (the checkpoints' /log still get every row): training goes on. */
+void pep_stage_csv_row(struct pep_stage_csv *c, const struct pep_series *series);
+void pep_stage_csv_close(struct pep_stage_csv *c);
 
 struct pep_stage {
     struct pep_run run;

@@ -18,7 +18,7 @@
 #include "train_loop.h"
 
 #define MAX_SRC 16
-#define NSERIES 6
+#define NSERIES 8
 
 /* PE + head initialisation from the --init checkpoint, per pe.init. */
 static int init_pe(const struct pep_run *run, struct pep_model *m, unsigned trainable)
@@ -142,8 +142,9 @@ static int run_finetune(struct pep_stage *stg)
     const char *tagp[PEP_TAGS_MAX];
     int nsrc = pep_list_count(cfg->data.source), ntags = 0;
     struct pep_stage_best best = {.w = NULL, .f1 = -1.0, .step = 0};
-    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "dev_f1"},
-                                         {.name = "wall_time"}, {.name = "tokens"}, {.name = "tokens_per_s"}};
+    struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "loss"}, {.name = "dev_f1"},
+                                         {.name = "wall_time"},    {.name = "tokens"},
+                                         {.name = "tokens_per_s"}, {.name = "lr"},   {.name = "grad_norm"}};
     memset(train, 0, sizeof train);
     memset(dev, 0, sizeof dev);
     PEP_CHECK(nsrc >= 1 && nsrc <= MAX_SRC, PEP_ERR_USAGE, "data.source must list 1 to %d languages", MAX_SRC);
@@ -160,13 +161,15 @@ static int run_finetune(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     int total = 0;
     for (int i = 0; i < nsrc; i++) total += train[i].n;
-    int GB = cfg->optim.batch_size, LB = (GB + size - 1) / size; /* global batch, per-rank share */
+    int GB = cfg->optim.batch_size; /* the global batch */
     PEP_CHECK_GOTO(rc, total >= GB, PEP_ERR_USAGE, "the source data has %d sentences, fewer than optim.batch_size = %d",
                    total, GB);
 
     struct pep_model_spec spec;
+    /* activations for one micro-batch (all of the rank's share without optim.accumulate), or 32 dev sentences */
+    int MB = pep_train_loop_micro_batch(cfg, size);
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER,
-                                                 LB > 32 ? LB : 32, &spec));
+                                                 MB > 32 ? MB : 32, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     unsigned trainable = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);

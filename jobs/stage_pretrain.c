@@ -18,7 +18,7 @@
 #include "train_loop.h"
 
 #define MAX_LANGS 128
-#define NSERIES 5
+#define NSERIES 7
 
 /* The pretraining languages: data.pretrain_languages, else languages + source + targets. */
 static int pretrain_langs(const struct pep_config *cfg, char names[][PEP_LANG_MAX], int *n)
@@ -72,8 +72,9 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_nerset sets[MAX_LANGS];
     char names[MAX_LANGS][PEP_LANG_MAX];
     int nlang = 0;
-    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},  {.name = "tokens_per_s"},
-                                         {.name = "wall_time"}, {.name = "tokens"}};
+    struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "tokens_per_s"},
+                                         {.name = "wall_time"}, {.name = "tokens"}, {.name = "lr"},
+                                         {.name = "grad_norm"}};
     memset(sets, 0, sizeof sets);
     PEP_CALL(pretrain_langs(cfg, names, &nlang));
     /* no tokenizer yet: train one on the pretraining languages (rank 0), then everyone loads it */
@@ -96,12 +97,14 @@ static int run_pretrain(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
     long total = 0, tokens = 0;
     for (int i = 0; i < nlang; i++) total += sets[i].n, tokens += sets[i].tokens;
-    int GB = cfg->optim.batch_size, LB = (GB + size - 1) / size;
+    int GB = cfg->optim.batch_size;
 
     struct pep_model_spec spec;
     struct pep_config mcfg = *cfg;
     strcpy(mcfg.pe.method, pep_pe_method_name(PEP_PE_METHOD_NONE)); /* the base model has no PE modules */
-    PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM, LB, &spec));
+    /* activations for one micro-batch (all of the rank's share without optim.accumulate) */
+    PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM,
+                                                 pep_train_loop_micro_batch(cfg, size), &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     if (run->init[0]) {

@@ -24,7 +24,7 @@
 #include "stage.h"
 
 #define MAX_LANGS 128
-#define NSERIES 6
+#define NSERIES 8
 
 struct lang_state {
     int owner;          /* lead rank of the group that ran this language's latest episode, -1 if none yet */
@@ -148,8 +148,10 @@ static int run_prime(struct pep_stage *stg)
     struct pep_ckpt_task *tasks = NULL;
     struct pep_mpi_group grp = {.comm = MPI_COMM_NULL};
     struct exchange_ctx xc = {0};
+    struct pep_stage_csv csv = {0};
     struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "meta_loss"}, {.name = "support_loss"},
-                                         {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"}};
+                                         {.name = "tokens_per_s"}, {.name = "wall_time"}, {.name = "tokens"},
+                                         {.name = "lr"},           {.name = "grad_norm"}};
     memset(sets, 0, sizeof sets);
     memset(ls, 0, sizeof ls);
     PEP_CHECK(nlang >= 1 && nlang <= MAX_LANGS, PEP_ERR_USAGE,
@@ -316,6 +318,7 @@ static int run_prime(struct pep_stage *stg)
     struct pep_stage_save sv = {.stage = "prime", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
                                 .opt_groups = update_groups, .tasks = tasks, .task_groups = task_groups,
                                 .series = series, .nseries = NSERIES, .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_stage_csv_open(&csv, run, series, NSERIES, start), comm));
     /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
      * differences are the step times and tokens_per_s * step time = tokens */
     double t_prev = pep_now_s();
@@ -392,7 +395,7 @@ static int run_prime(struct pep_stage *stg)
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, stats, (int)nstats, MPI_DOUBLE, MPI_SUM, comm));
         for (int l = 0; l < nlang; l++)
             if (ls[l].step == step + 1) ls[l].support_loss = stats[3 + 2 * l], ls[l].query_loss = stats[4 + 2 * l];
-        double gnorm;
+        double gnorm, lr = pep_optim_lr_at(&opt, opt.t);
         PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, &gnorm)); /* summed by the exchange */
         double meta_loss = stats[0] / M;
         loss_window += meta_loss;
@@ -401,8 +404,9 @@ static int run_prime(struct pep_stage *stg)
         double now = pep_now_s();
         /* a rank out of memory for its log must not leave the others in the next collective */
         double row[NSERIES] = {(double)(step + 1), meta_loss, stats[1] / M, stats[2] / (now - t_prev), now - t_start,
-                               stats[2]};
+                               stats[2], lr, gnorm};
         PEP_CALL_GOTO(rc, pep_mpi_agree(pep_series_push_row(series, NSERIES, row), comm));
+        pep_stage_csv_row(&csv, series);
         t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
             char extra[64];
@@ -439,6 +443,7 @@ static int run_prime(struct pep_stage *stg)
                      G, grp.bytes * 1e-6 / ns, 100.0 * grp.seconds / wall);
     }
 cleanup:
+    pep_stage_csv_close(&csv);
     pep_mpi_group_free(&grp);
     pep_free(stats);
     pep_batch_free(&bs);

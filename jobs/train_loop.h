@@ -2,10 +2,11 @@
  * the global batch (one training language picked by data size, then optim.batch_size of its
  * sentences, all drawn from the (run.seed, step, stream) RNG so the batch does not depend on
  * the rank count; rank r takes its slice), the stage's preparation of the slice (MLM masking),
- * forward + backward of the trained groups, the loss and gradient weighted over the ranks
+ * forward + backward of the trained groups (in optim.accumulate micro-batches of the slice,
+ * whose gradients add up to the slice's), the loss and gradient weighted over the ranks
  * and summed (one gradient allreduce), the optimizer step (clipping and learning-rate
- * schedule: src/optim), an optional evaluation, the /log row, the progress line every
- * run.log_every steps, and the periodic checkpoint / stop-signal check. What is not a step
+ * schedule: src/optim), an optional evaluation, the /log row and its <out>/log.csv line, the
+ * progress line every run.log_every steps, and the periodic checkpoint / stop-signal check. What is not a step
  * (data loading, model set-up, resume, the final checkpoint) stays in the stage. */
 #ifndef PEP_TRAIN_LOOP_H
 #define PEP_TRAIN_LOOP_H
@@ -31,8 +32,10 @@ struct pep_train_loop {
     struct pep_optim *opt;         /* over the float range of `groups`: that range is reduced and stepped */
     enum pep_train_mean mean;
     struct pep_stage_save *save;   /* what a periodic or stop checkpoint writes */
-    /* The /log series: the loop fills those named step, loss, wall_time, tokens, tokens_per_s
-     * and eval_series (a stage without evaluation has none); any other name is an error. */
+    /* The /log series: the loop fills those named step, loss, wall_time, tokens, tokens_per_s,
+     * lr (the step's learning rate), grad_norm (the gradient's norm before clipping) and
+     * eval_series (a stage without evaluation has none); any other name is an error. They
+     * also go to <out>/log.csv (pep_stage_csv_open). */
     struct pep_series *series;
     int nseries;
     const char *eval_series;
@@ -45,6 +48,11 @@ struct pep_train_loop {
     int (*eval)(void *ud, long done, double *score);
     void *ud;
 };
+
+/* The most sentences one micro-batch of a rank holds with `size` ranks: its share of
+ * optim.batch_size split in optim.accumulate (at most one sentence each): the batch size the
+ * stage's model is created for. */
+int pep_train_loop_micro_batch(const struct pep_config *cfg, int size);
 
 /* Runs steps start .. optim.steps - 1 over stg's communicator; *end gets the step count
  * reached (optim.steps, or start if that is already past it). A stop signal checkpoints and

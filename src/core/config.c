@@ -126,10 +126,20 @@ static const struct pep_config_key keys[] = {
     KFLT("optim.beta2", optim.beta2, 0, 0.999999999, "Adam beta2"),
     KFLT("optim.eps", optim.eps, 0, 1, "Adam epsilon"),
     KINT("optim.warmup", optim.warmup, 0, 1 << 30, "linear warm-up steps"),
-    KENUM("optim.schedule", optim.schedule, "linear|constant", "learning-rate schedule after warm-up"),
+    KNAMES("optim.schedule", optim.schedule, pep_optim_schedule_names,
+           "learning-rate schedule after warm-up: constant, linear decay to 0 or cosine decay to optim.min_lr_ratio "
+           "x lr, both ending at optim.steps (docs/training.md)"),
+    KFLT("optim.min_lr_ratio", optim.min_lr_ratio, 0, 1,
+         "the rate the cosine schedule decays to, as a fraction of optim.lr (optim.schedule = cosine only)"),
     KFLT("optim.clip", optim.clip, 0, 1e9, "global gradient-norm clip; 0 = off"),
     KINT("optim.steps", optim.steps, 1, 1 << 30, "optimizer steps (meta-steps for prime)"),
-    KINT("optim.batch_size", optim.batch_size, 1, 1 << 20, "sentences per step (pretrain, finetune)"),
+    KINT("optim.batch_size", optim.batch_size, 1, 1 << 20,
+         "sentences per optimizer step, summed over all ranks and micro-batches: the effective batch (pretrain, "
+         "finetune)"),
+    KINT("optim.accumulate", optim.accumulate, 1, 1 << 20,
+         "gradient accumulation: micro-batches each rank splits its share of optim.batch_size into, one forward + "
+         "backward each, one optimizer step after the last; the same update as 1 to float rounding, with the "
+         "activation memory of one micro-batch (pretrain, finetune; docs/training.md)"),
     KINT("optim.eval_every", optim.eval_every, 0, 1 << 30, "steps between dev evaluations; 0 = end only"),
     KFLT("optim.mask_prob", optim.mask_prob, 0, 1, "masked-LM masking rate (pretrain)"),
 
@@ -222,10 +232,12 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->optim.beta2 = 0.999f;
     cfg->optim.eps = 1e-8f;
     cfg->optim.warmup = 0;
-    strcpy(cfg->optim.schedule, "linear");
+    strcpy(cfg->optim.schedule, pep_optim_schedule_name(PEP_OPTIM_SCHEDULE_LINEAR));
+    cfg->optim.min_lr_ratio = 0.0f;
     cfg->optim.clip = 1.0f;
     cfg->optim.steps = 100;
     cfg->optim.batch_size = 16;
+    cfg->optim.accumulate = 1;
     cfg->optim.eval_every = 0;
     cfg->optim.mask_prob = 0.15f;
 
@@ -489,6 +501,17 @@ int pep_config_validate(const struct pep_config *cfg)
               PEP_ERR_USAGE,
               "%s: maml.method = multitask-matched resets PE + head every episode; maml.pe_init must be fresh or "
               "episode, not meta", w);
+    enum pep_optim_schedule schedule = PEP_OPTIM_SCHEDULE_LINEAR;
+    PEP_CHECK(pep_optim_schedule_parse(cfg->optim.schedule, &schedule) == 0, PEP_ERR_USAGE,
+              "%s: unknown optim.schedule '%s'", w, cfg->optim.schedule);
+    PEP_CHECK(cfg->optim.min_lr_ratio == 0.0f || schedule == PEP_OPTIM_SCHEDULE_COSINE, PEP_ERR_USAGE,
+              "%s: optim.min_lr_ratio = %g is the floor of the cosine schedule, but optim.schedule = %s; set "
+              "optim.schedule = cosine or optim.min_lr_ratio = 0", w, (double)cfg->optim.min_lr_ratio,
+              cfg->optim.schedule);
+    PEP_CHECK(cfg->optim.accumulate <= cfg->optim.batch_size, PEP_ERR_USAGE,
+              "%s: optim.accumulate = %d splits optim.batch_size = %d sentences into more micro-batches than there "
+              "are sentences; use optim.accumulate <= optim.batch_size", w, cfg->optim.accumulate,
+              cfg->optim.batch_size);
     PEP_CHECK(pep_list_count(cfg->data.tags) >= 1 && pep_list_count(cfg->data.tags) <= PEP_TAGS_MAX, PEP_ERR_USAGE,
               "%s: data.tags must list between 1 and %d tags", w, PEP_TAGS_MAX);
     return PEP_OK;

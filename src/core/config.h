@@ -92,10 +92,12 @@ struct pep_config {
         float weight_decay;
         float beta1, beta2, eps;
         int warmup;           /* steps */
-        char schedule[PEP_CFG_WORD];    /* linear | constant */
+        char schedule[PEP_CFG_WORD];    /* linear | constant | cosine */
+        float min_lr_ratio;   /* cosine: end rate / lr */
         float clip;           /* global grad-norm clip; 0 = off */
         int steps;
-        int batch_size;       /* sentences per step (pretrain / finetune) */
+        int batch_size;       /* sentences per optimizer step over all ranks (pretrain / finetune) */
+        int accumulate;       /* micro-batches per rank and step (gradient accumulation) */
         int eval_every;
         float mask_prob;      /* MLM (pretrain) */
     } optim;

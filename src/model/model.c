@@ -287,6 +287,11 @@ static int ready_layer(const struct pep_model *m, int l, unsigned groups)
 
 int pep_model_backward(struct pep_model *m, unsigned groups)
 {
+    return pep_model_backward_share(m, groups, m->state->ntargets);
+}
+
+int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_total)
+{
     const struct pep_model_spec *s = &m->spec;
     struct pep_model_state *st = m->state;
     int nseq = st->nseq, N = st->N, C = s->C, FF = s->FF, NH = s->NH;
@@ -301,7 +306,9 @@ int pep_model_backward(struct pep_model *m, unsigned groups)
     int need_pe = (groups & PEP_GROUP_BIT(PEP_GROUP_PE)) != 0 && s->pe != PEP_PE_METHOD_NONE;
     int need_enc = need_plm || need_pe;
     if (st->ntargets == 0) return PEP_OK;
-    float inv = 1.0f / (float)st->ntargets;
+    PEP_CHECK(ntargets_total >= st->ntargets, PEP_ERR_USAGE,
+              "backward of a batch with %d targets as a share of a loss over %d targets", st->ntargets, ntargets_total);
+    float inv = 1.0f / (float)ntargets_total; /* d(loss)/d(each target's cross-entropy) */
 
     float *dx = st->dx;
     memset(dx, 0, NC * sizeof(float));

@@ -113,6 +113,12 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
 /* Backward of the last forward: accumulates dloss/dparam into m->grads for rows whose group is
  * in `groups`. */
 int pep_model_backward(struct pep_model *m, unsigned groups);
+/* The same for a batch that is one share of a larger one (gradient accumulation): accumulates
+ * the gradient of (sum of this batch's target cross-entropies) / ntargets_total, so the
+ * backward passes of the shares add up to that of the mean over all ntargets_total targets.
+ * pep_model_backward(m, g) is pep_model_backward_share(m, g, pep_model_ntargets(m)).
+ * PEP_ERR_USAGE when ntargets_total is less than this batch's targets. */
+int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_total);
 /* Installs (fn != NULL) or removes (NULL) the layer-done callback: during pep_model_backward,
  * the rows of the groups in the pass are reported as they become final, top down — the head
  * after the head, layer l's rows of each group after layer l (l = L-1 .. 0), the embeddings

@@ -6,8 +6,14 @@
 
 #include "core/error.h"
 
+#define PEP_OPTIM_PI 3.14159265358979323846
+
 static const struct pep_name optim_kinds[] = {{PEP_OPTIM_KIND_ADAMW, "adamw"}, {PEP_OPTIM_KIND_SGD, "sgd"}};
 const struct pep_names pep_optim_kind_names = {"optimizer", optim_kinds, 2};
+static const struct pep_name schedules[] = {{PEP_OPTIM_SCHEDULE_LINEAR, "linear"},
+                                            {PEP_OPTIM_SCHEDULE_CONSTANT, "constant"},
+                                            {PEP_OPTIM_SCHEDULE_COSINE, "cosine"}};
+const struct pep_names pep_optim_schedule_names = {"learning-rate schedule", schedules, 3};
 
 int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end)
 {
@@ -25,7 +31,12 @@ int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t beg
     o->clip = cfg->optim.clip;
     o->warmup = cfg->optim.warmup;
     o->total_steps = cfg->optim.steps;
-    o->linear_decay = !strcmp(cfg->optim.schedule, "linear");
+    if (pep_optim_schedule_parse(cfg->optim.schedule, &o->schedule) != 0) {
+        char valid[64];
+        pep_names_list(&pep_optim_schedule_names, ", ", " or ", valid, sizeof valid);
+        PEP_FAIL(PEP_ERR_USAGE, "optim.schedule must be %s, got '%s'", valid, cfg->optim.schedule);
+    }
+    o->min_lr_ratio = cfg->optim.min_lr_ratio;
     o->begin = begin;
     o->end = end;
     if (o->kind == PEP_OPTIM_KIND_ADAMW && end > begin) {
@@ -45,7 +56,13 @@ void pep_optim_fini(struct pep_optim *o)
 float pep_optim_lr_at(const struct pep_optim *o, long t)
 {
     if (o->warmup > 0 && t < o->warmup) return o->lr * (float)(t + 1) / (float)o->warmup;
-    if (!o->linear_decay || o->total_steps <= o->warmup) return o->lr;
+    if (o->schedule == PEP_OPTIM_SCHEDULE_CONSTANT || o->total_steps <= o->warmup) return o->lr;
+    if (o->schedule == PEP_OPTIM_SCHEDULE_COSINE) {
+        double progress = (double)(t - o->warmup) / (double)(o->total_steps - o->warmup);
+        if (progress > 1) progress = 1;
+        double r = o->min_lr_ratio, cosine = 0.5 * (1.0 + cos(PEP_OPTIM_PI * progress));
+        return (float)(o->lr * (r + (1.0 - r) * cosine));
+    }
     double frac = (double)(o->total_steps - t) / (double)(o->total_steps - o->warmup);
     if (frac < 0) frac = 0;
     return (float)(o->lr * frac);

@@ -1,6 +1,6 @@
 /* Optimizers over flat parameter ranges: SGD and AdamW (bias correction, decoupled weight
- * decay; Loshchilov & Hutter), a linear warm-up / decay schedule and global grad-norm
- * clipping. Which parameters train is a group mask on the model's parameter table: the
+ * decay; Loshchilov & Hutter), a learning-rate schedule (linear warm-up, then constant, linear
+ * decay or cosine decay) and global grad-norm clipping. Which parameters train is a group mask on the model's parameter table: the
  * optimizer updates the contiguous float range of those groups and nothing else. */
 #ifndef PEP_OPTIM_H
 #define PEP_OPTIM_H
@@ -16,10 +16,17 @@ enum pep_optim_kind { PEP_OPTIM_KIND_SGD, PEP_OPTIM_KIND_ADAMW };
 extern const struct pep_names pep_optim_kind_names;
 PEP_NAMES_FUNCTIONS(pep_optim_kind, enum pep_optim_kind)
 
+/* optim.schedule: the learning rate after the warm-up. */
+enum pep_optim_schedule { PEP_OPTIM_SCHEDULE_LINEAR, PEP_OPTIM_SCHEDULE_CONSTANT, PEP_OPTIM_SCHEDULE_COSINE };
+extern const struct pep_names pep_optim_schedule_names;
+PEP_NAMES_FUNCTIONS(pep_optim_schedule, enum pep_optim_schedule)
+
 struct pep_optim {
     enum pep_optim_kind kind;
     float lr, beta1, beta2, eps, weight_decay, clip;
-    int warmup, total_steps, linear_decay;
+    int warmup, total_steps;
+    enum pep_optim_schedule schedule;
+    float min_lr_ratio;  /* cosine: the rate it decays to, as a fraction of lr */
     size_t begin, end;   /* float range of the flat blocks this optimizer owns */
     float *m, *v;        /* AdamW moments over [begin, end) */
     long t;              /* steps taken */
@@ -28,7 +35,11 @@ struct pep_optim {
 /* Sets up an optimizer over the float range [begin, end) from the config's [optim] keys. */
 int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end);
 void pep_optim_fini(struct pep_optim *o);
-/* Learning rate at step t (0-based): linear warm-up to lr, then constant or linear decay to 0. */
+/* Learning rate at step t (0-based): linear warm-up lr * (t + 1) / warmup, then per schedule
+ * (with W = warmup, S = total_steps): constant lr; linear lr * (S - t) / (S - W); cosine
+ * lr * (r + (1 - r) * (1 + cos(pi * (t - W) / (S - W))) / 2), r = min_lr_ratio (Hugging Face's
+ * get_cosine_schedule_with_warmup after the warm-up; r > 0 is its min_lr_rate variant). Both
+ * decays reach their end at t = S; S <= W leaves lr constant after the warm-up. */
 float pep_optim_lr_at(const struct pep_optim *o, long t);
 /* L2 norm of g[begin, end) (double accumulation). */
 double pep_grad_norm(const float *g, size_t begin, size_t end);

@@ -181,7 +181,7 @@ static void run(struct pep_fixture *tf, enum pep_maml_method method, int order, 
         r->clip = (float)scalar(tf, "maml/replay/clip");
         r->warmup = (int)scalar(tf, "maml/replay/warmup");
         r->total_steps = (int)scalar(tf, "maml/replay/steps");
-        r->linear_decay = (int)scalar(tf, "maml/replay/linear");
+        r->schedule = scalar(tf, "maml/replay/linear") != 0 ? PEP_OPTIM_SCHEDULE_LINEAR : PEP_OPTIM_SCHEDULE_CONSTANT;
         o.replay_start = (long)scalar(tf, "maml/replay/start");
     }
     struct pep_maml *mm = NULL;

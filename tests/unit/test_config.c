@@ -64,6 +64,32 @@ static void test_config_validate_cross_keys(void **state)
     pep_error_clear();
 }
 
+static void test_config_optim_schedule_and_accumulate(void **state)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    assert_int_equal(pep_config_set(&cfg, "optim.schedule", "cosine", "x.ini:1"), PEP_OK);
+    assert_int_equal(pep_config_set(&cfg, "optim.min_lr_ratio", "0.1", "x.ini:2"), PEP_OK);
+    assert_int_equal(pep_config_set(&cfg, "optim.accumulate", "4", "x.ini:3"), PEP_OK);
+    assert_int_equal(pep_config_validate(&cfg), PEP_OK);
+    pep_error_clear();
+    assert_int_equal(pep_config_set(&cfg, "optim.schedule", "cosin", "x.ini:4"), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "cosine"));
+    pep_error_clear();
+    /* a floor on a schedule that has none is a mistake, not something to ignore */
+    strcpy(cfg.optim.schedule, "linear");
+    assert_int_equal(pep_config_validate(&cfg), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "optim.min_lr_ratio"));
+    pep_error_clear();
+    strcpy(cfg.optim.schedule, "cosine");
+    cfg.optim.accumulate = cfg.optim.batch_size + 1;
+    assert_int_equal(pep_config_validate(&cfg), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "optim.accumulate"));
+    pep_error_clear();
+    assert_int_equal(pep_config_set(&cfg, "optim.accumulate", "0", "x.ini:5"), PEP_ERR_USAGE);
+    pep_error_clear();
+}
+
 static void test_config_ini_round_trip(void **state)
 {
     struct pep_config cfg;
@@ -82,6 +108,7 @@ int main(void)
         cmocka_unit_test(test_config_unknown_key_suggests),
         cmocka_unit_test(test_config_bad_enum_lists_choices),
         cmocka_unit_test(test_config_validate_cross_keys),
+        cmocka_unit_test(test_config_optim_schedule_and_accumulate),
         cmocka_unit_test(test_config_ini_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
-/* Optimizers: AdamW against a hand-computed step (PyTorch's AdamW formula), SGD, schedule,
- * clipping, and the non-finite-gradient error. */
+/* Optimizers: AdamW against a hand-computed step (PyTorch's AdamW formula), SGD, schedules
+ * (the cosine one's landmarks here; every step against PyTorch's schedulers in
+ * tests/torch/test_schedule_parity.c), clipping, and the non-finite-gradient error. */
 #include <math.h>
 #include <string.h>
 
@@ -57,11 +58,45 @@ static void test_optim_clip_and_schedule(void **st)
     pep_optim_fini(&o);
 }
 
+static void test_optim_cosine_schedule(void **st)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    strcpy(cfg.optim.schedule, "cosine");
+    cfg.optim.lr = 2.0f, cfg.optim.warmup = 4, cfg.optim.steps = 24;
+    struct pep_optim o;
+    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_OK);
+    assert_float_equal(pep_optim_lr_at(&o, 0), 0.5f, 1e-7);  /* warm-up as for linear: lr (t + 1) / W */
+    assert_float_equal(pep_optim_lr_at(&o, 3), 2.0f, 1e-7);
+    assert_float_equal(pep_optim_lr_at(&o, 4), 2.0f, 1e-7);  /* the decay starts at the peak */
+    assert_float_equal(pep_optim_lr_at(&o, 14), 1.0f, 1e-6); /* half way: half the rate */
+    assert_true(pep_optim_lr_at(&o, 23) > 0.0f && pep_optim_lr_at(&o, 23) < 0.05f);
+    assert_float_equal(pep_optim_lr_at(&o, 24), 0.0f, 1e-7);
+    for (long t = 4; t < 24; t++) assert_true(pep_optim_lr_at(&o, t + 1) < pep_optim_lr_at(&o, t));
+    pep_optim_fini(&o);
+    cfg.optim.min_lr_ratio = 0.25f; /* the floor: lr (r + (1 - r) (1 + cos) / 2) */
+    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_OK);
+    assert_float_equal(pep_optim_lr_at(&o, 14), 2.0f * (0.25f + 0.75f * 0.5f), 1e-6);
+    assert_float_equal(pep_optim_lr_at(&o, 24), 0.5f, 1e-7);
+    assert_float_equal(pep_optim_lr_at(&o, 1000), 0.5f, 1e-7); /* past the end: stays at the floor */
+    pep_optim_fini(&o);
+    cfg.optim.steps = 4; /* no room to decay: lr after the warm-up, as for linear */
+    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_OK);
+    assert_float_equal(pep_optim_lr_at(&o, 4), 2.0f, 1e-7);
+    pep_optim_fini(&o);
+    strcpy(cfg.optim.schedule, "step");
+    pep_error_clear();
+    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_ERR_USAGE);
+    assert_non_null(strstr(pep_error_message(), "cosine"));
+    pep_error_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_optim_adamw_matches_formula),
         cmocka_unit_test(test_optim_clip_and_schedule),
+        cmocka_unit_test(test_optim_cosine_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
