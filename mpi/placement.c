@@ -179,7 +179,7 @@ static int local_binding(hwloc_topology_t *topo, hwloc_bitmap_t *bound)
     return PEP_OK;
 }
 
-int pep_placement_setup(MPI_Comm comm, int threads, int bind, struct pep_placement *out)
+int pep_placement_setup(MPI_Comm comm, int threads, struct pep_placement *out)
 {
     int rc = PEP_OK;
     hwloc_topology_t topo = NULL;
@@ -195,7 +195,7 @@ int pep_placement_setup(MPI_Comm comm, int threads, int bind, struct pep_placeme
     PEP_CALL_GOTO(rc, binding_group(comm, bound, &group_rank, &group_size));
     lrc = pep_placement_plan(topo, bound, group_rank, group_size, threads, out);
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-    if (bind && hwloc_set_cpubind(topo, out->cpuset, HWLOC_CPUBIND_PROCESS) != 0) {
+    if (hwloc_set_cpubind(topo, out->cpuset, HWLOC_CPUBIND_PROCESS) != 0) {
         char cpus[PEP_CPUSET_TEXT];
         hwloc_bitmap_list_snprintf(cpus, sizeof cpus, out->cpuset);
         pep_warn("could not bind to cpus %s (%s); running unbound", cpus, strerror(errno));
