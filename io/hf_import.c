@@ -413,6 +413,8 @@ int pep_spm_count_pieces(const char *path, int *pieces)
         n += got;
         if (got == 0) break;
     }
+    /* fread returns 0 at the end of the file and on a read error alike */
+    PEP_CHECK_GOTO(rc, !ferror(f), PEP_ERR_IO, "cannot read SentencePiece model %s: %s", path, strerror(errno));
     size_t pos = 0;
     int count = 0;
     while (pos < n) {

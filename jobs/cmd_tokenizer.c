@@ -253,16 +253,22 @@ static int cmd_bench(struct tok_opts *o)
     while ((len = getline(&line, &lcap, f)) >= 0) {
         if (len > 0 && line[len - 1] == '\n') len--;
         if (n_lines == cap_lines) {
-            cap_lines = cap_lines ? 2 * cap_lines : 4096;
-            lines = realloc(lines, cap_lines * sizeof(*lines));
-            lens = realloc(lens, cap_lines * sizeof(*lens));
-            PEP_CHECK_GOTO(rc, lines && lens, PEP_ERR_NOMEM, "out of memory reading '%s'", o->input);
+            size_t ncap = cap_lines ? 2 * cap_lines : 4096;
+            /* keep the old blocks on failure: cleanup frees them and the lines read so far */
+            char **nlines = realloc(lines, ncap * sizeof(*lines));
+            if (nlines) lines = nlines;
+            size_t *nlens = nlines ? realloc(lens, ncap * sizeof(*lens)) : NULL;
+            if (nlens) lens = nlens;
+            PEP_CHECK_GOTO(rc, nlines && nlens, PEP_ERR_NOMEM, "out of memory reading '%s'", o->input);
+            cap_lines = ncap;
         }
         lines[n_lines] = strndup(line, (size_t)len);
         PEP_CHECK_GOTO(rc, lines[n_lines], PEP_ERR_NOMEM, "out of memory");
         lens[n_lines++] = (size_t)len;
         bytes += (size_t)len + 1;
     }
+    /* getline returns -1 at the end of the file and on a read error alike */
+    PEP_CHECK_GOTO(rc, !ferror(f), PEP_ERR_IO, "reading '%s': %s", o->input, strerror(errno));
     PEP_ALLOC_GOTO(rc, ids, cap);
     long repeat = o->repeat > 0 ? o->repeat : 1, pieces = 0;
     double t0 = pep_now_s();

@@ -6,14 +6,17 @@
 
 #include "model/model.h"
 
+/* commands: argv holds the arguments after the command name; they return a pep_status,
+ * which main() reports and turns into the exit code */
 int pep_cmd_bench(int argc, char **argv);
 int pep_cmd_config(int argc, char **argv);
 int pep_cmd_tokenizer(int argc, char **argv);
 int pep_cmd_inspect(int argc, char **argv);
 int pep_cmd_strip(int argc, char **argv);
-/* raw commands: argv[0] is the command name; they return the process exit code */
-int pep_cmd_import_hf(int argc, char **argv);
 int pep_cmd_export_hf(int argc, char **argv);
+/* raw commands (main.c's table: raw = 1): argv[0] is the command name; they report their own
+ * errors and return the process exit code */
+int pep_cmd_import_hf(int argc, char **argv);
 int pep_cmd_pretrain(int argc, char **argv);
 int pep_cmd_prime(int argc, char **argv);
 int pep_cmd_finetune(int argc, char **argv);

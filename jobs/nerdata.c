@@ -299,7 +299,6 @@ int pep_nerset_gather_pred(const struct pep_nerset *s, MPI_Comm comm, int rank, 
     int nw = s->word_off[s->n];
     /* each word was scored by exactly one rank; the others hold -1 there */
     void *send = rank == 0 ? MPI_IN_PLACE : (void *)s->pred;
-    PEP_CHECK(MPI_Reduce(send, s->pred, nw, MPI_INT, MPI_MAX, 0, comm) == MPI_SUCCESS, PEP_ERR_MPI,
-              "MPI_Reduce of the predictions of %s/%s failed", s->lang, s->split);
+    PEP_CALL_MPI(MPI_Reduce(send, s->pred, nw, MPI_INT, MPI_MAX, 0, comm));
     return PEP_OK;
 }

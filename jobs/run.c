@@ -32,7 +32,6 @@ void pep_run_install_signals(void)
 }
 
 int pep_run_stop_requested(void) { return stop_flag != 0; }
-void pep_run_request_stop(void) { stop_flag = 1; }
 
 static int copy_arg(char *dst, size_t len, const char *opt, const char *val)
 {

@@ -52,8 +52,6 @@ int pep_run_replay_optim(const struct pep_run *run, struct pep_optim *out);
  * one arrived. */
 void pep_run_install_signals(void);
 int pep_run_stop_requested(void);
-/* Test hook: request a stop as if a signal had arrived. */
-void pep_run_request_stop(void);
 
 struct pep_progress {
     const char *what;

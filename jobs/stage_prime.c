@@ -42,8 +42,7 @@ static int fault_here(int rank, long step)
     return r && s && atoi(r) == rank && atol(s) == step;
 }
 
-/* The /tasks list every rank passes to the writer: all languages seen so far, with owners. */
-/* One /tasks entry: language l's latest episode under `name`, with `state` where this rank owns it. */
+/* One /tasks entry: the latest episode of language `ls` under `name`, with `state` where this rank owns it. */
 static void task_entry(struct pep_ckpt_task *t, const struct lang_state *ls, const char *name, const float *state,
                        int rank)
 {
@@ -54,6 +53,8 @@ static void task_entry(struct pep_ckpt_task *t, const struct lang_state *ls, con
     t->state = ls->owner == rank ? state : NULL;
 }
 
+/* The /tasks list every rank passes to the writer: all languages seen so far, with owners.
+ * Returns the number of entries. */
 static int fill_tasks(struct pep_ckpt_task *tasks, const struct lang_state *ls, char names[][PEP_LANG_MAX], int nlang, int rank)
 {
     int nt = 0;

@@ -125,7 +125,9 @@ int pep_tokenizer_train_run(const struct pep_tokenizer_train_params *o)
     for (char *p = prefix + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            mkdir(prefix, 0755);
+            int made = mkdir(prefix, 0755) == 0 || errno == EEXIST;
+            PEP_CHECK(made, PEP_ERR_IO, "cannot create the folder '%s' for --out '%s': %s", prefix, o->out,
+                      strerror(errno));
             *p = '/';
         }
     PEP_CALL(pep_tokenizer_languages(o->data, o->languages, store, sizeof(store), langs, &n_langs));

@@ -33,7 +33,9 @@ int pep_placement_plan(hwloc_topology_t topo, hwloc_const_cpuset_t bound, int gr
     out->cpuset = hwloc_bitmap_alloc();
     out->cores = hwloc_bitmap_alloc();
     PEP_CHECK_GOTO(rc, allowed && out->cpuset && out->cores, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
-    if (bound) hwloc_bitmap_and(allowed, allowed, bound);
+    /* hwloc's bitmap operations fail only when they cannot grow a bitmap */
+    PEP_CHECK_GOTO(rc, !bound || hwloc_bitmap_and(allowed, allowed, bound) == 0, PEP_ERR_NOMEM,
+                   "placement: out of memory for cpusets");
     PEP_CHECK_GOTO(rc, !hwloc_bitmap_iszero(allowed), PEP_ERR_USAGE,
                    "placement: the process binding holds no processor of this node's topology "
                    "(check the cpuset given by Slurm / mpirun --bind-to)");
@@ -66,10 +68,11 @@ int pep_placement_plan(hwloc_topology_t topo, hwloc_const_cpuset_t bound, int gr
         if (k >= first && k < first + count) {
             hwloc_bitmap_t part = hwloc_bitmap_alloc();
             PEP_CHECK_GOTO(rc, part != NULL, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
-            hwloc_bitmap_and(part, obj->cpuset, allowed);
-            hwloc_bitmap_or(out->cpuset, out->cpuset, part);
+            int hrc = hwloc_bitmap_and(part, obj->cpuset, allowed);
+            if (hrc == 0) hrc = hwloc_bitmap_or(out->cpuset, out->cpuset, part);
             hwloc_bitmap_free(part);
-            hwloc_bitmap_set(out->cores, obj->logical_index);
+            if (hrc == 0) hrc = hwloc_bitmap_set(out->cores, obj->logical_index);
+            PEP_CHECK_GOTO(rc, hrc == 0, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
         }
         k++;
     }
@@ -173,13 +176,14 @@ static int local_binding(hwloc_topology_t *topo, hwloc_bitmap_t *bound)
               "hwloc_topology_load failed: cannot read this node's topology");
     *bound = hwloc_bitmap_alloc();
     PEP_CHECK(*bound != NULL, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
+    hwloc_const_cpuset_t allowed = hwloc_topology_get_allowed_cpuset(*topo);
     if (hwloc_get_cpubind(*topo, *bound, HWLOC_CPUBIND_PROCESS) != 0 || hwloc_bitmap_iszero(*bound))
-        hwloc_bitmap_copy(*bound, hwloc_topology_get_allowed_cpuset(*topo));
-    hwloc_bitmap_and(*bound, *bound, hwloc_topology_get_allowed_cpuset(*topo));
+        PEP_CHECK(hwloc_bitmap_copy(*bound, allowed) == 0, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
+    PEP_CHECK(hwloc_bitmap_and(*bound, *bound, allowed) == 0, PEP_ERR_NOMEM, "placement: out of memory for cpusets");
     return PEP_OK;
 }
 
-int pep_placement_setup(MPI_Comm comm, int threads, int bind, struct pep_placement *out)
+int pep_placement_setup(MPI_Comm comm, int threads, struct pep_placement *out)
 {
     int rc = PEP_OK;
     hwloc_topology_t topo = NULL;
@@ -195,7 +199,7 @@ int pep_placement_setup(MPI_Comm comm, int threads, int bind, struct pep_placeme
     PEP_CALL_GOTO(rc, binding_group(comm, bound, &group_rank, &group_size));
     lrc = pep_placement_plan(topo, bound, group_rank, group_size, threads, out);
     PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-    if (bind && hwloc_set_cpubind(topo, out->cpuset, HWLOC_CPUBIND_PROCESS) != 0) {
+    if (hwloc_set_cpubind(topo, out->cpuset, HWLOC_CPUBIND_PROCESS) != 0) {
         char cpus[PEP_CPUSET_TEXT];
         hwloc_bitmap_list_snprintf(cpus, sizeof cpus, out->cpuset);
         pep_warn("could not bind to cpus %s (%s); running unbound", cpus, strerror(errno));

@@ -43,7 +43,6 @@ int pep_spm_encode(const struct pep_spm *spm, const char *text, size_t len, int 
 int pep_spm_vocab_size(const struct pep_spm *spm);
 /* The piece string of SentencePiece id `id` (NUL-terminated), NULL if out of range. */
 const char *pep_spm_piece(const struct pep_spm *spm, int id);
-float pep_spm_score(const struct pep_spm *spm, int id);
 int pep_spm_piece_type(const struct pep_spm *spm, int id);
 /* The SentencePiece id of an exact piece string, -1 if none. */
 int pep_spm_piece_id(const struct pep_spm *spm, const char *piece);

@@ -399,11 +399,6 @@ const char *pep_spm_piece(const struct pep_spm *m, int id)
     return m->blob + m->off[id];
 }
 
-float pep_spm_score(const struct pep_spm *m, int id)
-{
-    return (m && id >= 0 && id < m->n_pieces) ? m->scores[id] : 0.0f;
-}
-
 int pep_spm_piece_type(const struct pep_spm *m, int id)
 {
     return (m && id >= 0 && id < m->n_pieces) ? m->types[id] : 0;

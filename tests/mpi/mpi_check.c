@@ -364,7 +364,7 @@ static void check_placement(int threads)
     CHECK(hwloc_topology_init(&topo) == 0 && hwloc_topology_load(topo) == 0, "hwloc");
     CHECK(hwloc_get_cpubind(topo, before, HWLOC_CPUBIND_PROCESS) == 0, "get_cpubind");
     struct pep_placement p;
-    CHECK_OK(pep_placement_setup(ctx.comm, threads, 1, &p));
+    CHECK_OK(pep_placement_setup(ctx.comm, threads, &p));
     CHECK(hwloc_get_cpubind(topo, after, HWLOC_CPUBIND_PROCESS) == 0, "get_cpubind");
     char a[256], b[256], c[256];
     hwloc_bitmap_list_snprintf(a, sizeof a, after);
