@@ -22,6 +22,7 @@ int pep_cmd_prime(int argc, char **argv);
 int pep_cmd_finetune(int argc, char **argv);
 int pep_cmd_evaluate(int argc, char **argv);
 int pep_cmd_fidelity(int argc, char **argv);
+int pep_cmd_data(int argc, char **argv);
 
 /* helpers shared by commands */
 double pep_peak_rss_mib(void);

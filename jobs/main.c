@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"export-hf", pep_cmd_export_hf, "export a checkpoint as Hugging Face files (+ peft / AdapterHub PE modules)", 0},
     {"strip", pep_cmd_strip, "copy a checkpoint without optimizer and task states (weights, config, log)", 0},
     {"inspect", pep_cmd_inspect, "print a checkpoint: stage, step, config, groups with norms, tasks, log (--verify)", 0},
+    {"data", pep_cmd_data, "data convert: WikiAnn as distributed (Rahimi et al., HF JSON lines) -> <root>/ner/wikiann", 1},
     {"config", pep_cmd_config, "print the resolved config (--config F --set k=v), or --doc for the key reference", 0},
     {"bench", pep_cmd_bench, "benchmarks: bench encoder --shape tiny|base --mode full|pe", 0},
 };
