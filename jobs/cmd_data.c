@@ -340,8 +340,8 @@ static int check_outputs(const struct convert *cv)
         if (first < 0) first = i;
         n++;
     }
-    PEP_CHECK(n == 0, PEP_ERR_USAGE, "%s exists%s; pass --force to replace %s", cv->items[first].out,
-              n > 1 ? " (and more outputs)" : "", n > 1 ? "them" : "it");
+    PEP_CHECK(n == 0, PEP_ERR_USAGE, "%s exists (%d of the %d outputs do); nothing was written: pass --force to "
+              "replace them, or another --out", cv->items[first].out, n, cv->nitems);
     return PEP_OK;
 }
 
