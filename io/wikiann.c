@@ -585,22 +585,40 @@ static int same_corpus(const struct pep_corpus *c, const struct pep_corpus *back
     return 1;
 }
 
+int pep_wikiann_render(const struct pep_corpus *c, const char *origin, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = PEP_OK;
+    struct pep_corpus *back = NULL;
+    const char **tags = NULL;
+    PEP_CALL(render(c, &buf, &n));
+    /* the stages' reader must find exactly these words and tags */
+    PEP_ALLOC_GOTO(rc, tags, c->ntags);
+    for (int t = 0; t < c->ntags; t++) tags[t] = c->tag_names[t];
+    PEP_CALL_GOTO(rc, pep_conll_parse(buf, n, origin, tags, c->ntags, NULL, &back, NULL));
+    PEP_CHECK_GOTO(rc, same_corpus(c, back), PEP_ERR_INTERNAL,
+                   "%s: the text written reads back as other words or tags (a bug: please report it)", origin);
+    *text = buf;
+    *len = n;
+    buf = NULL;
+cleanup:
+    pep_corpus_destroy(&back);
+    pep_free(tags);
+    pep_free(buf);
+    return rc;
+}
+
 int pep_wikiann_write(const char *path, const struct pep_corpus *c)
 {
     char *buf = NULL, tmp[4096], dir[4096];
     size_t len = 0;
     int rc = PEP_OK, fd = -1, created = 0;
-    struct pep_corpus *back = NULL;
-    const char **tags = NULL;
     PEP_CHECK(snprintf(tmp, sizeof tmp, "%s.tmp", path) < (int)sizeof tmp, PEP_ERR_USAGE, "path '%s' is too long",
               path);
-    PEP_CALL(render(c, &buf, &len));
-    /* the stages' reader must find exactly these words and tags */
-    PEP_ALLOC_GOTO(rc, tags, c->ntags);
-    for (int t = 0; t < c->ntags; t++) tags[t] = c->tag_names[t];
-    PEP_CALL_GOTO(rc, pep_conll_parse(buf, len, path, tags, c->ntags, NULL, &back, NULL));
-    PEP_CHECK_GOTO(rc, same_corpus(c, back), PEP_ERR_INTERNAL,
-                   "%s: the text written reads back as other words or tags (a bug: please report it)", path);
+    PEP_CALL(pep_wikiann_render(c, path, &buf, &len));
     PEP_CALL_GOTO(rc, make_parents(path));
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     PEP_CHECK_GOTO(rc, fd >= 0, PEP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
@@ -630,8 +648,6 @@ int pep_wikiann_write(const char *path, const struct pep_corpus *c)
 cleanup:
     if (fd >= 0) close(fd);
     if (created) unlink(tmp);
-    pep_corpus_destroy(&back);
-    pep_free(tags);
     pep_free(buf);
     return rc;
 }

@@ -64,9 +64,14 @@ int pep_wikiann_sniff(const char *path, const char *lang);
 int pep_wikiann_read(enum pep_wikiann_format format, const char *path, const char *lang, const char *const *tags,
                      int ntags, struct pep_corpus **out, struct pep_wikiann_stats *stats);
 
+/* `c` as the text pep_wikiann_write writes (one pep_alloc'ed buffer, *len bytes; free it with
+ * pep_free), read back with pep_conll_parse and compared with `c` (PEP_ERR_INTERNAL, naming
+ * `origin`, on a difference). */
+int pep_wikiann_render(const struct pep_corpus *c, const char *origin, char **text, size_t *len);
+
 /* Writes `c` to `path` (`token<TAB>tag`, a blank line after each sentence, LF line ends):
- * parent folders are created, the text is read back with pep_conll_parse and compared with `c`
- * (PEP_ERR_INTERNAL on a difference), written to `path`.tmp, fsynced and renamed over `path`.
+ * parent folders are created, the text (pep_wikiann_render, checked) is written to `path`.tmp,
+ * fsynced and renamed over `path`.
  * PEP_ERR_IO on a failed write (the .tmp is removed). Does not check whether `path` exists:
  * the caller decides about overwriting. */
 int pep_wikiann_write(const char *path, const struct pep_corpus *c);
