@@ -13,7 +13,7 @@ build="$(cd "${1:?usage: run.sh BUILD_DIR SECONDS [HARNESS...]}" && pwd)"
 seconds="${2:?usage: run.sh BUILD_DIR SECONDS [HARNESS...]}"
 shift 2
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(conll ini spm_model tokenizer checkpoint safetensors json)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(conll ini spm_model tokenizer checkpoint safetensors json wikiann)
 out="$build/fuzz"
 mkdir -p "$out/artifacts"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
