@@ -45,12 +45,14 @@ static void usage(FILE *f)
             "  --lang L[,L...]  the language(s); several only with --in DIR\n"
             "  --out ROOT       the data root to write into (created if missing)\n"
             "  --in DIR         looks for each split of each language in DIR:\n"
-            "                     rahimi:   <lang>/S, S-<lang>.tsv, <lang>/S-<lang>.tsv, and S (one language)\n"
-            "                     hf-jsonl: <lang>/S.jsonl, S-<lang>.jsonl (.json too), and S.jsonl (one language)\n"
+            "                     rahimi:   <lang>/S, <lang>-S, S-<lang>.tsv, <lang>/S-<lang>.tsv\n"
+            "                               (one language: also S)\n"
+            "                     hf-jsonl: <lang>/S.jsonl, S-<lang>.jsonl, .json too (one language: also S.jsonl)\n"
             "                   where S is train, dev, test (hf-jsonl: validation or dev)\n"
             "  --in FILE        one file; its split is the word train, dev/valid/validation or test in its name\n"
             "  --split S=FILE   the file of split S (train, dev or validation, test); one language\n"
-            "  --tags LIST      the tag set, in label-id order for hf-jsonl (default %s)\n"
+            "  --tags LIST      the tag set, in label-id order for hf-jsonl\n"
+            "                   (default %s)\n"
             "  --force          replace existing output files (otherwise they are an error)\n"
             "\n"
             "Checks: every tag in the tag set; IOB2, where an I-X that follows neither B-X nor I-X is written\n"
@@ -60,7 +62,11 @@ static void usage(FILE *f)
             "each file is written to NAME.tmp, synced and renamed. Prints sentences, tokens, entities per\n"
             "type, repairs and stripped prefixes per language and split.\n"
             "Exit status: 0 done, 2 bad command line or bad input (nothing written), 1 a failed write.\n"
-            "See docs/datasets.md.\n",
+            "\n"
+            "Examples (docs/datasets.md says where to get each layout):\n"
+            "  peprime data convert --from rahimi --lang de,fr,sw --in panx_dataset --out data\n"
+            "  peprime data convert --from hf-jsonl --lang de --in wikiann-de --out data\n"
+            "  peprime data convert --from hf-jsonl --lang de --split train=a.jsonl --split dev=b.jsonl --out data\n",
             PEP_WIKIANN_TAGS);
 }
 
@@ -230,6 +236,7 @@ static int candidates(enum pep_wikiann_format fmt, const char *dir, const char *
     if (fmt == PEP_WIKIANN_FORMAT_RAHIMI) {
         const char *s = split_names[split];
         snprintf(out[n++], PATH_MAX + 64, "%s/%s/%s", d, lang, s);
+        snprintf(out[n++], PATH_MAX + 64, "%s/%s-%s", d, lang, s); /* XTREME's renaming before its preprocessing */
         snprintf(out[n++], PATH_MAX + 64, "%s/%s-%s.tsv", d, s, lang);
         snprintf(out[n++], PATH_MAX + 64, "%s/%s/%s-%s.tsv", d, lang, s, lang);
         if (single) snprintf(out[n++], PATH_MAX + 64, "%s/%s", d, s);
@@ -318,8 +325,10 @@ static int resolve(struct convert *cv)
                      pep_wikiann_format_name(cv->format), cv->langs[l], p,
                      cv->format == PEP_WIKIANN_FORMAT_RAHIMI
                          ? (cv->nlangs == 1
-                                ? "<lang>/train, train-<lang>.tsv, <lang>/train-<lang>.tsv, train, and dev, test"
-                                : "<lang>/train, train-<lang>.tsv, <lang>/train-<lang>.tsv, and dev, test")
+                                ? "<lang>/train, <lang>-train, train-<lang>.tsv, <lang>/train-<lang>.tsv, train, "
+                                  "and dev, test"
+                                : "<lang>/train, <lang>-train, train-<lang>.tsv, <lang>/train-<lang>.tsv, and dev, "
+                                  "test")
                          : (cv->nlangs == 1 ? "<lang>/train.jsonl, train-<lang>.jsonl, train.jsonl (or .json), and "
                                               "validation or dev, test"
                                             : "<lang>/train.jsonl, train-<lang>.jsonl (or .json), and validation or "

@@ -105,6 +105,11 @@ grep -q "note: fr/test: no 'fr:' prefixes" rahimi.log || fail "no note on fr's u
 grep -q "note: fr: no train, dev given" rahimi.log || fail "no note on fr's missing splits"
 [ -z "$(find out -name '*.tmp')" ] || fail "a .tmp file was left"
 
+# XTREME's intermediate names (<lang>-train, ...) for the same files
+mkdir -p renamed && for s in train dev test; do cp "rahimi/de/$s" "renamed/de-$s"; done
+"$B" data convert --from rahimi --lang de --in renamed --out out-renamed > renamed.log 2>&1 || { cat renamed.log; fail "de-S"; }
+same_as_expected out-renamed de train dev test
+
 # Hugging Face JSON lines: the same files
 "$B" data convert --from hf-jsonl --lang de --in hf --out out-hf > hf.log 2>&1 || { cat hf.log; fail "hf-jsonl"; }
 same_as_expected out-hf de train dev test
