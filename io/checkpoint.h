@@ -52,7 +52,11 @@
  * file is the same either way.
  *
  * Reader (not collective, serial HDF5 driver; any number of processes may read one file at
- * once): pep_ckpt_open -> pep_ckpt_info / check_spec / read_* -> pep_ckpt_close.
+ * once): pep_ckpt_open (or pep_ckpt_load) -> pep_ckpt_info / check_spec / read_* ->
+ * pep_ckpt_close. pep_ckpt_open checks the digest in one pass over the file and lets HDF5 read
+ * the file again (a second pass over everything read); pep_ckpt_load reads the file once into
+ * memory, checking the digest on the way, and HDF5 reads that copy (the stages' inputs: one
+ * read of each file per job, at the cost of the file's size in memory while it is open).
  *
  * Files: checkpoint_write.c (writer), checkpoint_read.c (reader), checkpoint_spec.c (model
  * shape attributes), checkpoint_attr.c (checksum, attribute helpers), checkpoint_direct.c
@@ -174,6 +178,9 @@ void pep_ckpt_abort(struct pep_ckpt_writer **w);
 /* Opens and validates a checkpoint: exists, is HDF5, is not truncated, has a supported
  * format_version and every required root attribute. */
 int pep_ckpt_open(const char *path, struct pep_ckpt_reader **out);
+/* The same checks and errors, but the file is read once, into memory (its size: free it soon with
+ * pep_ckpt_close), and every read below is served from there. */
+int pep_ckpt_load(const char *path, struct pep_ckpt_reader **out);
 void pep_ckpt_close(struct pep_ckpt_reader **r);
 const struct pep_ckpt_info *pep_ckpt_info(const struct pep_ckpt_reader *r);
 const char *pep_ckpt_path(const struct pep_ckpt_reader *r);
@@ -228,9 +235,19 @@ int pep_ckpt_name(const char *dir, const char *stage, int64_t step, char *buf, s
 /* Deletes all but the `keep` highest-step "<stage>-step*.h5" files in `dir`, and stale
  * "<stage>-step*.h5.tmp" files left by killed writers. keep >= 1. */
 int pep_ckpt_rotate(const char *dir, const char *stage, int keep);
-/* The newest "<stage>-step*.h5" in `dir` that opens and (deep != 0) verifies. Damaged newer
- * files are reported with pep_warn and skipped. *found = 0 and PEP_OK if there is none. */
+/* The newest "<stage>-step*.h5" in `dir` that loads (pep_ckpt_load) and (deep != 0) verifies,
+ * left open in *out (its name in path). Damaged newer files are reported with pep_warn and
+ * skipped. *found = 0, *out = NULL and PEP_OK if there is none. Each candidate is read once. */
+int pep_ckpt_load_latest(const char *dir, const char *stage, int deep, char *path, size_t len,
+                         struct pep_ckpt_reader **out, int *found);
+/* The same, closing the file: only its name. */
 int pep_ckpt_find_latest(const char *dir, const char *stage, int deep, char *path, size_t len, int *found);
+
+/* Bytes this process's checkpoint reader has read from files so far: every byte of the digest
+ * checks, of pep_ckpt_load's whole-file reads and of pep_ckpt_open's direct-I/O tensor reads
+ * (HDF5's own reads of a file opened with pep_ckpt_open, metadata and tensors under 1 MiB, are
+ * not seen). The writer's digest pass at commit does not count. Local. */
+uint64_t pep_ckpt_bytes_read(void);
 
 /* 64-bit checksum of float32 words (4 multiply-xor lanes, splitmix64 finish): any change of a
  * single word changes the result. */

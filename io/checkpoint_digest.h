@@ -14,10 +14,13 @@
  * digest (no user block: read as before, unchecked); the magic means the header must be
  * intact, the file as long as it says and every byte after the user block match the digest;
  * anything else is not a peprime checkpoint or has a damaged header. Every failure is
- * PEP_ERR_FORMAT naming the file, before HDF5 sees it. Not collective; no HDF5 calls. */
+ * PEP_ERR_FORMAT naming the file, before HDF5 sees it. Not collective; no HDF5 calls. Every byte
+ * these functions read from a checkpoint counts in pep_ckpt_bytes_read(); the writer's seal does
+ * not count. */
 #ifndef PEP_CHECKPOINT_DIGEST_H
 #define PEP_CHECKPOINT_DIGEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* 1 MiB: HDF5 wants a user block at least as large as the file's object alignment (1 MiB,
@@ -32,5 +35,12 @@ int pep_ckpt_digest_seal(const char *path);
 /* Checks a checkpoint before it is opened: *sealed = 1 when it has a digest (and it matched),
  * 0 when it was written before the digest existed (HDF5 signature at offset 0). */
 int pep_ckpt_digest_check(const char *path, int *sealed);
+
+/* The same checks, reading the file once into memory on the way: *image (CK_DIRECT_ALIGN-aligned,
+ * free() it) holds its *len bytes, the user block as zeros after the header (HDF5 never reads
+ * it), so HDF5 can open the copy without reading the file again. The aligned part is read with
+ * O_DIRECT where the file system allows it (not with PEP_CKPT_DIRECT=0). Fails as
+ * pep_ckpt_digest_check does, with the same messages; nothing is returned on failure. */
+int pep_ckpt_digest_load(const char *path, void **image, size_t *len, int *sealed);
 
 #endif

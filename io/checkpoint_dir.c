@@ -1,6 +1,7 @@
 /* Checkpoint folders (checkpoint.h): "<stage>-step<8 digits>.h5" names, keep-last-N rotation
  * with removal of stale tmp files, and the newest file that opens and verifies for
- * `--resume auto`. Not collective. */
+ * `--resume auto` (read once: loaded into memory, verified there and handed back). Not
+ * collective. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -92,16 +93,18 @@ int pep_ckpt_rotate(const char *dir, const char *stage, int keep)
     return PEP_OK;
 }
 
-int pep_ckpt_find_latest(const char *dir, const char *stage, int deep, char *path, size_t len, int *found)
+int pep_ckpt_load_latest(const char *dir, const char *stage, int deep, char *path, size_t len,
+                         struct pep_ckpt_reader **out, int *found)
 {
     int64_t *steps = NULL;
     int n = 0;
     *found = 0;
+    *out = NULL;
     PEP_CALL(scan_dir(dir, stage, 0, &steps, &n));
     for (int i = 0; i < n && !*found; i++) {
         struct pep_ckpt_reader *r = NULL;
         if (pep_ckpt_name(dir, stage, steps[i], path, len) != PEP_OK) continue;
-        int rc = pep_ckpt_open(path, &r);
+        int rc = pep_ckpt_load(path, &r);
         if (rc == PEP_OK && deep) rc = pep_ckpt_verify(r);
         if (rc == PEP_OK && strcmp(pep_ckpt_info(r)->stage, stage)) {
             pep_warn("%s: stage attribute is '%s', expected '%s'; skipped", path, pep_ckpt_info(r)->stage, stage);
@@ -110,10 +113,22 @@ int pep_ckpt_find_latest(const char *dir, const char *stage, int deep, char *pat
             pep_warn("skipping damaged checkpoint %s: %s", path, pep_error_message());
             pep_error_clear();
         }
-        pep_ckpt_close(&r);
-        if (rc == PEP_OK) *found = 1;
+        if (rc == PEP_OK) {
+            *out = r;
+            *found = 1;
+        } else {
+            pep_ckpt_close(&r);
+        }
     }
     free(steps);
     if (!*found && len) path[0] = '\0';
+    return PEP_OK;
+}
+
+int pep_ckpt_find_latest(const char *dir, const char *stage, int deep, char *path, size_t len, int *found)
+{
+    struct pep_ckpt_reader *r = NULL;
+    PEP_CALL(pep_ckpt_load_latest(dir, stage, deep, path, len, &r, found));
+    pep_ckpt_close(&r);
     return PEP_OK;
 }

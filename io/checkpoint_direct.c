@@ -147,6 +147,7 @@ int ck_direct_read(struct pep_ckpt_reader *r, char *dst, size_t bytes, uint64_t 
             return -1;
         }
         if (got != (ssize_t)n) return 1;
+        ck_count_read(n);
         memcpy(dst + done, r->stage, n);
         done += n;
     }
@@ -154,6 +155,7 @@ int ck_direct_read(struct pep_ckpt_reader *r, char *dst, size_t bytes, uint64_t 
         ssize_t got = pread(r->bfd, dst + done, bytes - done, (off_t)(addr + done));
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) return 1;
+        ck_count_read((size_t)got);
         done += (size_t)got;
     }
     return 0;

@@ -46,6 +46,8 @@ struct pep_ckpt_writer {
 
 struct pep_ckpt_reader {
     hid_t file;
+    void *image;   /* pep_ckpt_load: the whole file in memory (HDF5's core driver reads it), else NULL */
+    size_t image_len;
     int dfd;       /* O_DIRECT descriptor for large tensors: -2 not tried yet, -1 unavailable */
     int bfd;       /* buffered descriptor for their unaligned tails */
     void *stage;   /* CK_DIRECT_BUF bytes, CK_DIRECT_ALIGN-aligned */
@@ -81,6 +83,9 @@ struct ck_hash {
 void ck_init(struct ck_hash *h);
 void ck_update(struct ck_hash *h, const float *x, size_t n);
 uint64_t ck_final(const struct ck_hash *h);
+
+/* Adds n to the bytes the reader has read from checkpoint files (pep_ckpt_bytes_read). */
+void ck_count_read(size_t n);
 
 /* Attribute `name` on `obj`: n values (scalar != 0: one scalar) of file type `ftype` from
  * memory type `mtype`; the typed shorthands write one little-endian scalar; ck_attr_str a

@@ -1,5 +1,7 @@
-/* The checkpoint reader (checkpoint.h): serial HDF5, any number of processes at once. Opens
- * and validates the root attributes, reads parameter rows, Adam moments, best-so-far weights,
+/* The checkpoint reader (checkpoint.h): serial HDF5, any number of processes at once. Opens a
+ * file (pep_ckpt_open: HDF5 reads the file; pep_ckpt_load: HDF5's core driver reads an
+ * in-memory copy made while the digest was checked, so the file is read once) and validates
+ * the root attributes, reads parameter rows, Adam moments, best-so-far weights,
  * task states and log series with their shapes and checksums checked, and streams whole
  * groups for statistics and deep verification. */
 #include <errno.h>
@@ -70,15 +72,33 @@ cleanup:
     return rc;
 }
 
+/* The checks before any read: the path names a regular file. */
+static int check_path(const char *path, struct stat *st)
+{
+    PEP_CHECK(path && stat(path, st) == 0, PEP_ERR_IO, "cannot open checkpoint %s: %s", path ? path : "(null)",
+              strerror(errno));
+    PEP_CHECK(S_ISREG(st->st_mode), PEP_ERR_IO, "checkpoint %s is not a regular file", path);
+    return PEP_OK;
+}
+
+/* Opens r->file (HDF5 `name` through `fapl`) and reads the root attributes. */
+static int open_file(struct pep_ckpt_reader *r, const char *name, hid_t fapl, long long size)
+{
+    H5E_BEGIN_TRY { r->file = H5Fopen(name, H5F_ACC_RDONLY, fapl); }
+    H5E_END_TRY;
+    PEP_CHECK(r->file >= 0, PEP_ERR_FORMAT,
+              "%s: cannot open the HDF5 file: it is truncated or damaged (%lld bytes); use an older checkpoint",
+              r->path, size);
+    return read_info(r);
+}
+
 int pep_ckpt_open(const char *path, struct pep_ckpt_reader **out)
 {
     int rc = PEP_OK;
     struct pep_ckpt_reader *r = NULL;
     *out = NULL;
     struct stat st;
-    PEP_CHECK(path && stat(path, &st) == 0, PEP_ERR_IO, "cannot open checkpoint %s: %s", path ? path : "(null)",
-              strerror(errno));
-    PEP_CHECK(S_ISREG(st.st_mode), PEP_ERR_IO, "checkpoint %s is not a regular file", path);
+    PEP_CALL(check_path(path, &st));
     int sealed;
     PEP_CALL(pep_ckpt_digest_check(path, &sealed)); /* before HDF5 parses a byte of it */
     htri_t is;
@@ -89,16 +109,95 @@ int pep_ckpt_open(const char *path, struct pep_ckpt_reader **out)
     r->dfd = -2;
     r->bfd = -1;
     snprintf(r->path, sizeof r->path, "%s", path);
-    H5E_BEGIN_TRY { r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
-    H5E_END_TRY;
-    PEP_CHECK_GOTO(rc, r->file >= 0, PEP_ERR_FORMAT,
-                   "%s: cannot open the HDF5 file: it is truncated or damaged (%lld bytes); use an older checkpoint",
-                   path, (long long)st.st_size);
-    PEP_CALL_GOTO(rc, read_info(r));
+    PEP_CALL_GOTO(rc, open_file(r, path, H5P_DEFAULT, (long long)st.st_size));
     *out = r;
     return PEP_OK;
 cleanup:
     pep_ckpt_close(&r);
+    return rc;
+}
+
+/* HDF5 file-image callbacks that lend a reader's image (udata: the reader) to the core driver
+ * instead of copying it: every allocation of the image's size is the image itself, copies onto
+ * itself are no-ops, and nothing is freed (pep_ckpt_close frees the image after H5Fclose).
+ * Read-only: the image never grows. */
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *ud)
+{
+    (void)op;
+    struct pep_ckpt_reader *r = ud;
+    return size == r->image_len ? r->image : NULL;
+}
+
+static void *image_memcpy(void *dst, const void *src, size_t size, H5FD_file_image_op_t op, void *ud)
+{
+    (void)op, (void)ud;
+    return dst == src ? dst : memcpy(dst, src, size);
+}
+
+static void *image_realloc(void *p, size_t size, H5FD_file_image_op_t op, void *ud)
+{
+    (void)p, (void)size, (void)op, (void)ud;
+    return NULL;
+}
+
+static herr_t image_free(void *p, H5FD_file_image_op_t op, void *ud)
+{
+    (void)p, (void)op, (void)ud;
+    return 0;
+}
+
+static void *image_udata_copy(void *ud) { return ud; }
+static herr_t image_udata_free(void *ud)
+{
+    (void)ud;
+    return 0;
+}
+
+int pep_ckpt_load(const char *path, struct pep_ckpt_reader **out)
+{
+    static unsigned long serial; /* a name per image: HDF5 treats two core files of one name as one */
+    int rc = PEP_OK;
+    struct pep_ckpt_reader *r = NULL;
+    hid_t fapl = H5I_INVALID_HID;
+    void *image = NULL;
+    size_t len = 0;
+    *out = NULL;
+    struct stat st;
+    PEP_CALL(check_path(path, &st));
+    int sealed;
+    PEP_CALL(pep_ckpt_digest_load(path, &image, &len, &sealed)); /* before HDF5 parses a byte of it */
+    PEP_ALLOC_GOTO(rc, r, 1);
+    r->image = image; /* the reader owns it now */
+    r->image_len = len;
+    image = NULL;
+    r->dfd = r->bfd = -1; /* the data is in memory: no direct I/O */
+    snprintf(r->path, sizeof r->path, "%s", path);
+    /* a name no file can have (below a regular file): the core driver refuses to open an image
+     * under the name of an existing file */
+    char name[PEP_CKPT_PATH_MAX + 32];
+    snprintf(name, sizeof name, "%s/in-memory-%lu", path, serial++);
+    H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, image_realloc, image_free,
+                                      image_udata_copy, image_udata_free, NULL};
+    cb.udata = r;
+    herr_t set = -1;
+    H5E_BEGIN_TRY
+    {
+        fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) >= 0 &&
+            H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0 && H5Pset_file_image_callbacks(fapl, &cb) >= 0)
+            set = H5Pset_file_image(fapl, r->image, r->image_len);
+    }
+    H5E_END_TRY;
+    PEP_CHECK_GOTO(rc, set >= 0, PEP_ERR_HDF5, "%s: cannot hand its %zu bytes to HDF5's in-memory driver", path,
+                   r->image_len);
+    PEP_CALL_GOTO(rc, open_file(r, name, fapl, (long long)st.st_size));
+    PEP_H5_CLOSE(H5Pclose, fapl);
+    *out = r;
+    return PEP_OK;
+cleanup:
+    PEP_H5_CLOSE(H5Pclose, fapl);
+    pep_ckpt_close(&r);
+    free(image);
     return rc;
 }
 
@@ -108,6 +207,7 @@ void pep_ckpt_close(struct pep_ckpt_reader **rp)
     if (!r) return;
     *rp = NULL;
     if (r->file > 0) PEP_H5_CLOSE(H5Fclose, r->file);
+    free(r->image); /* after the file that reads it */
     if (r->dfd >= 0) close(r->dfd);
     if (r->bfd >= 0) close(r->bfd);
     free(r->stage);

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +124,29 @@ int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **ar
     return PEP_OK;
 }
 
+/* The bytes this rank read from checkpoint files (pep_ckpt_bytes_read): a debug line, and with
+ * PEP_IO_STATS=FILE in the environment one line appended to FILE per rank,
+ * "<stage> rank <r> of <P> checkpoint_bytes_read <bytes>" (tests/pipeline/resume_reads.sh). */
+static void report_reads(const struct pep_stage *st)
+{
+    uint64_t bytes = pep_ckpt_bytes_read();
+    const char *stage = st->run.stage ? st->run.stage : "", *path = getenv("PEP_IO_STATS");
+    int rank = st->mpi_up ? st->mpi.rank : 0, size = st->mpi_up ? st->mpi.size : 1;
+    pep_debug("%s: %" PRIu64 " bytes read from checkpoint files on rank %d", stage, bytes, rank);
+    if (!path || !*path) return;
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s rank %d of %d checkpoint_bytes_read %" PRIu64 "\n", stage, rank, size,
+                     bytes);
+    /* one short O_APPEND write per rank: the ranks' lines do not interleave */
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || n <= 0 || write(fd, line, (size_t)n) != (ssize_t)n)
+        pep_warn("PEP_IO_STATS: cannot append to %s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+}
+
 int pep_stage_end(struct pep_stage *st, int rc)
 {
+    report_reads(st);
     /* one agreement on the outcome, unless the failure was agreed already: then every rank
      * is here with it, and a second agreement would be matched by no one */
     if (st->mpi_up && !(rc != PEP_OK && pep_mpi_failure_agreed())) {
@@ -141,30 +164,6 @@ int pep_stage_end(struct pep_stage *st, int rc)
     st->mpi_up = 0;
     /* status already printed: tell main not to print it again */
     return rc == PEP_OK ? 0 : rc == PEP_ERR_INTERRUPTED ? PEP_EXIT_PREEMPTED : rc == PEP_ERR_USAGE ? 2 : 1;
-}
-
-int pep_stage_load(const char *path, struct pep_model *m, unsigned groups, struct pep_ckpt_info *info_out)
-{
-    struct pep_ckpt_reader *r = NULL;
-    PEP_CALL(pep_ckpt_open(path, &r));
-    int rc = PEP_OK;
-    const struct pep_ckpt_info *in = pep_ckpt_info(r);
-    if (in->has_spec) {
-        const struct pep_model_spec *a = &in->spec, *b = &m->spec;
-        PEP_CHECK_GOTO(rc, a->L == b->L && a->C == b->C && a->NH == b->NH && a->FF == b->FF && a->V == b->V,
-                       PEP_ERR_USAGE,
-                       "%s holds a model with layers=%d hidden=%d heads=%d ff=%d vocab=%d, but the config asks for "
-                       "layers=%d hidden=%d heads=%d ff=%d vocab=%d (set the [model] keys to match the checkpoint)",
-                       path, a->L, a->C, a->NH, a->FF, a->V, b->L, b->C, b->NH, b->FF, b->V);
-    }
-    PEP_CALL_GOTO(rc, pep_ckpt_read_params(r, &m->table, m->params, groups));
-    if (info_out) {
-        *info_out = *in;
-        info_out->config = NULL;
-    }
-cleanup:
-    pep_ckpt_close(&r);
-    return rc;
 }
 
 int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save *s)
@@ -329,80 +328,4 @@ int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stag
                                final_path, strerror(errno));
     }
     return pep_mpi_agree(rc, comm);
-}
-
-int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *path, size_t len, int *found)
-{
-    *found = 0;
-    if (!strcmp(run->resume, "none") || !run->resume[0]) return PEP_OK;
-    if (strcmp(run->resume, "auto") != 0) {
-        snprintf(path, len, "%s", run->resume);
-        *found = 1;
-        return PEP_OK;
-    }
-    char dir[PEP_RUN_DIR_MAX];
-    PEP_CALL(pep_run_path(run, run->cfg.checkpoint.dir, dir, sizeof dir));
-    PEP_CALL(pep_ckpt_find_latest(dir, stage, 1, path, len, found));
-    if (!*found && run->rank == 0) pep_info("%s: --resume auto found no checkpoint in %s; starting fresh", stage, dir);
-    return PEP_OK;
-}
-
-int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned groups, struct pep_optim *opt,
-                           struct pep_series *series, int nseries, long *start)
-{
-    struct pep_ckpt_reader *r = NULL;
-    int64_t t = 0;
-    PEP_CALL(pep_ckpt_open(path, &r));
-    int rc = pep_ckpt_read_params(r, &m->table, m->params, groups);
-    /* the moments cover the optimizer's range [begin, end); the reader indexes them like params */
-    if (rc == PEP_OK) rc = pep_ckpt_read_moments(r, &m->table, opt->m - opt->begin, opt->v - opt->begin, groups, &t);
-    if (rc == PEP_OK) *start = (long)pep_ckpt_info(r)->step, opt->t = (long)t;
-    pep_ckpt_close(&r);
-    if (rc == PEP_OK) rc = pep_stage_load_series(path, series, nseries);
-    return rc;
-}
-
-int pep_stage_resume_best(const char *path, const struct pep_model *m, struct pep_stage_best *best, int *found)
-{
-    struct pep_ckpt_reader *r = NULL;
-    double f1 = -1.0;
-    int64_t step = 0;
-    PEP_CALL(pep_ckpt_open(path, &r));
-    int rc = pep_ckpt_read_best(r, &m->table, best->groups, best->w, &f1, &step, found);
-    pep_ckpt_close(&r);
-    if (rc == PEP_OK && *found) best->f1 = f1, best->step = (long)step;
-    return rc;
-}
-
-int pep_stage_load_series(const char *path, struct pep_series *series, int nseries)
-{
-    struct pep_ckpt_reader *r = NULL;
-    PEP_CALL(pep_ckpt_open(path, &r));
-    int rc = PEP_OK, nlog = 0;
-    PEP_CALL_GOTO(rc, pep_ckpt_log_count(r, &nlog));
-    for (int i = 0; i < nseries; i++) {
-        double *v = NULL;
-        size_t n = 0;
-        int has = 0;
-        for (int j = 0; j < nlog && !has; j++) {
-            char name[64];
-            PEP_CALL_GOTO(rc, pep_ckpt_log_name(r, j, name, sizeof name));
-            has = !strcmp(name, series[i].name);
-        }
-        series[i].n = 0;
-        if (!has) {
-            /* a series this version logs that an older checkpoint lacks: NaN for its steps */
-            PEP_CHECK_GOTO(rc, i > 0, PEP_ERR_FORMAT, "%s: no /log/%s series to resume from", path, series[i].name);
-            for (size_t j = 0; j < series[0].n && rc == PEP_OK; j++) rc = pep_series_push(&series[i], NAN);
-            if (rc) goto cleanup;
-            continue;
-        }
-        PEP_CALL_GOTO(rc, pep_ckpt_read_log(r, series[i].name, &v, &n));
-        for (size_t j = 0; j < n && rc == PEP_OK; j++) rc = pep_series_push(&series[i], v[j]);
-        pep_free(v);
-        if (rc) goto cleanup;
-    }
-cleanup:
-    pep_ckpt_close(&r);
-    return rc;
 }

@@ -1,7 +1,7 @@
 /* Stage helpers shared by pretrain / prime / finetune / evaluate: MPI + placement start-up,
- * model creation from the config, loading a checkpoint's groups into a model, and writing
- * a checkpoint (atomically, collectively) with the model, optimizer, tasks, best-so-far
- * weights and log. */
+ * model creation from the config, reading input checkpoints once per job (rank 0 reads,
+ * every rank gets the tensors by broadcast: stage_input.c), and writing a checkpoint
+ * (atomically, collectively) with the model, optimizer, tasks, best-so-far weights and log. */
 #ifndef PEP_STAGE_H
 #define PEP_STAGE_H
 
@@ -58,9 +58,6 @@ int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **ar
  * an exit code (0 ok, 2 usage, 75 preempted after a checkpoint, 1 otherwise). */
 int pep_stage_end(struct pep_stage *st, int rc);
 
-/* Loads `groups` of the model from a checkpoint file; shape mismatches name the dataset. */
-int pep_stage_load(const char *path, struct pep_model *m, unsigned groups, struct pep_ckpt_info *info_out);
-
 /* The best-so-far weights of a model selection (finetune: the PE + head of the best dev F1),
  * written to a checkpoint's /best so that a resumed run selects among all its evaluations,
  * not only those after the resume. */
@@ -105,23 +102,71 @@ int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s);
 /* The end of a stage: the last checkpoint into <out>/checkpoints, then the same file linked
  * (atomically) to `final_path`, e.g. <out>/primed.h5. Collective. */
 int pep_stage_final(MPI_Comm comm, const char *final_path, const struct pep_stage_save *s);
-/* --resume: finds the checkpoint to continue from (auto: the newest in <out>/checkpoints that
- * opens and whose every tensor matches its checksum, damaged newer ones skipped with a
- * warning; none; or a path). *found = 0 when starting fresh. Not collective (every rank
- * looks for itself). */
-int pep_stage_resume_path(const struct pep_run *run, const char *stage, char *path, size_t len, int *found);
-/* Restores a stage from checkpoint `path`: the parameters of `groups`, the optimizer's
+/* ---- input checkpoints, read once per job (stage_input.c) ----
+ * Rank 0 loads the file (pep_ckpt_load: one read of its bytes, the digest checked on the way)
+ * and keeps it open; each read below is collective over in->comm: rank 0 reads from its copy,
+ * every rank agrees on rank 0's status (pep_mpi_agree: a bad file stops every rank with rank
+ * 0's message, its status returned everywhere) and the result is broadcast bit for bit. The
+ * other ranks never open the file. */
+#define PEP_STAGE_SERIES_MAX 32
+struct pep_stage_input {
+    MPI_Comm comm;
+    int rank;                    /* in comm */
+    struct pep_ckpt_reader *r;   /* rank 0's open file; NULL on the other ranks */
+    char path[PEP_RUN_PATH_MAX]; /* the file (every rank) */
+    int64_t step;                /* its step attribute (every rank) */
+};
+/* Opens `path` on rank 0. Collective. */
+int pep_stage_input_open(MPI_Comm comm, const char *path, struct pep_stage_input *in);
+/* --resume: the checkpoint to continue from, opened on rank 0: auto: the newest in
+ * <out>/checkpoints that loads and whose every tensor matches its checksum (rank 0 reads each
+ * candidate once; damaged newer ones are skipped with a warning from rank 0); a path: that file;
+ * none: nothing. *found = 0 when starting fresh. Collective. */
+int pep_stage_input_resume(MPI_Comm comm, const struct pep_run *run, const char *stage, struct pep_stage_input *in,
+                           int *found);
+/* Closes rank 0's file (local; safe on any rank, also after a failed open). */
+void pep_stage_input_close(struct pep_stage_input *in);
+/* The file's model shape against m's: the first mismatch is PEP_ERR_USAGE naming both (a file
+ * without shape attributes passes). Collective. */
+int pep_stage_input_check_model(struct pep_stage_input *in, const struct pep_model *m);
+/* pep_ckpt_check_spec on rank 0's file. Collective. */
+int pep_stage_input_check_spec(struct pep_stage_input *in, const struct pep_model_spec *spec);
+/* The rows of `groups` into params on every rank (pep_ckpt_read_params). Collective. */
+int pep_stage_input_params(struct pep_stage_input *in, const struct pep_param_table *t, float *params,
+                           unsigned groups);
+/* pep_stage_input_params for a file that may name its encoder's checkpoint (an adapted.h5 of
+ * checkpoint.encoder = reference): rank 0 reads plm from `base` (NULL: the named path) after
+ * checking its SHA-256 (pep_ckpt_read_params_based). Collective. */
+int pep_stage_input_params_based(struct pep_stage_input *in, const char *base, const struct pep_param_table *t,
+                                 float *params, unsigned groups);
+/* Adam moments of `groups` (m, v indexed like params) and their step count. Collective. */
+int pep_stage_input_moments(struct pep_stage_input *in, const struct pep_param_table *t, float *m, float *v,
+                            unsigned groups, int64_t *step);
+/* Language `lang`'s task state into `state` (layout as struct pep_ckpt_task) and `info` (may be
+ * NULL). found NULL: the state must be there (pep_ckpt_read_task's error otherwise); else *found
+ * = 0 when the file has none for `lang` (state and info untouched). Collective. */
+int pep_stage_input_task(struct pep_stage_input *in, const char *lang, const struct pep_param_table *t,
+                         unsigned groups, float *state, struct pep_ckpt_task_info *info, int *found);
+/* best->w, best->f1 and best->step (best->groups set by the caller) from the file's /best.
+ * *found = 0 when the file has none (written before /best existed): best is left untouched.
+ * Collective. */
+int pep_stage_input_best(struct pep_stage_input *in, const struct pep_param_table *t, struct pep_stage_best *best,
+                         int *found);
+/* The series back from the file's /log (at most PEP_STAGE_SERIES_MAX). series[0] must be there;
+ * a later series missing from an older checkpoint gets NaN for each of series[0]'s steps.
+ * Collective. */
+int pep_stage_input_series(struct pep_stage_input *in, struct pep_series *series, int nseries);
+
+/* --init: opens `path`, checks its model shape against m's and loads the rows of `groups` on
+ * every rank, then closes it: the file is read once, by rank 0. Collective. */
+int pep_stage_load_init(MPI_Comm comm, const char *path, struct pep_model *m, unsigned groups);
+/* Restores a stage from the resumed checkpoint `in`: the parameters of `groups`, the optimizer's
  * moments and step count (its own range), the completed step (*start) and the /log series.
- * Not collective: every rank reads the file; agree on the result afterwards. */
-int pep_stage_resume_state(const char *path, struct pep_model *m, unsigned groups, struct pep_optim *opt,
+ * Collective. */
+int pep_stage_resume_state(struct pep_stage_input *in, struct pep_model *m, unsigned groups, struct pep_optim *opt,
                            struct pep_series *series, int nseries, long *start);
-/* Restores best->w, best->f1 and best->step (best->groups set by the caller) from the /best of
- * checkpoint `path`. *found = 0 when the file has none (written before /best existed): best
- * is left untouched. Not collective: every rank reads the file; agree on the result
- * afterwards. */
-int pep_stage_resume_best(const char *path, const struct pep_model *m, struct pep_stage_best *best, int *found);
-/* Reads the series back from a checkpoint's /log. series[0] must be there; a later series
- * missing from an older checkpoint gets NaN for each of series[0]'s steps. */
-int pep_stage_load_series(const char *path, struct pep_series *series, int nseries);
+/* Loads `groups` of the model from a checkpoint file (read once); a model shape other than m's is
+ * an error naming both. Not collective: for commands that run on one rank. */
+int pep_stage_load(const char *path, struct pep_model *m, unsigned groups, struct pep_ckpt_info *info_out);
 
 #endif

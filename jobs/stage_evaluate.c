@@ -45,6 +45,7 @@ static int run_evaluate(struct pep_stage *stg)
     struct pep_model *m = NULL;
     struct pep_conlleval *ev = NULL;
     struct pep_eval_summary *sum = NULL;
+    struct pep_stage_input min = {.comm = MPI_COMM_NULL};
     char *run_json = NULL;
     char tags[PEP_TAGS_MAX][PEP_TAG_NAME_MAX];
     const char *tagp[PEP_TAGS_MAX];
@@ -60,14 +61,14 @@ static int run_evaluate(struct pep_stage *stg)
     struct pep_model_spec spec;
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER, 32, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
-    /* the model file must hold the same PE method as the config: check the stored shape */
-    struct pep_ckpt_reader *r = NULL;
-    lrc = pep_ckpt_open(run->model, &r);
-    if (lrc == PEP_OK) lrc = pep_ckpt_check_spec(r, &spec);
-    /* an adapted.h5 of checkpoint.encoder = reference: the encoder from the base it names (or --init) */
-    if (lrc == PEP_OK) lrc = pep_ckpt_read_params_based(r, run->init, &m->table, m->params, PEP_GROUPS_ALL);
-    pep_ckpt_close(&r);
-    PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+    /* the model file must hold the same PE method as the config: check the stored shape; the
+     * file is read once, by rank 0, and broadcast; an adapted.h5 of checkpoint.encoder = reference
+     * gets its encoder from the base it names (or --init), checked by SHA-256 on rank 0 */
+    lrc = pep_stage_input_open(comm, run->model, &min);
+    if (lrc == PEP_OK) lrc = pep_stage_input_check_spec(&min, &spec);
+    if (lrc == PEP_OK) lrc = pep_stage_input_params_based(&min, run->init, &m->table, m->params, PEP_GROUPS_ALL);
+    pep_stage_input_close(&min);
+    PEP_CALL_GOTO(rc, lrc); /* agreed on inside */
     char pred_dir[PEP_RUN_PATH_MAX];
     pep_run_path(run, "predictions", pred_dir, sizeof pred_dir);
     lrc = PEP_OK;

@@ -20,34 +20,28 @@
 #define MAX_SRC 16
 #define NSERIES 8
 
-/* PE + head initialisation from the --init checkpoint, per pe.init. */
-static int init_pe(const struct pep_run *run, struct pep_model *m, unsigned trainable)
+/* PE + head initialisation from the --init checkpoint `in` (open on rank 0), per pe.init.
+ * Collective. */
+static int init_pe(struct pep_stage_input *in, const struct pep_run *run, struct pep_model *m, unsigned trainable)
 {
     const char *how = run->cfg.pe.init;
     if (!strcmp(how, "fresh")) return PEP_OK;
     PEP_CHECK(run->init[0], PEP_ERR_USAGE, "pe.init = %s needs --init PRIMED.h5", how);
-    struct pep_ckpt_reader *r = NULL;
-    PEP_CALL(pep_ckpt_open(run->init, &r));
-    int rc = PEP_OK;
-    if (!strcmp(how, "meta")) {
-        rc = pep_ckpt_read_params(r, &m->table, m->params, trainable);
-        if (rc) {
-            char msg[PEP_ERROR_MSG_MAX];
-            snprintf(msg, sizeof msg, "%s", pep_error_message());
-            pep_error_clear();
-            rc = pep_error_set(rc, __FILE__, __LINE__, __func__,
-                               "pe.init = meta: %s (is %s a primed checkpoint with the same pe.* settings?)", msg,
-                               run->init);
-        }
-    } else if (!strncmp(how, "task:", 5)) {
+    if (!strncmp(how, "task:", 5)) {
         size_t b, e;
-        rc = pep_param_table_range(&m->table, trainable, &b, &e);
-        if (rc == PEP_OK) rc = pep_ckpt_read_task(r, how + 5, &m->table, trainable, m->params + b, NULL);
-    } else {
-        rc = pep_error_set(PEP_ERR_USAGE, __FILE__, __LINE__, __func__,
-                           "pe.init = '%s' is not one of fresh, meta, task:<lang>", how);
+        PEP_CALL(pep_param_table_range(&m->table, trainable, &b, &e));
+        return pep_stage_input_task(in, how + 5, &m->table, trainable, m->params + b, NULL, NULL);
     }
-    pep_ckpt_close(&r);
+    PEP_CHECK(!strcmp(how, "meta"), PEP_ERR_USAGE, "pe.init = '%s' is not one of fresh, meta, task:<lang>", how);
+    int rc = pep_stage_input_params(in, &m->table, m->params, trainable);
+    if (rc) {
+        char msg[PEP_ERROR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", pep_error_message());
+        pep_error_clear();
+        rc = pep_error_set(rc, __FILE__, __LINE__, __func__,
+                           "pe.init = meta: %s (is %s a primed checkpoint with the same pe.* settings?)", msg,
+                           run->init);
+    }
     return rc;
 }
 
@@ -142,6 +136,8 @@ static int run_finetune(struct pep_stage *stg)
     const char *tagp[PEP_TAGS_MAX];
     int nsrc = pep_list_count(cfg->data.source), ntags = 0;
     struct pep_stage_best best = {.w = NULL, .f1 = -1.0, .step = 0};
+    struct pep_stage_input rin = {.comm = MPI_COMM_NULL}, iin = {.comm = MPI_COMM_NULL};
+    int found = 0;
     struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "loss"}, {.name = "dev_f1"},
                                          {.name = "wall_time"},    {.name = "tokens"},
                                          {.name = "tokens_per_s"}, {.name = "lr"},   {.name = "grad_norm"}};
@@ -173,10 +169,15 @@ static int run_finetune(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     unsigned trainable = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
+    /* each input file is read once, by rank 0, and broadcast; a resume supplies the PE + head
+     * (not the frozen encoder: finetune checkpoints do not hold it), so pe.init is not read then */
+    PEP_CALL_GOTO(rc, pep_stage_input_resume(comm, run, "finetune", &rin, &found));
     if (run->init[0]) {
-        lrc = pep_stage_load(run->init, m, PEP_GROUP_BIT(PEP_GROUP_PLM), NULL);
-        if (lrc == PEP_OK) lrc = init_pe(run, m, trainable);
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        PEP_CALL_GOTO(rc, pep_stage_input_open(comm, run->init, &iin));
+        PEP_CALL_GOTO(rc, pep_stage_input_check_model(&iin, m));
+        PEP_CALL_GOTO(rc, pep_stage_input_params(&iin, &m->table, m->params, PEP_GROUP_BIT(PEP_GROUP_PLM)));
+        if (!found) PEP_CALL_GOTO(rc, init_pe(&iin, run, m, trainable));
+        pep_stage_input_close(&iin);
     } else if (rank == 0) {
         pep_warn("finetune: no --init checkpoint: the encoder is randomly initialised");
     }
@@ -194,21 +195,17 @@ static int run_finetune(struct pep_stage *stg)
     }
 
     long start = 0, step = 0;
-    char rpath[PEP_RUN_PATH_MAX];
-    int found = 0, has_best = 0;
-    PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "finetune", rpath, sizeof rpath, &found));
+    int has_best = 0;
     if (found) {
-        lrc = pep_stage_resume_state(rpath, m, trainable, &opt, series, NSERIES, &start);
-        if (lrc == PEP_OK) lrc = pep_stage_resume_best(rpath, m, &best, &has_best);
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-        /* every rank reads the same file; should their views differ, all take the fallback */
-        PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, &has_best, 1, MPI_INT, MPI_MIN, comm));
-        if (!has_best) best_without_record(&best, m, tb, te, &series[0], &series[2], start, rpath, rank);
+        PEP_CALL_GOTO(rc, pep_stage_resume_state(&rin, m, trainable, &opt, series, NSERIES, &start));
+        PEP_CALL_GOTO(rc, pep_stage_input_best(&rin, &m->table, &best, &has_best));
+        pep_stage_input_close(&rin);
+        if (!has_best) best_without_record(&best, m, tb, te, &series[0], &series[2], start, rin.path, rank);
         if (rank == 0 && best.f1 >= 0)
-            pep_info("finetune: resumed from %s at step %ld; best %s dev F1 %.2f after step %ld", rpath, start,
+            pep_info("finetune: resumed from %s at step %ld; best %s dev F1 %.2f after step %ld", rin.path, start,
                      cfg->data.source, 100 * best.f1, best.step);
         else if (rank == 0)
-            pep_info("finetune: resumed from %s at step %ld; the kept weights have no dev F1 yet", rpath, start);
+            pep_info("finetune: resumed from %s at step %ld; the kept weights have no dev F1 yet", rin.path, start);
     }
 
     double t0 = pep_now_s();
@@ -249,6 +246,8 @@ static int run_finetune(struct pep_stage *stg)
         pep_info("finetune: %ld steps in %.1f s; best %s dev F1 %.2f (after step %ld); adapted model written to %s",
                  step - start, pep_now_s() - t0, cfg->data.source, 100 * best.f1, best.step, path);
 cleanup:
+    pep_stage_input_close(&rin);
+    pep_stage_input_close(&iin);
     for (int i = 0; i < MAX_SRC; i++) {
         pep_nerset_free(&train[i]);
         pep_nerset_free(&dev[i]);

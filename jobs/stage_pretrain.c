@@ -70,6 +70,7 @@ static int run_pretrain(struct pep_stage *stg)
     struct pep_model *m = NULL;
     struct pep_optim opt = {0};
     struct pep_nerset sets[MAX_LANGS];
+    struct pep_stage_input rin = {.comm = MPI_COMM_NULL};
     char names[MAX_LANGS][PEP_LANG_MAX];
     int nlang = 0;
     struct pep_series series[NSERIES] = {{.name = "step"},      {.name = "loss"},   {.name = "tokens_per_s"},
@@ -107,12 +108,17 @@ static int run_pretrain(struct pep_stage *stg)
                                                  pep_train_loop_micro_batch(cfg, size), &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
-    if (run->init[0]) {
+    /* each input file is read once, by rank 0, and broadcast; a resume supplies every parameter,
+     * so --init is read only for a fresh start */
+    int found = 0;
+    PEP_CALL_GOTO(rc, pep_stage_input_resume(comm, run, "pretrain", &rin, &found));
+    if (run->init[0] && !found) {
         /* continued pretraining (e.g. the equal-compute control of a priming experiment): the
          * encoder and MLM head of a base, a fresh optimizer and step count */
-        lrc = pep_stage_load(run->init, m, PEP_GROUPS_ALL, NULL);
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+        PEP_CALL_GOTO(rc, pep_stage_load_init(comm, run->init, m, PEP_GROUPS_ALL));
         if (rank == 0) pep_info("pretrain: continuing from the base %s", run->init);
+    } else if (run->init[0] && rank == 0) {
+        pep_info("pretrain: --init %s not read: %s holds every parameter", run->init, rin.path);
     }
     size_t nb = 0, ne = m->table.numel;
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, nb, ne));
@@ -121,13 +127,10 @@ static int run_pretrain(struct pep_stage *stg)
                  "batch %d over %d rank%s", nlang, total, tokens, spec.V, m->table.numel, GB, size, size == 1 ? "" : "s");
 
     long start = 0, step = 0;
-    char rpath[PEP_RUN_PATH_MAX];
-    int found = 0;
-    PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "pretrain", rpath, sizeof rpath, &found));
     if (found) {
-        lrc = pep_stage_resume_state(rpath, m, PEP_GROUPS_ALL, &opt, series, NSERIES, &start);
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-        if (rank == 0) pep_info("pretrain: resumed from %s at step %ld", rpath, start);
+        PEP_CALL_GOTO(rc, pep_stage_resume_state(&rin, m, PEP_GROUPS_ALL, &opt, series, NSERIES, &start));
+        pep_stage_input_close(&rin);
+        if (rank == 0) pep_info("pretrain: resumed from %s at step %ld", rin.path, start);
     }
     double t0 = pep_now_s();
     struct pep_stage_save sv = {.stage = "pretrain", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
@@ -146,6 +149,7 @@ static int run_pretrain(struct pep_stage *stg)
     if (rank == 0)
         pep_info("pretrain: %ld steps in %.1f s; base model written to %s", step - start, pep_now_s() - t0, path);
 cleanup:
+    pep_stage_input_close(&rin);
     for (int i = 0; i < MAX_LANGS; i++) pep_nerset_free(&sets[i]);
     for (int i = 0; i < NSERIES; i++) pep_series_free(&series[i]);
     pep_optim_fini(&opt);

@@ -79,6 +79,34 @@ static int fill_starts(struct pep_ckpt_task *tasks, const struct lang_state *ls,
     return nt;
 }
 
+/* Per-task states come back from the resumed checkpoint `in` to the ranks that own their language
+ * now (every rank gets them: any group's lead may write one); a language the file has must read
+ * back, or the resumed run would silently restart it fresh. Languages the file lacks were not
+ * drawn before it and start fresh. `ngroups` task groups of G ranks. Collective. */
+static int resume_tasks(struct pep_stage_input *in, char names[][PEP_LANG_MAX], int nlang,
+                        const struct pep_param_table *t, unsigned task_groups, struct lang_state *ls, int ngroups,
+                        int G)
+{
+    for (int i = 0; i < nlang; i++) {
+        struct pep_ckpt_task_info ti;
+        int has = 0, rc = pep_stage_input_task(in, names[i], t, task_groups, ls[i].state, &ti, &has);
+        if (rc) {
+            char msg[PEP_ERROR_MSG_MAX];
+            snprintf(msg, sizeof msg, "%s", pep_error_message());
+            pep_error_clear();
+            return pep_error_set(rc, __FILE__, __LINE__, __func__,
+                                 "cannot resume the task state /tasks/%s of %s: %s; resume from an older "
+                                 "checkpoint with --resume PATH (or delete this one)",
+                                 names[i], in->path, msg);
+        }
+        if (!has) continue;
+        ls[i].owner = (i % ngroups) * G;
+        ls[i].episode = ti.episode, ls[i].step = ti.step;
+        ls[i].support_loss = ti.support_loss, ls[i].query_loss = ti.query_loss;
+    }
+    return PEP_OK;
+}
+
 /* The meta-gradient exchange of the update range [ub, ue) of the model's flat block. */
 struct exchange_ctx {
     struct pep_exchange *x;
@@ -148,6 +176,7 @@ static int run_prime(struct pep_stage *stg)
     double *stats = NULL; /* [query sum, support sum, tokens, per language: support, query] */
     struct pep_ckpt_task *tasks = NULL;
     struct pep_mpi_group grp = {.comm = MPI_COMM_NULL};
+    struct pep_stage_input rin = {.comm = MPI_COMM_NULL};
     struct exchange_ctx xc = {0};
     struct pep_stage_csv csv = {0};
     struct pep_series series[NSERIES] = {{.name = "step"},         {.name = "meta_loss"}, {.name = "support_loss"},
@@ -188,10 +217,15 @@ static int run_prime(struct pep_stage *stg)
                                                  &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
-    if (run->init[0]) {
-        lrc = pep_stage_load(run->init, m, PEP_GROUP_BIT(PEP_GROUP_PLM), NULL);
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
+    /* a resume supplies every parameter, so --init is read only for a fresh start; each file is
+     * read once, by rank 0, and broadcast */
+    int found = 0;
+    PEP_CALL_GOTO(rc, pep_stage_input_resume(comm, run, "prime", &rin, &found));
+    if (run->init[0] && !found) {
+        PEP_CALL_GOTO(rc, pep_stage_load_init(comm, run->init, m, PEP_GROUP_BIT(PEP_GROUP_PLM)));
         if (rank == 0) pep_info("prime: pretrained encoder from %s", run->init);
+    } else if (run->init[0] && rank == 0) {
+        pep_info("prime: --init %s not read: %s holds every parameter", run->init, rin.path);
     } else if (rank == 0) {
         pep_warn("prime: no --init checkpoint given: priming a randomly initialised encoder");
     }
@@ -248,50 +282,16 @@ static int run_prime(struct pep_stage *stg)
 
     /* resume */
     long start = 0;
-    char rpath[PEP_RUN_PATH_MAX];
-    int found = 0;
-    PEP_CALL_GOTO(rc, pep_stage_resume_path(run, "prime", rpath, sizeof rpath, &found));
     if (found) {
-        struct pep_ckpt_reader *r = NULL;
-        lrc = pep_ckpt_open(rpath, &r);
-        if (lrc == PEP_OK) lrc = pep_ckpt_read_params(r, &m->table, m->params, PEP_GROUPS_ALL);
         int64_t t = 0;
-        if (lrc == PEP_OK) lrc = pep_ckpt_read_moments(r, &m->table, opt.m - ub, opt.v - ub, update_groups, &t);
-        if (lrc == PEP_OK) {
-            opt.t = (long)t;
-            start = (long)pep_ckpt_info(r)->step;
-            /* per-task states come back to the ranks that own their language now; a language the
-             * file has must read back, or the resumed run would silently restart it fresh */
-            int n = 0;
-            lrc = pep_ckpt_task_count(r, &n);
-            for (int i = 0; i < nlang && lrc == PEP_OK && n > 0; i++) {
-                struct pep_ckpt_task_info ti;
-                int has = 0;
-                for (int j = 0; j < n && lrc == PEP_OK && !has; j++) {
-                    lrc = pep_ckpt_task_info(r, j, &ti);
-                    has = lrc == PEP_OK && !strcmp(ti.lang, names[i]);
-                }
-                if (lrc || !has) continue; /* not drawn before this checkpoint: starts fresh */
-                lrc = pep_ckpt_read_task(r, names[i], &m->table, task_groups, ls[i].state, &ti);
-                if (lrc) {
-                    char msg[1024];
-                    snprintf(msg, sizeof msg, "%s", pep_error_message());
-                    pep_error_clear();
-                    lrc = pep_error_set(lrc, __FILE__, __LINE__, __func__,
-                                        "cannot resume the task state /tasks/%s of %s: %s; resume from an older "
-                                        "checkpoint with --resume PATH (or delete this one)",
-                                        names[i], rpath, msg);
-                    break;
-                }
-                ls[i].owner = (i % grp.count) * G; /* every rank read it: any group's lead may write it */
-                ls[i].episode = ti.episode, ls[i].step = ti.step;
-                ls[i].support_loss = ti.support_loss, ls[i].query_loss = ti.query_loss;
-            }
-        }
-        pep_ckpt_close(&r);
-        if (lrc == PEP_OK) lrc = pep_stage_load_series(rpath, series, NSERIES);
-        PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
-        if (rank == 0) pep_info("prime: resumed from %s at meta-step %ld", rpath, start);
+        PEP_CALL_GOTO(rc, pep_stage_input_params(&rin, &m->table, m->params, PEP_GROUPS_ALL));
+        PEP_CALL_GOTO(rc, pep_stage_input_moments(&rin, &m->table, opt.m - ub, opt.v - ub, update_groups, &t));
+        opt.t = (long)t;
+        start = (long)rin.step;
+        PEP_CALL_GOTO(rc, resume_tasks(&rin, names, nlang, &m->table, task_groups, ls, grp.count, G));
+        PEP_CALL_GOTO(rc, pep_stage_input_series(&rin, series, NSERIES));
+        pep_stage_input_close(&rin);
+        if (rank == 0) pep_info("prime: resumed from %s at meta-step %ld", rin.path, start);
     }
 
     int S = cfg->maml.support_size, Q = cfg->maml.query_size, M = cfg->maml.meta_batch, T = spec.max_T;
@@ -445,6 +445,7 @@ static int run_prime(struct pep_stage *stg)
     }
 cleanup:
     pep_stage_csv_close(&csv);
+    pep_stage_input_close(&rin);
     pep_mpi_group_free(&grp);
     pep_free(stats);
     pep_batch_free(&bs);

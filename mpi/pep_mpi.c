@@ -131,6 +131,17 @@ void pep_mpi_set_chunk(size_t n)
 
 size_t pep_mpi_chunk(void) { return chunk_elems; }
 
+int pep_mpi_bcast(void *buf, size_t bytes, int root, MPI_Comm comm)
+{
+    PEP_CHECK(buf != NULL || bytes == 0, PEP_ERR_INTERNAL, "pep_mpi_bcast: NULL buffer of %zu bytes", bytes);
+    size_t chunk = chunk_elems > (size_t)INT_MAX / sizeof(float) ? (size_t)INT_MAX : chunk_elems * sizeof(float);
+    for (size_t off = 0; off < bytes; off += chunk) {
+        int count = (int)(bytes - off < chunk ? bytes - off : chunk);
+        PEP_CALL_MPI(MPI_Bcast((char *)buf + off, count, MPI_BYTE, root, comm));
+    }
+    return PEP_OK;
+}
+
 int pep_mpi_allreduce_sum(float *buf, size_t n, MPI_Comm comm)
 {
     PEP_CHECK(buf != NULL || n == 0, PEP_ERR_INTERNAL, "pep_mpi_allreduce_sum: NULL buffer of %zu floats", n);

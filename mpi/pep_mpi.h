@@ -40,6 +40,10 @@ int pep_mpi_finalize(struct pep_mpi_ctx *ctx);
 void pep_mpi_set_chunk(size_t n);
 size_t pep_mpi_chunk(void);
 
+/* Collective. The `bytes` bytes at buf on rank `root` to buf on every rank, bit for bit (as
+ * MPI_BYTE), in pieces of at most pep_mpi_chunk() floats' worth (and INT_MAX bytes), so any size
+ * works. Every rank must pass the same `bytes` and `root`. */
+int pep_mpi_bcast(void *buf, size_t bytes, int root, MPI_Comm comm);
 /* Collective. buf[0..n) <- sum over ranks, in place (MPI_IN_PLACE + MPI_Allreduce, MPI_SUM),
  * chunked so any n (also > INT_MAX) works. Every rank must pass the same n. Fastest; the
  * rounding of the sum depends on the reduction algorithm MPI picks (message size, rank

@@ -1,5 +1,7 @@
 /* libFuzzer harness for the HDF5 checkpoint reader (io/checkpoint_read.c): the input is written to
- * a file and read as `peprime inspect --verify` reads it (open, root attributes, group stats,
+ * a file, opened twice (pep_ckpt_open, HDF5 reading the file; pep_ckpt_load, HDF5 reading the
+ * reader's in-memory copy of it, as the stages open their inputs) and each time read as
+ * `peprime inspect --verify` reads it (open, root attributes, group stats,
  * tasks, log series, then every tensor's checksum), then as a stage reads its --init / resume
  * checkpoint (shape check, parameters, optimizer moments, a task state) with the seed's
  * parameter table (ckpt_table.h). Every step must succeed or fail with PEP_ERR_FORMAT (or
@@ -84,18 +86,21 @@ static void read_state(struct pep_ckpt_reader *r)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     g_path = fuzz_write("fuzz.h5", data, size);
-    struct pep_ckpt_reader *r = NULL;
-    pep_error_clear();
-    int rc = pep_ckpt_open(g_path, &r);
-    if (rc != PEP_OK) {
-        if (r) fuzz_fail("reader returned with an error");
-        fuzz_rejected(rc, k_errors, g_path);
-    } else {
-        inspect(r);
-        read_state(r);
-        pep_ckpt_close(&r);
+    int (*const opens[2])(const char *, struct pep_ckpt_reader **) = {pep_ckpt_open, pep_ckpt_load};
+    for (int i = 0; i < 2; i++) {
+        struct pep_ckpt_reader *r = NULL;
+        pep_error_clear();
+        int rc = opens[i](g_path, &r);
+        if (rc != PEP_OK) {
+            if (r) fuzz_fail("reader returned with an error");
+            fuzz_rejected(rc, k_errors, g_path);
+        } else {
+            inspect(r);
+            read_state(r);
+            pep_ckpt_close(&r);
+        }
+        ssize_t open_objects = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+        if (open_objects != 0) fuzz_fail("%zd HDF5 objects left open after the reader closed", open_objects);
     }
-    ssize_t open_objects = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-    if (open_objects != 0) fuzz_fail("%zd HDF5 objects left open after the reader closed", open_objects);
     return 0;
 }

@@ -1,5 +1,6 @@
 /* Real-MPI checks run by ctest under mpiexec (label mpi), one mode per test:
- *   collectives        chunked allreduce exact sums, rank-ordered sum bitwise, agree, task range
+ *   collectives        chunked allreduce exact sums, rank-ordered sum bitwise, chunked broadcast
+ *                      bit for bit, agree, task range
  *   exchange           the bucketed meta-gradient exchange (mpi/exchange.h): overlapped (ranges
  *                      ready in another order on every rank, or not at all) and sparse sums
  *                      bitwise equal to the blocking dense ones, every rank the same bits
@@ -11,10 +12,12 @@
  *   bench N            times pep_mpi_allreduce_sum, the rank-ordered sum and the exchange (both
  *                      sums) on N floats (not a test)
  * A failed check prints "CHECK FAILED" and MPI_Aborts, so a broken rank never hangs the others.
- * MPI_Allreduce is counted through the MPI profiling interface (PMPI) to see the chunking. */
+ * MPI_Allreduce and MPI_Bcast are counted through the MPI profiling interface (PMPI) to see the
+ * chunking. */
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +26,19 @@
 #include "pep_mpi.h"
 #include "placement.h"
 
-static int allreduce_calls;
+static int allreduce_calls, bcast_calls;
 
-/* PMPI wrapper: the real MPI_Allreduce, counted. */
+/* PMPI wrappers: the real MPI_Allreduce and MPI_Bcast, counted. */
 int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm)
 {
     allreduce_calls++;
     return PMPI_Allreduce(sendbuf, recvbuf, count, type, op, comm);
+}
+
+int MPI_Bcast(void *buf, int count, MPI_Datatype type, int root, MPI_Comm comm)
+{
+    bcast_calls++;
+    return PMPI_Bcast(buf, count, type, root, comm);
 }
 
 static struct pep_mpi_ctx ctx;
@@ -115,6 +124,40 @@ static void check_allreduce(void)
     }
     pep_mpi_set_chunk(0);
     CHECK(pep_mpi_chunk() == (size_t)1 << 28, "default chunk %zu", pep_mpi_chunk());
+}
+
+/* pep_mpi_bcast: the root's bytes on every rank bit for bit (NaN payloads, -0, subnormals, an odd
+ * tail), from the first and the last rank, in one MPI_Bcast per chunk. */
+static void check_bcast(void)
+{
+    const size_t sizes[] = {0, 1, 27, 28, 29, 4099, 100003};
+    const size_t chunks[] = {7, 1000, 0};
+    const uint32_t words[] = {0x7fc00001u, 0xffa00000u, 0x80000000u, 0x00000001u, 0x7f7fffffu};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        pep_mpi_set_chunk(chunks[c]);
+        size_t chunk_bytes = pep_mpi_chunk() * sizeof(float);
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            size_t n = sizes[s];
+            unsigned char *buf = malloc(n + 1), *want = malloc(n + 1);
+            CHECK(buf && want, "malloc");
+            for (int root = 0; root < ctx.size; root += ctx.size > 1 ? ctx.size - 1 : 1) {
+                for (size_t i = 0; i < n; i++) {
+                    uint32_t w = words[(i / 4) % 5];
+                    want[i] = (unsigned char)(w >> (8 * (i % 4))) ^ (unsigned char)(i / 20);
+                    buf[i] = ctx.rank == root ? want[i] : 0xaa;
+                }
+                bcast_calls = 0;
+                CHECK_OK(pep_mpi_bcast(buf, n, root, ctx.comm));
+                CHECK(bcast_calls == (int)((n + chunk_bytes - 1) / chunk_bytes), "n=%zu chunk=%zu bytes: %d MPI_Bcast calls",
+                      n, chunk_bytes, bcast_calls);
+                CHECK(n == 0 || memcmp(buf, want, n) == 0, "n=%zu root=%d chunk=%zu: bytes differ from the root's", n,
+                      root, chunk_bytes);
+            }
+            free(buf);
+            free(want);
+        }
+    }
+    pep_mpi_set_chunk(0);
 }
 
 /* Every rank holds the same bits in buf[0..n). */
@@ -460,6 +503,7 @@ int main(int argc, char **argv)
     int rc = PEP_OK;
     if (!strcmp(mode, "collectives")) {
         check_allreduce();
+        check_bcast();
         check_agree();
         check_tasks();
         pep_info("collectives: all checks passed on %d ranks", ctx.size);

@@ -1,6 +1,8 @@
 /* Unit tests of io/checkpoint: bit-exact round trip, the best-so-far weights (/best),
  * validation errors (truncated, bit-flipped, wrong shape, foreign, newer version, missing
- * dataset), tmp-file discipline, rotation and find_latest. One process, MPI_COMM_WORLD of size 1. */
+ * dataset), tmp-file discipline, rotation and find_latest; the reader tests run twice, through
+ * pep_ckpt_open and through pep_ckpt_load (the file read once into memory), and the load's own
+ * tests count the bytes it reads. One process, MPI_COMM_WORLD of size 1. */
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
@@ -19,6 +21,23 @@
 
 #define NTAGS 7
 #define VOCAB 50
+
+/* The reader's open under test: pep_ckpt_open or pep_ckpt_load (set by the group's setup). */
+static int (*ckpt_open)(const char *path, struct pep_ckpt_reader **out) = pep_ckpt_open;
+
+static int group_open(void **state)
+{
+    (void)state;
+    ckpt_open = pep_ckpt_open;
+    return 0;
+}
+
+static int group_load(void **state)
+{
+    (void)state;
+    ckpt_open = pep_ckpt_load;
+    return 0;
+}
 
 /* A tiny table shaped like the real one: plm, pe (adapter), head; width C. */
 static void make_table(struct pep_param_table *t, size_t C, int extra_pe_row)
@@ -151,7 +170,7 @@ static void test_checkpoint_round_trip_bit_exact(void **state)
     assert_false(file_exists(tmp));
 
     struct pep_ckpt_reader *r = NULL;
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     const struct pep_ckpt_info *in = pep_ckpt_info(r);
     assert_int_equal(in->format_version, PEP_CKPT_FORMAT_VERSION);
     assert_string_equal(in->stage, "prime");
@@ -243,13 +262,13 @@ static void test_checkpoint_tmp_never_under_final_name(void **state)
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, &f->t, other, PEP_GROUPS_ALL));
     struct pep_ckpt_reader *r = NULL;
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     assert_int_equal(pep_ckpt_info(r)->step, 1);
     pep_ckpt_close(&r);
     pep_ckpt_abort(&w);
     assert_null(w);
     assert_false(file_exists(tmp));
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     assert_int_equal(pep_ckpt_info(r)->step, 1);
     float *back = calloc(f->t.numel, sizeof *back);
     CHECK_OK(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL));
@@ -260,7 +279,7 @@ static void test_checkpoint_tmp_never_under_final_name(void **state)
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_commit(&w));
     assert_false(file_exists(tmp));
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     assert_int_equal(pep_ckpt_info(r)->step, 2);
     pep_ckpt_close(&r);
     free(other), free(back);
@@ -274,12 +293,12 @@ static void test_checkpoint_truncated(void **state)
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(truncate(f->path, st.st_size / 2), 0);
     struct pep_ckpt_reader *r = NULL;
-    expect_error(pep_ckpt_open(f->path, &r), "truncated: "); /* the digest header's length, before HDF5 */
+    expect_error(ckpt_open(f->path, &r), "truncated: "); /* the digest header's length, before HDF5 */
     assert_null(r);
     assert_int_equal(truncate(f->path, st.st_size - 1), 0);
-    expect_error(pep_ckpt_open(f->path, &r), "truncated: ");
+    expect_error(ckpt_open(f->path, &r), "truncated: ");
     assert_int_equal(truncate(f->path, 5), 0);
-    expect_error(pep_ckpt_open(f->path, &r), "not a peprime checkpoint");
+    expect_error(ckpt_open(f->path, &r), "not a peprime checkpoint");
 }
 
 /* File offset of a dataset's raw data (contiguous layout). */
@@ -313,12 +332,12 @@ static void test_checkpoint_bit_flip(void **state)
     flip_bit(f->path, (long)data_offset(f->path, ds) + 37, 3);
     struct pep_ckpt_reader *r = NULL;
     /* the file's digest catches it before HDF5 opens the file */
-    expect_error(pep_ckpt_open(f->path, &r), "no longer match the digest");
+    expect_error(ckpt_open(f->path, &r), "no longer match the digest");
     assert_null(r);
     /* sealed again (as if the writer had written the bad bit): the tensor's checksum, which
      * also guards files written before the digest, catches it */
     CHECK_OK(pep_ckpt_digest_seal(f->path));
-    CHECK_OK(pep_ckpt_open(f->path, &r)); /* metadata intact */
+    CHECK_OK(ckpt_open(f->path, &r)); /* metadata intact */
     float *back = calloc(f->t.numel, sizeof *back);
     expect_error(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL),
                  "/model/encoder.layer.0.attention.self.query.weight is corrupted");
@@ -328,7 +347,7 @@ static void test_checkpoint_bit_flip(void **state)
     write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
     flip_bit(f->path, (long)data_offset(f->path, "/tasks/de/classifier.bias") + 2, 0);
     CHECK_OK(pep_ckpt_digest_seal(f->path));
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     expect_error(pep_ckpt_read_task(r, "de", &f->t, PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD),
                                     back, NULL),
                  "/tasks/de/classifier.bias is corrupted");
@@ -336,14 +355,14 @@ static void test_checkpoint_bit_flip(void **state)
     /* a flipped bit in the superblock (after the user block) and in the digest header */
     write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
     flip_bit(f->path, PEP_CKPT_USERBLOCK + 20, 1);
-    expect_error(pep_ckpt_open(f->path, &r), "damaged: its bytes no longer match the digest");
+    expect_error(ckpt_open(f->path, &r), "damaged: its bytes no longer match the digest");
     assert_null(r);
     write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
     flip_bit(f->path, 27, 4);
-    expect_error(pep_ckpt_open(f->path, &r), "damaged: its digest header");
+    expect_error(ckpt_open(f->path, &r), "damaged: its digest header");
     flip_bit(f->path, 27, 4);
     flip_bit(f->path, 0, 0);
-    expect_error(pep_ckpt_open(f->path, &r), "its first bytes are damaged");
+    expect_error(ckpt_open(f->path, &r), "its first bytes are damaged");
     assert_null(r);
     free(back);
 }
@@ -357,7 +376,7 @@ static void test_checkpoint_wrong_shape_and_missing(void **state)
     make_table(&tx, 16, 1);
     float *back = calloc(tx.numel, sizeof *back);
     struct pep_ckpt_reader *r = NULL;
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     expect_error(pep_ckpt_read_params(r, &t8, back, PEP_GROUPS_ALL),
                  "/model/embeddings.word_embeddings.weight has shape (50, 16), the config expects (50, 8)");
     expect_error(pep_ckpt_read_params(r, &tx, back, PEP_GROUPS_ALL),
@@ -379,16 +398,16 @@ static void test_checkpoint_foreign_and_missing_file(void **state)
     struct fixture *f = *state;
     struct pep_ckpt_reader *r = NULL;
     const char *p = pep_test_write_file(f->dir, "notes.h5", "[model]\nhidden = 16\nthis is not HDF5 at all\n");
-    expect_error(pep_ckpt_open(p, &r), "not a peprime checkpoint");
+    expect_error(ckpt_open(p, &r), "not a peprime checkpoint");
     char missing[1100];
     snprintf(missing, sizeof missing, "%s/nope.h5", f->dir);
-    expect_error(pep_ckpt_open(missing, &r), "No such file");
+    expect_error(ckpt_open(missing, &r), "No such file");
     /* an HDF5 file that is not a checkpoint */
     char other[1100];
     snprintf(other, sizeof other, "%s/other.h5", f->dir);
     hid_t file = H5Fcreate(other, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(file);
-    expect_error(pep_ckpt_open(other, &r), "not a peprime checkpoint");
+    expect_error(ckpt_open(other, &r), "not a peprime checkpoint");
     assert_null(r);
 }
 
@@ -406,7 +425,7 @@ static void test_checkpoint_newer_version(void **state)
     struct pep_ckpt_reader *r = NULL;
     char want[128];
     snprintf(want, sizeof want, "format version %d, this peprime reads versions 1 to %d", v, PEP_CKPT_FORMAT_VERSION);
-    expect_error(pep_ckpt_open(f->path, &r), want);
+    expect_error(ckpt_open(f->path, &r), want);
     assert_null(r);
 }
 
@@ -425,7 +444,7 @@ static void test_checkpoint_missing_checksum(void **state)
     H5Fclose(file);
     CHECK_OK(pep_ckpt_digest_seal(f->path)); /* a sealed file whose writer left it out */
     struct pep_ckpt_reader *r = NULL;
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     float *back = calloc(f->t.numel, sizeof *back);
     expect_error(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL),
                  "/model/encoder.layer.0.attention.self.query.weight has no checksum attribute");
@@ -455,7 +474,7 @@ static void test_checkpoint_best_round_trip(void **state)
     double f1 = 0;
     int64_t step = 0;
     int found = 0;
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     CHECK_OK(pep_ckpt_read_best(r, &f->t, tg, back, &f1, &step, &found));
     assert_int_equal(found, 1);
     assert_true(f1 == 0.4375 && step == 6);
@@ -478,14 +497,14 @@ static void test_checkpoint_best_round_trip(void **state)
     /* a damaged /best tensor (file resealed, as if written so): its checksum names it */
     flip_bit(f->path, (long)data_offset(f->path, "/best/head/classifier.weight") + 9, 2);
     CHECK_OK(pep_ckpt_digest_seal(f->path));
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     expect_error(pep_ckpt_read_best(r, &f->t, tg, back, &f1, &step, &found),
                  "/best/head/classifier.weight is corrupted");
     pep_ckpt_close(&r);
 
     /* another stage's file, or one written before /best: not found, nothing touched */
     write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 3);
-    CHECK_OK(pep_ckpt_open(f->path, &r));
+    CHECK_OK(ckpt_open(f->path, &r));
     memset(back, 0, n * sizeof *back);
     f1 = -2, step = -2;
     CHECK_OK(pep_ckpt_read_best(r, &f->t, tg, back, &f1, &step, &found));
@@ -541,10 +560,126 @@ static void test_checkpoint_rotate_and_find_latest(void **state)
     expect_error(pep_ckpt_rotate(f->dir, "prime", 0), "at least 1");
 }
 
+/* Every row of table t equal in blocks a and b (row by row: the block may pad between groups). */
+static void same_rows(const struct pep_param_table *t, const float *a, const float *b)
+{
+    for (int i = 0; i < t->count; i++)
+        assert_memory_equal(a + t->rows[i].offset, b + t->rows[i].offset, t->rows[i].numel * sizeof *a);
+}
+
+static long file_size(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return (long)st.st_size;
+}
+
+/* pep_ckpt_load reads the file once: the digest header and every byte after the user block, and
+ * nothing more however much is read from it afterwards; pep_ckpt_open reads the same bytes for
+ * the digest alone, before HDF5 reads what is asked again. */
+static void test_checkpoint_load_reads_once(void **state)
+{
+    struct fixture *f = *state;
+    write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 7);
+    long covered = file_size(f->path) - PEP_CKPT_USERBLOCK;
+    struct pep_ckpt_reader *r = NULL;
+    uint64_t before = pep_ckpt_bytes_read();
+    CHECK_OK(pep_ckpt_load(f->path, &r));
+    uint64_t loaded = pep_ckpt_bytes_read() - before;
+    assert_true(loaded >= (uint64_t)covered && loaded <= (uint64_t)covered + 64);
+    float *back = calloc(f->t.numel, sizeof *back), *m = calloc(f->t.numel, sizeof *m);
+    float *v = calloc(f->t.numel, sizeof *v);
+    int64_t t = 0;
+    CHECK_OK(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL));
+    CHECK_OK(pep_ckpt_read_moments(r, &f->t, m, v, PEP_GROUP_BIT(PEP_GROUP_PLM), &t));
+    CHECK_OK(pep_ckpt_verify(r));
+    double *vals = NULL;
+    size_t nv = 0;
+    CHECK_OK(pep_ckpt_read_log(r, "step", &vals, &nv));
+    pep_free(vals);
+    assert_true(pep_ckpt_bytes_read() - before == loaded);
+    same_rows(&f->t, back, f->params);
+    /* the same file opened a second time while the first copy is open: two images, each whole */
+    struct pep_ckpt_reader *r2 = NULL;
+    CHECK_OK(pep_ckpt_load(f->path, &r2));
+    pep_ckpt_close(&r);
+    memset(back, 0, f->t.numel * sizeof *back);
+    CHECK_OK(pep_ckpt_read_params(r2, &f->t, back, PEP_GROUPS_ALL));
+    same_rows(&f->t, back, f->params);
+    pep_ckpt_close(&r2);
+    before = pep_ckpt_bytes_read();
+    CHECK_OK(pep_ckpt_open(f->path, &r));
+    assert_true(pep_ckpt_bytes_read() - before >= (uint64_t)covered);
+    pep_ckpt_close(&r);
+    free(back), free(m), free(v);
+}
+
+/* A file written before the digest (no user block: the HDF5 signature at its start) loads
+ * unchecked, as pep_ckpt_open reads it, with the same tensors. */
+static void test_checkpoint_load_unsealed(void **state)
+{
+    struct fixture *f = *state;
+    write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 7);
+    char old[1100];
+    snprintf(old, sizeof old, "%s/old.h5", f->dir);
+    FILE *in = fopen(f->path, "rb"), *out = fopen(old, "wb");
+    assert_true(in && out);
+    fseek(in, PEP_CKPT_USERBLOCK, SEEK_SET);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+    struct pep_ckpt_reader *r = NULL;
+    uint64_t before = pep_ckpt_bytes_read();
+    CHECK_OK(pep_ckpt_load(old, &r));
+    assert_true(pep_ckpt_bytes_read() - before <= (uint64_t)file_size(old) + 8);
+    assert_int_equal(pep_ckpt_info(r)->step, 7);
+    float *back = calloc(f->t.numel, sizeof *back);
+    CHECK_OK(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL));
+    same_rows(&f->t, back, f->params);
+    CHECK_OK(pep_ckpt_verify(r));
+    pep_ckpt_close(&r);
+    free(back);
+}
+
+/* pep_ckpt_load_latest hands back the newest good file open (damaged newer ones skipped), read
+ * once each. */
+static void test_checkpoint_load_latest(void **state)
+{
+    struct fixture *f = *state;
+    char path[PEP_TEST_PATH_MAX];
+    for (int s = 1; s <= 3; s++) {
+        CHECK_OK(pep_ckpt_name(f->dir, "prime", s, path, sizeof path));
+        write_small(path, &f->t, f->params, s);
+    }
+    flip_bit(path, (long)data_offset(path, "/head/classifier.weight") + 5, 6); /* step 3 */
+    CHECK_OK(pep_ckpt_name(f->dir, "prime", 2, path, sizeof path));
+    long size2 = file_size(path);
+    struct pep_ckpt_reader *r = NULL;
+    int found = 0;
+    uint64_t before = pep_ckpt_bytes_read();
+    CHECK_OK(pep_ckpt_load_latest(f->dir, "prime", 1, path, sizeof path, &r, &found));
+    assert_int_equal(found, 1);
+    assert_non_null(r);
+    assert_non_null(strstr(path, "prime-step00000002.h5"));
+    assert_int_equal(pep_ckpt_info(r)->step, 2);
+    /* step 3 read up to its bad digest, step 2 once */
+    assert_true(pep_ckpt_bytes_read() - before <= 2 * (uint64_t)size2);
+    float *back = calloc(f->t.numel, sizeof *back);
+    CHECK_OK(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL));
+    same_rows(&f->t, back, f->params);
+    pep_ckpt_close(&r);
+    CHECK_OK(pep_ckpt_load_latest(f->dir, "pretrain", 1, path, sizeof path, &r, &found));
+    assert_int_equal(found, 0);
+    assert_null(r);
+    free(back);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest readers[] = {
         cmocka_unit_test_setup_teardown(test_checkpoint_round_trip_bit_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_best_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_tmp_never_under_final_name, setup, teardown),
@@ -556,7 +691,14 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_checkpoint_newer_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_rotate_and_find_latest, setup, teardown),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest loads[] = {
+        cmocka_unit_test_setup_teardown(test_checkpoint_load_reads_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_load_unsealed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_load_latest, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("pep_ckpt_open", readers, group_open, NULL);
+    failed += cmocka_run_group_tests_name("pep_ckpt_load", readers, group_load, NULL);
+    failed += cmocka_run_group_tests_name("load", loads, NULL, NULL);
     MPI_Finalize();
     return failed;
 }
