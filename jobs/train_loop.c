@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "watchdog.h"
 
 enum { COL_STEP, COL_LOSS, COL_WALL, COL_TOKENS, COL_TOKENS_PER_S, COL_EVAL, NCOLS };
 
@@ -59,6 +60,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             pick -= tl->sets[lang].n;
         for (int i = 0; i < GB; i++) idx[i] = (int)pep_rng_below(&r, (uint64_t)tl->sets[lang].n);
         int lo = rank * LB, hi = lo + LB < GB ? lo + LB : GB;
+        pep_heartbeat(step + 1, "forward and backward");
         double weight = 0, sums[3] = {0, 0, 0}; /* loss x weight, weight, tokens */
         pep_model_zero_grad(m, tl->groups);
         lrc = PEP_OK;
@@ -71,6 +73,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             weight = tl->mean == PEP_TRAIN_MEAN_TARGETS ? (double)pep_model_ntargets(m) : (double)(hi - lo);
             sums[0] = (double)loss * weight, sums[1] = weight, sums[2] = pep_batch_tokens(&b);
         }
+        pep_heartbeat_wait(-1, "gradient sum");
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm));
         if (size > 1) {
@@ -80,6 +83,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             for (size_t i = gb; i < ge; i++) m->grads[i] *= share;
             PEP_CALL_GOTO(rc, pep_mpi_reduce_grad(m->grads + gb, ge - gb, &stg->mpi));
         }
+        pep_heartbeat(-1, "optimizer step");
         lrc = pep_optim_step(tl->opt, m->params, m->grads, NULL);
         if (lrc) {
             pep_error_clear();
@@ -93,6 +97,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
         win++;
         double now = t_done;
         if (tl->eval && ((step + 1) % eval_every == 0 || step + 1 == cfg->optim.steps)) {
+            pep_heartbeat(-1, "evaluation");
             PEP_CALL_GOTO(rc, tl->eval(tl->ud, step + 1, &score));
             now = pep_now_s();
         }
