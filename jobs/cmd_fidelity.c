@@ -169,6 +169,7 @@ static int run_fidelity(struct pep_stage *stg, const struct fidelity_args *fa)
         int l;
         /* the tasks of meta-steps 0, 1, ... as priming draws them, one per meta-step */
         pep_task_draw((uint64_t)cfg->run.seed, t, 0, nlang, sizes, weights, S, Q, &l, sidx, qidx);
+        pep_heartbeat(t + 1, "inner loop and fine-tuning (language %s)", names[l]);
         uint64_t tseed = pep_splitmix64((uint64_t)cfg->run.seed ^ pep_splitmix64((uint64_t)t * 1000003u));
         PEP_CALL_GOTO(rc, pep_nerset_batch(&sets[l], sidx, S, &bs));
         PEP_CALL_GOTO(rc, pep_nerset_batch(&sets[l], qidx, Q, &bq));
@@ -192,6 +193,7 @@ static int run_fidelity(struct pep_stage *stg, const struct fidelity_args *fa)
         struct pep_rng r;
         pep_rng_seed(&r, (uint64_t)cfg->run.seed, 0xf1de, (uint64_t)t);
         for (long s = 0; s < N && frc == PEP_OK; s++) {
+            pep_heartbeat_detail("fine-tuning step %ld of %ld", s + 1, N);
             for (int i = 0; i < S; i++) { /* S distinct sentences of the language */
                 int x, dup;
                 do {

@@ -15,6 +15,7 @@
 #include "data/ner_align.h"
 #include "pep_mpi.h"
 #include "spm_file.h"
+#include "watchdog.h"
 
 int pep_run_tags(const struct pep_run *run, char names[][PEP_TAG_NAME_MAX], int cap, int *n)
 {
@@ -124,6 +125,7 @@ int pep_nerset_load(const struct pep_run *run, const struct pep_spm *spm, const 
                     struct pep_nerset *out)
 {
     memset(out, 0, sizeof *out);
+    pep_heartbeat(-1, "loading %s/%s", lang, split);
     struct pep_corpus *c = NULL;
     if (!strcmp(run->cfg.data.corpus, "generated")) {
         /* the clearly labelled synthetic corpus: same languages' codes, generated text */
@@ -234,8 +236,10 @@ static int score_local(struct pep_model *m, const struct pep_nerset *s, struct p
         if (s->word_off[i + 1] - s->word_off[i] > maxw) maxw = s->word_off[i + 1] - s->word_off[i];
     PEP_ALLOC_GOTO(rc, pred, (size_t)maxw);
     int nbatches = (s->n + B - 1) / B;
+    pep_heartbeat(-1, "evaluation on %s/%s", s->lang, s->split);
     for (int bi = rank; bi < nbatches; bi += size) {
         int b0 = bi * B, nb = s->n - b0 < B ? s->n - b0 : B;
+        pep_heartbeat_detail("batch %d of %d", bi + 1, nbatches);
         for (int i = 0; i < nb; i++) idx[i] = b0 + i;
         PEP_CALL_GOTO(rc, pep_nerset_batch(s, idx, nb, &b));
         float loss;
@@ -272,6 +276,7 @@ int pep_nerset_score(struct pep_model *m, const struct pep_nerset *s, struct pep
     long before[PEP_EVAL_NCOUNTS], v[PEP_EVAL_NCOUNTS];
     eval_counts(ev, before);
     int lrc = score_local(m, s, ev, rank, size);
+    pep_heartbeat_wait(-1, "evaluation on %s/%s: sum over the ranks", s->lang, s->split);
     /* a rank that failed (allocation, forward) must not leave the others waiting in the reduction */
     if (size > 1) lrc = pep_mpi_agree(lrc, comm);
     PEP_CALL(lrc);

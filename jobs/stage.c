@@ -121,6 +121,14 @@ int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **ar
     if (st->mpi.rank == 0) pep_blas_check();
     rc = pep_run_start(&st->run);
     PEP_CALL(pep_mpi_agree(rc, st->mpi.comm));
+    /* the watchdog starts once the output folder exists (rank 0 made it before the agreement) */
+    char dir[PEP_RUN_PATH_MAX];
+    rc = pep_run_path(&st->run, ".heartbeat", dir, sizeof dir);
+    const char *unit = !strcmp(stage, "prime") ? "meta-step" : !strcmp(stage, "fidelity") ? "task" : "step";
+    struct pep_watchdog_opts wo = {.setting = st->run.cfg.run.watchdog_s, .dir = dir, .unit = unit,
+                                   .rank = st->mpi.rank, .size = st->mpi.size};
+    if (rc == PEP_OK) rc = pep_watchdog_create(&wo, &st->watchdog);
+    PEP_CALL(pep_mpi_agree(rc, st->mpi.comm));
     return PEP_OK;
 }
 
@@ -146,6 +154,7 @@ static void report_reads(const struct pep_stage *st)
 
 int pep_stage_end(struct pep_stage *st, int rc)
 {
+    pep_heartbeat_wait(-1, "finishing (agreeing on the outcome)");
     report_reads(st);
     /* one agreement on the outcome, unless the failure was agreed already: then every rank
      * is here with it, and a second agreement would be matched by no one */
@@ -160,6 +169,7 @@ int pep_stage_end(struct pep_stage *st, int rc)
     if (rc == PEP_ERR_INTERRUPTED && (!st->mpi_up || st->mpi.rank == 0))
         fprintf(stderr, "peprime %s: stopped on a signal after writing a checkpoint; resume with --resume auto\n",
                 st->run.stage);
+    pep_watchdog_destroy(&st->watchdog); /* before MPI_Finalize: it may call MPI_Abort */
     if (st->mpi_up) pep_mpi_finalize(&st->mpi);
     st->mpi_up = 0;
     /* status already printed: tell main not to print it again */
@@ -242,13 +252,17 @@ static int checkpoint_to(MPI_Comm comm, const struct pep_stage_save *s, char *pa
     if (mk == PEP_OK && s->run->rank == 0) mk = check_space(dir, s);
     PEP_CALL(pep_mpi_agree(mk, comm));
     PEP_CALL(pep_ckpt_name(dir, s->stage, s->step, path, len));
+    const char *name = strrchr(path, '/');
+    pep_heartbeat(-1, "writing checkpoint %s", name ? name + 1 : path);
     PEP_CALL(pep_stage_save(comm, path, s));
     int rc = PEP_OK;
     if (s->run->rank == 0) {
         pep_info("%s: checkpoint %s", s->stage, path);
         rc = pep_ckpt_rotate(dir, s->stage, s->run->cfg.checkpoint.keep);
     }
-    return pep_mpi_agree(rc, comm);
+    rc = pep_mpi_agree(rc, comm);
+    pep_heartbeat(-1, "checkpoint written");
+    return rc;
 }
 
 int pep_stage_checkpoint(MPI_Comm comm, const struct pep_stage_save *s)
@@ -297,6 +311,7 @@ int pep_stage_step_done(MPI_Comm comm, struct pep_stage_save *s, long done, cons
     int flag[2] = {pep_run_stop_requested(),
                    cfg->checkpoint.every_minutes > 0 && now - s->last_save_s >= 60.0 * cfg->checkpoint.every_minutes};
     /* ranks get the signal (and reach the time) at slightly different moments: all act after the same step */
+    pep_heartbeat_wait(-1, "stop and checkpoint agreement");
     PEP_CALL_MPI(MPI_Allreduce(MPI_IN_PLACE, flag, 2, MPI_INT, MPI_MAX, comm));
     int stop = flag[0];
     int periodic = done < cfg->optim.steps &&

@@ -13,6 +13,7 @@
 #include "optim/optim.h"
 #include "pep_mpi.h"
 #include "run.h"
+#include "watchdog.h"
 
 /* A growable float64 series for /log. */
 #define PEP_SERIES_NAME_MAX 32
@@ -49,12 +50,14 @@ struct pep_stage {
     struct pep_run run;
     struct pep_mpi_ctx mpi;
     int mpi_up;
+    struct pep_watchdog *watchdog; /* run.watchdog_s (NULL when off) */
 };
 
-/* MPI_Init, option parsing, placement (cores, BLAS threads), the BLAS kernel check and the
- * resolved config print. Collective. */
+/* MPI_Init, option parsing, placement (cores, BLAS threads), the BLAS kernel check, the
+ * resolved config print and the progress watchdog (run.watchdog_s; heartbeats in
+ * <out>/.heartbeat). Collective. */
 int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **argv);
-/* Agrees on `rc` across ranks, finalizes MPI, prints the error once and maps the status to
+/* Agrees on `rc` across ranks, stops the watchdog, finalizes MPI, prints the error once and maps the status to
  * an exit code (0 ok, 2 usage, 75 preempted after a checkpoint, 1 otherwise). */
 int pep_stage_end(struct pep_stage *st, int rc);
 

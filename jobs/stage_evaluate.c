@@ -85,6 +85,7 @@ static int run_evaluate(struct pep_stage *stg)
         if (lrc == PEP_OK && (lrc = pep_nerset_alloc_pred(&set)) != PEP_OK) pep_nerset_free(&set);
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         pep_conlleval_reset(ev);
+        pep_heartbeat(-1, "test evaluation of %s", lang);
         lrc = pep_nerset_score(m, &set, ev, comm, rank, size);
         if (lrc == PEP_OK) lrc = pep_nerset_gather_pred(&set, comm, rank, size);
         if (lrc == PEP_OK && rank == 0) {

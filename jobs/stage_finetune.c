@@ -68,6 +68,7 @@ static uint64_t tagger_dropout_seed(void *ud, long step)
 static int dev_eval(void *ud, long done, double *score)
 {
     struct dev_eval *de = ud;
+    pep_heartbeat(-1, "dev evaluation");
     pep_conlleval_reset(de->ev);
     for (int i = 0; i < de->ndev; i++)
         PEP_CALL(pep_nerset_score(de->m, &de->dev[i], de->ev, de->stg->mpi.comm, de->stg->mpi.rank, de->stg->mpi.size));

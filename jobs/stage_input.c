@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "stage.h"
+#include "watchdog.h"
 
 /* rank 0's status on every rank: PEP_OK, or the failure with rank 0's message */
 #define AGREE(in, rc) PEP_CALL(pep_mpi_agree((rc), (in)->comm))
@@ -72,6 +73,8 @@ int pep_stage_input_resume(MPI_Comm comm, const struct pep_run *run, const char 
     PEP_CALL(input_init(comm, in));
     if (!strcmp(run->resume, "none") || !run->resume[0]) return PEP_OK;
     int rc = PEP_OK, have = 0;
+    if (in->rank == 0) pep_heartbeat(-1, "reading the checkpoint to resume from");
+    else pep_heartbeat_wait(-1, "waiting for rank 0's read of the checkpoint to resume from");
     if (in->rank == 0 && strcmp(run->resume, "auto") != 0) {
         snprintf(in->path, sizeof in->path, "%s", run->resume);
         rc = pep_ckpt_load(run->resume, &in->r);

@@ -88,6 +88,7 @@ static int run_pretrain(struct pep_stage *stg)
             strcat(langs, i ? "," : "");
             strcat(langs, names[i]);
         }
+        pep_heartbeat(-1, "training the tokenizer");
         pep_info("pretrain: no tokenizer at %s: training one (%d pieces) on %s", tpath, cfg->model.tokenizer_vocab, langs);
         lrc = pep_tokenizer_train(cfg, langs, cfg->model.tokenizer_vocab, tpath,
                                   cfg->data.max_sentences > 0 ? cfg->data.max_sentences : 20000, (uint64_t)cfg->run.seed);

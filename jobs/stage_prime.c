@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/partition.h"
@@ -35,11 +36,18 @@ struct lang_state {
 };
 
 /* Debug hook for the fault-injection test: PEP_FAULT_RANK / PEP_FAULT_STEP make that rank
- * fail that meta-step as a non-finite loss would. */
+ * fail that meta-step as a non-finite loss would, or, with PEP_FAULT_HANG=1, stop making
+ * progress there for good while its process (and its watchdog) keeps running. */
 static int fault_here(int rank, long step)
 {
     const char *r = getenv("PEP_FAULT_RANK"), *s = getenv("PEP_FAULT_STEP");
     return r && s && atoi(r) == rank && atol(s) == step;
+}
+
+static int fault_hangs(void)
+{
+    const char *h = getenv("PEP_FAULT_HANG");
+    return h && !strcmp(h, "1");
 }
 
 /* One /tasks entry: the latest episode of language `ls` under `name`, with `state` where this rank owns it. */
@@ -339,6 +347,8 @@ static int run_prime(struct pep_stage *stg)
         for (int i = 0; i < tr.count && trc == PEP_OK; i++) {
             int t = pep_task_range_task(&tr, i), l;
             pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
+            pep_heartbeat(step + 1, "task %d of %d (language %s)", t, M, names[l]);
+            while (fault_here(rank, step) && fault_hangs()) sleep(60);
             struct pep_maml_task_result res;
             uint64_t tseed = pep_splitmix64((uint64_t)cfg->run.seed ^ pep_splitmix64((uint64_t)step * 1000003u + (uint64_t)t));
             trc = pep_nerset_batch(&sets[l], sidx + s0, sn, &bs);
@@ -382,6 +392,7 @@ static int run_prime(struct pep_stage *stg)
          * their buckets), then all agree */
         struct pep_exchange_stats xs;
         (void)pep_maml_grad(mm); /* zeroes it on a rank that ran no task */
+        pep_heartbeat_wait(step + 1, "meta-gradient exchange");
         int xrc = pep_exchange_finish(xc.x, &xs);
         PEP_CALL_GOTO(rc, pep_mpi_agree(trc != PEP_OK ? trc : xrc, comm));
         x_ready += xs.ready_s, x_finish += xs.finish_s, x_bytes += xs.bytes, x_rows += (double)xs.rows;
@@ -393,7 +404,9 @@ static int run_prime(struct pep_stage *stg)
             ls[l].episode = (int64_t)step * M + last_task[l];
             ls[l].step = step + 1;
         }
+        pep_heartbeat_wait(-1, "loss sum");
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, stats, (int)nstats, MPI_DOUBLE, MPI_SUM, comm));
+        pep_heartbeat(-1, "outer step");
         for (int l = 0; l < nlang; l++)
             if (ls[l].step == step + 1) ls[l].support_loss = stats[3 + 2 * l], ls[l].query_loss = stats[4 + 2 * l];
         double gnorm, lr = pep_optim_lr_at(&opt, opt.t);

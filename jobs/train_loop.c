@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/partition.h"
 #include "core/rng.h"
+#include "watchdog.h"
 
 enum { COL_STEP, COL_LOSS, COL_WALL, COL_TOKENS, COL_TOKENS_PER_S, COL_LR, COL_GRAD_NORM, COL_EVAL, NCOLS };
 
@@ -107,6 +108,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             pick -= tl->sets[lang].n;
         for (int i = 0; i < GB; i++) idx[i] = (int)pep_rng_below(&r, (uint64_t)tl->sets[lang].n);
         int lo = rank * LB, hi = lo + LB < GB ? lo + LB : GB;
+        pep_heartbeat(step + 1, "forward and backward");
         double weight = 0, sums[3] = {0, 0, 0}; /* loss x weight, weight, tokens */
         pep_model_zero_grad(m, tl->groups);
         lrc = PEP_OK;
@@ -127,6 +129,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             weight = tl->mean == PEP_TRAIN_MEAN_TARGETS ? (double)ntargets : (double)(hi - lo);
             sums[0] = loss * weight, sums[1] = weight, sums[2] = pep_batch_tokens(&b);
         }
+        pep_heartbeat_wait(-1, "gradient sum");
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm));
         if (size > 1) {
@@ -136,6 +139,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
             for (size_t i = gb; i < ge; i++) m->grads[i] *= share;
             PEP_CALL_GOTO(rc, pep_mpi_reduce_grad(m->grads + gb, ge - gb, &stg->mpi));
         }
+        pep_heartbeat(-1, "optimizer step");
         double lr = pep_optim_lr_at(tl->opt, tl->opt->t), gnorm = 0.0;
         lrc = pep_optim_step(tl->opt, m->params, m->grads, &gnorm);
         if (lrc) {
@@ -150,6 +154,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
         win++;
         double now = t_done;
         if (tl->eval && ((step + 1) % eval_every == 0 || step + 1 == cfg->optim.steps)) {
+            pep_heartbeat(-1, "evaluation");
             PEP_CALL_GOTO(rc, tl->eval(tl->ud, step + 1, &score));
             now = pep_now_s();
         }

@@ -158,6 +158,11 @@ static const struct pep_config_key keys[] = {
     KINT("run.threads", run.threads, 0, 1024, "BLAS threads per rank; 0 = cores of the rank"),
     KINT("run.log_every", run.log_every, 1, 1 << 30, "steps between progress lines"),
     KSTR("run.out", run.out, "output directory"),
+    KFLT("run.watchdog_s", run.watchdog_s, -1, 1e7,
+         "progress watchdog: when a rank makes no progress (a step, a task, an evaluation batch, a checkpoint "
+         "write) for this many seconds (a stopped rank, a hung file system, a deadlock), the job ends with a "
+         "message naming the stalled rank, its step and phase, exit status 76; 0 = auto: 1800 s until the first "
+         "step has ended, then max(600 s, 50 x the slowest step so far); -1 = off"),
 };
 
 void pep_config_defaults(struct pep_config *cfg)
@@ -251,6 +256,7 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->run.threads = 0;
     cfg->run.log_every = 10;
     strcpy(cfg->run.out, "out");
+    cfg->run.watchdog_s = 0.0f;
 }
 
 const struct pep_config_key *pep_config_keys(size_t *count)

@@ -113,6 +113,7 @@ struct pep_config {
         int threads;          /* BLAS threads per rank; 0 = cores / ranks */
         int log_every;
         char out[PEP_CFG_STR];  /* output directory */
+        float watchdog_s;     /* progress watchdog bound: > 0 seconds, 0 = auto, < 0 = off */
     } run;
 };
 
