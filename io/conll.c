@@ -13,7 +13,7 @@
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if invalid. Rejects
  * overlong forms, surrogates and code points above U+10FFFF (RFC 3629). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t pep_utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     if (c < 0x80) return c ? 1 : 0; /* a NUL byte is no text */
@@ -258,7 +258,7 @@ int pep_conll_parse(const char *buf, size_t len, const char *origin, const char 
         pos = nl ? end + 1 : len;
         /* Validate the raw line so the offset we report is the file's. */
         for (size_t i = start; i < end;) {
-            size_t k = utf8_seq((const unsigned char *)buf + i, end - i);
+            size_t k = pep_utf8_seq((const unsigned char *)buf + i, end - i);
             PEP_CHECK_GOTO(rc, k > 0, PEP_ERR_FORMAT,
                            "%s:%ld: invalid UTF-8 at byte offset %zu (byte 0x%02X, column %zu); the file must be "
                            "UTF-8 encoded (convert it, e.g. with iconv)",

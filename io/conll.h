@@ -77,4 +77,9 @@ int pep_data_path(const struct pep_config *cfg, const char *repo_dir, const char
 int pep_conll_read_lang(const struct pep_config *cfg, const char *repo_dir, const char *lang, const char *split,
                         struct pep_corpus **out, struct pep_conll_stats *stats);
 
+/* Length of the valid UTF-8 sequence at s (n >= 1 bytes available), or 0 if it is invalid or a
+ * NUL byte: no overlong forms, surrogates or code points above U+10FFFF (RFC 3629). The one
+ * UTF-8 rule of the readers of user text files (conll, wikiann). */
+size_t pep_utf8_seq(const unsigned char *s, size_t n);
+
 #endif

@@ -14,32 +14,6 @@
 #include "core/error.h"
 #include "json.h"
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if invalid or a NUL byte
- * (RFC 3629: no overlong forms, surrogates or code points above U+10FFFF; io/conll.c's rule). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80) return c ? 1 : 0;
-    size_t k;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) k = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        k = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        k = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    if (n < k) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < k; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return k;
-}
-
 /* The blanks io/conll.c trims and splits on. */
 static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f'; }
 
@@ -185,7 +159,7 @@ static int check_token(const char *tok, size_t n, const char *origin, long line,
                   "%s:%ld: %s '%s' contains a %s, which would break the token<TAB>tag line it is written to; "
                   "replace it in the source (e.g. by a space)",
                   origin, line, what, show(tok, n, sh, sizeof sh), *u == '\t' ? "TAB" : "newline");
-        size_t k = utf8_seq(u, n - i);
+        size_t k = pep_utf8_seq(u, n - i);
         PEP_CHECK(k > 0, PEP_ERR_FORMAT,
                   "%s:%ld: %s '%s' has %s at byte %zu; the source must be UTF-8 (convert it, e.g. with iconv)", origin,
                   line, what, show(tok, n, sh, sizeof sh), *u ? "invalid UTF-8" : "a NUL byte", i);
@@ -262,7 +236,7 @@ static int parse_rahimi(const char *buf, size_t len, const char *origin, const c
     while (next_line(buf, len, &pos, &s, &e)) {
         line++;
         for (size_t i = s; i < e;) {
-            size_t k = utf8_seq((const unsigned char *)buf + i, e - i);
+            size_t k = pep_utf8_seq((const unsigned char *)buf + i, e - i);
             PEP_CHECK(k > 0, PEP_ERR_FORMAT,
                       "%s:%ld: %s at byte offset %zu (column %zu); the file must be UTF-8 (convert it, e.g. with "
                       "iconv)",
