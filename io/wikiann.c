@@ -165,6 +165,11 @@ static int check_token(const char *tok, size_t n, const char *origin, long line,
                   line, what, show(tok, n, sh, sizeof sh), *u ? "invalid UTF-8" : "a NUL byte", i);
         i += k;
     }
+    /* U+FEFF first: written as a file's first word it would be read back as the file's byte-order mark */
+    PEP_CHECK(!(n >= 3 && !memcmp(tok, "\xEF\xBB\xBF", 3)), PEP_ERR_FORMAT,
+              "%s:%ld: %s '%s' starts with U+FEFF (a byte-order mark; a second one at the start of a file, or one "
+              "after a language prefix), which a reader takes for the file's encoding mark; remove it in the source",
+              origin, line, what, show(tok, n, sh, sizeof sh));
     size_t w = 0;
     while (w < n && !is_blank(tok[w])) w++;
     PEP_CHECK(!((w == 10 && !memcmp(tok, "-DOCSTART-", 10)) || (w == 3 && !memcmp(tok, "-X-", 3))), PEP_ERR_FORMAT,
