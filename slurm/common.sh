@@ -53,9 +53,35 @@ pep_setup_env() {
     fi
 }
 
+# pep_alloc_tasks: the tasks the allocation of this start holds, the sum of
+# SLURM_TASKS_PER_NODE ("2(x3),1" = 7); empty outside Slurm.
+pep_alloc_tasks() {
+    local spec=${SLURM_TASKS_PER_NODE:-} part n=0 re='^([0-9]+)(\(x([0-9]+)\))?$'
+    [[ -n "$spec" ]] || return 0
+    for part in ${spec//,/ }; do
+        [[ "$part" =~ $re ]] || return 0
+        n=$((n + BASH_REMATCH[1] * ${BASH_REMATCH[3]:-1}))
+    done
+    printf '%s' "$n"
+}
+
+# pep_ntasks: the ranks to launch. SLURM_NTASKS is fixed at submission, so a job requeued
+# onto fewer nodes than it first had would ask for more tasks than its allocation holds
+# (srun: "More processors requested than permitted"); then the allocation's count is used.
+pep_ntasks() {
+    local ntasks=${SLURM_NTASKS:-${PEP_NTASKS:-1}} alloc
+    alloc=$(pep_alloc_tasks)
+    if [[ -n "$alloc" ]] && ((alloc < ntasks)); then
+        pep_log "this allocation holds $alloc task(s) (SLURM_TASKS_PER_NODE=$SLURM_TASKS_PER_NODE on ${SLURM_NNODES:-?} node(s)), fewer than SLURM_NTASKS=$ntasks from the submission (requeued onto fewer nodes?): launching $alloc ranks"
+        ntasks=$alloc
+    fi
+    printf '%s' "$ntasks"
+}
+
 # pep_launcher_cmd: fills the array PEP_LAUNCH with the launcher prefix for PEP_LAUNCHER.
 pep_launcher_cmd() {
-    local ntasks=${SLURM_NTASKS:-${PEP_NTASKS:-1}} cpus=${SLURM_CPUS_PER_TASK:-1}
+    local ntasks cpus=${SLURM_CPUS_PER_TASK:-1}
+    ntasks=$(pep_ntasks)
     case "${PEP_LAUNCHER:-srun}" in
         srun)
             [[ -n "${SLURM_JOB_ID:-}" || -n "${_pep_dry:-}" ]] ||
@@ -357,7 +383,7 @@ pep_stage_main() {
     mkdir -p "$out" || pep_die "$stage: cannot create output directory '$out'"
     pep_log "stage $stage: job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_JOB_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})}" \
         "restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-$(hostname -s)}:" \
-        "${SLURM_NTASKS:-${PEP_NTASKS:-1}} task(s) x ${SLURM_CPUS_PER_TASK:-1} cpu(s)," \
+        "$(pep_ntasks 2>/dev/null) task(s) x ${SLURM_CPUS_PER_TASK:-1} cpu(s)," \
         "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" \
         "${pe:+pe=$pe }${variant:+variant=$variant }${seed:+seed=$seed }out=$out"
     pep_log "running: ${cmd[*]}"

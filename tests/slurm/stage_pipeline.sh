@@ -13,11 +13,16 @@ stage_setup "$@"
 
 # the site hook: what `module load` would do, plus a trace that every job sourced it
 printf 'export PATH=/usr/local/bin:/usr/bin:/bin\necho "site hook sourced by job $SLURM_JOB_ID" >&2\n' >site.env
-export PEP_SCRATCH=$work/scratch PEPRIME_DATA=${PEPRIME_DATA:-$root/../shared/data}
-mkdir -p "$PEP_SCRATCH"
+export PEPRIME_DATA=${PEPRIME_DATA:-$root/../shared/data}
+# priming spans both nodes when the two-node Slurm runs (PEP_SLURM_NODES=2): the data is
+# staged into each node's own /tmp (the second node's is /var/tmp/peprime-n2-tmp here)
+nodes=$(sinfo -h -N -t idle,mix -o '%N' | sort -u | wc -l)
+((nodes >= 2)) && nodes=2
+unset TMPDIR PEP_SCRATCH
 t0=$(date +%s)
 "$root/slurm/pipeline.sh" --config "$root/jobs/configs/ci-tiny.ini" --seeds 1 --variants none,maml \
     --run "$work/run" --sbatch "--export=NONE --ntasks-per-node=2 --cpus-per-task=1 --time=00:20:00" \
+    --sbatch-prime "--nodes=$nodes --ntasks-per-node=1" \
     --sbatch-finetune "--ntasks=1" --sbatch-evaluate "--ntasks=1" --max-running 1 \
     --site-env site.env --stage-data >plan.txt 2>&1 ||
     { cat plan.txt; fail "pipeline.sh failed"; }
@@ -61,7 +66,13 @@ n_hook=$(grep -l 'site hook sourced by job' logs/pep-*.out | wc -l)
 n_staged=$(grep -l 'staged ner/wikiann/' logs/pep-*.out | wc -l)
 ((n_logs == 6 && n_hook == 6 && n_staged == 6)) ||
     { show_logs logs/*.out; fail "of $n_logs stage logs (6 expected) $n_hook sourced the site hook and $n_staged staged data"; }
-grep -h 'data.root=' logs/pep-prime-*.out | grep -q -- "--set data.root=$PEP_SCRATCH/peprime-data-" ||
+grep -h 'data.root=' logs/pep-prime-*.out | grep -q -- "--set data.root=/tmp/peprime-data-" ||
     fail "priming did not read the staged copy"
-[[ -z "$(ls -A "$PEP_SCRATCH")" ]] || fail "staged data left behind in $PEP_SCRATCH: $(ls "$PEP_SCRATCH")"
-echo "ok: pipeline (--export=NONE, site hook, aftercorr, throttle, staged data) finished with an F1 table of $(($(wc -l <"$table") - 1)) rows"
+grep -q "staged .* on $nodes node(s)" logs/pep-prime-*.out || { show_logs logs/pep-prime-*.out; fail "priming did not stage on $nodes node(s)"; }
+shopt -s nullglob
+left=()
+for id in $(sed -n 's/^  [a-z]* *\([0-9][0-9]*\) .*/\1/p' plan.txt); do
+    left+=(/tmp/peprime-data-"$id"* /var/tmp/peprime-n2-tmp/peprime-data-"$id"*)
+done
+((${#left[@]} == 0)) || fail "staged data left behind: ${left[*]}"
+echo "ok: pipeline (--export=NONE, site hook, aftercorr, throttle, data staged on $nodes node(s)) finished with an F1 table of $(($(wc -l <"$table") - 1)) rows"
