@@ -87,6 +87,15 @@ SLURM_JOB_ID=1 SLURM_NTASKS=4 SLURM_CPUS_PER_TASK=3 PEP_CONFIG=$cfg PEP_SET="a.b
     OPENBLAS_CORETYPE='' "$root/slurm/prime.sh" --dry-run >env.txt 2>&1 || { cat env.txt; fail "env-driven dry run"; }
 grep -q -- '^srun --export=ALL --mpi=pmix --ntasks=4 --cpus-per-task=3 --kill-on-bad-exit=1 .*peprime prime --config .*ci-tiny.ini --set a.b=1 --set c.d=2 --resume auto --out E' env.txt ||
     { cat env.txt; fail "srun command from PEP_* and SLURM_* variables"; }
+# a job requeued onto fewer nodes: Slurm keeps SLURM_NTASKS=8 from the submission, the
+# allocation holds 2 tasks on each of 3 nodes: 6 ranks are launched, and the change is logged
+SLURM_JOB_ID=1 SLURM_NTASKS=8 SLURM_TASKS_PER_NODE='2(x3)' SLURM_NNODES=3 PEP_CONFIG=$cfg PEP_OUT=E \
+    OPENBLAS_CORETYPE='' "$root/slurm/prime.sh" --dry-run >shrunk.txt 2>&1 || { cat shrunk.txt; fail "dry run after a shrink"; }
+grep -q -- '^srun --export=ALL --mpi=pmix --ntasks=6 ' shrunk.txt || { cat shrunk.txt; fail "6 ranks on 3 nodes x 2 tasks"; }
+grep -q 'holds 6 task(s) .* fewer than SLURM_NTASKS=8' shrunk.txt || { cat shrunk.txt; fail "the shrink is not logged"; }
+SLURM_JOB_ID=1 SLURM_NTASKS=2 SLURM_TASKS_PER_NODE='4' PEP_CONFIG=$cfg PEP_OUT=E \
+    OPENBLAS_CORETYPE='' "$root/slurm/prime.sh" --dry-run 2>&1 | grep -q -- '^srun .* --ntasks=2 ' ||
+    fail "--ntasks=2 with 4 tasks per node allowed keeps 2 ranks"
 # --pe-methods: a third array dimension, PE method major; cells <pe>-<variant>-s<seed>
 "$root/slurm/pipeline.sh" --dry-run --config "$cfg" --seeds 1,2 --variants none,maml --pe-methods adapter,prefix \
     --run R3 >plan3.txt 2>&1 || { cat plan3.txt; fail "pipeline --dry-run --pe-methods failed"; }
