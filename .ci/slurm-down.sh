@@ -1,5 +1,5 @@
 #!/bin/bash
-# Stops the localhost Slurm started by .ci/slurm-up.sh: slurmd, slurmctld, then munged,
+# Stops the localhost Slurm started by .ci/slurm-up.sh: the slurmd of each node, slurmctld, then munged,
 # each by the PID recorded in $PEP_SLURM_STATE (default /run/peprime-slurm), waiting
 # (bounded) for each to exit. Idempotent: a missing or stale PID file is not an error.
 set -uo pipefail
@@ -10,7 +10,12 @@ WAIT=${PEP_SLURM_STOP_WAIT:-20}   # seconds per daemon before SIGKILL
 say() { printf 'slurm-down: %s\n' "$*"; }
 
 status=0
-for name in slurmd slurmctld munged; do
+shopt -s nullglob
+daemons=()
+for f in "$STATE"/slurmd*.pid; do daemons+=("$(basename "$f" .pid)"); done
+daemons+=(slurmctld)
+[[ "${PEP_SLURM_KEEP_MUNGE:-0}" == 1 ]] || daemons+=(munged)
+for name in "${daemons[@]}"; do
     f="$STATE/$name.pid"
     pid=$( [[ -s "$f" ]] && cat "$f" )
     if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
@@ -20,7 +25,7 @@ for name in slurmd slurmctld munged; do
     fi
     # a recycled PID would belong to another program: check the name first
     comm=$(cat "/proc/$pid/comm" 2>/dev/null)
-    if [[ "$comm" != "$name" ]]; then
+    if [[ "$comm" != "${name%%-*}" ]]; then
         say "PID $pid in $f is '$comm', not $name: leaving it alone"
         rm -f "$f"
         continue
@@ -39,4 +44,8 @@ for name in slurmd slurmctld munged; do
     say "$name (pid $pid) stopped after $(awk "BEGIN{print $i/10}") s"
     rm -f "$f"
 done
+# the second node's network namespace (PEP_SLURM_NODES=2); its veth pair goes with it
+if ip netns list 2>/dev/null | grep -qw peprime-n2; then
+    ip netns delete peprime-n2 && say "network namespace peprime-n2 removed"
+fi
 exit $status

@@ -12,12 +12,19 @@
 #              PEP_SLURM_TIMEOUT seconds to wait for the node to become idle (default 60)
 #              PEP_SLURM_CRED_EXPIRE seconds before a requeued job may start again
 #                                (Slurm's default 120; 10 here so preemption tests are quick)
+#              PEP_SLURM_NODES   1 (default) or 2: a second node <host>-2 whose slurmd runs in
+#                                its own network and UTS namespace (netns peprime-n2, veth
+#                                10.213.0.1 <-> 10.213.0.2), so multi-node jobs, per-node
+#                                steps and requeues onto another node count really happen.
+#                                Both nodes share this machine's CPUs and file system.
 set -euo pipefail
 
 STATE=${PEP_SLURM_STATE:-/run/peprime-slurm}
 CPUS=${PEP_SLURM_CPUS:-4}
 MAXTIME=${PEP_SLURM_MAXTIME:-2-00:00:00}
 TIMEOUT=${PEP_SLURM_TIMEOUT:-60}
+NODES=${PEP_SLURM_NODES:-1}
+NETNS=peprime-n2
 CONF=/etc/slurm/slurm.conf
 MARK="# written by peprime .ci/slurm-up.sh"
 t0=$(date +%s.%N)
@@ -71,19 +78,37 @@ fi
 munge -n | unmunge >/dev/null 2>&1 ||
     die "munge credential round trip failed (munge -n | unmunge); see /var/log/munge/munged.log"
 
+[[ "$NODES" == 1 || "$NODES" == 2 ]] || die "PEP_SLURM_NODES=$NODES (choices: 1, 2)"
+
 # 3. slurm.conf (only ours is ever overwritten)
 host=$(hostname -s)
+ctl_addr=127.0.0.1 node_addr=127.0.0.1 nodes=$host
+if ((NODES == 2)); then
+    # the second node's network: a veth pair into namespace $NETNS; the controller and the
+    # first node listen on the host side so that the second can reach them
+    if ! ip netns list 2>/dev/null | grep -qw "$NETNS"; then
+        ip netns add "$NETNS" || die "ip netns add $NETNS failed (needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+        ip link add pep-n1 type veth peer name pep-n2 netns "$NETNS" || die "ip link add (veth) failed"
+        ip addr add 10.213.0.1/24 dev pep-n1 && ip link set pep-n1 up &&
+            ip netns exec "$NETNS" ip addr add 10.213.0.2/24 dev pep-n2 &&
+            ip netns exec "$NETNS" ip link set pep-n2 up &&
+            ip netns exec "$NETNS" ip link set lo up || die "configuring the veth pair failed"
+    fi
+    ctl_addr=10.213.0.1 node_addr=10.213.0.1 nodes=$host,$host-2
+    mkdir -p "/var/spool/slurmd/$host-2"
+    grep -q "^10.213.0.2 $host-2\$" /etc/hosts || echo "10.213.0.2 $host-2" >>/etc/hosts
+fi
 mem=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
 [[ -n "$mem" ]] || die "'slurmd -C' printed no RealMemory"
 mem=$((mem > 2048 ? mem - 1024 : mem * 3 / 4))   # leave room for the OS
 if [[ -e "$CONF" ]] && ! head -1 "$CONF" | grep -qF "$MARK"; then
     die "$CONF exists and was not written by this script; move it away or run Slurm yourself"
 fi
-mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
+mkdir -p /etc/slurm /var/spool/slurmctld "/var/spool/slurmd/$host" /var/log/slurm
 new=$(cat <<EOF
 $MARK
 ClusterName=peprime-ci
-SlurmctldHost=${host}(127.0.0.1)
+SlurmctldHost=${host}(${ctl_addr})
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
@@ -102,18 +127,20 @@ JobRequeue=1
 KillWait=30
 MinJobAge=600
 StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+SlurmdSpoolDir=/var/spool/slurmd/%n
 SlurmctldPidFile=$STATE/slurmctld.pid
-SlurmdPidFile=$STATE/slurmd.pid
+SlurmdPidFile=$STATE/slurmd-%n.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-NodeName=${host} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${mem} State=UNKNOWN
-PartitionName=debug Nodes=${host} Default=YES MaxTime=${MAXTIME} State=UP
+NodeName=${host} NodeAddr=${node_addr} CPUs=${CPUS} RealMemory=${mem} State=UNKNOWN
+PartitionName=debug Nodes=${nodes} Default=YES MaxTime=${MAXTIME} State=UP
 EOF
 )
+((NODES == 2)) && new=${new/PartitionName=/NodeName=${host}-2 NodeAddr=10.213.0.2 CPUs=${CPUS} RealMemory=${mem} State=UNKNOWN
+PartitionName=}
 changed=0
 if [[ ! -e "$CONF" ]] || [[ "$(cat "$CONF")" != "$new" ]]; then
     printf '%s\n' "$new" >"$CONF"
@@ -121,41 +148,53 @@ if [[ ! -e "$CONF" ]] || [[ "$(cat "$CONF")" != "$new" ]]; then
     say "wrote $CONF (node $host, $CPUS CPUs, ${mem} MB, partition debug MaxTime=$MAXTIME)"
 fi
 
-# 4. daemons (both daemonize themselves and write their PID files into $STATE)
-start_daemon() { # name
-    local name=$1 pid
+# 4. daemons (each daemonizes itself and writes its PID file into $STATE). A new slurm.conf
+# with daemons running restarts them: slurmctld learns nodes only at start.
+if ((changed)) && [[ -n "$(ls "$STATE"/slurm*.pid 2>/dev/null)" ]]; then
+    say "slurm.conf changed: restarting the Slurm daemons"
+    PEP_SLURM_KEEP_MUNGE=1 "$(dirname "$0")/slurm-down.sh" >/dev/null || die "stopping the old daemons failed"
+fi
+start_daemon() { # pidname logname command...
+    local name=$1 log=$2 pid
+    shift 2
     pid=$(pid_of "$STATE/$name.pid")
     if alive "$pid"; then
         say "$name already running (pid $pid)"
         return 0
     fi
     rm -f "$STATE/$name.pid"
-    "/usr/sbin/$name" || die "$name did not start; see /var/log/slurm/$name.log"
+    "$@" || die "$name did not start; see /var/log/slurm/$log.log"
     for _ in $(seq 100); do [[ -s "$STATE/$name.pid" ]] && break; sleep 0.1; done
     pid=$(pid_of "$STATE/$name.pid")
     alive "$pid" || die "$name exited right after start; last log lines:
-$(tail -n 15 "/var/log/slurm/$name.log" 2>/dev/null)"
+$(tail -n 15 "/var/log/slurm/$log.log" 2>/dev/null)"
     say "$name started (pid $pid)"
 }
-start_daemon slurmctld
-start_daemon slurmd
-if ((changed)); then
-    scontrol reconfigure >/dev/null 2>&1 || true
+start_daemon slurmctld slurmctld /usr/sbin/slurmctld
+start_daemon "slurmd-$host" "slurmd-$host" /usr/sbin/slurmd -N "$host"
+if ((NODES == 2)); then
+    # its own hostname, so that MPI and PMIx see two hosts, and its own /tmp, as a node's
+    # local disk (PMIx keeps per-step directories there); nsenter, not `ip netns exec`,
+    # which remounts /sys and hides the cgroup file system slurmd needs
+    install -d -m 1777 /var/tmp/peprime-n2-tmp
+    start_daemon "slurmd-$host-2" "slurmd-$host-2" nsenter --net="/run/netns/$NETNS" \
+        unshare --uts --mount --propagation private /bin/sh -c \
+        "hostname $host-2 && mount --bind /var/tmp/peprime-n2-tmp /tmp && exec /usr/sbin/slurmd -N $host-2"
 fi
 
 # 5. wait (bounded) until the node is idle
 deadline=$(($(date +%s) + TIMEOUT))
 state=""
 while :; do
-    state=$(sinfo -h -n "$host" -o '%t' 2>/dev/null | head -1 || true)
+    state=$(sinfo -h -N -n "$nodes" -o '%t' 2>/dev/null | sort -u | paste -sd, - || true)
     case "$state" in
         idle | mix | alloc) break ;;
-        down* | drain* | drng*)
-            scontrol update NodeName="$host" State=RESUME >/dev/null 2>&1 || true ;;
+        *down* | *drain* | *drng*)
+            scontrol update NodeName="$nodes" State=RESUME >/dev/null 2>&1 || true ;;
     esac
     if (($(date +%s) >= deadline)); then
-        die "node $host not idle after ${TIMEOUT}s (sinfo state '${state:-none}'); see /var/log/slurm/slurmctld.log and slurmd.log"
+        die "nodes $nodes not idle after ${TIMEOUT}s (sinfo states '${state:-none}'); see /var/log/slurm/slurmctld.log and slurmd-*.log"
     fi
     sleep 0.5
 done
-say "ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s: node $host is $state (pids in $STATE)"
+say "ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s: node(s) $nodes $state (pids in $STATE)"

@@ -14,8 +14,8 @@ slurm_started=0
 cleanup() { [ "$slurm_started" = 1 ] && "$PEP_ROOT/.ci/slurm-down.sh" || true; }
 trap cleanup EXIT
 if [ "$(id -u)" -eq 0 ] && [ -x "$PEP_ROOT/.ci/slurm-up.sh" ] && [ "${PEP_SKIP_SLURM:-0}" != 1 ]; then
-  pep_log "starting a one-node Slurm on localhost for the Slurm tests"
-  if "$PEP_ROOT/.ci/slurm-up.sh"; then slurm_started=1
+  pep_log "starting a two-node Slurm on localhost for the Slurm tests (the second node in a network namespace)"
+  if PEP_SLURM_NODES=${PEP_SLURM_NODES:-2} "$PEP_ROOT/.ci/slurm-up.sh"; then slurm_started=1
   else pep_log "Slurm did not start: the Slurm tests will fail"; fi
   slurm_opts=(-DPEP_SLURM_TESTS=ON -DPEP_SLURM_STAGE_TESTS=ON)
 fi

@@ -53,17 +53,45 @@ pep_setup_env() {
     fi
 }
 
+# pep_alloc_tasks: the tasks the allocation of this start holds, the sum of
+# SLURM_TASKS_PER_NODE ("2(x3),1" = 7); empty outside Slurm.
+pep_alloc_tasks() {
+    local spec=${SLURM_TASKS_PER_NODE:-} part n=0 re='^([0-9]+)(\(x([0-9]+)\))?$'
+    [[ -n "$spec" ]] || return 0
+    for part in ${spec//,/ }; do
+        [[ "$part" =~ $re ]] || return 0
+        n=$((n + BASH_REMATCH[1] * ${BASH_REMATCH[3]:-1}))
+    done
+    printf '%s' "$n"
+}
+
+# pep_ntasks: the ranks to launch. SLURM_NTASKS is fixed at submission, so a job requeued
+# onto fewer nodes than it first had would ask for more tasks than its allocation holds
+# (srun: "More processors requested than permitted"); then the allocation's count is used.
+pep_ntasks() {
+    local ntasks=${SLURM_NTASKS:-${PEP_NTASKS:-1}} alloc
+    alloc=$(pep_alloc_tasks)
+    if [[ -n "$alloc" ]] && ((alloc < ntasks)); then
+        pep_log "this allocation holds $alloc task(s) (SLURM_TASKS_PER_NODE=$SLURM_TASKS_PER_NODE on ${SLURM_NNODES:-?} node(s)), fewer than SLURM_NTASKS=$ntasks from the submission (requeued onto fewer nodes?): launching $alloc ranks"
+        ntasks=$alloc
+    fi
+    printf '%s' "$ntasks"
+}
+
 # pep_launcher_cmd: fills the array PEP_LAUNCH with the launcher prefix for PEP_LAUNCHER.
 pep_launcher_cmd() {
-    local ntasks=${SLURM_NTASKS:-${PEP_NTASKS:-1}} cpus=${SLURM_CPUS_PER_TASK:-1}
+    local ntasks cpus=${SLURM_CPUS_PER_TASK:-1}
+    ntasks=$(pep_ntasks)
     case "${PEP_LAUNCHER:-srun}" in
         srun)
             [[ -n "${SLURM_JOB_ID:-}" || -n "${_pep_dry:-}" ]] ||
                 pep_die "srun needs a Slurm allocation: submit with sbatch, or set PEP_LAUNCHER=mpirun|direct"
             # cpus-per-task is passed explicitly: since Slurm 22.05 srun no longer inherits it
-            # from sbatch. PMIx is the only PMI that works with Debian's Open MPI.
+            # from sbatch. PMIx is the only PMI that works with Debian's Open MPI. --export=ALL:
+            # the ranks get the batch shell's environment (BLAS settings, the site hook's
+            # modules) even when the job was submitted with --export=NONE.
             # shellcheck disable=SC2206
-            PEP_LAUNCH=(srun --mpi="${PEP_SRUN_MPI:-pmix}" --ntasks="$ntasks"
+            PEP_LAUNCH=(srun --export=ALL --mpi="${PEP_SRUN_MPI:-pmix}" --ntasks="$ntasks"
                         --cpus-per-task="$cpus" --kill-on-bad-exit=1 ${PEP_SRUN_ARGS:-})
             ;;
         mpirun)
@@ -111,15 +139,99 @@ pep_run() {
     return "$rc"
 }
 
+# pep_source_env FILE: sources a site hook or the environment file slurm/pipeline.sh writes
+# (module loads, paths; what a site that submits with --export=NONE needs in every job).
+pep_source_env() {
+    [[ -f "$1" && -r "$1" ]] || pep_die "environment file '$1' not found or unreadable (--env-file / PEP_ENV_FILE)"
+    pep_log "sourcing $1"
+    # shellcheck disable=SC1090
+    source "$1" || pep_die "environment file '$1' failed (status $?)"
+}
+
+# pep_per_node CMD...: runs CMD once on every node of the allocation, through the launcher
+# the stage uses (srun: one task per node; mpirun: one process per node; direct: here).
+pep_per_node() {
+    local nodes=${SLURM_NNODES:-1}
+    case "${PEP_LAUNCHER:-srun}" in
+        srun) srun --export=ALL --mpi=none --nodes="$nodes" --ntasks="$nodes" --ntasks-per-node=1 --cpus-per-task=1 \
+                   --kill-on-bad-exit=1 "$@" ;;
+        mpirun) mpirun --map-by ppr:1:node --bind-to none "$@" ;;
+        *) "$@" ;;
+    esac
+}
+
+# pep_stage_data BIN CONFIG SETS...: copies the data the stage reads to node-local scratch
+# (PEP_SCRATCH, else $TMPDIR, else /tmp) once per node, sets _pep_staged to the copy (the
+# ranks get data.root=<copy>) and removes the copy when the batch shell exits. What is
+# copied: <root>/ner/<corpus>/<lang>/ for the job's languages (data.languages, source,
+# targets, pretrain_languages); with a relative data.path, its folder up to the first {.
+pep_stage_data() {
+    local bin=$1 config=$2
+    shift 2
+    local -a cargs=(config --config "$config")
+    local s
+    for s in "$@"; do cargs+=(--set "$s"); done
+    local resolved
+    resolved=$("$bin" "${cargs[@]}") || pep_die "staging data: '$bin config --config $config' failed"
+    # the [data] section of the resolved job file: key = value lines
+    local root="" corpus="" path="" langs="" key val
+    while IFS='=' read -r key val; do
+        key=${key// /} val=${val# }
+        case "$key" in
+            root) root=$val ;;
+            corpus) corpus=$val ;;
+            path) path=$val ;;
+            languages | source | targets | pretrain_languages) if [[ -n "$val" ]]; then langs+=${langs:+,}$val; fi ;;
+        esac
+    done < <(awk '/^\[/ { d = ($0 == "[data]"); next } d' <<<"$resolved")
+    root=${root:-${PEPRIME_DATA:-../shared/data}}
+    [[ -d "$root" ]] || pep_die "staging data: data root '$root' is not a directory (data.root or PEPRIME_DATA)"
+    root=$(cd "$root" && pwd)
+    local -a dirs=()
+    if [[ "$path" == /* ]]; then
+        pep_die "staging data: data.path '$path' is absolute, so a copy cannot replace it; make it relative to data.root or leave out --stage-data"
+    elif [[ -n "$path" ]]; then
+        local d=${path%%\{*}
+        d=${d%/*}
+        dirs=("${d:-.}")
+    else
+        local l
+        for l in $(tr ',' '\n' <<<"$langs" | sort -u); do
+            [[ -d "$root/ner/$corpus/$l" ]] ||
+                pep_die "staging data: '$root/ner/$corpus/$l' does not exist (language '$l' of the job file)"
+            dirs+=("ner/$corpus/$l")
+        done
+    fi
+    local dst=${PEP_SCRATCH:-${TMPDIR:-/tmp}}/peprime-data-${SLURM_JOB_ID:-$$}
+    local t0=$SECONDS
+    _pep_staged=$dst
+    trap 'pep_unstage' EXIT
+    # shellcheck disable=SC2016  # expanded by the copying shell on each node
+    pep_per_node "$BASH" -c 'set -e; src=$1 dst=$2; shift 2; for d in "$@"; do mkdir -p "$dst/$d"; cp -a "$src/$d/." "$dst/$d/"; done' \
+        _ "$root" "$dst" "${dirs[@]}" ||
+        pep_die "staging data: copying ${dirs[*]} from $root to $dst on every node failed (full or missing scratch? set PEP_SCRATCH)"
+    pep_log "staged ${dirs[*]} ($(du -sh "$dst" 2>/dev/null | cut -f1)) from $root to $dst on ${SLURM_NNODES:-1} node(s) in $((SECONDS - t0)) s"
+}
+_pep_staged=""
+pep_unstage() {
+    [[ -n "$_pep_staged" ]] || return 0
+    # shellcheck disable=SC2016
+    pep_per_node "$BASH" -c 'rm -rf -- "$1"' _ "$_pep_staged" >/dev/null 2>&1 ||
+        pep_log "could not remove the staged data $_pep_staged on every node"
+    _pep_staged=""
+}
+
 # pep_stage_main STAGE ARGS...: the whole life of one batch script.
 # Options: --config F  --set K=V (repeatable)  --init F  --model F  --out D  --resume X
 #          --variants LIST --seeds LIST --pe-methods LIST (job arrays over PE method x
 #          variant x seed, PE method major; {pe}, {variant} and {seed} are replaced in
 #          --out/--init/--model; a PE method sets pe.method for the stage)
 #          --base F (finetune init for variant 'none')  --dry-run
+#          --env-file F (sourced first: module loads, PEPRIME_BIN ...; slurm/pipeline.sh passes
+#          the one it writes)  --stage-data (copy the job's data to node-local scratch first)
 #          -- ARGS (passed to peprime unchanged)
 # Environment: PEP_CONFIG PEP_SET PEP_INIT PEP_MODEL PEP_OUT PEP_RESUME PEP_VARIANTS PEP_SEEDS
-#          PEP_PE_METHODS PEP_BASE PEP_SKIP_DONE (1: exit 0 at once when the stage's final output
+#          PEP_PE_METHODS PEP_BASE PEP_ENV_FILE PEP_STAGE_DATA PEP_SCRATCH PEP_SKIP_DONE (1: exit 0 at once when the stage's final output
 #          -- base.h5, primed.h5, adapted.h5, results.json -- is already in --out; experiment
 #          drivers use it to resume without redoing finished runs) PEP_LAUNCHER PEPRIME_BIN PEP_THREADS PEP_REQUEUE PEP_MAX_REQUEUES
 pep_stage_main() {
@@ -134,14 +246,17 @@ pep_stage_main() {
     local config=${PEP_CONFIG:-} init=${PEP_INIT:-} model=${PEP_MODEL:-} out=${PEP_OUT:-}
     local resume=${PEP_RESUME:-auto} variants=${PEP_VARIANTS:-} seeds=${PEP_SEEDS:-}
     local pes=${PEP_PE_METHODS:-} base=${PEP_BASE:-} dry=0
+    local env_file=${PEP_ENV_FILE:-} stage_data=${PEP_STAGE_DATA:-0}
     local -a sets=() extra=()
     local s
     # PEP_SET: overrides separated by spaces or semicolons
-    for s in ${PEP_SET//;/ }; do sets+=("$s"); done
+    local -a pep_set=()
+    IFS=' ;' read -r -a pep_set <<<"${PEP_SET:-}"
+    for s in "${pep_set[@]}"; do if [[ -n "$s" ]]; then sets+=("$s"); fi; done
     while (($#)); do
         case "$1" in
             --config | --set | --init | --model | --out | --resume | --variants | --seeds | \
-                --pe-methods | --base)
+                --pe-methods | --base | --env-file)
                 (($# >= 2)) || pep_die "$stage: option $1 needs a value" ;;
         esac
         case "$1" in
@@ -155,6 +270,8 @@ pep_stage_main() {
             --seeds) seeds=$2; shift 2 ;;
             --pe-methods) pes=$2; shift 2 ;;
             --base) base=$2; shift 2 ;;
+            --env-file) env_file=$2; shift 2 ;;
+            --stage-data) stage_data=1; shift ;;
             --dry-run) dry=1; shift ;;
             --) shift; extra+=("$@"); break ;;
             -h | --help)
@@ -163,6 +280,8 @@ pep_stage_main() {
             *) pep_die "$stage: unknown option '$1' (see --help; pass peprime options after --)" ;;
         esac
     done
+    # the site's environment before anything else: it may load the modules peprime needs
+    if [[ -n "$env_file" ]]; then pep_source_env "$env_file"; fi
     [[ -n "$config" ]] || pep_die "$stage: no job file: pass --config FILE or set PEP_CONFIG"
     [[ -f "$config" ]] || pep_die "$stage: job file '$config' not found (cwd $(pwd))"
 
@@ -213,22 +332,6 @@ pep_stage_main() {
         out=runs/$stage-$id
     fi
 
-    local bin=${PEPRIME_BIN:-$PEP_ROOT/build/peprime}
-    [[ -x "$bin" ]] || ((dry)) ||
-        pep_die "$stage: peprime binary '$bin' not found or not executable; build it (cmake --build build) or set PEPRIME_BIN"
-
-    local -a args=("$stage" --config "$config")
-    for s in "${sets[@]}"; do args+=(--set "$s"); done
-    case "$stage" in
-        evaluate)
-            [[ -n "$model" ]] || pep_die "evaluate: no model: pass --model ADAPTED.h5 or set PEP_MODEL"
-            args+=(--model "$model") ;;
-        *)
-            [[ -n "$init" ]] && args+=(--init "$init")
-            args+=(--resume "$resume") ;;
-    esac
-    args+=(--out "$out" "${extra[@]}")
-
     # a finished stage needs nothing, not even the binary (checked before it is asked anything)
     if ((!dry)) && [[ "${PEP_SKIP_DONE:-0}" == 1 ]]; then
         local done_file
@@ -243,9 +346,33 @@ pep_stage_main() {
             exit 0
         fi
     fi
+
+    local bin=${PEPRIME_BIN:-$PEP_ROOT/build/peprime}
+    [[ -x "$bin" ]] || ((dry)) ||
+        pep_die "$stage: peprime binary '$bin' not found or not executable; build it (cmake --build build) or set PEPRIME_BIN"
     pep_setup_env "$bin"
-    ((dry)) && _pep_dry=1
+    if ((dry)); then _pep_dry=1; fi
     pep_launcher_cmd
+    if ((stage_data)); then
+        if ((dry)); then
+            _pep_staged=${PEP_SCRATCH:-${TMPDIR:-/tmp}}/peprime-data-${SLURM_JOB_ID:-$$}
+        else
+            pep_stage_data "$bin" "$config" "${sets[@]}"
+        fi
+        sets+=("data.root=$_pep_staged")
+    fi
+
+    local -a args=("$stage" --config "$config")
+    for s in "${sets[@]}"; do args+=(--set "$s"); done
+    case "$stage" in
+        evaluate)
+            [[ -n "$model" ]] || pep_die "evaluate: no model: pass --model ADAPTED.h5 or set PEP_MODEL"
+            args+=(--model "$model") ;;
+        *)
+            if [[ -n "$init" ]]; then args+=(--init "$init"); fi
+            args+=(--resume "$resume") ;;
+    esac
+    args+=(--out "$out" "${extra[@]}")
     local -a cmd=("${PEP_LAUNCH[@]}" "$bin" "${args[@]}")
     if ((dry)); then
         printf '%q ' "${cmd[@]}"
@@ -256,7 +383,7 @@ pep_stage_main() {
     mkdir -p "$out" || pep_die "$stage: cannot create output directory '$out'"
     pep_log "stage $stage: job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_JOB_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})}" \
         "restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-$(hostname -s)}:" \
-        "${SLURM_NTASKS:-${PEP_NTASKS:-1}} task(s) x ${SLURM_CPUS_PER_TASK:-1} cpu(s)," \
+        "$(pep_ntasks 2>/dev/null) task(s) x ${SLURM_CPUS_PER_TASK:-1} cpu(s)," \
         "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" \
         "${pe:+pe=$pe }${variant:+variant=$variant }${seed:+seed=$seed }out=$out"
     pep_log "running: ${cmd[*]}"
