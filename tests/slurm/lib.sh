@@ -44,3 +44,22 @@ stage_setup() {
     rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "cannot create work directory $work"
     export PEPRIME_BIN=$bin PEP_ROOT=$root
 }
+
+# usr1_after_checkpoint JOB OUT LOG: sends the preemption signal (USR1 to the batch shell, as
+# --signal=B:USR1@N does) once the job's first checkpoint exists in OUT/checkpoints, i.e.
+# mid-run; fails when the job ends first or no checkpoint appears in 300 s.
+usr1_after_checkpoint() {
+    local job=$1 out=$2 log=$3 i
+    local -a c=()
+    shopt -s nullglob
+    for ((i = 0; i < 600; i++)); do
+        c=("$out"/checkpoints/*.h5)
+        ((${#c[@]})) && break
+        [[ "$(job_field "$job" JobState)" =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] ||
+            { show_logs "$log"; fail "job $job ended before its first checkpoint"; }
+        sleep 0.5
+    done
+    ((${#c[@]})) || { scancel "$job"; show_logs "$log"; fail "job $job wrote no checkpoint in 300 s"; }
+    scancel --signal=USR1 --batch "$job" || fail "scancel --signal=USR1 --batch $job failed"
+    echo "sent USR1 to job $job (checkpoint ${c[0]##*/} present)"
+}

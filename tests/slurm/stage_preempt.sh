@@ -22,18 +22,7 @@ job=$(sbatch "${res[@]}" --job-name=pep-test-preempt --output="$work/%x-%j.out" 
       "$root/slurm/prime.sh" --config "$cfg" --init "$work/base/base.h5" --out "$work/pre" "${long[@]}") || fail "sbatch (preempted) failed"
 log=$work/pep-test-preempt-$job.out
 
-# signal once the first periodic checkpoint exists, i.e. mid-run
-shopt -s nullglob
-for ((i = 0; i < 600; i++)); do
-    c=("$work"/pre/checkpoints/*.h5)
-    ((${#c[@]})) && break
-    [[ "$(job_field "$job" JobState)" =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] ||
-        { show_logs "$log"; fail "job $job ended before its first checkpoint"; }
-    sleep 0.5
-done
-((${#c[@]})) || { scancel "$job" "$ref"; show_logs "$log"; fail "no checkpoint after 300 s"; }
-scancel --signal=USR1 --batch "$job" || fail "scancel --signal=USR1 --batch $job failed"
-echo "sent USR1 to job $job after $(($(date +%s) - t0)) s (checkpoint ${c[0]##*/} present)"
+usr1_after_checkpoint "$job" "$work/pre" "$log"
 
 st_job=$(wait_job "$job" 1200)
 st_ref=$(wait_job "$ref" 1200)

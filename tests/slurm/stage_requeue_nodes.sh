@@ -29,16 +29,7 @@ job=$(PEP_REQUEUE=0 sbatch "${res[@]}" --job-name=pep-test-nodes --output="$work
     fail "sbatch (requeued) failed"
 log=$work/pep-test-nodes-$job.out
 
-shopt -s nullglob
-for ((i = 0; i < 600; i++)); do
-    c=("$work"/moved/checkpoints/*.h5)
-    ((${#c[@]})) && break
-    [[ "$(job_field "$job" JobState)" =~ ^(PENDING|RUNNING|CONFIGURING)$ ]] ||
-        { show_logs "$log"; fail "job $job ended before its first checkpoint"; }
-    sleep 0.5
-done
-((${#c[@]})) || { scancel "$job" "$ref"; show_logs "$log"; fail "no checkpoint after 300 s"; }
-scancel --signal=USR1 --batch "$job" || fail "scancel --signal=USR1 --batch $job failed"
+usr1_after_checkpoint "$job" "$work/moved" "$log"
 st=$(wait_job "$job" 600)
 grep -q 'exited with status 75' "$log" || { show_logs "$log"; fail "peprime did not checkpoint and exit 75 after the signal ($st)"; }
 grep -q 'restart 0 on .*: 4 task(s)' "$log" || { show_logs "$log"; fail "the first run did not have 4 tasks"; }
