@@ -216,7 +216,7 @@ static int run_finetune(struct pep_stage *stg)
     struct dev_eval de = {.run = run, .stg = stg, .m = m, .ev = ev, .dev = dev, .ndev = nsrc, .best = &best,
                           .tb = tb, .te = te};
     struct pep_train_loop tl = {.stage = "finetune", .stream = 0xf17e, .sets = train, .nsets = nsrc, .m = m,
-                                .groups = trainable, .opt = &opt, .mean = PEP_TRAIN_MEAN_SENTENCES, .save = &sv,
+                                .groups = trainable, .opt = &opt, .save = &sv,
                                 .series = series, .nseries = NSERIES, .eval_series = "dev_f1",
                                 .dropout_seed = tagger_dropout_seed, .eval = dev_eval, .ud = &de};
     PEP_CALL_GOTO(rc, pep_train_loop_run(stg, &tl, start, &step));

@@ -54,10 +54,11 @@ static int mlm_prepare(void *ud, struct pep_batch *b, long step)
                         (uint64_t)step * (uint64_t)ms->size + (uint64_t)ms->rank, NULL);
 }
 
+/* The same on every rank: the slice's place in the batch (pep_batch.seq0) keys its masks. */
 static uint64_t mlm_dropout_seed(void *ud, long step)
 {
-    const struct mlm_step *ms = ud;
-    return pep_splitmix64((uint64_t)step * 7 + (uint64_t)ms->rank);
+    (void)ud;
+    return pep_splitmix64((uint64_t)step * 7);
 }
 
 static int run_pretrain(struct pep_stage *stg)
@@ -139,7 +140,7 @@ static int run_pretrain(struct pep_stage *stg)
                                 .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
     struct mlm_step ms = {.cfg = cfg, .V = spec.V, .rank = rank, .size = size};
     struct pep_train_loop tl = {.stage = "pretrain", .stream = 0x3d1, .sets = sets, .nsets = nlang, .m = m,
-                                .groups = PEP_GROUPS_ALL, .opt = &opt, .mean = PEP_TRAIN_MEAN_TARGETS, .save = &sv,
+                                .groups = PEP_GROUPS_ALL, .opt = &opt, .save = &sv,
                                 .series = series, .nseries = NSERIES, .prepare = mlm_prepare,
                                 .dropout_seed = mlm_dropout_seed, .ud = &ms};
     PEP_CALL_GOTO(rc, pep_train_loop_run(stg, &tl, start, &step));

@@ -109,32 +109,36 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
         for (int i = 0; i < GB; i++) idx[i] = (int)pep_rng_below(&r, (uint64_t)tl->sets[lang].n);
         int lo = rank * LB, hi = lo + LB < GB ? lo + LB : GB;
         pep_heartbeat(step + 1, "forward and backward");
-        double weight = 0, sums[3] = {0, 0, 0}; /* loss x weight, weight, tokens */
+        /* each rank's loss is a mean over its own targets (pep_model_forward): weighting it by
+         * their number makes the sum over ranks the batch's mean, the same on any rank count */
+        double weight = 0, sums[3] = {0, 0, 0}; /* loss x targets, targets, tokens */
         pep_model_zero_grad(m, tl->groups);
         lrc = PEP_OK;
         if (hi > lo && NA == 1) {
             float loss = 0.0f;
             lrc = pep_nerset_batch(&tl->sets[lang], idx + lo, hi - lo, &b);
+            b.seq0 = lo; /* the slice's place in the batch: its dropout masks on any rank count */
             if (lrc == PEP_OK && tl->prepare) lrc = tl->prepare(tl->ud, &b, step);
             if (lrc == PEP_OK) lrc = pep_model_forward(m, &b, 1, tl->dropout_seed(tl->ud, step), &loss);
             if (lrc == PEP_OK) lrc = pep_model_backward(m, tl->groups);
-            weight = tl->mean == PEP_TRAIN_MEAN_TARGETS ? (double)pep_model_ntargets(m) : (double)(hi - lo);
+            weight = (double)pep_model_ntargets(m);
             sums[0] = (double)loss * weight, sums[1] = weight, sums[2] = pep_batch_tokens(&b);
         } else if (hi > lo) {
             double loss = 0.0;
             int ntargets = 0;
             lrc = pep_nerset_batch(&tl->sets[lang], idx + lo, hi - lo, &b);
+            b.seq0 = lo;
             if (lrc == PEP_OK && tl->prepare) lrc = tl->prepare(tl->ud, &b, step);
             if (lrc == PEP_OK) lrc = accumulate_slice(tl, &b, &mb, NA, tl->dropout_seed(tl->ud, step), &loss, &ntargets);
-            weight = tl->mean == PEP_TRAIN_MEAN_TARGETS ? (double)ntargets : (double)(hi - lo);
+            weight = (double)ntargets;
             sums[0] = loss * weight, sums[1] = weight, sums[2] = pep_batch_tokens(&b);
         }
         pep_heartbeat_wait(-1, "gradient sum");
         PEP_CALL_GOTO(rc, pep_mpi_agree(lrc, comm));
         PEP_CALL_MPI_GOTO(rc, MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm));
         if (size > 1) {
-            /* each rank's gradient is a mean over its own targets or sentences: weight it by
-             * its share of them, then sum over the ranks */
+            /* each rank's gradient is a mean over its own targets: weight it by its share of
+             * them, then sum over the ranks */
             float share = sums[1] > 0 ? (float)(weight / sums[1]) : 0.0f;
             for (size_t i = gb; i < ge; i++) m->grads[i] *= share;
             PEP_CALL_GOTO(rc, pep_mpi_reduce_grad(m->grads + gb, ge - gb, &stg->mpi));

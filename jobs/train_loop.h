@@ -16,12 +16,6 @@
 #include "nerdata.h"
 #include "stage.h"
 
-/* What each rank's loss is a mean over, which weights the ranks' losses and gradients. */
-enum pep_train_mean {
-    PEP_TRAIN_MEAN_TARGETS,   /* its loss positions (pep_model_ntargets): pretrain's masked subwords */
-    PEP_TRAIN_MEAN_SENTENCES, /* its sentences: finetune */
-};
-
 struct pep_train_loop {
     const char *stage;             /* "pretrain", "finetune": progress lines and messages */
     uint64_t stream;               /* RNG stream of the batch choice (per stage, so stages draw differently) */
@@ -30,7 +24,6 @@ struct pep_train_loop {
     struct pep_model *m;
     unsigned groups;               /* the trained parameter groups (zero_grad, backward) */
     struct pep_optim *opt;         /* over the float range of `groups`: that range is reduced and stepped */
-    enum pep_train_mean mean;
     struct pep_stage_save *save;   /* what a periodic or stop checkpoint writes */
     /* The /log series: the loop fills those named step, loss, wall_time, tokens, tokens_per_s,
      * lr (the step's learning rate), grad_norm (the gradient's norm before clipping) and

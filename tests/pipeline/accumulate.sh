@@ -5,7 +5,7 @@
 # (tests/pipeline/accumulate.py, h5py):
 #   * pretrain (masked LM: the loss is a mean over masked subwords, ranks weighted by them) on
 #     1 rank with accumulate 1 / 3 and on 2 ranks with 1 / 2;
-#   * finetune (a mean over labelled first pieces per rank, ranks weighted by sentences) with
+#   * finetune (a mean over labelled first pieces per rank, ranks weighted by them) with
 #     dropout on, on 1 rank with accumulate 1 / 2 / 3 / 8 (one sentence per micro-batch) and on
 #     2 ranks with 1 / 2, with AdamW and with plain SGD without clipping (where a wrong
 #     gradient scale moves the weights, not only grad_norm);

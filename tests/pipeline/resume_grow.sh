@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # A checkpoint resumes with more ranks than wrote it (issue 31 item 8: grow, not only shrink),
 # for every training stage: pretrain, prime and finetune each run on 1 rank with a checkpoint
-# half way, then resume from it on 2 and on 4 ranks. Prime is independent of the rank count, so
-# its result equals the uninterrupted 1-rank run to float rounding (1e-8 here). Pretraining and
-# fine-tuning are not today (pretraining draws its masks and dropout per rank; fine-tuning on 1
-# and 2 ranks differs by 2.4e-2 in PE + head after 8 steps even without dropout — an open
-# question, docs/faults.md), so a grown run of theirs is checked to continue the checkpoint: it
-# resumes at step 4, ends at step 8, keeps /log's first 4 rows bit for bit and moves the weights.
+# half way, then resume from it on 2 and on 4 ranks. Prime and finetune are independent of the
+# rank count, so their results equal the uninterrupted 1-rank run to float rounding (1e-8 here;
+# finetune was not until 2026-12-07: it weighted the ranks' target means by sentences, and every
+# rank drew the dropout masks of the batch's first sentences). Pretraining draws its MLM masks
+# per rank by design, so a grown run of its is checked to continue the checkpoint: it resumes at
+# step 4, ends at step 8, keeps /log's first 4 rows bit for bit and moves the weights.
 #   resume_grow.sh PEPRIME_BIN WORKDIR MPIEXEC
 set -euo pipefail
 B="$1"; W="$2"; MPIEXEC="${3:-mpiexec}"
@@ -54,6 +54,6 @@ PY
 }
 check pretrain base.h5 model,head continue --set optim.steps=8 --set optim.batch_size=8
 check prime primed.h5 model,pe,head 1e-6 --init base/base.h5 --set optim.steps=8
-check finetune adapted.h5 pe,head continue --init base/base.h5 --set optim.steps=8 --set optim.batch_size=8 \
+check finetune adapted.h5 pe,head 1e-5 --init base/base.h5 --set optim.steps=8 --set optim.batch_size=8 \
   --set optim.eval_every=8
 echo "every stage resumes on more ranks than wrote its checkpoint"
