@@ -184,11 +184,11 @@ int pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t 
     return PEP_OK;
 }
 
-void pep_progress_start(struct pep_progress *p, const char *what, long total)
+void pep_progress_start(struct pep_progress *p, const char *what, long first, long total)
 {
     memset(p, 0, sizeof *p);
     p->what = what;
-    p->total = total;
+    p->first = first, p->total = total;
     p->t0 = p->last = pep_now_s();
 }
 
@@ -205,7 +205,7 @@ void pep_progress_report(struct pep_progress *p, long step, double loss, double 
     double now = pep_now_s();
     double dt = now - p->last;
     double tps = dt > 0 ? tokens_since_last / dt : 0.0;
-    double per_step = step > 0 ? (now - p->t0) / (double)step : 0.0;
+    double per_step = step > p->first ? (now - p->t0) / (double)(step - p->first) : 0.0;
     char eta[32], el[32];
     fmt_duration(eta, sizeof eta, per_step * (double)(p->total - step));
     fmt_duration(el, sizeof el, now - p->t0);

@@ -55,12 +55,13 @@ int pep_run_stop_requested(void);
 
 struct pep_progress {
     const char *what;
-    long total;
+    long first, total; /* the step the run started after (a resume's checkpoint step), the last */
     double t0, last;
     double tokens;
 };
-void pep_progress_start(struct pep_progress *p, const char *what, long total);
-/* Prints "what step/total loss tokens/s ETA" through pep_info (rank 0 only under MPI). */
+void pep_progress_start(struct pep_progress *p, const char *what, long first, long total);
+/* Prints "what step/total loss tokens/s ETA" through pep_info (rank 0 only under MPI); `step` is
+ * the stage's own step count (after a resume too), the ETA comes from this run's steps. */
 void pep_progress_report(struct pep_progress *p, long step, double loss, double tokens_since_last, const char *extra);
 
 #endif

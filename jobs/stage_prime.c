@@ -318,7 +318,7 @@ static int run_prime(struct pep_stage *stg)
     int last_task[MAX_LANGS]; /* per language: the meta-batch's last task of it, -1 if none */
     PEP_ALLOC_GOTO(rc, stats, nstats);
     struct pep_progress prog;
-    pep_progress_start(&prog, "prime", cfg->optim.steps);
+    pep_progress_start(&prog, "prime", start, cfg->optim.steps);
     double t_start = pep_now_s(), tokens_window = 0, loss_window = 0;
     double x_ready = 0, x_finish = 0, x_bytes = 0, x_rows = 0; /* exchange totals over the run */
     int x_buckets = 0, x_early = 0;
@@ -426,7 +426,7 @@ static int run_prime(struct pep_stage *stg)
             char extra[64];
             snprintf(extra, sizeof extra, "grad norm %.3g", gnorm);
             prog.total = cfg->optim.steps;
-            pep_progress_report(&prog, step + 1 - start, loss_window / window, tokens_window, extra);
+            pep_progress_report(&prog, step + 1, loss_window / window, tokens_window, extra);
             loss_window = tokens_window = 0;
             window = 0;
         }

@@ -91,7 +91,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
                  "sentences%s", tl->stage, LB, GB, NA, MB,
                  NA < cfg->optim.accumulate ? " (optim.accumulate is more than a rank's sentences)" : "");
     struct pep_progress prog;
-    pep_progress_start(&prog, tl->stage, cfg->optim.steps);
+    pep_progress_start(&prog, tl->stage, start, cfg->optim.steps);
     double t0 = pep_now_s(), loss_win = 0, tok_win = 0;
     int win = 0;
     /* a step's time runs from the previous step's log entry to the end of its optimizer step
@@ -171,7 +171,7 @@ int pep_train_loop_run(struct pep_stage *stg, const struct pep_train_loop *tl, l
         pep_stage_csv_row(&csv, tl->series);
         t_prev = now;
         if (rank == 0 && ((step + 1) % cfg->run.log_every == 0 || step + 1 == cfg->optim.steps)) {
-            pep_progress_report(&prog, step + 1 - start, loss_win / win, tok_win, NULL);
+            pep_progress_report(&prog, step + 1, loss_win / win, tok_win, NULL);
             loss_win = tok_win = 0;
             win = 0;
         }

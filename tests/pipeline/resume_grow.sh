@@ -32,6 +32,8 @@ check() {
   for np in 2 4; do
     run "$np" "$st" "$st-grow$np" "$@" --set checkpoint.every=4 --resume "$W/$st-ref/checkpoints/$mid"
     grep -q "resumed from .*$mid" "$st-grow$np.log" || fail "$st: the $np-rank run did not resume from $mid"
+    # progress counts the stage's steps, not the run's: 8 of 8 at the end, not 4 of 8
+    grep -q "^$st step 8/8 " "$st-grow$np.log" || { grep " step " "$st-grow$np.log"; fail "$st: progress after the resume does not end at step 8/8"; }
     echo "-- $st: 1 rank to step 4, then $np ranks, vs 1 rank throughout"
     if ((exact)); then
       $PY "$CMP" "$st-ref/$final" "$st-grow$np/$final" --groups "$groups" --tol "$tol" || fail "$st: resumed on $np ranks differs"
