@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -146,8 +147,13 @@ static int print_map(MPI_Comm comm, const struct pep_placement *p)
     hwloc_bitmap_list_snprintf(cores, sizeof cores, p->cores);
     hwloc_bitmap_list_snprintf(cpus, sizeof cpus, p->cpuset);
     memset(line, 0, sizeof line);
-    snprintf(line, sizeof line, "rank %d host %s cores %s cpus %s BLAS threads %d kernel %s", rank, host,
-             cores, cpus, p->threads, openblas_get_corename());
+    /* where the kernel choice came from (jobs/main.c chooses one per process when unset) */
+    const char *auto_core = getenv("PEP_BLAS_CORETYPE_AUTO"), *env_core = getenv("OPENBLAS_CORETYPE");
+    const char *why = auto_core && !strcmp(auto_core, "1") ? "chosen for this CPU"
+                      : env_core && env_core[0]            ? "OPENBLAS_CORETYPE"
+                                                           : "OpenBLAS's own choice";
+    snprintf(line, sizeof line, "rank %d host %s cores %s cpus %s BLAS threads %d kernel %s (%s)", rank, host,
+             cores, cpus, p->threads, openblas_get_corename(), why);
     if (rank == 0) lines = pep_alloc_((size_t)size * PEP_MAP_LINE, "lines", __FILE__, __LINE__, __func__);
     PEP_CALL(pep_mpi_agree(rank != 0 || lines ? PEP_OK : PEP_ERR_NOMEM, comm));
     PEP_CALL_MPI_GOTO(rc, MPI_Gather(line, PEP_MAP_LINE, MPI_CHAR, lines, PEP_MAP_LINE, MPI_CHAR, 0, comm));

@@ -35,19 +35,14 @@ pep_variant_sets() {
     esac
 }
 
-# pep_setup_env BINARY: BLAS threads and kernels, MPI-as-root permission. Respects values the user
-# exported already, except the thread counts, which follow the allocation.
+# pep_setup_env: BLAS threads and MPI-as-root permission. Respects values the user exported
+# already, except the thread counts, which follow the allocation. The BLAS kernels are each
+# rank's own choice for its CPU (peprime sets OPENBLAS_CORETYPE and restarts itself when it is
+# unset), so a job spanning CPU kinds gets the right kernels on every node.
 pep_setup_env() {
     local cpus=${SLURM_CPUS_PER_TASK:-1}
     export OPENBLAS_NUM_THREADS=${PEP_THREADS:-$cpus}
     export OMP_NUM_THREADS=${PEP_THREADS:-$cpus}
-    if [[ -z "${OPENBLAS_CORETYPE:-}" && -x "${1:-}" ]]; then
-        # Debian's OpenBLAS 0.3.21 does not know recent CPUs and falls back to generic kernels
-        # (4x slower); the binary names the kernel family for this CPU (one rule, blas_info.c).
-        local line
-        line=$("$1" config --blas-env) || pep_die "'$1 config --blas-env' failed"
-        [[ -n "$line" ]] && export "${line?}"
-    fi
     if [[ $(id -u) -eq 0 ]]; then
         export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     fi
@@ -350,7 +345,7 @@ pep_stage_main() {
     local bin=${PEPRIME_BIN:-$PEP_ROOT/build/peprime}
     [[ -x "$bin" ]] || ((dry)) ||
         pep_die "$stage: peprime binary '$bin' not found or not executable; build it (cmake --build build) or set PEPRIME_BIN"
-    pep_setup_env "$bin"
+    pep_setup_env
     if ((dry)); then _pep_dry=1; fi
     pep_launcher_cmd
     if ((stage_data)); then
@@ -384,7 +379,7 @@ pep_stage_main() {
     pep_log "stage $stage: job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_JOB_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})}" \
         "restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-$(hostname -s)}:" \
         "$(pep_ntasks 2>/dev/null) task(s) x ${SLURM_CPUS_PER_TASK:-1} cpu(s)," \
-        "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" \
+        "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-chosen per rank}" \
         "${pe:+pe=$pe }${variant:+variant=$variant }${seed:+seed=$seed }out=$out"
     pep_log "running: ${cmd[*]}"
 

@@ -2,15 +2,42 @@
 #include "core/blas_info.h"
 
 #include <cblas.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "core/error.h"
 
+/* PEP_CPU_FEATURES="avx2,fma,..." (or "none"): the features to assume instead of this CPU's,
+ * for tests that fake CPU kinds and for diagnosing a node from another. */
+static int features_from_env(struct pep_cpu_features *cpu)
+{
+    const char *env = getenv("PEP_CPU_FEATURES");
+    if (!env || !env[0]) return 0;
+    static const struct {
+        const char *name;
+        size_t off;
+    } names[] = {
+        {"avx", offsetof(struct pep_cpu_features, avx)},         {"avx2", offsetof(struct pep_cpu_features, avx2)},
+        {"fma", offsetof(struct pep_cpu_features, fma)},         {"avx512f", offsetof(struct pep_cpu_features, avx512f)},
+        {"avx512bw", offsetof(struct pep_cpu_features, avx512bw)}, {"avx512vl", offsetof(struct pep_cpu_features, avx512vl)},
+        {"avx512dq", offsetof(struct pep_cpu_features, avx512dq)}, {"avx512cd", offsetof(struct pep_cpu_features, avx512cd)},
+    };
+    for (const char *p = env; *p;) {
+        size_t n = strcspn(p, ",");
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n)) *(int *)((char *)cpu + names[i].off) = 1;
+        p += n + (p[n] == ',');
+    }
+    return 1;
+}
+
 void pep_cpu_features_detect(struct pep_cpu_features *cpu)
 {
     *cpu = (struct pep_cpu_features){0};
+    if (features_from_env(cpu)) return;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     cpu->avx = __builtin_cpu_supports("avx") != 0;

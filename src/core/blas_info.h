@@ -33,7 +33,8 @@ struct pep_blas_info {
     struct pep_cpu_features cpu;
 };
 
-/* Features of the CPU this process runs on (__builtin_cpu_supports). */
+/* Features of the CPU this process runs on (__builtin_cpu_supports), or those listed in
+ * $PEP_CPU_FEATURES ("avx2,fma", "none": tests fake CPU kinds with it). */
 void pep_cpu_features_detect(struct pep_cpu_features *cpu);
 /* The best OPENBLAS_CORETYPE for a CPU with these features: "SkylakeX" with AVX-512
  * F/BW/VL/DQ/CD, "Haswell" with AVX2 + FMA, NULL otherwise (nothing better to ask for). */
