@@ -223,42 +223,48 @@ if ((calibrate_only)); then
   exit 0
 fi
 
-# workers take the next cell from a shared counter; worker w is pinned to its own cores
-# when the cells fit the machine, so that two cells never share one
-queue=$run/.queue
-echo 0 >"$queue"
-next() { flock "$queue.lock" bash -c 'n=$(cat "$1"); echo $((n + 1)) >"$1"; echo "$n"' _ "$queue"; }
-worker() { # runs in its own subshell; its binding is inherited by the stages it starts
-  local w=$1 i
-  if ((jobs * threads <= cores)) && command -v taskset >/dev/null; then
-    taskset -pc "$((w * threads))-$((w * threads + threads - 1))" "$BASHPID" >/dev/null
-  fi
-  while :; do
-    i=$(next)
-    ((i < ${#cells[@]})) || break
+# xargs -P runs the cells, $jobs at a time, in the order of the list. Each cell is a fresh bash
+# that reads this driver's functions and variables from RUN/.cellenv; the one in process slot k
+# is pinned to its own cores when the cells fit the machine, so that two cells never share one
+# (its binding is inherited by the stages it starts).
+cellenv=$run/.cellenv
+# shellcheck disable=SC2046
+{ declare -p $(compgen -v | grep -E '^[a-z][a-z0-9_]*$'); declare -f; } >"$cellenv"
+run_cells() {
+  printf '%s\n' "${cells[@]}" | xargs -d '\n' -n 1 -P "$jobs" --process-slot-var=PEP_CELL_SLOT bash -c '
+    set -euo pipefail
+    source "$0"
+    if ((jobs * threads <= cores)) && command -v taskset >/dev/null; then
+      taskset -pc "$((PEP_CELL_SLOT * threads))-$((PEP_CELL_SLOT * threads + threads - 1))" $$ >/dev/null
+    fi
     # shellcheck disable=SC2086
-    PEP_THREADS=$threads $cellfn ${cells[$i]}
-  done
+    PEP_THREADS=$threads $cellfn $1' "$cellenv"
 }
-pids=()
 # killtree PID: TERM to PID and everything it started (the stage scripts forward TERM to
 # peprime, which writes a checkpoint and exits)
 killtree() { local c; for c in $(pgrep -P "$1"); do killtree "$c"; done; kill -TERM "$1" 2>/dev/null || true; }
 stop() {
   say "interrupted: stopping the cells (run the same command again to resume)"
-  local p
-  for p in "${pids[@]}"; do killtree "$p"; done
+  local x c cells_running
+  # the cell list's shell and xargs first (they would report each cell's signal), then every cell's tree
+  x=$(pgrep -P "$xpid" -x xargs || true)
+  cells_running=$([[ -z "$x" ]] || pgrep -P "$x" || true)
+  kill -TERM "$xpid" $x 2>/dev/null || true
+  rm -f "$cellenv"
+  for c in $cells_running; do killtree "$c"; done
   wait
   exit 130
 }
+run_cells &
+xpid=$!
 trap stop INT TERM
-for ((w = 0; w < jobs; w++)); do
-  worker "$w" &
-  pids+=($!)
-done
-wait "${pids[@]}"
+xrc=0
+wait "$xpid" || xrc=$?
 trap - INT TERM
-rm -f "$queue" "$queue.lock"
+rm -f "$cellenv"
+# a cell records its own failed stages (RUN/failed/); a non-zero status here is a cell whose
+# shell itself failed
+((xrc == 0)) || say "a cell's shell ended with an error (xargs status $xrc; see above)"
 
 nfail=$(find "$run/failed" -type f | wc -l)
 say "all cells finished in $(( ($(date +%s) - T0) / 60 )) min; $nfail failed$( ((nfail)) && echo " (see $run/failed/)")"
@@ -268,4 +274,4 @@ if ((report && !dry)); then
   [[ -x $python3 ]] || python3=python3
   "$python3" "$PEP_ROOT/analysis/report.py" "$run" --exp "$exp" || say "the report had problems (see above)"
 fi
-((nfail == 0))
+((nfail == 0 && xrc == 0))

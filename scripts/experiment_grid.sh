@@ -9,6 +9,13 @@
 grid_get() {
   sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\\([^#]*\\).*/\\1/p" "$exp/grid.conf" | tail -n 1 | tr -d '[:space:]'
 }
+# grid_log_mean CHECKPOINT SERIES: the mean of the checkpoint's /log/SERIES (h5dump, full
+# precision); empty when the file or the series is missing
+grid_log_mean() {
+  h5dump -A 0 -y -w 0 -m '%.9g' -d "/log/$2" "$1" 2>/dev/null |
+    awk '/^ *DATA \{/ {d = 1; next} d && /}/ {d = 0} d {gsub(/,/, " "); for (i = 1; i <= NF; i++) {s += $i; n++}}
+         END {if (n) printf "%.6g\n", s / n}'
+}
 # in_list ITEM LIST: ITEM is an item of the comma-separated LIST (no pipe: pipefail-safe)
 in_list() { [[ ",$2," == *",$1,"* ]]; }
 # keep LIST FILTER: the items of LIST that are in FILTER (FILTER empty: all)
@@ -196,11 +203,11 @@ grid_inner_lr() {
     local sel=(--set pe.method=adapter --set run.seed=1 --set optim.lr=0 --set "optim.steps=$steps"
                --set "run.log_every=$steps" --init "$base")
     STAGE_CONF=$exp/arms/$ref.ini stage calibration/ref prime "${sel[@]}" --out "$cal/ref" || exit 1
-    # the progress line at the last step reports the mean meta-loss over all the steps
-    meanloss() { grep -o "prime step $steps/$steps  loss [0-9.eE+-]*" "$run/logs/prime-calibration-$1.log" | tail -n 1 | awk '{print $NF}'; }
+    # the mean meta-loss over all the steps: the run's /log/meta_loss (one row per meta-step)
+    meanloss() { grid_log_mean "$cal/$1/primed.h5" meta_loss; }
     local lref
     lref=$(meanloss ref)
-    [[ -n "$lref" ]] || { say "calibration: no meta-loss in $run/logs/prime-calibration-ref.log"; exit 1; }
+    [[ -n "$lref" ]] || { say "calibration: no /log/meta_loss in $cal/ref/primed.h5"; exit 1; }
     echo "rate,query_loss_after_adaptation,reference_loss" >"$cal/calibration.csv"
     for r in $(split "$rates"); do
       STAGE_CONF=$exp/arms/$arm1.ini stage "calibration/sgd-$r" prime "${sel[@]}" --set "maml.inner_lr=$r" \

@@ -16,6 +16,8 @@ mkdir -p "$work"
 run=$work/run
 export PEPRIME_BIN=$bin
 fail() { echo "FAIL: $*" >&2; exit 1; }
+data=${PEPRIME_DATA:-$root/../shared/data}
+[[ -d "$data/ner/wikiann/en" ]] || { echo "SKIP: no WikiAnn data under $data (set PEPRIME_DATA)"; exit 77; }
 drive() { bash "$root/scripts/experiment.sh" --exp "$here/experiment-tiny" --run "$run" --seeds 1,2 \
           --pe adapter,prefix --jobs 2 "$@"; }
 

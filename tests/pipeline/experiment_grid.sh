@@ -59,6 +59,17 @@ grep -q "^20,prefix,mlm,1,hi," "$run/results_long.csv" || fail "no prefix mlm ro
 lr=$(cat "$run/calibration/inner_lr")
 [[ "$lr" == 0.01 || "$lr" == 0.1 ]] || fail "calibrated rate '$lr'"
 [[ $(wc -l <"$run/calibration/calibration.csv") -eq 3 ]] || fail "calibration.csv should have 2 rates"
+# its losses are the mean of each run's /log/meta_loss: what the last progress line (log_every =
+# steps) printed to 4 decimals, within that rounding
+while IFS=, read -r r l lref; do
+  [[ $r == rate ]] && continue
+  for x in "ref $lref" "sgd-$r $l"; do
+    set -- $x
+    printed=$(grep -o "prime step \([0-9]*\)/\1  loss [0-9.]*" "$run/logs/prime-calibration-$1.log" | tail -n 1 | awk '{print $NF}')
+    awk -v a="$2" -v b="$printed" 'BEGIN {exit !(b != "" && a - b < 6e-5 && b - a < 6e-5)}' ||
+      fail "calibration $1: $2 in calibration.csv, the log printed '$printed'"
+  done
+done <"$run/calibration/calibration.csv"
 grep -q "maml.inner_lr=$lr" "$run/logs/prime-b20-adapter-maml-sgd-s1.log" || fail "maml-sgd did not get the calibrated rate"
 for want in "20,adapter,mlm,1,hi," "20,adapter,mt-matched,1,sw," "10,adapter,maml,1,hi,"; do
     grep -q "^$want" "$run/results_long.csv" || fail "no row $want"

@@ -26,11 +26,17 @@ case "$PART" in
 esac
 . "$HERE/lib.sh"
 prime_setup "$B" "$W"
-# longer runs (they are stopped by the faults), a checkpoint every 20 meta-steps, 3 kept
+# longer runs, a checkpoint every 20 meta-steps, 3 kept. A run a kill or a signal stops (a victim)
+# is given LONG meta-steps, so it is still running whenever the signal arrives (a loaded machine
+# once let a 400-step victim end first: `kill: '' not a pid`); it is signalled once a checkpoint
+# shows it is under way. The rate is constant, so the step count never enters an update: the
+# victim's --resume auto with faults.ini's own step count gives the uninterrupted run's model.
+LONG=100000
 cat > faults.ini <<'INI'
 include = job.ini
 [optim]
 steps = 400
+schedule = constant
 [checkpoint]
 every = 20
 keep = 3
@@ -39,17 +45,24 @@ fail() { echo "FAIL: $*"; exit 1; }
 now() { date +%s.%N; }
 secs() { $PY -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$2"; }
 row() { echo "FAULT | $1 | exit $2 | $3 | kept: $4"; }
+MP=
 start() { # start OUT [args]: a 2-rank prime in the background, log in $W/<OUT with / as _>.log; sets MP
   local out=$1; shift
   "$MPIEXEC" -n 2 --bind-to none "$B" prime --config faults.ini --init base/base.h5 --out "$out" "${S[@]}" "$@" \
     >"$W/${out//\//_}.log" 2>&1 &
   MP=$!
 }
+stop_run() { # stop_run: SIGKILL for a run still going (its ranks, then mpiexec): a failed check leaves no victim
+  [ -n "$MP" ] && kill -0 "$MP" 2>/dev/null || return 0
+  pkill -9 -P "$MP" 2>/dev/null; kill -9 "$MP" 2>/dev/null; wait "$MP" 2>/dev/null || true
+}
+trap stop_run EXIT
 finish() { # finish: waits for mpiexec (at most 60 s, else a hang); sets ST, GONE (seconds after T0)
   local i
   for i in $(seq 1 600); do kill -0 "$MP" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$MP" 2>/dev/null && { kill -9 "$MP"; fail "ranks still running 60 s after the fault (hang)"; }
+  kill -0 "$MP" 2>/dev/null && { stop_run; fail "ranks still running 60 s after the fault (hang)"; }
   set +e; wait "$MP"; ST=$?; set -e
+  MP=
   GONE=$(secs "$T0" "$(now)")
 }
 rank_pid() { # rank_pid R: the pid of rank R of the current mpiexec
@@ -57,6 +70,12 @@ rank_pid() { # rank_pid R: the pid of rank R of the current mpiexec
   for p in $(pgrep -P "$MP"); do
     tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$p"; return; }
   done
+}
+signal_rank() { # signal_rank SIG R: sends SIG to rank R of the current run, which must still be running
+  local pid
+  pid=$(rank_pid "$2")
+  [ -n "$pid" ] || fail "rank $2 of the run is gone before its SIG$1 (mpiexec $MP: $(kill -0 "$MP" 2>/dev/null && echo running || echo ended))"
+  kill -"$1" "$pid"
 }
 wait_for() { # wait_for FILE-GLOB: until a file matches (at most 60 s)
   local i
@@ -77,12 +96,29 @@ resume_ok() { # resume_ok OUT [args]: --resume auto completes
   "$MPIEXEC" -n 2 --bind-to none "$B" prime --config faults.ini --init base/base.h5 --out "$1" "${S[@]}" \
     --resume auto "${@:2}" >"$1.resume.log" 2>&1 || { tail -5 "$1.resume.log"; fail "resume of $1 failed"; }
 }
+ref_run() { # ref_run N: the uninterrupted N-step run, in ref (N = 100) or refN, made once
+  local out=ref$1
+  [ "$1" = 100 ] && out=ref
+  [ -e "$out/primed.h5" ] || "$MPIEXEC" -n 2 --bind-to none "$B" prime --config faults.ini --init base/base.h5 \
+    --out "$out" "${S[@]}" --set optim.steps="$1" >"$out.log" 2>&1 || { tail -5 "$out.log"; fail "reference run $out"; }
+  REF=$out
+}
+resume_same() { # resume_same OUT N WHAT [args]: a stopped victim resumed to N steps (or, when it was
+  # stopped after step N, on a slow machine, to 20 past its newest checkpoint) is bit-identical to
+  # the uninterrupted run of as many steps
+  local out=$1 n=$2 what=$3 last; shift 3
+  last=$(ls "$out/checkpoints"/prime-step*.h5 | tail -1 | sed 's/.*prime-step0*\([0-9][0-9]*\)\.h5$/\1/')
+  [ "$last" -lt "$n" ] || n=$((last + 20))
+  ref_run "$n"
+  resume_ok "$out" "$@" --set optim.steps="$n"
+  $PY "$HERE/compare_h5.py" "$out/primed.h5" "$REF/primed.h5" --exact >/dev/null || fail "resume after $what differs"
+}
 
 full_disk() { # the full-disk cases: a 1 MiB tmpfs (mountable: checked at the start)
   echo "== full disk while writing a checkpoint (a 1 MiB tmpfs)"
   mkdir -p full
   mount -t tmpfs -o size=1m tmpfs full || fail "cannot mount the tmpfs (the probe at the start could)"
-  trap 'umount "$W/full" 2>/dev/null || true' EXIT
+  trap 'stop_run; umount "$W/full" 2>/dev/null || true' EXIT
   for chk in 1 0; do
     rm -rf full/run
     export PEP_CKPT_SPACE_CHECK=$chk
@@ -99,7 +135,7 @@ full_disk() { # the full-disk cases: a 1 MiB tmpfs (mountable: checked at the st
     verify_kept full/run/checkpoints
     row "full disk ($what)" "$ST" "all ranks gone ${GONE} s after the start (whole run)" "$KEPT"
   done
-  umount full; trap - EXIT
+  umount full; trap stop_run EXIT
 }
 if [ "$PART" = full-disk ]; then
   full_disk
@@ -108,44 +144,37 @@ if [ "$PART" = full-disk ]; then
 fi
 
 echo "== reference run (for bit-identical resumes)"
-"$MPIEXEC" -n 2 --bind-to none "$B" prime --config faults.ini --init base/base.h5 --out ref "${S[@]}" \
-  --set optim.steps=100 >/dev/null 2>&1
-# the runs a kill or a signal stops take faults.ini's 400 steps, so they are still running when
-# it arrives however fast the machine is (7.5 ms a meta-step here: 100 steps end in 0.8 s)
-"$MPIEXEC" -n 2 --bind-to none "$B" prime --config faults.ini --init base/base.h5 --out ref400 "${S[@]}" >/dev/null 2>&1
+ref_run 100
 
 echo "== SIGKILL of rank 1 mid-run (after its 2nd checkpoint)"
-start k1
+start k1 --set optim.steps=$LONG
 wait_for "k1/checkpoints/prime-step00000040.h5"
-sleep 0.$((RANDOM % 5))
-T0=$(now); kill -9 "$(rank_pid 1)"; finish
+T0=$(now); signal_rank 9 1; finish
 [ "$ST" -ne 0 ] || fail "a killed rank must fail the job"
 verify_kept k1/checkpoints
-resume_ok k1
-$PY "$HERE/compare_h5.py" k1/primed.h5 ref400/primed.h5 --exact >/dev/null || fail "resume after SIGKILL differs"
+resume_same k1 400 SIGKILL
 row "SIGKILL rank 1 mid-run" "$ST" "all ranks gone ${GONE} s after the signal" "$KEPT; resumed bit-identical"
 
 echo "== SIGKILL of rank 1 mid-checkpoint (while a .tmp is being written)"
-start k2 --set optim.steps=100 --set checkpoint.every=1
-wait_for "k2/checkpoints/prime-step0000001*.h5.tmp"
-T0=$(now); kill -9 "$(rank_pid 1)"; finish
+start k2 --set optim.steps=$LONG --set checkpoint.every=1
+wait_for "k2/checkpoints/prime-step00000010.h5"
+wait_for "k2/checkpoints/prime-step*.h5.tmp"
+T0=$(now); signal_rank 9 1; finish
 [ "$ST" -ne 0 ] || fail "a killed rank must fail the job"
 verify_kept k2/checkpoints
-resume_ok k2 --set optim.steps=100 --set checkpoint.every=1
-$PY "$HERE/compare_h5.py" k2/primed.h5 ref/primed.h5 --exact >/dev/null || fail "resume after SIGKILL differs"
+resume_same k2 100 SIGKILL --set checkpoint.every=1
 compgen -G "k2/checkpoints/*.tmp" >/dev/null && fail "stale .tmp left after the resumed run's rotation"
 row "SIGKILL rank 1 mid-checkpoint" "$ST" "all ranks gone ${GONE} s after the signal" "$KEPT; the half file only as .tmp; resumed bit-identical"
 
 for sig in TERM USR1; do
   echo "== SIG$sig to rank 1 only"
-  start s$sig
+  start s$sig --set optim.steps=$LONG
   wait_for "s$sig/checkpoints/prime-step00000020.h5"
-  T0=$(now); kill -$sig "$(rank_pid 1)"; finish
+  T0=$(now); signal_rank $sig 1; finish
   [ "$ST" -eq 75 ] || { tail -5 s$sig.log; fail "SIG$sig: expected exit 75, got $ST"; }
   grep -q "resume with --resume auto" s$sig.log || fail "SIG$sig: no resume hint"
   verify_kept s$sig/checkpoints
-  resume_ok s$sig
-  $PY "$HERE/compare_h5.py" s$sig/primed.h5 ref400/primed.h5 --exact >/dev/null || fail "resume after SIG$sig differs"
+  resume_same s$sig 400 SIG$sig
   row "SIG$sig to rank 1" "$ST" "all ranks gone ${GONE} s after the signal" "$KEPT (written at the stop); resumed bit-identical"
 done
 

@@ -3,7 +3,8 @@
 # needed): the same primed model for 1, 2 and 4 ranks (AdamW with clipping, and plain SGD
 # without clipping, where a constant scale error in a reduction shows), bit-identical repeats, an injected
 # fault on one rank that stops the job with that rank's message, and a run interrupted by
-# SIGUSR1 (checkpoint + exit 75) and by SIGKILL that resumes to the same result.
+# SIGUSR1 (checkpoint + exit 75) and by SIGKILL that resumes to the same result (the interrupted
+# runs cannot end before their signal: see resume_same).
 #   prime_mpi.sh PEPRIME_BIN WORKDIR MPIEXEC
 set -euo pipefail
 B="$1"; W="$2"; MPIEXEC="${3:-mpiexec}"
@@ -47,29 +48,44 @@ cat fault.log | grep -i "error" | head -3
 grep -q "on rank 1" fault.log || { echo "rank 1's message missing"; exit 1; }
 echo "fault: exit $st after ${el}s"
 
+# The interrupted runs are unbounded, so they cannot end before their signal however loaded the
+# machine, at a constant rate, where the step count never enters an update: resumed to 400 steps
+# (or, stopped later than that on a slow machine, to 20 past their newest checkpoint) they must
+# give the uninterrupted run of as many steps.
+CONST=(--set optim.schedule=constant --set checkpoint.every=1000)
+pid=
+# a failed step leaves no unbounded run behind (its ranks, then mpiexec)
+trap '[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && { pkill -9 -P "$pid"; kill -9 "$pid"; } || true' EXIT
+resume_same() { # resume_same OUT [args]: resumes OUT and compares it with the uninterrupted run
+  local out=$1 last n=400; shift
+  last=$(ls "$out/checkpoints"/prime-step*.h5 | tail -1 | sed 's/.*prime-step0*\([0-9][0-9]*\)\.h5$/\1/')
+  [ "$last" -lt "$n" ] || n=$((last + 20))
+  [ -e "sigref$n/primed.h5" ] || run 2 "sigref$n" "${CONST[@]}" --set optim.steps=$n >/dev/null
+  run 2 "$out" "${CONST[@]}" --set optim.steps=$n "$@" --resume auto >/dev/null
+  $PY "$HERE/compare_h5.py" "$out/primed.h5" "sigref$n/primed.h5" --exact
+}
+
 step "SIGUSR1 mid-run: checkpoint, exit 75, resume to the same result"
 "$MPIEXEC" -n 2 --bind-to none "$B" prime --config job.ini --init base/base.h5 --out sig "${S[@]}" \
-  --set optim.steps=400 --set checkpoint.every=1000 > sig.log 2>&1 &
+  "${CONST[@]}" --set optim.steps=100000 > sig.log 2>&1 &
 pid=$!   # mpiexec forwards SIGUSR1 to every rank
-for i in $(seq 1 200); do grep -q "prime step 4/" sig.log 2>/dev/null && break; sleep 0.1; done
+for i in $(seq 1 600); do grep -q "prime step 4/" sig.log 2>/dev/null && break; sleep 0.1; done
 kill -USR1 $pid
 set +e; wait $pid; st=$?; set -e
 echo "interrupted run exited $st"
 [ "$st" -eq 75 ] || { cat sig.log | tail -5; echo "expected exit status 75"; exit 1; }
-run 2 sig --set optim.steps=400 --set checkpoint.every=1000 --resume auto >/dev/null
-run 2 sigref --set optim.steps=400 --set checkpoint.every=1000 >/dev/null
-$PY "$HERE/compare_h5.py" sig/primed.h5 sigref/primed.h5 --exact
+resume_same sig
 
 step "SIGKILL mid-run, resume (same rank count: bit-identical)"
 "$MPIEXEC" -n 2 --bind-to none "$B" prime --config job.ini --init base/base.h5 --out kill "${S[@]}" \
-  --set optim.steps=400 --set checkpoint.every=20 > kill.log 2>&1 &
+  "${CONST[@]}" --set optim.steps=100000 --set checkpoint.every=20 > kill.log 2>&1 &
 pid=$!
-for i in $(seq 1 300); do ls kill/checkpoints/prime-step00000040.h5 >/dev/null 2>&1 && break; sleep 0.1; done
+for i in $(seq 1 600); do ls kill/checkpoints/prime-step00000040.h5 >/dev/null 2>&1 && break; sleep 0.1; done
+[ -e kill/checkpoints/prime-step00000040.h5 ] || { tail -5 kill.log; echo "no checkpoint 40 within 60 s"; exit 1; }
 pkill -9 -P $pid 2>/dev/null || true; kill -9 $pid 2>/dev/null || true  # the ranks (children of this mpiexec), then mpiexec
 wait $pid 2>/dev/null || true
 ls kill/checkpoints/
-run 2 kill --set optim.steps=400 --set checkpoint.every=20 --resume auto >/dev/null
-$PY "$HERE/compare_h5.py" kill/primed.h5 sigref/primed.h5 --exact
+resume_same kill --set checkpoint.every=20
 
 step "resume a 2-rank checkpoint with 1 rank: the same as a 1-rank run within 1e-6"
 run 1 p2to1 --resume "$W/p2/checkpoints/prime-step00000008.h5" >/dev/null

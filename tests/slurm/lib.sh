@@ -35,12 +35,20 @@ show_logs() { local f; for f in "$@"; do [[ -f "$f" ]] && { echo "---- $f"; tail
 # need_peprime BIN: the stage tests run the real binary
 need_peprime() { [[ -x "$1" ]] || fail "peprime binary '$1' missing"; }
 
+# need_data ROOT: the stage tests run ci-tiny jobs on the real WikiAnn data ($PEPRIME_DATA, else
+# ../shared/data beside the repository); without it they say so and exit 77 (ctest: skipped)
+need_data() {
+    local data=${PEPRIME_DATA:-$1/../shared/data}
+    [[ -d "$data/ner/wikiann/en" ]] || { echo "SKIP: no WikiAnn data under $data (set PEPRIME_DATA)"; exit 77; }
+}
+
 # stage_setup REPO_ROOT PEPRIME_BIN WORKDIR: a stage test's common start — sets root, bin and
-# work, checks the binary, makes WORKDIR afresh and enters it, exports PEPRIME_BIN / PEP_ROOT
-# for the slurm/ scripts.
+# work, checks the binary and the data, makes WORKDIR afresh and enters it, exports PEPRIME_BIN /
+# PEP_ROOT for the slurm/ scripts.
 stage_setup() {
     root=$1 bin=$2 work=$3
     need_peprime "$bin"
+    need_data "$root"
     rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "cannot create work directory $work"
     export PEPRIME_BIN=$bin PEP_ROOT=$root
 }
