@@ -71,29 +71,31 @@ static int raw_write(struct pep_ckpt_writer *w, const char *name, const char *sr
     return PEP_OK;
 }
 
-/* Direct-I/O write of tensor bytes [0, total) at file address `addr`: owner < 0 splits the
- * aligned part into one run of whole CK_DIRECT_ALIGN blocks per rank, the last rank also
- * writes the unaligned tail (buffered); owner >= 0: that rank writes everything. */
+/* Direct-I/O write of tensor bytes [0, total) at file address `addr`: owner < 0 (replicated)
+ * deals the aligned part out in CK_PIECE pieces round-robin from w->next_piece (the rank of the
+ * last piece also writes the unaligned tail, buffered); owner >= 0: that rank writes everything. */
 int ck_write_tensor_direct(struct pep_ckpt_writer *w, const struct pep_param *p, const float *data, uint64_t addr,
                            int owner)
 {
     size_t total = p->numel * sizeof(float), aligned = total / CK_DIRECT_ALIGN * CK_DIRECT_ALIGN;
-    size_t nblk = aligned / CK_DIRECT_ALIGN, b0 = 0, b1 = 0;
-    int last;
-    if (owner < 0) {
-        b0 = nblk * (size_t)w->rank / (size_t)w->size;
-        b1 = nblk * (size_t)(w->rank + 1) / (size_t)w->size;
-        last = w->rank == w->size - 1;
-    } else {
-        if (owner != w->rank) return PEP_OK;
-        b1 = nblk;
-        last = 1;
-    }
     const char *src = (const char *)data;
-    if (b1 > b0)
-        PEP_CALL(raw_write(w, p->name, src + b0 * CK_DIRECT_ALIGN, (b1 - b0) * CK_DIRECT_ALIGN,
-                           addr + b0 * CK_DIRECT_ALIGN, 1));
-    if (last && total > aligned) PEP_CALL(raw_write(w, p->name, src + aligned, total - aligned, addr + aligned, 0));
+    if (owner >= 0) {
+        if (owner != w->rank) return PEP_OK;
+        if (aligned) PEP_CALL(raw_write(w, p->name, src, aligned, addr, 1));
+        if (total > aligned) PEP_CALL(raw_write(w, p->name, src + aligned, total - aligned, addr + aligned, 0));
+        return PEP_OK;
+    }
+    size_t npieces = (aligned + CK_PIECE - 1) / CK_PIECE, first = (size_t)(w->next_piece % (uint64_t)w->size);
+    for (size_t c = 0; c < npieces; c++) {
+        if ((first + c) % (size_t)w->size != (size_t)w->rank) continue;
+        size_t off = c * CK_PIECE, n = aligned - off < CK_PIECE ? aligned - off : CK_PIECE;
+        PEP_CALL(raw_write(w, p->name, src + off, n, addr + off, 1));
+        w->pieces++, w->piece_bytes += n;
+    }
+    size_t tail_rank = (first + (npieces ? npieces - 1 : 0)) % (size_t)w->size;
+    if (total > aligned && tail_rank == (size_t)w->rank)
+        PEP_CALL(raw_write(w, p->name, src + aligned, total - aligned, addr + aligned, 0));
+    w->next_piece += npieces ? npieces : 1;
     return PEP_OK;
 }
 

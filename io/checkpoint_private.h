@@ -27,6 +27,11 @@
 #define CK_DIRECT_MIN ((size_t)1 << 20)
 #define CK_DIRECT_ALIGN ((size_t)4096)
 #define CK_DIRECT_BUF ((size_t)8 << 20)
+/* Replicated tensors (every rank holds them) are written in pieces of CK_PIECE bytes (a
+ * multiple of CK_DIRECT_ALIGN and of the 1 MiB file-system stripes HDF5 aligns tensors to),
+ * dealt round-robin to the ranks over all tensors of the file: each write is one or more whole
+ * stripes, however many ranks there are, and the ranks share the bytes evenly. */
+#define CK_PIECE ((size_t)4 << 20)
 
 struct pep_ckpt_writer {
     MPI_Comm comm;
@@ -39,6 +44,9 @@ struct pep_ckpt_writer {
     int wrote_tail;  /* bfd has unsynced data */
     int data_rc;     /* first failed tensor-data write of this rank (agreed on at commit) */
     int agreed_fail; /* an agreement of this writer found a failure: every rank knows it */
+    uint64_t next_piece; /* round-robin position of the next replicated piece (the same on every rank) */
+    long pieces;         /* replicated pieces this rank wrote, and their bytes (a debug line at commit) */
+    uint64_t piece_bytes;
     void *stage;     /* CK_DIRECT_BUF bytes, CK_DIRECT_ALIGN-aligned */
     char final_path[PEP_CKPT_PATH_MAX];
     char tmp_path[PEP_CKPT_PATH_MAX + 8];
