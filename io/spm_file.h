@@ -15,6 +15,9 @@
 /* Reads and parses a SentencePiece model file. PEP_ERR_IO if it cannot be opened or read,
  * PEP_ERR_FORMAT if it is not a (unigram) SentencePiece model. Not collective. */
 int pep_spm_read_file(const char *path, struct pep_spm **out);
+/* The number of pieces in a SentencePiece model file (pep_spm_piece_count), without loading
+ * it: what `import-hf` checks against the embedding rows. Not collective. */
+int pep_spm_count_pieces(const char *path, int *pieces);
 
 /* Writes the sentences of each language's split (pep_conll_read_lang with cfg's data.root,
  * data.path, data.separator, data.scheme, data.unknown_types and data.tags; all sentences,
