@@ -133,6 +133,7 @@ struct pep_config_key {
     double min, max;         /* for numbers */
     const char *choices;     /* for enums without a name table: "a|b|c" */
     const struct pep_names *names; /* for enums with one (core/names.h): the choices */
+    const char *def;         /* the default, as a job file writes it */
     const char *help;
 };
 
