@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "tokenizer/spm.h"
 
 /* Reads and parses a SentencePiece model file. PEP_ERR_IO if it cannot be opened or read,

@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "core/clock.h"
-#include "core/config.h"
+#include "config/config.h"
 
 #define PEP_EXIT_PREEMPTED 75
 

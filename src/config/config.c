@@ -1,5 +1,5 @@
 /* Configuration table, defaults, the one setter, validation and INI rendering (config.h). */
-#include "core/config.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <errno.h>
