@@ -1,7 +1,7 @@
 /* HDF5 checkpoints: the parallel writer (MPI-IO driver, tmp file + fsync + rename commit),
  * the serial reader with validation, keep-last-N rotation and `--resume auto` discovery.
  *
- * File layout (format_version 1; every float tensor is H5T_IEEE_F32LE on disk, row-major,
+ * File layout (format_version 2; every float tensor is H5T_IEEE_F32LE on disk, row-major,
  * named exactly as in the parameter table, i.e. Hugging Face XLM-R names):
  *
  *   /                  attrs format_version (int32), stage, created (ISO 8601 UTC),
@@ -28,12 +28,16 @@
  *
  * The first 1 MiB is an HDF5 user block holding a digest of every byte after it, written at
  * commit and checked before HDF5 opens the file (checkpoint_digest.h); files written before
- * the digest have no user block and are read unchecked (format_version is unchanged).
+ * the digest have no user block and are read unchecked.
  *
  * Every float tensor carries an attribute `checksum` (uint64, pep_ckpt_checksum() of its
- * little-endian float32 words) so a flipped bit in raw data is detected on read; HDF5's own
+ * little-endian float32 bytes) so a flipped bit in raw data is detected on read; HDF5's own
  * metadata is checksummed too (superblock v2+ / object header v2, libver >= 1.8). The reader
- * rejects a float tensor without `checksum` (every format_version wrote them).
+ * rejects a float tensor without `checksum` (every format_version wrote them). The hash is
+ * what format_version says: 2 (written now) XXH3-64 (libxxhash, seed 0), which
+ * `xxhash.xxh3_64_intdigest(d[()].astype("<f4").tobytes())` reproduces from h5py; 1 (read
+ * only) four multiply-xor lanes over the 32-bit words with a splitmix64 finish
+ * (checkpoint_attr.c). Versions 1 and 2 differ in nothing else.
  *
  * The file never depends on how many ranks wrote it: replicated state is written as whole
  * tensors (each rank writes a slab of rows), per-task state by the rank that owns the task.
@@ -69,10 +73,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "model/model.h"
 #include "model/params.h"
 
-#define PEP_CKPT_FORMAT_VERSION 1
+#define PEP_CKPT_FORMAT_VERSION 2
 #define PEP_CKPT_RNG_MAX 64
 #define PEP_CKPT_LANG_MAX PEP_LANG_MAX /* a language code, as the config lists them */
 #define PEP_CKPT_NAME_MAX 64
@@ -249,8 +254,8 @@ int pep_ckpt_find_latest(const char *dir, const char *stage, int deep, char *pat
  * not seen). The writer's digest pass at commit does not count. Local. */
 uint64_t pep_ckpt_bytes_read(void);
 
-/* 64-bit checksum of float32 words (4 multiply-xor lanes, splitmix64 finish): any change of a
- * single word changes the result. */
+/* The `checksum` this peprime writes for float32 words x[0..n): XXH3-64 of their bytes
+ * (format_version 2). */
 uint64_t pep_ckpt_checksum(const float *x, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
-/* Checkpoint checksums and HDF5 attributes (checkpoint_private.h): the 64-bit checksum of
- * float32 words every tensor carries (pep_ckpt_checksum, and its running form for streamed
- * reads), and the helpers that write typed scalar / string attributes and read them back
+/* Checkpoint checksums and HDF5 attributes (checkpoint_private.h): the 64-bit checksum every
+ * tensor carries and the whole-file digest use (XXH3-64 from format_version 2 on, the lanes
+ * hash of version 1 for reading older files; pep_ckpt_checksum, and the running form for
+ * streamed reads), and the helpers that write typed scalar / string attributes and read them back
  * with a clear error when one is missing or of the wrong kind. */
 #include <stdio.h>
 #include <string.h>
@@ -10,29 +11,40 @@
 #include "core/rng.h"
 #include "h5call.h"
 
+/* header-only (inlined), so the streaming state can live in struct ck_hash without assuming the
+ * layout of another build's XXH3_state_t */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* ------------------------------------------------------------------ checksum */
 
-void ck_init(struct ck_hash *h)
+_Static_assert(sizeof(XXH3_state_t) <= sizeof(((struct ck_hash *)0)->xxh3) && _Alignof(XXH3_state_t) <= 64,
+               "struct ck_hash holds an XXH3_state_t");
+
+void ck_init(struct ck_hash *h, int format_version)
 {
+    h->version = format_version;
     for (int i = 0; i < 4; i++) h->lane[i] = pep_splitmix64((uint64_t)i + 1);
     h->n = 0;
+    if (format_version >= 2) XXH3_64bits_reset((XXH3_state_t *)(void *)h->xxh3);
 }
 
-void ck_update(struct ck_hash *h, const float *x, size_t n)
+/* Version 1: 32-bit words into four multiply chains, word i into lane i % 4. */
+static void lanes_update(struct ck_hash *h, const uint32_t *w, size_t n)
 {
     const uint64_t k = 0x9e3779b97f4a7c15ULL; /* odd: (lane ^ w) * k is a bijection of lane */
     size_t i = 0;
     /* align to lane 0, then four independent multiply chains (vectorisable) */
     for (; i < n && ((h->n + i) & 3); i++) {
         uint32_t wv;
-        memcpy(&wv, &x[i], 4);
+        memcpy(&wv, &w[i], 4);
         uint64_t *l = &h->lane[(h->n + i) & 3];
         *l = (*l ^ wv) * k;
     }
     uint64_t l0 = h->lane[0], l1 = h->lane[1], l2 = h->lane[2], l3 = h->lane[3];
     for (; i + 4 <= n; i += 4) {
         uint32_t wv[4];
-        memcpy(wv, &x[i], 16);
+        memcpy(wv, &w[i], 16);
         l0 = (l0 ^ wv[0]) * k;
         l1 = (l1 ^ wv[1]) * k;
         l2 = (l2 ^ wv[2]) * k;
@@ -41,27 +53,50 @@ void ck_update(struct ck_hash *h, const float *x, size_t n)
     h->lane[0] = l0, h->lane[1] = l1, h->lane[2] = l2, h->lane[3] = l3;
     for (; i < n; i++) {
         uint32_t wv;
-        memcpy(&wv, &x[i], 4);
+        memcpy(&wv, &w[i], 4);
         uint64_t *l = &h->lane[(h->n + i) & 3];
         *l = (*l ^ wv) * k;
     }
     h->n += n;
 }
 
-uint64_t ck_final(const struct ck_hash *h)
+void ck_update(struct ck_hash *h, const void *p, size_t bytes)
 {
+    if (h->version >= 2) {
+        XXH3_64bits_update((XXH3_state_t *)(void *)h->xxh3, p, bytes);
+        return;
+    }
+    lanes_update(h, p, bytes / 4);
+    if (bytes % 4) { /* the last run of a digest: its partial word zero-padded */
+        uint32_t last = 0;
+        memcpy(&last, (const unsigned char *)p + bytes / 4 * 4, bytes % 4);
+        lanes_update(h, &last, 1);
+    }
+}
+
+uint64_t ck_final(struct ck_hash *h)
+{
+    if (h->version >= 2) return XXH3_64bits_digest((XXH3_state_t *)(void *)h->xxh3);
     uint64_t r = 0;
     for (int i = 0; i < 4; i++) r ^= pep_splitmix64(h->lane[i] + (uint64_t)i);
     return pep_splitmix64(r ^ h->n);
 }
 
-uint64_t pep_ckpt_checksum(const float *x, size_t n)
+uint64_t ck_checksum(int format_version, const float *x, size_t n)
 {
+    if (format_version >= 2) return XXH3_64bits(x, n * sizeof(float));
     struct ck_hash h;
-    ck_init(&h);
-    ck_update(&h, x, n);
+    ck_init(&h, format_version);
+    ck_update(&h, x, n * sizeof(float));
     return ck_final(&h);
 }
+
+uint64_t ck_header_check(int format_version, const void *p, size_t bytes)
+{
+    return format_version >= 2 ? XXH3_64bits(p, bytes) : pep_fnv1a64(p, bytes);
+}
+
+uint64_t pep_ckpt_checksum(const float *x, size_t n) { return ck_checksum(PEP_CKPT_FORMAT_VERSION, x, n); }
 
 /* ------------------------------------------------------------------ attribute helpers */
 

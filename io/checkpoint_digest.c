@@ -16,7 +16,10 @@
 #include "core/error.h"
 #include "core/rng.h"
 
-#define DG_MAGIC "PEPCKDG1"
+/* "PEPCKDG" + the format_version whose hash the digest and the header check use ('1': the
+ * lanes hash and FNV-1a; '2': XXH3-64), written as PEPCKDG2 */
+#define DG_MAGIC "PEPCKDG"
+#define DG_MAGIC_LEN 7
 #define DG_HEADER 40
 #define DG_CHUNK ((size_t)8 << 20)
 
@@ -58,12 +61,12 @@ void ck_count_read(size_t n) { __atomic_fetch_add(&bytes_read, (uint64_t)n, __AT
 uint64_t pep_ckpt_bytes_read(void) { return __atomic_load_n(&bytes_read, __ATOMIC_RELAXED); }
 
 /* Digest of the `len` bytes of fd from `off` on; `count`: add them to the reader's count. */
-static int digest_range(int fd, const char *path, uint64_t off, uint64_t len, int count, uint64_t *out)
+static int digest_range(int fd, const char *path, int version, uint64_t off, uint64_t len, int count, uint64_t *out)
 {
     float *buf = NULL;
     PEP_ALLOC(buf, DG_CHUNK / sizeof(float));
     struct ck_hash h;
-    ck_init(&h);
+    ck_init(&h, version);
     int rc = PEP_OK;
 #ifdef POSIX_FADV_SEQUENTIAL
     posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_SEQUENTIAL);
@@ -76,9 +79,7 @@ static int digest_range(int fd, const char *path, uint64_t off, uint64_t len, in
             break;
         }
         if (count) ck_count_read(n);
-        size_t words = n / 4, tail = n % 4; /* only the last chunk can have a tail */
-        if (tail) memset((char *)buf + n, 0, 4 - tail);
-        ck_update(&h, buf, words + (tail != 0));
+        ck_update(&h, buf, n);
         done += n;
     }
     pep_free(buf);
@@ -98,12 +99,13 @@ int pep_ckpt_digest_seal(const char *path)
                    "%s: cannot write its digest: the file is shorter than its %d-byte user block", path,
                    PEP_CKPT_USERBLOCK);
     uint64_t covered = (uint64_t)st.st_size - PEP_CKPT_USERBLOCK;
-    PEP_CALL_GOTO(rc, digest_range(fd, path, PEP_CKPT_USERBLOCK, covered, 0, &digest));
-    memcpy(hd, DG_MAGIC, 8);
+    PEP_CALL_GOTO(rc, digest_range(fd, path, PEP_CKPT_FORMAT_VERSION, PEP_CKPT_USERBLOCK, covered, 0, &digest));
+    memcpy(hd, DG_MAGIC, DG_MAGIC_LEN);
+    hd[DG_MAGIC_LEN] = (unsigned char)('0' + PEP_CKPT_FORMAT_VERSION);
     for (int i = 0; i < 4; i++) hd[8 + i] = (unsigned char)((unsigned)PEP_CKPT_USERBLOCK >> (8 * i));
     put_u64(hd + 16, covered);
     put_u64(hd + 24, digest);
-    put_u64(hd + 32, pep_fnv1a64(hd, 32));
+    put_u64(hd + 32, ck_header_check(PEP_CKPT_FORMAT_VERSION, hd, 32));
     PEP_CHECK_GOTO(rc, pwrite(fd, hd, sizeof hd, 0) == (ssize_t)sizeof hd, PEP_ERR_IO,
                    "%s: cannot write its digest: %s (disk full?)", path, strerror(errno));
 cleanup:
@@ -113,22 +115,28 @@ cleanup:
 
 /* The checks before the digest: *sealed = 0 for a file written before the digest (the HDF5
  * signature at offset 0); else the header (its DG_HEADER bytes into hd) must be intact and the
- * file as long as it says: *covered bytes after the user block, whose digest must be *digest. */
-static int check_header(int fd, const char *path, uint64_t size, unsigned char *hd, int *sealed, uint64_t *covered,
-                        uint64_t *digest)
+ * file as long as it says: *covered bytes after the user block, whose digest by the hash of
+ * *version must be *digest. */
+static int check_header(int fd, const char *path, uint64_t size, unsigned char *hd, int *sealed, int *version,
+                        uint64_t *covered, uint64_t *digest)
 {
     *sealed = 0;
+    *version = 1;
     PEP_CHECK(size >= 8 && read_full(fd, hd, 8, 0) == 0, PEP_ERR_FORMAT,
               "%s: not a peprime checkpoint (%lld bytes, too short to be one)", path, (long long)size);
     ck_count_read(8);
     if (!memcmp(hd, hdf5_signature, 8)) return PEP_OK; /* written before the digest: unchecked */
-    PEP_CHECK(!memcmp(hd, DG_MAGIC, 8), PEP_ERR_FORMAT,
+    PEP_CHECK(!memcmp(hd, DG_MAGIC, DG_MAGIC_LEN) && hd[DG_MAGIC_LEN] >= '1' &&
+                  hd[DG_MAGIC_LEN] <= '0' + PEP_CKPT_FORMAT_VERSION,
+              PEP_ERR_FORMAT,
               "%s: not a peprime checkpoint, or its first bytes are damaged (neither the peprime digest "
               "header nor the HDF5 signature at its start); use another checkpoint", path);
     PEP_CHECK(size >= PEP_CKPT_USERBLOCK, PEP_ERR_FORMAT,
               "%s: truncated: %lld bytes, shorter than its %d-byte header block; use another checkpoint (an "
               "older one of the run, or a complete copy)", path, (long long)size, PEP_CKPT_USERBLOCK);
-    PEP_CHECK(read_full(fd, hd, DG_HEADER, 0) == 0 && get_u64(hd + 32) == pep_fnv1a64(hd, 32), PEP_ERR_FORMAT,
+    *version = hd[DG_MAGIC_LEN] - '0';
+    PEP_CHECK(read_full(fd, hd, DG_HEADER, 0) == 0 && get_u64(hd + 32) == ck_header_check(*version, hd, 32),
+              PEP_ERR_FORMAT,
               "%s: damaged: its digest header (the first %d bytes) does not check out; use "
               "another checkpoint (an older one of the run, or a copy)", path, DG_HEADER);
     ck_count_read(DG_HEADER);
@@ -158,14 +166,14 @@ int pep_ckpt_digest_check(const char *path, int *sealed)
     *sealed = 0;
     int fd = open(path, O_RDONLY);
     PEP_CHECK(fd >= 0, PEP_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-    int rc = PEP_OK, was_sealed = 0;
+    int rc = PEP_OK, was_sealed = 0, version = 1;
     struct stat st;
     uint64_t covered = 0, want = 0, digest = 0;
     unsigned char hd[DG_HEADER];
     PEP_CHECK_GOTO(rc, fstat(fd, &st) == 0, PEP_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-    PEP_CALL_GOTO(rc, check_header(fd, path, (uint64_t)st.st_size, hd, &was_sealed, &covered, &want));
+    PEP_CALL_GOTO(rc, check_header(fd, path, (uint64_t)st.st_size, hd, &was_sealed, &version, &covered, &want));
     if (!was_sealed) goto cleanup;
-    PEP_CALL_GOTO(rc, digest_range(fd, path, PEP_CKPT_USERBLOCK, covered, 1, &digest));
+    PEP_CALL_GOTO(rc, digest_range(fd, path, version, PEP_CKPT_USERBLOCK, covered, 1, &digest));
     if (digest != want) {
         rc = digest_mismatch(path);
         goto cleanup;
@@ -178,8 +186,7 @@ cleanup:
 
 /* Reads `len` bytes at `off` into dst in DG_CHUNK pieces: the CK_DIRECT_ALIGN multiple of each
  * piece through *dfd (O_DIRECT; dst and off aligned) while it works, the rest through fd; each
- * piece fed to `h` unless it is NULL (as words, the last partial word zero-padded: dst has room
- * for the padding). */
+ * piece fed to `h` unless it is NULL. */
 static int load_range(int fd, int *dfd, const char *path, unsigned char *dst, uint64_t off, uint64_t len,
                       struct ck_hash *h)
 {
@@ -197,11 +204,7 @@ static int load_range(int fd, int *dfd, const char *path, unsigned char *dst, ui
         PEP_CHECK(!bad, PEP_ERR_IO, "%s: cannot read %zu bytes at %llu: %s", path, n,
                   (unsigned long long)(off + done), errno ? strerror(errno) : "end of file");
         ck_count_read(n);
-        if (h) {
-            size_t words = n / 4, tail = n % 4; /* only the last piece can have a tail */
-            if (tail) memset(dst + done + n, 0, 4 - tail);
-            ck_update(h, (const float *)(const void *)(dst + done), words + (tail != 0));
-        }
+        if (h) ck_update(h, dst + done, n);
         done += n;
     }
     return PEP_OK;
@@ -214,13 +217,13 @@ int pep_ckpt_digest_load(const char *path, void **image, size_t *len, int *seale
     *sealed = 0;
     int fd = open(path, O_RDONLY), dfd = -1;
     PEP_CHECK(fd >= 0, PEP_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-    int rc = PEP_OK, was_sealed = 0;
+    int rc = PEP_OK, was_sealed = 0, version = 1;
     struct stat st;
     uint64_t covered = 0, want = 0;
     unsigned char *buf = NULL, hd[DG_HEADER];
     PEP_CHECK_GOTO(rc, fstat(fd, &st) == 0, PEP_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
     uint64_t size = (uint64_t)st.st_size;
-    PEP_CALL_GOTO(rc, check_header(fd, path, size, hd, &was_sealed, &covered, &want));
+    PEP_CALL_GOTO(rc, check_header(fd, path, size, hd, &was_sealed, &version, &covered, &want));
     PEP_CHECK_GOTO(rc, size <= (uint64_t)SIZE_MAX - 2 * CK_DIRECT_ALIGN, PEP_ERR_NOMEM,
                    "%s: %llu bytes do not fit in memory", path, (unsigned long long)size);
     /* aligned for O_DIRECT, and room for the zero padding of a last partial word */
@@ -238,7 +241,7 @@ int pep_ckpt_digest_load(const char *path, void **image, size_t *len, int *seale
         memset(buf, 0, PEP_CKPT_USERBLOCK);
         memcpy(buf, hd, DG_HEADER);
         struct ck_hash h;
-        ck_init(&h);
+        ck_init(&h, version);
         PEP_CALL_GOTO(rc, load_range(fd, &dfd, path, buf + PEP_CKPT_USERBLOCK, PEP_CKPT_USERBLOCK, covered, &h));
         if (ck_final(&h) != want) {
             rc = digest_mismatch(path);

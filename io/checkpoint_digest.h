@@ -4,11 +4,16 @@
  * and HDF5 itself skip it) and, after the file is closed and before the atomic rename, fills
  * its first 40 bytes (little-endian):
  *
- *   0  magic "PEPCKDG1"            24  digest (uint64): pep_ckpt_checksum's hash of the
- *   8  user-block size (uint32)         covered bytes taken as 32-bit words, a short tail
- *  12  0 (uint32, reserved)             zero-padded to one word
- *  16  covered bytes (uint64):     32  header check (uint64): FNV-1a 64 of bytes 0 .. 31
+ *   0  magic "PEPCKDG2"            24  digest (uint64): XXH3-64 (seed 0) of the covered
+ *   8  user-block size (uint32)         bytes, i.e. of every byte after the user block
+ *  12  0 (uint32, reserved)        32  header check (uint64): XXH3-64 of bytes 0 .. 31
+ *  16  covered bytes (uint64):
  *      file size - user-block size
+ *
+ * The magic's last character is the format_version whose hashes the header uses: files written
+ * with format_version 1 carry "PEPCKDG1", whose digest is the version-1 tensor checksum's hash
+ * of the covered bytes taken as 32-bit words (a short tail zero-padded to one word) and whose
+ * header check is FNV-1a 64; they are still read.
  *
  * The reader reads the first 8 bytes: the HDF5 signature there is a file written before the
  * digest (no user block: read as before, unchecked); the magic means the header must be

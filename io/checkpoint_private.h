@@ -83,14 +83,22 @@ static inline int ck_check_lang(const char *lang)
 
 /* ---- checkpoint_attr.c ---- */
 
-/* pep_ckpt_checksum fed in pieces: init, update with consecutive runs of words, final. */
+/* The checksum of a format_version fed in pieces: init, update with consecutive runs of bytes,
+ * final. Version 1: four multiply-xor lanes over 32-bit words (a short last run is zero-padded
+ * to a word); version 2 and up: XXH3-64 (libxxhash, seed 0) of the bytes. */
 struct ck_hash {
-    uint64_t lane[4];
-    uint64_t n;
+    int version;
+    uint64_t lane[4], n;                  /* version 1 */
+    _Alignas(64) unsigned char xxh3[640]; /* version 2: an XXH3_state_t (checkpoint_attr.c) */
 };
-void ck_init(struct ck_hash *h);
-void ck_update(struct ck_hash *h, const float *x, size_t n);
-uint64_t ck_final(const struct ck_hash *h);
+void ck_init(struct ck_hash *h, int format_version);
+void ck_update(struct ck_hash *h, const void *p, size_t bytes);
+uint64_t ck_final(struct ck_hash *h);
+/* The checksum a file of `format_version` stores for the float32 words x[0..n). */
+uint64_t ck_checksum(int format_version, const float *x, size_t n);
+/* The 64-bit check of a digest header's first 32 bytes (checkpoint_digest.c): FNV-1a 64 in
+ * version 1 headers, XXH3-64 from version 2 on. */
+uint64_t ck_header_check(int format_version, const void *p, size_t bytes);
 
 /* Adds n to the bytes the reader has read from checkpoint files (pep_ckpt_bytes_read). */
 void ck_count_read(size_t n);

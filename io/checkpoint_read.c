@@ -320,7 +320,7 @@ static int check_sum(struct pep_ckpt_reader *r, hid_t d, const char *path, uint6
     /* every float tensor of every format_version (1 and up) carries one: data without it cannot
      * be verified, so it is not accepted */
     PEP_CHECK(ck_attr_exists(d, "checksum"), PEP_ERR_FORMAT,
-              "%s: %s has no checksum attribute, which every peprime checkpoint (format_version 1 and later) "
+              "%s: %s has no checksum attribute, which every peprime checkpoint (every format_version) "
               "writes: the file was made or edited by another tool; write it with peprime (import-hf for "
               "foreign weights) or use an older checkpoint",
               r->path, path);
@@ -348,7 +348,7 @@ static int read_tensor(struct pep_ckpt_reader *r, const char *path, const struct
         H5E_END_TRY;
     }
     PEP_CHECK_GOTO(rc, st >= 0, PEP_ERR_FORMAT, "%s: cannot read %s: the file is truncated or damaged", r->path, path);
-    PEP_CALL_GOTO(rc, check_sum(r, d, path, pep_ckpt_checksum(dst, p->numel)));
+    PEP_CALL_GOTO(rc, check_sum(r, d, path, ck_checksum(r->info.format_version, dst, p->numel)));
 cleanup:
     PEP_H5_CLOSE(H5Dclose, d);
     return rc;
@@ -674,7 +674,7 @@ static int stream_dataset(struct visit_ctx *c, hid_t d, const char *path)
     size_t per = rowlen == 0 ? rows : rowlen >= CK_BLOCK_ELEMS ? 1 : CK_BLOCK_ELEMS / rowlen;
     if (!c->buf) PEP_ALLOC_GOTO(rc, c->buf, CK_BLOCK_ELEMS > rowlen ? CK_BLOCK_ELEMS : rowlen);
     struct ck_hash h;
-    ck_init(&h);
+    ck_init(&h, c->r->info.format_version);
     double ss = 0;
     for (size_t r0 = 0; numel > 0 && r0 < rows; r0 += per) {
         size_t nr = rows - r0 < per ? rows - r0 : per;
@@ -696,7 +696,7 @@ static int stream_dataset(struct visit_ctx *c, hid_t d, const char *path)
         PEP_CHECK_GOTO(rc, st >= 0, PEP_ERR_FORMAT, "%s: cannot read %s: the file is truncated or damaged", c->r->path,
                        path);
         for (size_t i = 0; i < cnt; i++) ss += (double)c->buf[i] * c->buf[i];
-        if (is_f32) ck_update(&h, c->buf, cnt);
+        if (is_f32) ck_update(&h, c->buf, cnt * sizeof(float));
     }
     if (c->verify && is_f32) PEP_CALL_GOTO(rc, check_sum(c->r, d, path, ck_final(&h)));
     c->st.tensors++;

@@ -1,33 +1,85 @@
-/* The model shape in a checkpoint's root attributes (checkpoint.h lists them): written with
- * the header, read back into pep_ckpt_info, and compared with the shape a stage expects. */
+/* The model shape in a checkpoint's root attributes (checkpoint.h lists them): one table
+ * (attribute, field, type, name table, when compared) drives writing them with the header,
+ * reading them back into pep_ckpt_info, and comparing them with the shape a stage expects. */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "checkpoint_private.h"
 #include "core/error.h"
 
+/* When a shape attribute is compared: f is the file's shape, s the one the stage expects. */
+static int always(const struct pep_model_spec *f, const struct pep_model_spec *s) { return 1; }
+static int tagger(const struct pep_model_spec *f, const struct pep_model_spec *s)
+{
+    return f->head == PEP_HEAD_KIND_TAGGER && s->head == PEP_HEAD_KIND_TAGGER;
+}
+static int adapter(const struct pep_model_spec *f, const struct pep_model_spec *s) { return s->pe == PEP_PE_METHOD_ADAPTER; }
+static int prefix(const struct pep_model_spec *f, const struct pep_model_spec *s) { return s->pe == PEP_PE_METHOD_PREFIX; }
+static int reparam(const struct pep_model_spec *f, const struct pep_model_spec *s) { return prefix(f, s) && s->prefix_reparam; }
+static int lora(const struct pep_model_spec *f, const struct pep_model_spec *s) { return s->pe == PEP_PE_METHOD_LORA; }
+
+enum spec_type {
+    SPEC_TYPE_I32,  /* int field, int32 attribute */
+    SPEC_TYPE_F32,  /* float field, float64 attribute */
+    SPEC_TYPE_NAME, /* enum field, string attribute from the enum's one name table (these strings are the format) */
+};
+
+_Static_assert(sizeof(enum pep_head_kind) == sizeof(int) && sizeof(enum pep_pe_method) == sizeof(int) &&
+                   sizeof(enum pep_adapter_placement) == sizeof(int) && sizeof(enum pep_activation) == sizeof(int),
+               "the name rows read and write the enum fields as int");
+
+/* One row per root attribute, in the order they are written: the table drives write, read and check. */
+static const struct spec_attr {
+    const char *key;
+    size_t offset; /* in struct pep_model_spec */
+    enum spec_type type;
+    const struct pep_names *names; /* SPEC_TYPE_NAME */
+    /* compared by pep_ckpt_check_spec when `when` says so (NULL: never), naming `setting` */
+    int (*when)(const struct pep_model_spec *f, const struct pep_model_spec *s);
+    const char *setting;
+} spec_attrs[] = {
+#define ROW(key, field, type, names, when, setting) {key, offsetof(struct pep_model_spec, field), type, names, when, setting}
+    ROW("layers", L, SPEC_TYPE_I32, NULL, always, "model.layers"),
+    ROW("hidden", C, SPEC_TYPE_I32, NULL, always, "model.hidden"),
+    ROW("heads", NH, SPEC_TYPE_I32, NULL, always, "model.heads"),
+    ROW("ff", FF, SPEC_TYPE_I32, NULL, always, "model.ff"),
+    ROW("vocab", V, SPEC_TYPE_I32, NULL, always, "model.vocab / the tokenizer"),
+    ROW("max_positions", max_positions, SPEC_TYPE_I32, NULL, always, "model.max_positions"),
+    ROW("type_vocab", type_vocab, SPEC_TYPE_I32, NULL, always, "model.type_vocab"),
+    ROW("ntags", ntags, SPEC_TYPE_I32, NULL, tagger, "data.tags"),
+    ROW("head", head, SPEC_TYPE_NAME, &pep_head_kind_names, always, "the head: mlm after pretrain, tagger after the others"),
+    ROW("pe_method", pe, SPEC_TYPE_NAME, &pep_pe_method_names, always, "pe.method"),
+    ROW("pe_placement", placement, SPEC_TYPE_NAME, &pep_adapter_placement_names, adapter, "pe.placement"),
+    ROW("pe_activation", adapter_act, SPEC_TYPE_NAME, &pep_activation_names, NULL, NULL),
+    ROW("pe_bottleneck", bottleneck, SPEC_TYPE_I32, NULL, adapter, "pe.reduction"),
+    ROW("pe_prefix_length", prefix_len, SPEC_TYPE_I32, NULL, prefix, "pe.prefix_length"),
+    ROW("pe_prefix_reparam", prefix_reparam, SPEC_TYPE_I32, NULL, prefix, "pe.prefix_reparam"),
+    ROW("pe_prefix_hidden", prefix_hidden, SPEC_TYPE_I32, NULL, reparam, "pe.prefix_hidden"),
+    ROW("pe_lora_rank", lora_rank, SPEC_TYPE_I32, NULL, lora, "pe.lora_rank"),
+    ROW("pe_lora_alpha", lora_alpha, SPEC_TYPE_F32, NULL, NULL, NULL),
+    ROW("layer_norm_eps", ln_eps, SPEC_TYPE_F32, NULL, NULL, NULL),
+#undef ROW
+};
+#define N_SPEC_ATTRS (sizeof spec_attrs / sizeof spec_attrs[0])
+
+static int *spec_int(const struct pep_model_spec *s, const struct spec_attr *a)
+{
+    return (int *)((char *)s + a->offset);
+}
+static float *spec_float(const struct pep_model_spec *s, const struct spec_attr *a)
+{
+    return (float *)((char *)s + a->offset);
+}
+
 int ck_write_spec(hid_t root, const struct pep_model_spec *s)
 {
-    PEP_CALL(ck_attr_i32(root, "layers", s->L));
-    PEP_CALL(ck_attr_i32(root, "hidden", s->C));
-    PEP_CALL(ck_attr_i32(root, "heads", s->NH));
-    PEP_CALL(ck_attr_i32(root, "ff", s->FF));
-    PEP_CALL(ck_attr_i32(root, "vocab", s->V));
-    PEP_CALL(ck_attr_i32(root, "max_positions", s->max_positions));
-    PEP_CALL(ck_attr_i32(root, "type_vocab", s->type_vocab));
-    PEP_CALL(ck_attr_i32(root, "ntags", s->ntags));
-    /* the enums' one name tables (model/kinds.h, layers/activation.h): these strings are the format */
-    PEP_CALL(ck_attr_str(root, "head", pep_head_kind_name(s->head)));
-    PEP_CALL(ck_attr_str(root, "pe_method", pep_pe_method_name(s->pe)));
-    PEP_CALL(ck_attr_str(root, "pe_placement", pep_adapter_placement_name(s->placement)));
-    PEP_CALL(ck_attr_str(root, "pe_activation", pep_activation_name(s->adapter_act)));
-    PEP_CALL(ck_attr_i32(root, "pe_bottleneck", s->bottleneck));
-    PEP_CALL(ck_attr_i32(root, "pe_prefix_length", s->prefix_len));
-    PEP_CALL(ck_attr_i32(root, "pe_prefix_reparam", s->prefix_reparam));
-    PEP_CALL(ck_attr_i32(root, "pe_prefix_hidden", s->prefix_hidden));
-    PEP_CALL(ck_attr_i32(root, "pe_lora_rank", s->lora_rank));
-    PEP_CALL(ck_attr_f64(root, "pe_lora_alpha", s->lora_alpha));
-    PEP_CALL(ck_attr_f64(root, "layer_norm_eps", s->ln_eps));
+    for (size_t i = 0; i < N_SPEC_ATTRS; i++) {
+        const struct spec_attr *a = &spec_attrs[i];
+        if (a->type == SPEC_TYPE_I32) PEP_CALL(ck_attr_i32(root, a->key, *spec_int(s, a)));
+        else if (a->type == SPEC_TYPE_F32) PEP_CALL(ck_attr_f64(root, a->key, *spec_float(s, a)));
+        else PEP_CALL(ck_attr_str(root, a->key, pep_names_name(a->names, *spec_int(s, a))));
+    }
     return PEP_OK;
 }
 
@@ -44,27 +96,20 @@ static int read_spec_name(hid_t root, const char *f, const char *key, const stru
 int ck_read_spec(struct pep_ckpt_reader *r, hid_t root)
 {
     struct pep_model_spec *s = &r->info.spec;
-    const char *f = r->path;
-    int32_t v[13];
-    static const char *const keys[13] = {"layers", "hidden", "heads", "ff", "vocab", "max_positions", "type_vocab",
-                                         "ntags", "pe_bottleneck", "pe_prefix_length", "pe_prefix_reparam",
-                                         "pe_prefix_hidden", "pe_lora_rank"};
-    for (int i = 0; i < 13; i++) PEP_CALL(ck_attr_read_num(root, f, "/", keys[i], H5T_NATIVE_INT32, &v[i]));
-    s->L = v[0], s->C = v[1], s->NH = v[2], s->FF = v[3], s->V = v[4], s->max_positions = v[5];
-    s->type_vocab = v[6], s->ntags = v[7], s->bottleneck = v[8], s->prefix_len = v[9];
-    s->prefix_reparam = v[10], s->prefix_hidden = v[11], s->lora_rank = v[12];
-    double a, eps;
-    PEP_CALL(ck_attr_read_num(root, f, "/", "pe_lora_alpha", H5T_NATIVE_DOUBLE, &a));
-    PEP_CALL(ck_attr_read_num(root, f, "/", "layer_norm_eps", H5T_NATIVE_DOUBLE, &eps));
-    s->lora_alpha = (float)a;
-    s->ln_eps = (float)eps;
-    int head, pe, placement, act;
-    PEP_CALL(read_spec_name(root, f, "head", &pep_head_kind_names, &head));
-    PEP_CALL(read_spec_name(root, f, "pe_method", &pep_pe_method_names, &pe));
-    PEP_CALL(read_spec_name(root, f, "pe_placement", &pep_adapter_placement_names, &placement));
-    PEP_CALL(read_spec_name(root, f, "pe_activation", &pep_activation_names, &act));
-    s->head = (enum pep_head_kind)head, s->pe = (enum pep_pe_method)pe;
-    s->placement = (enum pep_adapter_placement)placement, s->adapter_act = (enum pep_activation)act;
+    for (size_t i = 0; i < N_SPEC_ATTRS; i++) {
+        const struct spec_attr *a = &spec_attrs[i];
+        if (a->type == SPEC_TYPE_I32) {
+            int32_t v;
+            PEP_CALL(ck_attr_read_num(root, r->path, "/", a->key, H5T_NATIVE_INT32, &v));
+            *spec_int(s, a) = v;
+        } else if (a->type == SPEC_TYPE_F32) {
+            double v;
+            PEP_CALL(ck_attr_read_num(root, r->path, "/", a->key, H5T_NATIVE_DOUBLE, &v));
+            *spec_float(s, a) = (float)v;
+        } else {
+            PEP_CALL(read_spec_name(root, r->path, a->key, a->names, spec_int(s, a)));
+        }
+    }
     r->info.has_spec = 1;
     return PEP_OK;
 }
@@ -73,35 +118,18 @@ int pep_ckpt_check_spec(const struct pep_ckpt_reader *r, const struct pep_model_
 {
     const struct pep_model_spec *f = &r->info.spec;
     PEP_CHECK(r->info.has_spec, PEP_ERR_FORMAT, "%s: the checkpoint stores no model shape attributes", r->path);
-#define SPEC_INT(field, name, key)                                                                               \
-    PEP_CHECK(f->field == s->field, PEP_ERR_FORMAT,                                                              \
-              "%s: the checkpoint has %s = %d, the config expects %d (%s): use a matching config or checkpoint", \
-              r->path, name, f->field, s->field, key)
-    SPEC_INT(L, "layers", "model.layers");
-    SPEC_INT(C, "hidden", "model.hidden");
-    SPEC_INT(NH, "heads", "model.heads");
-    SPEC_INT(FF, "ff", "model.ff");
-    SPEC_INT(V, "vocab", "model.vocab / the tokenizer");
-    SPEC_INT(max_positions, "max_positions", "model.max_positions");
-    SPEC_INT(type_vocab, "type_vocab", "model.type_vocab");
-    PEP_CHECK(f->head == s->head, PEP_ERR_FORMAT, "%s: the checkpoint has a %s head, the stage expects a %s head",
-              r->path, pep_head_kind_name(f->head), pep_head_kind_name(s->head));
-    if (s->head == PEP_HEAD_KIND_TAGGER) SPEC_INT(ntags, "ntags", "data.tags");
-    PEP_CHECK(f->pe == s->pe, PEP_ERR_FORMAT, "%s: the checkpoint has pe_method = %s, the config expects %s (pe.method)",
-              r->path, pep_pe_method_name(f->pe), pep_pe_method_name(s->pe));
-    if (s->pe == PEP_PE_METHOD_ADAPTER) {
-        PEP_CHECK(f->placement == s->placement, PEP_ERR_FORMAT,
-                  "%s: the checkpoint has pe_placement = %s, the config expects %s (pe.placement)", r->path,
-                  pep_adapter_placement_name(f->placement), pep_adapter_placement_name(s->placement));
-        SPEC_INT(bottleneck, "pe_bottleneck", "pe.reduction");
-    } else if (s->pe == PEP_PE_METHOD_PREFIX) {
-        SPEC_INT(prefix_len, "pe_prefix_length", "pe.prefix_length");
-        SPEC_INT(prefix_reparam, "pe_prefix_reparam", "pe.prefix_reparam");
-        if (s->prefix_reparam) SPEC_INT(prefix_hidden, "pe_prefix_hidden", "pe.prefix_hidden");
-    } else if (s->pe == PEP_PE_METHOD_LORA) {
-        SPEC_INT(lora_rank, "pe_lora_rank", "pe.lora_rank");
+    for (size_t i = 0; i < N_SPEC_ATTRS; i++) {
+        const struct spec_attr *a = &spec_attrs[i];
+        if (!a->when || !a->when(f, s)) continue;
+        int have = *spec_int(f, a), want = *spec_int(s, a);
+        if (have == want) continue;
+        if (a->type == SPEC_TYPE_NAME)
+            PEP_FAIL(PEP_ERR_FORMAT, "%s: the checkpoint has %s = %s, the config expects %s (%s)", r->path, a->key,
+                     pep_names_name(a->names, have), pep_names_name(a->names, want), a->setting);
+        PEP_FAIL(PEP_ERR_FORMAT,
+                 "%s: the checkpoint has %s = %d, the config expects %d (%s): use a matching config or checkpoint",
+                 r->path, a->key, have, want, a->setting);
     }
-#undef SPEC_INT
     return PEP_OK;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "file.h"
 #include "metrics/conlleval.h"
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if invalid. Rejects
@@ -367,23 +368,11 @@ int pep_conll_read(const char *path, const char *const *tags, int ntags, const s
               "cannot open CoNLL file '%s': %s (set PEPRIME_DATA or data.root to the folder that holds "
               "ner/wikiann/<lang>/<split>.txt, or data.path to where the files are)",
               path, strerror(errno));
-    PEP_CHECK(S_ISREG(st.st_mode), PEP_ERR_IO, "CoNLL path '%s' is not a regular file", path);
-    FILE *f = fopen(path, "rb");
-    PEP_CHECK(f, PEP_ERR_IO,
-              "cannot open CoNLL file '%s': %s (set PEPRIME_DATA or data.root to the folder that holds "
-              "ner/wikiann/<lang>/<split>.txt, or data.path to where the files are)",
-              path, strerror(errno));
-    PEP_CHECK_GOTO(rc, fseek(f, 0, SEEK_END) == 0, PEP_ERR_IO, "cannot seek in '%s': %s", path, strerror(errno));
-    long size = ftell(f);
-    PEP_CHECK_GOTO(rc, size >= 0 && fseek(f, 0, SEEK_SET) == 0, PEP_ERR_IO, "cannot read '%s': %s (is it a folder?)",
-                   path, strerror(errno));
-    PEP_ALLOC_GOTO(rc, buf, (size_t)size + 1);
-    PEP_CHECK_GOTO(rc, fread(buf, 1, (size_t)size, f) == (size_t)size, PEP_ERR_IO, "short read from '%s': %s", path,
-                   strerror(errno));
-    PEP_CALL_GOTO(rc, pep_conll_parse(buf, (size_t)size, path, tags, ntags, o, out, stats));
+    size_t size = 0;
+    PEP_CALL(pep_file_read(path, "CoNLL file", PEP_FILE_MAX_DATA, &buf, &size));
+    PEP_CALL_GOTO(rc, pep_conll_parse(buf, size, path, tags, ntags, o, out, stats));
 cleanup:
     pep_free(buf);
-    fclose(f);
     return rc;
 }
 

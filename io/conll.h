@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "data/corpus.h"
 
 enum pep_conll_separator { PEP_CONLL_SEPARATOR_TAB, PEP_CONLL_SEPARATOR_WHITESPACE };

@@ -51,9 +51,6 @@ void pep_hf_import_default_options(struct pep_hf_import_options *o);
 int pep_hf_import(const char *weights_path, const struct pep_hf_import_options *o, struct pep_hf_model *m);
 void pep_hf_model_fini(struct pep_hf_model *m);
 
-/* Number of pieces in a SentencePiece ModelProto file (top-level field 1 entries). */
-int pep_spm_count_pieces(const char *path, int *pieces);
-
 /* The encoder spec of the imported model: its shape, pe = none, head = tagger if a classifier
  * was imported, else mlm if lm_head.* was, else tagger (ntags 0). max_T <= 0 picks
  * pep_hf_default_seq_len(); max_T + 2 must fit the position table (XLM-R: 514 rows -> 512). */

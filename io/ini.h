@@ -5,7 +5,7 @@
 #ifndef PEP_INI_H
 #define PEP_INI_H
 
-#include "core/config.h"
+#include "config/config.h"
 
 int pep_ini_load(struct pep_config *cfg, const char *path);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "file.h"
 
 struct parser {
     const unsigned char *s;
@@ -451,33 +452,13 @@ int pep_json_parse(const char *text, size_t len, const char *label, size_t base,
 
 int pep_json_parse_file(const char *path, struct pep_json **out)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    PEP_CHECK(f, PEP_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    int rc = PEP_OK;
-    while (1) {
-        if (n == cap) {
-            if (cap >= ((size_t)64 << 20)) {
-                rc = pep_error_set(PEP_ERR_FORMAT, __FILE__, __LINE__, __func__,
-                                   "%s: larger than 64 MiB; not a JSON config file?", path);
-                goto cleanup;
-            }
-            cap = cap ? 2 * cap : 4096;
-            char *nb = realloc(buf, cap);
-            PEP_CHECK_GOTO(rc, nb, PEP_ERR_NOMEM, "out of memory reading %s", path);
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    PEP_CHECK_GOTO(rc, !ferror(f), PEP_ERR_IO, "error reading %s", path);
-    PEP_CALL_GOTO(rc, pep_json_parse(buf, n, path, 0, out));
-cleanup:
-    free(buf);
-    fclose(f);
+    size_t n = 0;
+    *out = NULL;
+    PEP_CALL(pep_file_read(path, "JSON file", PEP_FILE_MAX_JSON, &buf, &n));
+    int rc = pep_json_parse(buf, n, path, 0, out);
+    pep_free(buf);
+    if (rc != PEP_OK) pep_error_trace(rc, __FILE__, __LINE__, __func__);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "file.h"
 
 /* cols joined by commas, no newline. */
 static int make_header(const char *const *cols, int ncols, char *buf, size_t len)
@@ -32,41 +33,6 @@ static int write_row(FILE *f, const double *row, int ncols)
     }
     fputc('\n', f);
     return fflush(f) == 0 && !ferror(f) ? PEP_OK : PEP_ERR_IO;
-}
-
-/* The whole file into *buf (NUL-terminated), *len its bytes; *missing = 1 (and no buffer) when
- * there is no such file. */
-static int read_all(const char *path, char **buf, size_t *len, int *missing)
-{
-    *buf = NULL, *len = 0, *missing = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f && errno == ENOENT) {
-        *missing = 1;
-        return PEP_OK;
-    }
-    PEP_CHECK(f, PEP_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    int rc = PEP_OK;
-    PEP_CHECK_GOTO(rc, b, PEP_ERR_NOMEM, "out of memory reading %s", path);
-    for (;;) {
-        if (n + 1 == cap) {
-            char *nb = realloc(b, 2 * cap);
-            PEP_CHECK_GOTO(rc, nb, PEP_ERR_NOMEM, "out of memory reading %s (%zu bytes so far)", path, n);
-            b = nb, cap *= 2;
-        }
-        size_t got = fread(b + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    PEP_CHECK_GOTO(rc, !ferror(f), PEP_ERR_IO, "cannot read %s", path);
-    b[n] = '\0';
-    *buf = b, *len = n;
-    b = NULL;
-cleanup:
-    free(b);
-    fclose(f);
-    return rc;
 }
 
 /* The byte offset just after the last row to keep on a resume after step `start`, or -1 when
@@ -129,10 +95,10 @@ int pep_logcsv_open(struct pep_logcsv *lc, const char *path, const char *const *
     } else {
         char *buf = NULL;
         size_t len = 0;
-        int missing = 0;
-        PEP_CALL(read_all(path, &buf, &len, &missing));
+        int missing = access(path, F_OK) != 0 && errno == ENOENT;
+        if (!missing) PEP_CALL(pep_file_read(path, "log.csv", PEP_FILE_MAX_DATA, &buf, &len));
         long keep = missing ? -1 : keep_offset(buf, len, header, start, nrows);
-        free(buf);
+        pep_free(buf);
         if (keep >= 0) {
             /* in place, so a reader following the file (tail -f) keeps it */
             PEP_CHECK((size_t)keep == len || truncate(path, (off_t)keep) == 0, PEP_ERR_IO, "cannot cut %s after step %ld: %s",

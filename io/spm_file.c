@@ -1,4 +1,4 @@
-/* Reading SentencePiece model files and writing spm training text from the CoNLL files (read by
+/* Reading SentencePiece model files (whole, or only counting their pieces) and writing spm training text from the CoNLL files (read by
  * io/conll.c, the reader every stage uses). */
 #include "spm_file.h"
 
@@ -9,40 +9,7 @@
 #include "conll.h"
 #include "core/error.h"
 #include "core/rng.h"
-
-/* Reads a whole file into a fresh buffer (NUL-terminated); caller frees with pep_free. */
-static int read_all(const char *path, const char *what, char **data, size_t *len)
-{
-    int rc = PEP_OK;
-    char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    PEP_CHECK(f, PEP_ERR_IO, "cannot open %s '%s': %s", what, path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    PEP_ALLOC_GOTO(rc, buf, cap + 1);
-    for (;;) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-        if (n == cap) {
-            char *bigger;
-            PEP_ALLOC_GOTO(rc, bigger, 2 * cap + 1);
-            memcpy(bigger, buf, n);
-            pep_free(buf);
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    PEP_CHECK_GOTO(rc, !ferror(f), PEP_ERR_IO, "error reading %s '%s': %s", what, path,
-                   strerror(errno));
-    buf[n] = 0;
-    *data = buf;
-    *len = n;
-    buf = NULL;
-cleanup:
-    pep_free(buf);
-    fclose(f);
-    return rc;
-}
+#include "file.h"
 
 int pep_spm_read_file(const char *path, struct pep_spm **out)
 {
@@ -50,7 +17,7 @@ int pep_spm_read_file(const char *path, struct pep_spm **out)
     size_t len = 0;
     PEP_CHECK(path && out, PEP_ERR_USAGE, "pep_spm_read_file: NULL argument");
     *out = NULL;
-    int rc = read_all(path, "SentencePiece model", &data, &len);
+    int rc = pep_file_read(path, "SentencePiece model", PEP_FILE_MAX_SPM, &data, &len);
     if (rc != PEP_OK) {
         pep_error_trace(rc, __FILE__, __LINE__, __func__);
         return rc;
@@ -61,6 +28,17 @@ int pep_spm_read_file(const char *path, struct pep_spm **out)
                                  "`peprime tokenizer train`)", path);
     }
     rc = pep_spm_load(data, len, path, out);
+    pep_free(data);
+    if (rc != PEP_OK) pep_error_trace(rc, __FILE__, __LINE__, __func__);
+    return rc;
+}
+
+int pep_spm_count_pieces(const char *path, int *pieces)
+{
+    char *data = NULL;
+    size_t len = 0;
+    PEP_CALL(pep_file_read(path, "SentencePiece model", PEP_FILE_MAX_SPM, &data, &len));
+    int rc = pep_spm_piece_count(data, len, path, pieces);
     pep_free(data);
     if (rc != PEP_OK) pep_error_trace(rc, __FILE__, __LINE__, __func__);
     return rc;

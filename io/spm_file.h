@@ -9,12 +9,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "tokenizer/spm.h"
 
 /* Reads and parses a SentencePiece model file. PEP_ERR_IO if it cannot be opened or read,
  * PEP_ERR_FORMAT if it is not a (unigram) SentencePiece model. Not collective. */
 int pep_spm_read_file(const char *path, struct pep_spm **out);
+/* The number of pieces in a SentencePiece model file (pep_spm_piece_count), without loading
+ * it: what `import-hf` checks against the embedding rows. Not collective. */
+int pep_spm_count_pieces(const char *path, int *pieces);
 
 /* Writes the sentences of each language's split (pep_conll_read_lang with cfg's data.root,
  * data.path, data.separator, data.scheme, data.unknown_types and data.tags; all sentences,

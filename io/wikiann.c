@@ -12,6 +12,7 @@
 
 #include "conll.h"
 #include "core/error.h"
+#include "file.h"
 #include "json.h"
 
 /* The blanks io/conll.c trims and splits on. */
@@ -487,19 +488,12 @@ int pep_wikiann_read(enum pep_wikiann_format format, const char *path, const cha
     *out = NULL;
     int rc = PEP_OK;
     char *buf = NULL;
-    struct stat st;
-    PEP_CHECK(stat(path, &st) == 0, PEP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    PEP_CHECK(S_ISREG(st.st_mode), PEP_ERR_IO, "'%s' is not a regular file", path);
-    FILE *f = fopen(path, "rb");
-    PEP_CHECK(f, PEP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    size_t size = (size_t)st.st_size;
-    PEP_ALLOC_GOTO(rc, buf, size + 1);
-    PEP_CHECK_GOTO(rc, fread(buf, 1, size, f) == size, PEP_ERR_IO, "short read from '%s': %s", path, strerror(errno));
+    size_t size = 0;
+    PEP_CALL(pep_file_read(path, "WikiAnn file", PEP_FILE_MAX_DATA, &buf, &size));
     PEP_CALL_GOTO(rc, sniff(path, (const unsigned char *)buf, size, lang));
     PEP_CALL_GOTO(rc, pep_wikiann_parse(format, buf, size, path, lang, tags, ntags, out, stats));
 cleanup:
     pep_free(buf);
-    fclose(f);
     return rc;
 }
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/blas_info.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "jobs.h"
 #include "run.h"

@@ -464,8 +464,7 @@ int pep_cmd_data(int argc, char **argv)
     pep_free((void *)cv.tags);
     pep_free(cv.items);
     if (rc == PEP_OK) return 0;
-    fprintf(stderr, "peprime data convert: error: %s\n", pep_error_message());
-    if (pep_log_level() >= PEP_LOG_DEBUG) fprintf(stderr, "%s", pep_error_where());
+    pep_print_error("data convert");
     /* before writing, every failure but memory is the command line's or the input's */
     return wrote || rc == PEP_ERR_NOMEM || rc == PEP_ERR_INTERNAL ? 1 : 2;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "data/corpus.h"
 #include "hf_export.h"

@@ -275,7 +275,7 @@ int pep_cmd_fidelity(int argc, char **argv)
     struct fidelity_args fa;
     int rc = take_args(&argc, argv, &fa);
     if (rc != PEP_OK) {
-        fprintf(stderr, "peprime fidelity: error: %s\n", pep_error_message());
+        pep_print_error("fidelity");
         return 2;
     }
     struct pep_stage st;

@@ -1,5 +1,5 @@
 /* `peprime import-hf`: converts a Hugging Face XLM-R / BERT safetensors checkpoint into a
- * peprime base checkpoint (base.h5, written by io/checkpoint_write.c on MPI_COMM_SELF) and the
+ * peprime base checkpoint (base.h5, written by io/checkpoint_write.c on one process) and the
  * [model] section the stages need (base.ini next to it). */
 #include <errno.h>
 #include <limits.h>
@@ -10,6 +10,8 @@
 
 #include "core/error.h"
 #include "hf_import.h"
+#include "mpi_self.h"
+#include "spm_file.h"
 
 #include "jobs.h"
 
@@ -77,7 +79,8 @@ int pep_cmd_import_hf(int argc, char **argv)
     struct pep_hf_model m;
     char ini_path[PATH_MAX + 8], spm_abs[PATH_MAX];
     char *ini = NULL;
-    int mpi_owned = 0, rc = pep_hf_import(weights, &opt, &m);
+    struct pep_mpi_self self = {MPI_COMM_NULL, 0};
+    int rc = pep_hf_import(weights, &opt, &m);
     if (rc == PEP_OK) {
         int pieces = 0;
         rc = pep_spm_count_pieces(spm, &pieces);
@@ -99,17 +102,9 @@ int pep_cmd_import_hf(int argc, char **argv)
         else snprintf(ini_path, sizeof ini_path, "%.*s.ini", (int)n, out);
     }
     if (rc == PEP_OK) rc = pep_hf_model_ini(&m, spm_abs, &ini);
-    if (rc == PEP_OK) {
-        /* the checkpoint writer is MPI-IO: one process, MPI_COMM_SELF (singleton init without mpirun) */
-        int up = 0;
-        MPI_Initialized(&up);
-        if (!up) {
-            if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
-                rc = pep_error_set(PEP_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Init failed");
-            else mpi_owned = 1;
-        }
-    }
-    if (rc == PEP_OK) rc = pep_hf_write_checkpoint(&m, out, ini, MPI_COMM_SELF);
+    /* the checkpoint writer is MPI-IO: one process (singleton init without mpirun) */
+    if (rc == PEP_OK) rc = pep_mpi_self_init(&self);
+    if (rc == PEP_OK) rc = pep_hf_write_checkpoint(&m, out, ini, self.comm);
     if (rc == PEP_OK) {
         FILE *f = fopen(ini_path, "w");
         int ok = f && fputs(ini, f) >= 0;
@@ -126,10 +121,9 @@ int pep_cmd_import_hf(int argc, char **argv)
     }
     pep_free(ini);
     pep_hf_model_fini(&m);
-    if (mpi_owned) MPI_Finalize();
+    pep_mpi_self_fini(&self);
     if (rc != PEP_OK) {
-        fprintf(stderr, "peprime import-hf: error: %s\n", pep_error_message());
-        if (pep_log_level() >= PEP_LOG_DEBUG) fprintf(stderr, "%s", pep_error_where());
+        pep_print_error("import-hf");
         return 1;
     }
     return 0;

@@ -4,7 +4,7 @@
  * (stage, step, config, RNG state, model shape) — and the /log series; it is about a third of
  * a training checkpoint's size (AdamW keeps two moments per weight). For keeping or sharing a
  * base: the bases of docs/results.md's experiment are stripped pretraining checkpoints.
- * Written by io/checkpoint_write.c on MPI_COMM_SELF (one process). */
+ * Written by io/checkpoint_write.c on one process (mpi/mpi_self.h). */
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "core/error.h"
 #include "jobs.h"
+#include "mpi_self.h"
 
 static void usage(FILE *f)
 {
@@ -40,7 +41,7 @@ static int copy_log(struct pep_ckpt_reader *r, struct pep_ckpt_writer *w)
     return rc;
 }
 
-static int strip(const char *in, const char *out)
+static int strip(const char *in, const char *out, MPI_Comm comm)
 {
     char ra[PATH_MAX], rb[PATH_MAX];
     PEP_CHECK(!(realpath(in, ra) && realpath(out, rb) && !strcmp(ra, rb)), PEP_ERR_USAGE,
@@ -55,7 +56,7 @@ static int strip(const char *in, const char *out)
     PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, NULL, &m, &groups));
     struct pep_ckpt_header h = {.stage = info->stage, .step = info->step, .config = info->config,
                                 .rng_state = info->rng_state, .rng_words = info->rng_words, .spec = &info->spec};
-    PEP_CALL_GOTO(rc, pep_ckpt_create(out, MPI_COMM_SELF, &w));
+    PEP_CALL_GOTO(rc, pep_ckpt_create(out, comm, &w));
     PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
     PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &m->table, m->params, groups));
     PEP_CALL_GOTO(rc, copy_log(r, w));
@@ -88,14 +89,10 @@ int pep_cmd_strip(int argc, char **argv)
         }
     }
     PEP_CHECK(in && out, PEP_ERR_USAGE, "strip needs IN.h5 and -o OUT.h5 (see --help)");
-    /* the checkpoint writer is MPI-IO: one process, MPI_COMM_SELF (singleton init without mpirun) */
-    int up = 0, owned = 0;
-    MPI_Initialized(&up);
-    if (!up) {
-        PEP_CHECK(MPI_Init(NULL, NULL) == MPI_SUCCESS, PEP_ERR_MPI, "strip: MPI_Init failed");
-        owned = 1;
-    }
-    int rc = strip(in, out);
-    if (owned) MPI_Finalize();
+    /* the checkpoint writer is MPI-IO: one process (singleton init without mpirun) */
+    struct pep_mpi_self self;
+    int rc = pep_mpi_self_init(&self);
+    if (rc == PEP_OK) rc = strip(in, out, self.comm);
+    pep_mpi_self_fini(&self);
     return rc;
 }

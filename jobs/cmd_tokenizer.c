@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "data/ner_align.h"
 #include "spm_file.h"

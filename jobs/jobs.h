@@ -25,6 +25,9 @@ int pep_cmd_fidelity(int argc, char **argv);
 int pep_cmd_data(int argc, char **argv);
 
 /* helpers shared by commands */
+/* Prints the current error as "peprime COMMAND: error: MESSAGE" on stderr (with the call trace
+ * under --verbose): the one error-exit report of the commands (main.c). */
+void pep_print_error(const char *command);
 double pep_peak_rss_mib(void);
 int pep_bench_shape(const char *name, struct pep_model_spec *s, int *B, int *T);
 /* bench_flops.c: fwd+bwd FLOPs of one training step on batch b, its real tokens and

@@ -59,6 +59,12 @@ static void usage(FILE *f)
                "               --resume auto|none|PATH --verbose   (see docs/config.md)\n");
 }
 
+void pep_print_error(const char *command)
+{
+    fprintf(stderr, "peprime %s: error: %s\n", command, pep_error_message());
+    if (pep_log_level() >= PEP_LOG_DEBUG) fprintf(stderr, "%s", pep_error_where());
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -75,8 +81,7 @@ int main(int argc, char **argv)
             if (commands[i].raw) return commands[i].run(argc - 1, argv + 1);
             int rc = commands[i].run(argc - 2, argv + 2);
             if (rc != PEP_OK) {
-                fprintf(stderr, "peprime %s: error: %s\n", argv[1], pep_error_message());
-                if (pep_log_level() >= PEP_LOG_DEBUG) fprintf(stderr, "%s", pep_error_where());
+                pep_print_error(argv[1]);
                 return rc == PEP_ERR_INTERRUPTED ? 75 : rc == PEP_ERR_USAGE ? 2 : 1;
             }
             return 0;

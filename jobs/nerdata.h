@@ -51,12 +51,4 @@ int pep_nerset_alloc_pred(struct pep_nerset *s);
  * it (the other ranks' s->pred is undefined afterwards). s->pred must have been filled with -1
  * on every rank before scoring (pep_nerset_alloc_pred). Collective. */
 int pep_nerset_gather_pred(const struct pep_nerset *s, MPI_Comm comm, int rank, int size);
-/* Tag names of data.tags, and their count. */
-int pep_run_tags(const struct pep_run *run, char names[][PEP_TAG_NAME_MAX], int cap, int *n);
-/* Where the tokenizer is: model.tokenizer if absolute, else in run.out, else beside the
- * --init / --model checkpoint. *found = 0 if none exists (path then names run.out's). */
-int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, int *found);
-/* Loads the tokenizer (pep_run_tokenizer_path) and leaves a copy in run.out for the next stage. */
-int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out);
-
 #endif

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "ini.h"
 #include "optim/optim.h"
+#include "spm_file.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -190,6 +191,97 @@ void pep_progress_start(struct pep_progress *p, const char *what, long first, lo
     p->what = what;
     p->first = first, p->total = total;
     p->t0 = p->last = pep_now_s();
+}
+
+int pep_run_tags(const struct pep_run *run, char names[][PEP_TAG_NAME_MAX], int cap, int *n)
+{
+    *n = pep_list_count(run->cfg.data.tags);
+    PEP_CHECK(*n >= 1 && *n <= cap, PEP_ERR_USAGE, "data.tags must list between 1 and %d tags", cap);
+    for (int i = 0; i < *n; i++) PEP_CALL(pep_list_item(run->cfg.data.tags, i, names[i], PEP_TAG_NAME_MAX));
+    return PEP_OK;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, int *found)
+{
+    const char *tok = run->cfg.model.tokenizer;
+    *found = 0;
+    PEP_CALL(pep_run_path(run, tok, path, len));
+    if (file_exists(path) || tok[0] == '/') {
+        *found = file_exists(path);
+        return PEP_OK;
+    }
+    /* beside the checkpoint this stage starts from: stages chain through their out dirs */
+    const char *from[2] = {run->init, run->model};
+    for (int i = 0; i < 2; i++) {
+        if (!from[i][0]) continue;
+        const char *slash = strrchr(from[i], '/');
+        char cand[PEP_RUN_PATH_MAX];
+        if (slash) snprintf(cand, sizeof cand, "%.*s/%s", (int)(slash - from[i]), from[i], tok);
+        else snprintf(cand, sizeof cand, "%s", tok);
+        if (file_exists(cand)) {
+            snprintf(path, len, "%s", cand);
+            *found = 1;
+            return PEP_OK;
+        }
+    }
+    PEP_CALL(pep_run_path(run, tok, path, len));
+    return PEP_OK;
+}
+
+/* Copies src to dst through dst.tmp + rename, so a failed copy (disk full) never leaves a
+ * truncated tokenizer under the name the next stage looks for. */
+static int copy_file(const char *src, const char *dst)
+{
+    char tmp[PEP_RUN_TMP_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    FILE *in = fopen(src, "rb"), *o = in ? fopen(tmp, "wb") : NULL;
+    int rc = PEP_OK, err = 0;
+    PEP_CHECK_GOTO(rc, in, PEP_ERR_IO, "cannot read the tokenizer %s to copy it: %s", src, strerror(errno));
+    PEP_CHECK_GOTO(rc, o, PEP_ERR_IO, "cannot create %s (a copy of the tokenizer for the next stage): %s", tmp,
+                   strerror(errno));
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, o) != n) break;
+    err = errno;
+    PEP_CHECK_GOTO(rc, !ferror(in), PEP_ERR_IO, "error reading %s while copying it to %s: %s", src, tmp, strerror(err));
+    PEP_CHECK_GOTO(rc, !ferror(o), PEP_ERR_IO, "error writing %s: %s (disk full?)", tmp, strerror(err));
+    int closed = fclose(o);
+    o = NULL;
+    PEP_CHECK_GOTO(rc, closed == 0, PEP_ERR_IO, "error writing %s: %s (disk full?)", tmp, strerror(errno));
+    PEP_CHECK_GOTO(rc, rename(tmp, dst) == 0, PEP_ERR_IO, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+cleanup:
+    if (in) fclose(in);
+    if (o) fclose(o);
+    if (rc != PEP_OK) unlink(tmp);
+    return rc;
+}
+
+int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out)
+{
+    char path[PEP_RUN_PATH_MAX];
+    int found;
+    PEP_CALL(pep_run_tokenizer_path(run, path, sizeof path, &found));
+    PEP_CHECK(found, PEP_ERR_IO,
+              "no tokenizer '%s' (model.tokenizer) in run.out = '%s'%s%s: run `peprime pretrain` first (it trains one), "
+              "train one with `peprime tokenizer train ... --out FILE`, or set model.tokenizer to its absolute path",
+              run->cfg.model.tokenizer, run->out, run->init[0] ? " or beside " : "", run->init[0] ? run->init : "");
+    /* keep a copy in this stage's out dir, so the next stage finds it beside our output */
+    char mine[PEP_RUN_PATH_MAX];
+    PEP_CALL(pep_run_path(run, run->cfg.model.tokenizer, mine, sizeof mine));
+    PEP_CALL(pep_spm_read_file(path, out));
+    if (run->rank == 0 && strcmp(mine, path) != 0 && !file_exists(mine) && run->cfg.model.tokenizer[0] != '/') {
+        int rc = copy_file(path, mine);
+        if (rc != PEP_OK) pep_spm_destroy(out);
+        return rc;
+    }
+    return PEP_OK;
 }
 
 static void fmt_duration(char *buf, size_t len, double s)

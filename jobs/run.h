@@ -1,5 +1,6 @@
 /* What every stage driver shares: command-line parsing (--config, --set, --out, --init,
- * --resume, --model), the resolved config written to <out>/config.ini by rank 0, the output folder, signal
+ * --resume, --model), the resolved config written to <out>/config.ini by rank 0, the output folder, the
+ * tag names of data.tags, finding the tokenizer and leaving a copy for the next stage, signal
  * handling for preemption (SIGTERM / SIGUSR1 -> finish the step, checkpoint, exit 75) and
  * progress lines (step/total, loss, tokens/s, ETA). */
 #ifndef PEP_RUN_H
@@ -8,7 +9,8 @@
 #include <stdio.h>
 
 #include "core/clock.h"
-#include "core/config.h"
+#include "config/config.h"
+#include "metrics/conlleval.h"
 
 #define PEP_EXIT_PREEMPTED 75
 
@@ -47,6 +49,16 @@ int pep_run_path(const struct pep_run *run, const char *name, char *buf, size_t 
  * and checks as --config, with no moments (begin = end = 0). Not collective. */
 struct pep_optim;
 int pep_run_replay_optim(const struct pep_run *run, struct pep_optim *out);
+
+/* Tag names of data.tags, and their count. */
+int pep_run_tags(const struct pep_run *run, char names[][PEP_TAG_NAME_MAX], int cap, int *n);
+/* Where the tokenizer is: model.tokenizer if absolute, else in run.out, else beside the
+ * --init / --model checkpoint. *found = 0 if none exists (path then names run.out's). */
+int pep_run_tokenizer_path(const struct pep_run *run, char *path, size_t len, int *found);
+/* Loads the tokenizer (pep_run_tokenizer_path) and leaves a copy in run.out for the next stage. */
+struct pep_spm;
+int pep_run_tokenizer(const struct pep_run *run, struct pep_spm **out);
+
 
 /* Preemption: installs SIGTERM / SIGUSR1 handlers; pep_run_stop_requested() turns true once
  * one arrived. */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
+#include "config/config.h"
 
 #define PEP_TOKENIZER_MAX_LANGS 256
 #define PEP_TOKENIZER_COVERAGE 0.9995 /* spm_train --character_coverage unless told */

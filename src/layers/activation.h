@@ -1,4 +1,4 @@
-/* The element-wise activations (kernels in gelu.c) and the name table of those an adapter
+/* The element-wise activations (kernels in activation.c) and the name table of those an adapter
  * may use (core/names.h): relu, gelu, swish, as config files (pe.activation) and checkpoints
  * name them. The numeric values of relu, gelu and swish are stored in the PyTorch oracles'
  * fixtures (tests/ref), so they never change. tanh is the prefix MLP's (Li & Liang) and no

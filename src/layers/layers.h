@@ -31,7 +31,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int N, int C);
 
-/* gelu.c: activations used by the feed-forward block, adapters and the prefix MLP
+/* activation.c: activations used by the feed-forward block, adapters and the prefix MLP
  * (enum pep_activation and its names: layers/activation.h). */
 void activation_forward(float *out, const float *inp, size_t n, enum pep_activation kind);
 void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_activation kind);
@@ -99,6 +99,16 @@ void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, con
 void adapter_backward(float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
                       const float *h_pre, const float *h_act, const float *wd, const float *wu, int N, int C, int R,
                       enum pep_activation act, const uint64_t *relu_on, float *scratch);
+
+/* prefix.c: prefix-tuning's reparameterisation MLP (Li & Liang): kv (P, 2LC) = W2 tanh(W0 emb + b0) + b2
+ * with emb (P, C), W0 (H, C), W2 (2LC, H), split into pk, pv (L, P, C); h, act (P, H) and kv
+ * saved. Backward accumulates into demb, dw0, db0, dw2, db2 from dpk, dpv (L, P, C), with
+ * dkv (P, 2LC) and scratch (2 P H) as work space. */
+void prefix_mlp_forward(float *pk, float *pv, float *kv, float *h, float *act, const float *emb, const float *w0,
+                        const float *b0, const float *w2, const float *b2, int L, int P, int C, int H);
+void prefix_mlp_backward(float *demb, float *dw0, float *db0, float *dw2, float *db2, float *dkv, float *scratch,
+                         const float *dpk, const float *dpv, const float *emb, const float *w0, const float *w2,
+                         const float *h, const float *act, int L, int P, int C, int H);
 
 /* lora.c: out (N, OC, stride ldo) += scale * (x A^T) B^T; xa (N, r) saved. A (r, IC), B (OC, r). */
 void lora_forward(float *out, float *xa, const float *x, const float *a, const float *b, int N, int IC, int OC,

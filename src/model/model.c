@@ -114,7 +114,7 @@ static void add_into(float *dst, const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
-/* Per-layer prefix keys/values: flat parameters, or the reparameterisation MLP's output. */
+/* Per-layer prefix keys/values: flat parameters, or the reparameterisation MLP's output (layers/prefix.c). */
 static void prefix_forward(struct pep_model *m)
 {
     const struct pep_model_spec *s = &m->spec;
@@ -127,15 +127,8 @@ static void prefix_forward(struct pep_model *m)
         }
         return;
     }
-    int H = s->prefix_hidden, O = 2 * s->L * s->C;
-    linear_forward(st->pre_h, W(m, st->pre_emb), W(m, st->pre_w0), W(m, st->pre_b0), (int)P, s->C, H, s->C, H);
-    activation_forward(st->pre_act, st->pre_h, P * (size_t)H, PEP_ACTIVATION_TANH);
-    linear_forward(st->kv, st->pre_act, W(m, st->pre_w2), W(m, st->pre_b2), (int)P, H, O, H, O);
-    for (int l = 0; l < s->L; l++)
-        for (size_t p = 0; p < P; p++) {
-            memcpy(st->pk + (l * P + p) * C, st->kv + p * O + 2 * l * C, C * sizeof(float));
-            memcpy(st->pv + (l * P + p) * C, st->kv + p * O + (2 * l + 1) * C, C * sizeof(float));
-        }
+    prefix_mlp_forward(st->pk, st->pv, st->kv, st->pre_h, st->pre_act, W(m, st->pre_emb), W(m, st->pre_w0),
+                       W(m, st->pre_b0), W(m, st->pre_w2), W(m, st->pre_b2), s->L, s->prefix_len, s->C, s->prefix_hidden);
 }
 
 int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train, uint64_t dropout_seed, float *loss)
@@ -446,20 +439,10 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
                 for (size_t i = 0; i < PC; i++) gk[i] += st->dpk[l * PC + i], gv[i] += st->dpv[l * PC + i];
             }
         } else {
-            int H = s->prefix_hidden, O = 2 * s->L * C;
-            for (int l = 0; l < s->L; l++)
-                for (int p = 0; p < P; p++) {
-                    memcpy(st->dkv + (size_t)p * O + 2 * (size_t)l * C, st->dpk + l * PC + (size_t)p * C, (size_t)C * sizeof(float));
-                    memcpy(st->dkv + (size_t)p * O + (2 * (size_t)l + 1) * C, st->dpv + l * PC + (size_t)p * C,
-                           (size_t)C * sizeof(float));
-                }
-            float *dact = st->dpre, *dh = st->dpre + (size_t)P * H;
-            memset(st->dpre, 0, 2 * (size_t)P * H * sizeof(float));
-            linear_backward(dact, G(m, st->pre_w2, groups), G(m, st->pre_b2, groups), st->dkv, st->pre_act,
-                            W(m, st->pre_w2), P, H, O, H, O);
-            activation_backward(dh, st->pre_h, dact, (size_t)P * H, PEP_ACTIVATION_TANH);
-            linear_backward(G(m, st->pre_emb, groups), G(m, st->pre_w0, groups), G(m, st->pre_b0, groups), dh,
-                            W(m, st->pre_emb), W(m, st->pre_w0), P, C, H, C, H);
+            prefix_mlp_backward(G(m, st->pre_emb, groups), G(m, st->pre_w0, groups), G(m, st->pre_b0, groups),
+                                G(m, st->pre_w2, groups), G(m, st->pre_b2, groups), st->dkv, st->dpre, st->dpk, st->dpv,
+                                W(m, st->pre_emb), W(m, st->pre_w0), W(m, st->pre_w2), st->pre_h, st->pre_act, s->L, P,
+                                C, s->prefix_hidden);
         }
         if (s->prefix_reparam) PEP_CALL(ready_rows(m, st->pre_emb, st->pre_b2, groups));
         else PEP_CALL(ready_rows(m, st->lid[0].pk, st->lid[s->L - 1].pv, groups));

@@ -20,7 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
 #include "layers/activation.h"
 #include "model/kinds.h"
 #include "model/params.h"
@@ -98,9 +97,6 @@ struct pep_model {
     void *grad_ready_ud;
 };
 
-/* Fills a spec from the config (model.*, pe.*), the vocabulary size and the tag count. */
-int pep_model_spec_from_config(const struct pep_config *cfg, int vocab, int ntags, enum pep_head_kind head,
-                               int max_B, struct pep_model_spec *spec);
 int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out);
 void pep_model_destroy(struct pep_model **m);
 /* Seeded initialisation of the groups in the mask: normal(0, init_std) matrices, zero biases,

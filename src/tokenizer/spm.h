@@ -30,6 +30,10 @@ enum pep_spm_piece_type {
  * word/char model, a missing <unk> piece or duplicate pieces. `origin` names the
  * source in messages (a file name) and may be NULL. */
 int pep_spm_load(const void *buf, size_t len, const char *origin, struct pep_spm **out);
+/* The number of pieces (top-level field 1 messages) of a serialised ModelProto, without
+ * loading it. PEP_ERR_FORMAT if the bytes are not protobuf or hold fewer than four pieces;
+ * `origin` names the source in messages and may be NULL. */
+int pep_spm_piece_count(const void *buf, size_t len, const char *origin, int *pieces);
 /* NULL-safe; sets *spm = NULL. */
 void pep_spm_destroy(struct pep_spm **spm);
 

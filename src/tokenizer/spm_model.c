@@ -151,6 +151,24 @@ static int pb_next(struct pb *b, struct pb_field *f, const char **msg)
     }
 }
 
+int pep_spm_piece_count(const void *buf, size_t len, const char *origin, int *pieces)
+{
+    const char *src = origin ? origin : "SentencePiece model", *msg = NULL;
+    struct pb b = {buf, (const uint8_t *)buf + len, buf};
+    struct pb_field f;
+    long count = 0;
+    int got;
+    PEP_CHECK(pieces && (buf || len == 0), PEP_ERR_USAGE, "pep_spm_piece_count: NULL argument");
+    while ((got = pb_next(&b, &f, &msg)) == 1)
+        if (f.num == 1 && f.wire == 2) count++;
+    PEP_CHECK(got == 0, PEP_ERR_FORMAT, "%s: not a SentencePiece model (%s at byte %zu)", src, msg,
+              (size_t)(b.p - b.start));
+    PEP_CHECK(count > 3, PEP_ERR_FORMAT, "%s: no pieces; not a SentencePiece model?", src);
+    PEP_CHECK(count <= INT32_MAX / 2, PEP_ERR_FORMAT, "%s: too many pieces (%ld)", src, count);
+    *pieces = (int)count;
+    return PEP_OK;
+}
+
 #define SPM_BAD(...)                                                                       \
     do {                                                                                   \
         rc = pep_error_set(PEP_ERR_FORMAT, __FILE__, __LINE__, __func__, __VA_ARGS__);     \

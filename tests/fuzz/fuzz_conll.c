@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "conll.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "fuzz_util.h"
 #include "spm_file.h"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "fuzz_util.h"
 #include "ini.h"

@@ -45,7 +45,7 @@ def check_h5(path, ref, conv, with_heads, spm_path, label):
             check(line in ini, f'{label}: {ini_path} lacks "{line}"')
     with h5py.File(path, 'r') as f:
         check(attr_str(f.attrs['stage']) == 'import-hf', f'{label}: stage attr')
-        check(int(f.attrs['format_version']) == 1, f'{label}: format_version')
+        check(int(f.attrs['format_version']) == 2, f'{label}: format_version')
         cfg = attr_str(f.attrs['config']).splitlines()
         for line in want_lines:
             check(line in cfg, f'{label}: config attr lacks "{line}"')

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "optim/optim.h"
 #include "testutil.h"

@@ -14,6 +14,7 @@
 
 #include "checkpoint.h"
 #include "checkpoint_digest.h"
+#include "checkpoint_private.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/params.h"
@@ -453,6 +454,70 @@ static void test_checkpoint_missing_checksum(void **state)
     free(back);
 }
 
+/* H5Ovisit callback: every float32 dataset's `checksum` rewritten as format_version 1 computed it. */
+static herr_t to_format_1(hid_t root, const char *name, const H5O_info_t *info, void *ud)
+{
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    hid_t d = H5Dopen2(root, name, H5P_DEFAULT), type = H5Dget_type(d), space = H5Dget_space(d);
+    if (H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4 && H5Aexists(d, "checksum") > 0) {
+        size_t n = (size_t)H5Sget_simple_extent_npoints(space);
+        float *x = calloc(n ? n : 1, sizeof *x);
+        assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+        uint64_t sum = ck_checksum(1, x, n);
+        hid_t a = H5Aopen(d, "checksum", H5P_DEFAULT);
+        assert_true(H5Awrite(a, H5T_NATIVE_UINT64, &sum) >= 0);
+        H5Aclose(a);
+        free(x);
+        (*(int *)ud)++;
+    }
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(d);
+    return 0;
+}
+
+/* Sets format_version to 1; with `checksums`, also rewrites every checksum the way version 1 did. */
+static void make_format_1(const char *path, int checksums)
+{
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = H5Aopen(file, "format_version", H5P_DEFAULT);
+    int v = 1, n = 0;
+    assert_true(H5Awrite(a, H5T_NATIVE_INT, &v) >= 0);
+    H5Aclose(a);
+    if (checksums) {
+        assert_true(H5Ovisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, to_format_1, &n) >= 0);
+        assert_true(n > 10);
+    }
+    H5Fclose(file);
+    CHECK_OK(pep_ckpt_digest_seal(path));
+}
+
+/* Files written before XXH3-64 (format_version 1, the lanes checksum) read and verify as
+ * before; the version decides which hash a checksum is checked with, so a version-1 file whose
+ * checksums are XXH3 values is reported as corrupted. */
+static void test_checkpoint_reads_format_1(void **state)
+{
+    struct fixture *f = *state;
+    float *back = calloc(f->t.numel, sizeof *back);
+    struct pep_ckpt_reader *r = NULL;
+    write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
+    make_format_1(f->path, 1);
+    CHECK_OK(ckpt_open(f->path, &r));
+    assert_int_equal(pep_ckpt_info(r)->format_version, 1);
+    CHECK_OK(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL));
+    for (int i = 0; i < f->t.count; i++)
+        assert_memory_equal(back + f->t.rows[i].offset, f->params + f->t.rows[i].offset, f->t.rows[i].numel * 4);
+    CHECK_OK(pep_ckpt_verify(r));
+    pep_ckpt_close(&r);
+
+    write_full(f->path, &f->t, f->params, f->m, f->v, f->tasks, 1);
+    make_format_1(f->path, 0);
+    CHECK_OK(ckpt_open(f->path, &r));
+    expect_error(pep_ckpt_read_params(r, &f->t, back, PEP_GROUPS_ALL), "is corrupted (checksum");
+    pep_ckpt_close(&r);
+    free(back);
+}
+
 /* /best: the pe + head state written from its range block, read back bit for bit with its dev
  * F1 and step (also attributes only); a file without /best reads as not found, and a damaged
  * /best tensor is an error naming it. */
@@ -689,6 +754,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_checkpoint_wrong_shape_and_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_foreign_and_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_newer_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_reads_format_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_rotate_and_find_latest, setup, teardown),
     };
     const struct CMUnitTest loads[] = {

@@ -1,7 +1,7 @@
 /* Config: defaults, the one setter, error messages with file/key/choices, did-you-mean. */
 #include <string.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "testutil.h"
 

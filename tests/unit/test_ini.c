@@ -1,7 +1,7 @@
 /* INI job files: sections, comments, includes, and errors that name file, line and key. */
 #include <string.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "ini.h"
 #include "testutil.h"

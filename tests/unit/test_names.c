@@ -4,7 +4,7 @@
  * choice lists come out in the order messages use. */
 #include <string.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "core/names.h"
 #include "layers/activation.h"

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "optim/optim.h"
 #include "testutil.h"

@@ -1,6 +1,7 @@
-/* The model spec from the config (model.h): shape, limits, head and PE settings. */
+/* The model spec from the config (config.h): shape, limits, head and PE settings. */
 #include <string.h>
 
+#include "config/config.h"
 #include "core/error.h"
 #include "model/model.h"
 

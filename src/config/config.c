@@ -1,5 +1,5 @@
 /* Configuration table, defaults, the one setter, validation and INI rendering (config.h). */
-#include "core/config.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,148 +17,149 @@
 
 #define OFF(f) offsetof(struct pep_config, f)
 #define SZ(f) sizeof(((struct pep_config *)0)->f)
-#define KINT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_INT, OFF(f), SZ(f), lo, hi, NULL, NULL, h }
-#define KFLT(n, f, lo, hi, h) { n, PEP_CONFIG_TYPE_FLOAT, OFF(f), SZ(f), lo, hi, NULL, NULL, h }
-#define KBOOL(n, f, h) { n, PEP_CONFIG_TYPE_BOOL, OFF(f), SZ(f), 0, 1, "true|false", NULL, h }
-#define KSTR(n, f, h) { n, PEP_CONFIG_TYPE_STRING, OFF(f), SZ(f), 0, 0, NULL, NULL, h }
-#define KENUM(n, f, c, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, c, NULL, h }
+/* d: the default, as a job file would write it (pep_config_defaults sets every key from it) */
+#define KINT(n, f, lo, hi, d, h) { n, PEP_CONFIG_TYPE_INT, OFF(f), SZ(f), lo, hi, NULL, NULL, d, h }
+#define KFLT(n, f, lo, hi, d, h) { n, PEP_CONFIG_TYPE_FLOAT, OFF(f), SZ(f), lo, hi, NULL, NULL, d, h }
+#define KBOOL(n, f, d, h) { n, PEP_CONFIG_TYPE_BOOL, OFF(f), SZ(f), 0, 1, "true|false", NULL, d, h }
+#define KSTR(n, f, d, h) { n, PEP_CONFIG_TYPE_STRING, OFF(f), SZ(f), 0, 0, NULL, NULL, d, h }
+#define KENUM(n, f, c, d, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, c, NULL, d, h }
 /* an enum whose choices are the name table of its C enum */
-#define KNAMES(n, f, t, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, NULL, &t, h }
+#define KNAMES(n, f, t, d, h) { n, PEP_CONFIG_TYPE_ENUM, OFF(f), SZ(f), 0, 0, NULL, &t, d, h }
 
 static const struct pep_config_key keys[] = {
-    KINT("model.layers", model.layers, 1, 128, "transformer layers (L)"),
-    KINT("model.hidden", model.hidden, 8, 16384, "hidden width (C)"),
-    KINT("model.heads", model.heads, 1, 256, "attention heads (NH); must divide hidden"),
-    KINT("model.ff", model.ff, 8, 65536, "feed-forward width"),
-    KINT("model.vocab", model.vocab, 0, 1 << 24, "vocabulary size; 0 = from the tokenizer"),
-    KINT("model.max_seq_len", model.max_seq_len, 4, 8192, "subwords per sentence incl. <s> and </s> (T); longer sentences are truncated"),
-    KINT("model.max_positions", model.max_positions, 0, 16384, "rows of the position table; 0 = max_seq_len + 2 (XLM-R's padding offset)"),
-    KINT("model.type_vocab", model.type_vocab, 1, 16, "rows of the token-type table (XLM-R: 1)"),
-    KFLT("model.layer_norm_eps", model.layer_norm_eps, 0, 1, "LayerNorm epsilon"),
-    KFLT("model.dropout", model.dropout, 0, 0.95, "hidden dropout probability"),
-    KFLT("model.attention_dropout", model.attention_dropout, 0, 0.95, "attention-probability dropout"),
-    KFLT("model.init_std", model.init_std, 0, 1, "std of the normal initialisation of fresh weights"),
-    KSTR("model.tokenizer", model.tokenizer, "SentencePiece .model file: absolute, or found in run.out or beside the --init / --model checkpoint; pretrain trains it when missing"),
-    KINT("model.tokenizer_vocab", model.tokenizer_vocab, 100, 1 << 20, "pieces of the tokenizer pretrain trains when model.tokenizer is missing"),
+    KINT("model.layers", model.layers, 1, 128, "4", "transformer layers (L)"),
+    KINT("model.hidden", model.hidden, 8, 16384, "256", "hidden width (C)"),
+    KINT("model.heads", model.heads, 1, 256, "4", "attention heads (NH); must divide hidden"),
+    KINT("model.ff", model.ff, 8, 65536, "1024", "feed-forward width"),
+    KINT("model.vocab", model.vocab, 0, 1 << 24, "0", "vocabulary size; 0 = from the tokenizer"),
+    KINT("model.max_seq_len", model.max_seq_len, 4, 8192, "64", "subwords per sentence incl. <s> and </s> (T); longer sentences are truncated"),
+    KINT("model.max_positions", model.max_positions, 0, 16384, "0", "rows of the position table; 0 = max_seq_len + 2 (XLM-R's padding offset)"),
+    KINT("model.type_vocab", model.type_vocab, 1, 16, "1", "rows of the token-type table (XLM-R: 1)"),
+    KFLT("model.layer_norm_eps", model.layer_norm_eps, 0, 1, "1e-5", "LayerNorm epsilon"),
+    KFLT("model.dropout", model.dropout, 0, 0.95, "0.1", "hidden dropout probability"),
+    KFLT("model.attention_dropout", model.attention_dropout, 0, 0.95, "0.1", "attention-probability dropout"),
+    KFLT("model.init_std", model.init_std, 0, 1, "0.02", "std of the normal initialisation of fresh weights"),
+    KSTR("model.tokenizer", model.tokenizer, "spm.model", "SentencePiece .model file: absolute, or found in run.out or beside the --init / --model checkpoint; pretrain trains it when missing"),
+    KINT("model.tokenizer_vocab", model.tokenizer_vocab, 100, 1 << 20, "8000", "pieces of the tokenizer pretrain trains when model.tokenizer is missing"),
 
-    KNAMES("pe.method", pe.method, pep_pe_method_names, "parameter-efficient method"),
-    KNAMES("pe.placement", pe.placement, pep_adapter_placement_names, "adapter placement: after the FFN only, or after attention and FFN"),
-    KINT("pe.reduction", pe.reduction, 1, 4096, "adapter reduction factor: bottleneck = hidden / reduction"),
-    KNAMES("pe.activation", pe.activation, pep_activation_names, "adapter non-linearity"),
-    KINT("pe.prefix_length", pe.prefix_length, 1, 4096, "prefix vectors per layer (P)"),
-    KBOOL("pe.prefix_reparam", pe.prefix_reparam, "train prefixes through Li & Liang's tanh MLP"),
-    KINT("pe.prefix_hidden", pe.prefix_hidden, 1, 65536, "hidden width of the prefix MLP"),
-    KINT("pe.lora_rank", pe.lora_rank, 1, 4096, "LoRA rank r"),
-    KFLT("pe.lora_alpha", pe.lora_alpha, 0, 1e6, "LoRA alpha (scale = alpha / r)"),
-    KSTR("pe.init", pe.init, "PE initialisation for finetune: fresh | meta | task:<lang>"),
+    KNAMES("pe.method", pe.method, pep_pe_method_names, "adapter", "parameter-efficient method"),
+    KNAMES("pe.placement", pe.placement, pep_adapter_placement_names, "pfeiffer", "adapter placement: after the FFN only, or after attention and FFN"),
+    KINT("pe.reduction", pe.reduction, 1, 4096, "16", "adapter reduction factor: bottleneck = hidden / reduction"),
+    KNAMES("pe.activation", pe.activation, pep_activation_names, "relu", "adapter non-linearity"),
+    KINT("pe.prefix_length", pe.prefix_length, 1, 4096, "30", "prefix vectors per layer (P)"),
+    KBOOL("pe.prefix_reparam", pe.prefix_reparam, "false", "train prefixes through Li & Liang's tanh MLP"),
+    KINT("pe.prefix_hidden", pe.prefix_hidden, 1, 65536, "512", "hidden width of the prefix MLP"),
+    KINT("pe.lora_rank", pe.lora_rank, 1, 4096, "8", "LoRA rank r"),
+    KFLT("pe.lora_alpha", pe.lora_alpha, 0, 1e6, "16", "LoRA alpha (scale = alpha / r)"),
+    KSTR("pe.init", pe.init, "fresh", "PE initialisation for finetune: fresh | meta | task:<lang>"),
 
-    KNAMES("maml.method", maml.method, pep_maml_method_names,
+    KNAMES("maml.method", maml.method, pep_maml_method_names, "maml",
           "priming method: MAML; the multi-task baseline (support + query, PE + head persist); or multi-task matched "
           "to MAML (encoder gradient from the query batch only, PE + head reset every episode per maml.pe_init)"),
-    KINT("maml.order", maml.order, 1, 2, "1 = first-order, 2 = second-order meta-gradient"),
-    KINT("maml.inner_steps", maml.inner_steps, 1, 100, "inner SGD steps per task (k)"),
-    KFLT("maml.inner_lr", maml.inner_lr, 0, 100, "inner-loop learning rate (of maml.inner_optim)"),
-    KNAMES("maml.inner_optim", maml.inner_optim, pep_maml_inner_optim_names,
+    KINT("maml.order", maml.order, 1, 2, "1", "1 = first-order, 2 = second-order meta-gradient"),
+    KINT("maml.inner_steps", maml.inner_steps, 1, 100, "1", "inner SGD steps per task (k)"),
+    KFLT("maml.inner_lr", maml.inner_lr, 0, 100, "0.1", "inner-loop learning rate (of maml.inner_optim)"),
+    KNAMES("maml.inner_optim", maml.inner_optim, pep_maml_inner_optim_names, "sgd",
           "inner-loop update rule of every inner group: plain SGD; Adam (optim.beta1/beta2/eps, bias-corrected, "
           "no weight decay, constant rate, moments restarted per task; first order only); or finetune: replay "
           "PE fine-tuning's own optimizer (the [optim] of maml.replay_from: AdamW with its betas, eps, weight "
           "decay, global-norm clipping over PE + head, and the rates of its schedule's steps maml.replay_start "
           ".. + inner_steps - 1; first order only)"),
-    KENUM("maml.inner_pe_optim", maml.inner_pe_optim, "same|sgd|adam|finetune",
+    KENUM("maml.inner_pe_optim", maml.inner_pe_optim, "same|sgd|adam|finetune", "same",
           "the PE modules' inner rule; same = maml.inner_optim"),
-    KFLT("maml.inner_pe_lr", maml.inner_pe_lr, -1, 100,
+    KFLT("maml.inner_pe_lr", maml.inner_pe_lr, -1, 100, "-1",
          "the PE modules' inner rate (sgd, adam); -1 = maml.inner_lr; 0 with sgd freezes them in the inner loop"),
-    KENUM("maml.inner_head_optim", maml.inner_head_optim, "same|sgd|adam|finetune",
+    KENUM("maml.inner_head_optim", maml.inner_head_optim, "same|sgd|adam|finetune", "same",
           "the tagging head's inner rule; same = maml.inner_optim"),
-    KFLT("maml.inner_head_lr", maml.inner_head_lr, -1, 100,
+    KFLT("maml.inner_head_lr", maml.inner_head_lr, -1, 100, "-1",
          "the tagging head's inner rate (sgd, adam); -1 = maml.inner_lr; 0 with sgd freezes it in the inner loop"),
-    KSTR("maml.replay_from", maml.replay_from,
+    KSTR("maml.replay_from", maml.replay_from, "",
          "the fine-tuning job file whose [optim] (optimizer, betas, eps, weight decay, clip, warm-up, schedule, "
          "steps) the finetune inner rule replays: absolute, relative to the working folder, or beside the "
          "--config file"),
-    KINT("maml.replay_start", maml.replay_start, 0, 1 << 30,
+    KINT("maml.replay_start", maml.replay_start, 0, 1 << 30, "0",
          "first fine-tuning step of the window the finetune rule replays (its rates are those of steps "
          "replay_start .. replay_start + inner_steps - 1)"),
-    KENUM("maml.inner_set", maml.inner_set, "pe+head|all", "parameters adapted in the inner loop"),
-    KENUM("maml.outer_set", maml.outer_set, "plm|plm+pe|all", "parameters updated by the outer loop"),
-    KNAMES("maml.pe_init", maml.pe_init, pep_maml_pe_init_names,
+    KENUM("maml.inner_set", maml.inner_set, "pe+head|all", "pe+head", "parameters adapted in the inner loop"),
+    KENUM("maml.outer_set", maml.outer_set, "plm|plm+pe|all", "plm", "parameters updated by the outer loop"),
+    KNAMES("maml.pe_init", maml.pe_init, pep_maml_pe_init_names, "fresh",
           "inner-loop start of PE + head: one fixed seeded init; meta-learned; or drawn fresh every episode by "
           "fine-tuning's initialiser, seeded by (run.seed, meta-step, task)"),
-    KFLT("maml.fd_eps", maml.fd_eps, 1e-8, 1, "eps0 of the finite-difference Hessian-vector product"),
-    KINT("maml.meta_batch", maml.meta_batch, 1, 1 << 20, "tasks per meta-step"),
-    KINT("maml.support_size", maml.support_size, 1, 1 << 16, "support sentences per task"),
-    KINT("maml.query_size", maml.query_size, 1, 1 << 16, "query sentences per task"),
-    KINT("maml.group_size", maml.group_size, 1, 1 << 20,
+    KFLT("maml.fd_eps", maml.fd_eps, 1e-8, 1, "1e-3", "eps0 of the finite-difference Hessian-vector product"),
+    KINT("maml.meta_batch", maml.meta_batch, 1, 1 << 20, "4", "tasks per meta-step"),
+    KINT("maml.support_size", maml.support_size, 1, 1 << 16, "8", "support sentences per task"),
+    KINT("maml.query_size", maml.query_size, 1, 1 << 16, "8", "query sentences per task"),
+    KINT("maml.group_size", maml.group_size, 1, 1 << 20, "1",
          "ranks per task group (G): the P ranks form P / G groups, tasks go round-robin over the groups and "
          "a group splits each task's support and query sentences between its G ranks (G must divide P and be "
          "at most maml.support_size and maml.query_size; docs/scaling.md#task-groups)"),
-    KENUM("maml.sampling", maml.sampling, "uniform|temperature", "how tasks pick their language"),
-    KFLT("maml.temperature", maml.temperature, 1e-3, 1e3, "temperature for data-size-weighted sampling"),
-    KBOOL("maml.exchange_overlap", maml.exchange_overlap,
+    KENUM("maml.sampling", maml.sampling, "uniform|temperature", "uniform", "how tasks pick their language"),
+    KFLT("maml.temperature", maml.temperature, 1e-3, 1e3, "5", "temperature for data-size-weighted sampling"),
+    KBOOL("maml.exchange_overlap", maml.exchange_overlap, "true",
           "sum the meta-gradient over ranks bucket by bucket while the last local task's backward runs "
           "(false: start every bucket after it; the same bits either way)"),
-    KBOOL("maml.exchange_sparse", maml.exchange_sparse,
+    KBOOL("maml.exchange_sparse", maml.exchange_sparse, "true",
           "exchange only the word-embedding rows some rank's batches touched (false: the whole table; the same bits)"),
-    KFLT("maml.exchange_bucket_mb", maml.exchange_bucket_mb, 0.001, 2047,
+    KFLT("maml.exchange_bucket_mb", maml.exchange_bucket_mb, 0.001, 2047, "25",
          "MiB of meta-gradient per bucket of the exchange (PyTorch DDP's default: 25)"),
-    KENUM("maml.exchange_sum", maml.exchange_sum, "mpi|ordered",
+    KENUM("maml.exchange_sum", maml.exchange_sum, "mpi|ordered", "mpi",
           "how buckets are summed: MPI_Iallreduce, or in rank order ((b0 + b1) + b2) + ... (bitwise reproducible "
           "whatever MPI's algorithms)"),
 
-    KSTR("data.root", data.root, "data root; empty = $PEPRIME_DATA or ../shared/data"),
-    KENUM("data.corpus", data.corpus, "wikiann|generated", "real WikiAnn or a generated corpus"),
-    KSTR("data.languages", data.languages, "priming / pretraining languages, comma separated"),
-    KSTR("data.source", data.source, "fine-tuning source language(s)"),
-    KSTR("data.targets", data.targets, "evaluation languages"),
-    KSTR("data.pretrain_languages", data.pretrain_languages, "masked-LM pretraining languages; empty = languages + source + targets"),
-    KSTR("data.tags", data.tags, "tag set, comma separated"),
-    KINT("data.max_sentences", data.max_sentences, 0, 1 << 30, "sentences read per language and split; 0 = all"),
-    KBOOL("data.strict_iob2", data.strict_iob2, "strict IOB2 chunking in evaluate (conlleval rules otherwise)"),
-    KSTR("data.path", data.path, "data file template with {lang} and {split}, e.g. /data/ner/{lang}/{split}.txt (relative: under the data root); empty = <root>/ner/wikiann/{lang}/{split}.txt"),
-    KENUM("data.separator", data.separator, "tab|whitespace", "column separator of the data files; the token is the first column, the tag the last, others are ignored"),
-    KENUM("data.scheme", data.scheme, "iob2|iob1|iobes", "tag scheme of the data files; read into the IOB2 tags of data.tags (conlleval's chunks)"),
-    KENUM("data.unknown_types", data.unknown_types, "error|O", "an entity type missing from data.tags: an error listing the types and lines, or read as O (counted per file)"),
+    KSTR("data.root", data.root, "", "data root; empty = $PEPRIME_DATA or ../shared/data"),
+    KENUM("data.corpus", data.corpus, "wikiann|generated", "wikiann", "real WikiAnn or a generated corpus"),
+    KSTR("data.languages", data.languages, "de,es,fr,ru,zh,ar", "priming / pretraining languages, comma separated"),
+    KSTR("data.source", data.source, "en", "fine-tuning source language(s)"),
+    KSTR("data.targets", data.targets, "hi,sw,ja,tr,fi", "evaluation languages"),
+    KSTR("data.pretrain_languages", data.pretrain_languages, "", "masked-LM pretraining languages; empty = languages + source + targets"),
+    KSTR("data.tags", data.tags, "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC", "tag set, comma separated"),
+    KINT("data.max_sentences", data.max_sentences, 0, 1 << 30, "0", "sentences read per language and split; 0 = all"),
+    KBOOL("data.strict_iob2", data.strict_iob2, "false", "strict IOB2 chunking in evaluate (conlleval rules otherwise)"),
+    KSTR("data.path", data.path, "", "data file template with {lang} and {split}, e.g. /data/ner/{lang}/{split}.txt (relative: under the data root); empty = <root>/ner/wikiann/{lang}/{split}.txt"),
+    KENUM("data.separator", data.separator, "tab|whitespace", "tab", "column separator of the data files; the token is the first column, the tag the last, others are ignored"),
+    KENUM("data.scheme", data.scheme, "iob2|iob1|iobes", "iob2", "tag scheme of the data files; read into the IOB2 tags of data.tags (conlleval's chunks)"),
+    KENUM("data.unknown_types", data.unknown_types, "error|O", "error", "an entity type missing from data.tags: an error listing the types and lines, or read as O (counted per file)"),
 
-    KNAMES("optim.name", optim.name, pep_optim_kind_names, "optimizer (outer loop for prime)"),
-    KFLT("optim.lr", optim.lr, 0, 100, "peak learning rate"),
-    KFLT("optim.weight_decay", optim.weight_decay, 0, 10, "decoupled weight decay (AdamW)"),
-    KFLT("optim.beta1", optim.beta1, 0, 0.999999, "Adam beta1"),
-    KFLT("optim.beta2", optim.beta2, 0, 0.999999999, "Adam beta2"),
-    KFLT("optim.eps", optim.eps, 0, 1, "Adam epsilon"),
-    KINT("optim.warmup", optim.warmup, 0, 1 << 30, "linear warm-up steps"),
-    KNAMES("optim.schedule", optim.schedule, pep_optim_schedule_names,
+    KNAMES("optim.name", optim.name, pep_optim_kind_names, "adamw", "optimizer (outer loop for prime)"),
+    KFLT("optim.lr", optim.lr, 0, 100, "1e-4", "peak learning rate"),
+    KFLT("optim.weight_decay", optim.weight_decay, 0, 10, "0.01", "decoupled weight decay (AdamW)"),
+    KFLT("optim.beta1", optim.beta1, 0, 0.999999, "0.9", "Adam beta1"),
+    KFLT("optim.beta2", optim.beta2, 0, 0.999999999, "0.999", "Adam beta2"),
+    KFLT("optim.eps", optim.eps, 0, 1, "1e-8", "Adam epsilon"),
+    KINT("optim.warmup", optim.warmup, 0, 1 << 30, "0", "linear warm-up steps"),
+    KNAMES("optim.schedule", optim.schedule, pep_optim_schedule_names, "linear",
            "learning-rate schedule after warm-up: constant, linear decay to 0 or cosine decay to optim.min_lr_ratio "
            "x lr, both ending at optim.steps (docs/training.md)"),
-    KFLT("optim.min_lr_ratio", optim.min_lr_ratio, 0, 1,
+    KFLT("optim.min_lr_ratio", optim.min_lr_ratio, 0, 1, "0",
          "the rate the cosine schedule decays to, as a fraction of optim.lr (optim.schedule = cosine only)"),
-    KFLT("optim.clip", optim.clip, 0, 1e9, "global gradient-norm clip; 0 = off"),
-    KINT("optim.steps", optim.steps, 1, 1 << 30, "optimizer steps (meta-steps for prime)"),
-    KINT("optim.batch_size", optim.batch_size, 1, 1 << 20,
+    KFLT("optim.clip", optim.clip, 0, 1e9, "1", "global gradient-norm clip; 0 = off"),
+    KINT("optim.steps", optim.steps, 1, 1 << 30, "100", "optimizer steps (meta-steps for prime)"),
+    KINT("optim.batch_size", optim.batch_size, 1, 1 << 20, "16",
          "sentences per optimizer step, summed over all ranks and micro-batches: the effective batch (pretrain, "
          "finetune)"),
-    KINT("optim.accumulate", optim.accumulate, 1, 1 << 20,
+    KINT("optim.accumulate", optim.accumulate, 1, 1 << 20, "1",
          "gradient accumulation: micro-batches each rank splits its share of optim.batch_size into, one forward + "
          "backward each, one optimizer step after the last; the same update as 1 to float rounding, with the "
          "activation memory of one micro-batch (pretrain, finetune; docs/training.md)"),
-    KINT("optim.eval_every", optim.eval_every, 0, 1 << 30, "steps between dev evaluations; 0 = end only"),
-    KFLT("optim.mask_prob", optim.mask_prob, 0, 1, "masked-LM masking rate (pretrain)"),
+    KINT("optim.eval_every", optim.eval_every, 0, 1 << 30, "0", "steps between dev evaluations; 0 = end only"),
+    KFLT("optim.mask_prob", optim.mask_prob, 0, 1, "0.15", "masked-LM masking rate (pretrain)"),
 
-    KSTR("checkpoint.dir", checkpoint.dir, "checkpoint folder (relative to run.out if not absolute)"),
-    KINT("checkpoint.every", checkpoint.every, 0, 1 << 30, "steps between checkpoints; 0 = only at the end"),
-    KENUM("checkpoint.encoder", checkpoint.encoder, "reference|copy",
+    KSTR("checkpoint.dir", checkpoint.dir, "checkpoints", "checkpoint folder (relative to run.out if not absolute)"),
+    KINT("checkpoint.every", checkpoint.every, 0, 1 << 30, "0", "steps between checkpoints; 0 = only at the end"),
+    KENUM("checkpoint.encoder", checkpoint.encoder, "reference|copy", "reference",
           "what finetune's adapted.h5 keeps of the frozen encoder: reference = PE + head only, naming the base "
           "checkpoint by absolute path and SHA-256 (evaluate and export-hf read the pair and refuse another base); "
           "copy = a self-contained file with the encoder"),
-    KFLT("checkpoint.every_minutes", checkpoint.every_minutes, 0, 1e6,
+    KFLT("checkpoint.every_minutes", checkpoint.every_minutes, 0, 1e6, "30",
          "wall-clock minutes between checkpoints, besides checkpoint.every (a node crash loses at most this much); "
          "0 = off"),
-    KINT("checkpoint.keep", checkpoint.keep, 1, 1000, "periodic checkpoints kept"),
+    KINT("checkpoint.keep", checkpoint.keep, 1, 1000, "2", "periodic checkpoints kept"),
 
-    KINT("run.seed", run.seed, 0, 2147483647, "seed for initialisation, tasks, batches and dropout"),
-    KINT("run.threads", run.threads, 0, 1024, "BLAS threads per rank; 0 = cores of the rank"),
-    KINT("run.log_every", run.log_every, 1, 1 << 30, "steps between progress lines"),
-    KSTR("run.out", run.out, "output directory"),
-    KFLT("run.watchdog_s", run.watchdog_s, -1, 1e7,
+    KINT("run.seed", run.seed, 0, 2147483647, "1", "seed for initialisation, tasks, batches and dropout"),
+    KINT("run.threads", run.threads, 0, 1024, "0", "BLAS threads per rank; 0 = cores of the rank"),
+    KINT("run.log_every", run.log_every, 1, 1 << 30, "10", "steps between progress lines"),
+    KSTR("run.out", run.out, "out", "output directory"),
+    KFLT("run.watchdog_s", run.watchdog_s, -1, 1e7, "0",
          "progress watchdog: when a rank makes no progress (a step, a task, an evaluation batch, a checkpoint "
          "write) for this many seconds (a stopped rank, a hung file system, a deadlock), the job ends with a "
          "message naming the stalled rank, its step and phase, exit status 76; 0 = auto: 1800 s until the first "
@@ -168,95 +169,9 @@ static const struct pep_config_key keys[] = {
 void pep_config_defaults(struct pep_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->model.layers = 4;
-    cfg->model.hidden = 256;
-    cfg->model.heads = 4;
-    cfg->model.ff = 1024;
-    cfg->model.vocab = 0;
-    cfg->model.max_seq_len = 64;
-    cfg->model.max_positions = 0;
-    cfg->model.type_vocab = 1;
-    cfg->model.layer_norm_eps = 1e-5f;
-    cfg->model.dropout = 0.1f;
-    cfg->model.attention_dropout = 0.1f;
-    cfg->model.init_std = 0.02f;
-    strcpy(cfg->model.tokenizer, "spm.model");
-    cfg->model.tokenizer_vocab = 8000;
-
-    strcpy(cfg->pe.method, pep_pe_method_name(PEP_PE_METHOD_ADAPTER));
-    strcpy(cfg->pe.placement, pep_adapter_placement_name(PEP_ADAPTER_PLACEMENT_PFEIFFER));
-    cfg->pe.reduction = 16;
-    strcpy(cfg->pe.activation, pep_activation_name(PEP_ACTIVATION_RELU));
-    cfg->pe.prefix_length = 30;
-    cfg->pe.prefix_reparam = 0;
-    cfg->pe.prefix_hidden = 512;
-    cfg->pe.lora_rank = 8;
-    cfg->pe.lora_alpha = 16.0f;
-    strcpy(cfg->pe.init, "fresh");
-
-    strcpy(cfg->maml.method, pep_maml_method_name(PEP_MAML_METHOD_MAML));
-    cfg->maml.order = 1;
-    cfg->maml.inner_steps = 1;
-    cfg->maml.inner_lr = 0.1f;
-    strcpy(cfg->maml.inner_set, "pe+head");
-    strcpy(cfg->maml.outer_set, "plm");
-    strcpy(cfg->maml.pe_init, pep_maml_pe_init_name(PEP_MAML_PE_INIT_FRESH));
-    strcpy(cfg->maml.inner_optim, pep_maml_inner_optim_name(PEP_MAML_INNER_SGD));
-    strcpy(cfg->maml.inner_pe_optim, "same");
-    strcpy(cfg->maml.inner_head_optim, "same");
-    cfg->maml.inner_pe_lr = -1.0f;
-    cfg->maml.inner_head_lr = -1.0f;
-    cfg->maml.replay_start = 0;
-    cfg->maml.fd_eps = 1e-3f;
-    cfg->maml.meta_batch = 4;
-    cfg->maml.support_size = 8;
-    cfg->maml.query_size = 8;
-    cfg->maml.group_size = 1;
-    strcpy(cfg->maml.sampling, "uniform");
-    cfg->maml.temperature = 5.0f;
-    cfg->maml.exchange_overlap = 1;
-    cfg->maml.exchange_sparse = 1;
-    cfg->maml.exchange_bucket_mb = 25.0f;
-    strcpy(cfg->maml.exchange_sum, "mpi");
-
-    strcpy(cfg->data.corpus, "wikiann");
-    strcpy(cfg->data.languages, "de,es,fr,ru,zh,ar");
-    strcpy(cfg->data.source, "en");
-    strcpy(cfg->data.targets, "hi,sw,ja,tr,fi");
-    strcpy(cfg->data.tags, "O,B-PER,I-PER,B-ORG,I-ORG,B-LOC,I-LOC");
-    cfg->data.max_sentences = 0;
-    cfg->data.strict_iob2 = 0;
-    strcpy(cfg->data.separator, "tab");
-    strcpy(cfg->data.scheme, "iob2");
-    strcpy(cfg->data.unknown_types, "error");
-
-    strcpy(cfg->optim.name, pep_optim_kind_name(PEP_OPTIM_KIND_ADAMW));
-    cfg->optim.lr = 1e-4f;
-    cfg->optim.weight_decay = 0.01f;
-    cfg->optim.beta1 = 0.9f;
-    cfg->optim.beta2 = 0.999f;
-    cfg->optim.eps = 1e-8f;
-    cfg->optim.warmup = 0;
-    strcpy(cfg->optim.schedule, pep_optim_schedule_name(PEP_OPTIM_SCHEDULE_LINEAR));
-    cfg->optim.min_lr_ratio = 0.0f;
-    cfg->optim.clip = 1.0f;
-    cfg->optim.steps = 100;
-    cfg->optim.batch_size = 16;
-    cfg->optim.accumulate = 1;
-    cfg->optim.eval_every = 0;
-    cfg->optim.mask_prob = 0.15f;
-
-    strcpy(cfg->checkpoint.dir, "checkpoints");
-    cfg->checkpoint.every = 0;
-    cfg->checkpoint.every_minutes = 30.0f;
-    strcpy(cfg->checkpoint.encoder, "reference");
-    cfg->checkpoint.keep = 2;
-
-    cfg->run.seed = 1;
-    cfg->run.threads = 0;
-    cfg->run.log_every = 10;
-    strcpy(cfg->run.out, "out");
-    cfg->run.watchdog_s = 0.0f;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (pep_config_set(cfg, keys[i].name, keys[i].def, "the defaults") != PEP_OK)
+            pep_abort(PEP_ERR_INTERNAL, "the default of %s does not parse: %s", keys[i].name, pep_error_message());
 }
 
 const struct pep_config_key *pep_config_keys(size_t *count)
