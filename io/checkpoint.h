@@ -143,9 +143,21 @@ struct pep_ckpt_stats {
 
 /* ---- writer (collective) ---- */
 
+/* MPI-IO hints for a new checkpoint file (the checkpoint.* keys of the same names; 0 / NULL =
+ * leave the hint to the MPI library and the file system). Striping applies when the file is
+ * created (Lustre); unknown hints are ignored by MPI. */
+struct pep_ckpt_hints {
+    int striping_unit;     /* bytes per stripe */
+    int striping_factor;   /* stripes (Lustre OSTs) */
+    int cb_nodes;          /* collective-buffering aggregators */
+    const char *cb_write;  /* romio_cb_write: "enable", "disable", or NULL / "automatic" */
+};
+
 /* Creates `final_path`.tmp with the MPI-IO driver over `comm` (MPI_COMM_SELF for one
- * process). Collective. An existing tmp file from a killed run is replaced. */
-int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_writer **out);
+ * process), with `hints` (NULL: none). Collective. An existing tmp file from a killed run is
+ * replaced. */
+int pep_ckpt_create(const char *final_path, MPI_Comm comm, const struct pep_ckpt_hints *hints,
+                    struct pep_ckpt_writer **out);
 /* Root attributes. Collective; `h` must be identical on all ranks. */
 int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_header *h);
 /* Every row of `table` in `groups` from the replicated flat block `params` to /model, /pe,

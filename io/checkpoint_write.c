@@ -58,10 +58,34 @@ static int settle(struct pep_ckpt_writer *w, int rc)
     return agree(w, rc);
 }
 
-int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_writer **out)
+/* The MPI_Info of `h` (MPI_INFO_NULL when it sets nothing). */
+static int hints_info(const struct pep_ckpt_hints *h, MPI_Info *info)
+{
+    *info = MPI_INFO_NULL;
+    if (!h || (!h->striping_unit && !h->striping_factor && !h->cb_nodes &&
+               (!h->cb_write || !strcmp(h->cb_write, "automatic"))))
+        return PEP_OK;
+    PEP_CALL_MPI(MPI_Info_create(info));
+    char v[32];
+    const struct {
+        const char *key;
+        int value;
+    } ints[] = {{"striping_unit", h->striping_unit}, {"striping_factor", h->striping_factor}, {"cb_nodes", h->cb_nodes}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (!ints[i].value) continue;
+        snprintf(v, sizeof v, "%d", ints[i].value);
+        PEP_CALL_MPI(MPI_Info_set(*info, ints[i].key, v));
+    }
+    if (h->cb_write && strcmp(h->cb_write, "automatic")) PEP_CALL_MPI(MPI_Info_set(*info, "romio_cb_write", h->cb_write));
+    return PEP_OK;
+}
+
+int pep_ckpt_create(const char *final_path, MPI_Comm comm, const struct pep_ckpt_hints *hints,
+                    struct pep_ckpt_writer **out)
 {
     int rc = PEP_OK;
     hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
+    MPI_Info info = MPI_INFO_NULL;
     struct pep_ckpt_writer *w = NULL;
     *out = NULL;
     /* the path is the same on every rank and so is this check; an allocation failure on one
@@ -83,7 +107,8 @@ int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_write
     snprintf(w->tmp_path, sizeof w->tmp_path, "%s.tmp", final_path);
 
     PEP_H5_ID_GOTO(rc, fapl, H5Pcreate(H5P_FILE_ACCESS), "cannot create a file access list");
-    PEP_CALL_H5_GOTO(rc, H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "cannot select the MPI-IO driver");
+    PEP_CALL_GOTO(rc, hints_info(hints, &info));
+    PEP_CALL_H5_GOTO(rc, H5Pset_fapl_mpio(fapl, comm, info), "cannot select the MPI-IO driver");
     /* >= 1.8 formats: checksummed superblock and object headers; <= 1.10 so h5py/h5dump of
      * HDF5 1.10 read it */
     PEP_CALL_H5_GOTO(rc, H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110), "cannot set format bounds");
@@ -104,6 +129,7 @@ int pep_ckpt_create(const char *final_path, MPI_Comm comm, struct pep_ckpt_write
     PEP_CALL_H5_GOTO(rc, H5Pset_dxpl_mpio(w->dxpl_ind, H5FD_MPIO_INDEPENDENT), "cannot set independent transfer");
     PEP_CALL_GOTO(rc, ck_direct_open(w));
 cleanup:
+    if (info != MPI_INFO_NULL) MPI_Info_free(&info);
     PEP_H5_CLOSE(H5Pclose, fcpl);
     PEP_H5_CLOSE(H5Pclose, fapl);
     rc = agree(w, rc);

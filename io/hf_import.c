@@ -447,7 +447,7 @@ int pep_hf_write_checkpoint(const struct pep_hf_model *m, const char *path, cons
     PEP_CALL(pep_hf_model_spec(m, 1, 0, &spec));
     struct pep_ckpt_writer *w = NULL;
     int rc = PEP_OK;
-    PEP_CALL(pep_ckpt_create(path, comm, &w));
+    PEP_CALL(pep_ckpt_create(path, comm, NULL, &w));
     struct pep_ckpt_header h = {.stage = "import-hf", .step = 0, .config = config_ini ? config_ini : "", .spec = &spec};
     PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
     PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &m->table, m->params,

@@ -56,7 +56,7 @@ static int strip(const char *in, const char *out, MPI_Comm comm)
     PEP_CALL_GOTO(rc, pep_ckpt_read_model(r, NULL, &m, &groups));
     struct pep_ckpt_header h = {.stage = info->stage, .step = info->step, .config = info->config,
                                 .rng_state = info->rng_state, .rng_words = info->rng_words, .spec = &info->spec};
-    PEP_CALL_GOTO(rc, pep_ckpt_create(out, comm, &w));
+    PEP_CALL_GOTO(rc, pep_ckpt_create(out, comm, NULL, &w));
     PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
     PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &m->table, m->params, groups));
     PEP_CALL_GOTO(rc, copy_log(r, w));

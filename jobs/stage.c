@@ -183,7 +183,10 @@ int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save 
     int rc = PEP_OK;
     /* a local failure (memory) is agreed on before the collective create */
     PEP_CALL_GOTO(rc, pep_mpi_agree(pep_config_to_ini(&s->run->cfg, &ini), comm));
-    PEP_CALL_GOTO(rc, pep_ckpt_create(path, comm, &w));
+    const struct pep_ckpt_hints hints = {
+        .striping_unit = s->run->cfg.checkpoint.striping_unit, .striping_factor = s->run->cfg.checkpoint.striping_factor,
+        .cb_nodes = s->run->cfg.checkpoint.cb_nodes, .cb_write = s->run->cfg.checkpoint.romio_cb_write};
+    PEP_CALL_GOTO(rc, pep_ckpt_create(path, comm, &hints, &w));
     struct pep_ckpt_header h = {.stage = s->stage, .step = s->step, .config = ini, .rng_state = s->rng,
                                 .rng_words = 4, .spec = &s->m->spec, .base_path = s->base_path,
                                 .base_sha256 = s->base_sha256};

@@ -154,6 +154,16 @@ static const struct pep_config_key keys[] = {
          "wall-clock minutes between checkpoints, besides checkpoint.every (a node crash loses at most this much); "
          "0 = off"),
     KINT("checkpoint.keep", checkpoint.keep, 1, 1000, "2", "periodic checkpoints kept"),
+    KINT("checkpoint.striping_unit", checkpoint.striping_unit, 0, 1 << 30, "0",
+         "MPI-IO hint striping_unit: bytes per file-system stripe of each new checkpoint file (Lustre: e.g. "
+         "4194304; docs/cluster.md); 0 = the file system's default"),
+    KINT("checkpoint.striping_factor", checkpoint.striping_factor, 0, 1 << 20, "0",
+         "MPI-IO hint striping_factor: stripes (Lustre OSTs) of each new checkpoint file; 0 = the file system's default"),
+    KINT("checkpoint.cb_nodes", checkpoint.cb_nodes, 0, 1 << 20, "0",
+         "MPI-IO hint cb_nodes: collective-buffering aggregators for checkpoint metadata writes; 0 = the MPI "
+         "library's choice"),
+    KENUM("checkpoint.romio_cb_write", checkpoint.romio_cb_write, "automatic|enable|disable", "automatic",
+          "MPI-IO hint romio_cb_write (collective buffering of writes); automatic = the MPI library's choice"),
 
     KINT("run.seed", run.seed, 0, 2147483647, "1", "seed for initialisation, tasks, batches and dropout"),
     KINT("run.threads", run.threads, 0, 1024, "0", "BLAS threads per rank; 0 = cores of the rank"),

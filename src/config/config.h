@@ -109,6 +109,8 @@ struct pep_config {
         float every_minutes;  /* wall-clock minutes between checkpoints; 0 = off */
         char encoder[PEP_CFG_WORD]; /* reference | copy: what finetune's adapted.h5 keeps of the frozen encoder */
         int keep;             /* how many periodic checkpoints to keep */
+        int striping_unit, striping_factor, cb_nodes; /* MPI-IO hints for new files; 0 = default */
+        char romio_cb_write[PEP_CFG_WORD];            /* automatic | enable | disable */
     } checkpoint;
     struct {
         int seed;

@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     settle(rank);
     double t0 = pep_now_s();
     struct pep_ckpt_writer *w = NULL;
-    TRY(pep_ckpt_create(path, MPI_COMM_WORLD, &w));
+    TRY(pep_ckpt_create(path, MPI_COMM_WORLD, NULL, &w));
     TRY(pep_ckpt_write_header(w, &h));
     TRY(pep_ckpt_write_params(w, &t, params, PEP_GROUPS_ALL));
     double t_params = pep_now_s();

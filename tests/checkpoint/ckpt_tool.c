@@ -86,7 +86,7 @@ static int write_file(const char *path, const struct pep_param_table *t, const s
     double steps[10], loss[10];
     for (int i = 0; i < 10; i++) steps[i] = i + 1, loss[i] = 1.0 / (i + 1);
     struct pep_ckpt_writer *w = NULL;
-    TRY(pep_ckpt_create(path, MPI_COMM_WORLD, &w));
+    TRY(pep_ckpt_create(path, MPI_COMM_WORLD, NULL, &w));
     TRY(pep_ckpt_write_header(w, &h));
     TRY(pep_ckpt_write_params(w, t, params, PEP_GROUPS_ALL));
     TRY(pep_ckpt_write_moments(w, t, m, v, PEP_GROUP_BIT(PEP_GROUP_PLM), 77));

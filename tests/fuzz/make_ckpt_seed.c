@@ -29,7 +29,7 @@ static int write_seed(const char *path)
                                 .rng_state = rng, .rng_words = 2, .spec = &spec};
     const double steps[3] = {5, 6, 7}, loss[3] = {2.5, 2.25, 2.0};
     int rc = PEP_OK;
-    PEP_CALL_GOTO(rc, pep_ckpt_create(path, MPI_COMM_SELF, &w));
+    PEP_CALL_GOTO(rc, pep_ckpt_create(path, MPI_COMM_SELF, NULL, &w));
     PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
     PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &t, params, PEP_GROUPS_ALL));
     PEP_CALL_GOTO(rc, pep_ckpt_write_moments(w, &t, m, v, PEP_GROUP_BIT(PEP_GROUP_PLM), 7));

@@ -105,7 +105,7 @@ static void write_full(const char *path, const struct pep_param_table *t, const 
     make_spec(&spec, (int)t->rows[1].shape[0]);
     uint64_t rng[4] = {1, 2, 3, 0xffffffffffffffffULL};
     struct pep_ckpt_header h = {"prime", step, "[model]\nhidden = 16\n", rng, 4, &spec, NULL, NULL};
-    CHECK_OK(pep_ckpt_create(path, MPI_COMM_WORLD, &w));
+    CHECK_OK(pep_ckpt_create(path, MPI_COMM_WORLD, NULL, &w));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, t, params, PEP_GROUPS_ALL));
     CHECK_OK(pep_ckpt_write_moments(w, t, m, v, PEP_GROUP_BIT(PEP_GROUP_PLM), 42));
@@ -258,7 +258,7 @@ static void test_checkpoint_tmp_never_under_final_name(void **state)
     struct pep_ckpt_writer *w = NULL;
     struct pep_ckpt_header h = {"prime", 2, "", NULL, 0, NULL, NULL, NULL};
     float *other = random_block(f->t.numel, 99);
-    CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, &w));
+    CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, NULL, &w));
     assert_true(file_exists(tmp));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, &f->t, other, PEP_GROUPS_ALL));
@@ -276,7 +276,7 @@ static void test_checkpoint_tmp_never_under_final_name(void **state)
     assert_memory_equal(back + f->t.rows[0].offset, f->params + f->t.rows[0].offset, f->t.rows[0].numel * 4);
     pep_ckpt_close(&r);
     /* commit replaces it */
-    CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, &w));
+    CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, NULL, &w));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_commit(&w));
     assert_false(file_exists(tmp));
@@ -528,7 +528,7 @@ static void test_checkpoint_best_round_trip(void **state)
     size_t n = f->tend - f->tbegin;
     struct pep_ckpt_writer *w = NULL;
     struct pep_ckpt_header h = {"finetune", 9, "", NULL, 0, NULL, NULL, NULL};
-    CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, &w));
+    CHECK_OK(pep_ckpt_create(f->path, MPI_COMM_WORLD, NULL, &w));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, &f->t, f->params, tg));
     CHECK_OK(pep_ckpt_write_best(w, &f->t, f->tasks[0], tg, 0.4375, 6));
@@ -583,10 +583,43 @@ static void write_small(const char *path, const struct pep_param_table *t, const
 {
     struct pep_ckpt_writer *w = NULL;
     struct pep_ckpt_header h = {"prime", step, "", NULL, 0, NULL, NULL, NULL};
-    CHECK_OK(pep_ckpt_create(path, MPI_COMM_WORLD, &w));
+    CHECK_OK(pep_ckpt_create(path, MPI_COMM_WORLD, NULL, &w));
     CHECK_OK(pep_ckpt_write_header(w, &h));
     CHECK_OK(pep_ckpt_write_params(w, t, params, PEP_GROUPS_ALL));
     CHECK_OK(pep_ckpt_commit(&w));
+}
+
+/* checkpoint.striping_unit / cb_nodes / romio_cb_write reach the MPI-IO driver of the new
+ * file; a writer without hints passes none. */
+static void test_checkpoint_io_hints(void **state)
+{
+    struct fixture *f = *state;
+    char path[PEP_TEST_PATH_MAX], v[64];
+    snprintf(path, sizeof path, "%s/hints.h5", f->dir);
+    const struct pep_ckpt_hints hints = {.striping_unit = 4194304, .cb_nodes = 2, .cb_write = "enable"};
+    const struct pep_ckpt_hints none = {.cb_write = "automatic"};
+    for (int with = 1; with >= 0; with--) {
+        struct pep_ckpt_writer *w = NULL;
+        CHECK_OK(pep_ckpt_create(path, MPI_COMM_WORLD, with ? &hints : &none, &w));
+        hid_t fapl = H5Fget_access_plist(w->file);
+        MPI_Comm c = MPI_COMM_NULL;
+        MPI_Info info = MPI_INFO_NULL;
+        assert_true(fapl >= 0 && H5Pget_fapl_mpio(fapl, &c, &info) >= 0);
+        const char *keys[] = {"striping_unit", "cb_nodes", "romio_cb_write"}, *want[] = {"4194304", "2", "enable"};
+        for (int i = 0; i < 3; i++) {
+            int flag = 0;
+            if (info != MPI_INFO_NULL) MPI_Info_get(info, keys[i], (int)sizeof v - 1, v, &flag);
+            assert_int_equal(flag, with);
+            if (with) assert_string_equal(v, want[i]);
+        }
+        if (info != MPI_INFO_NULL) MPI_Info_free(&info);
+        if (c != MPI_COMM_NULL) MPI_Comm_free(&c);
+        H5Pclose(fapl);
+        struct pep_ckpt_header h = {"prime", 1, "", NULL, 0, NULL, NULL, NULL};
+        CHECK_OK(pep_ckpt_write_header(w, &h));
+        CHECK_OK(pep_ckpt_write_params(w, &f->t, f->params, PEP_GROUPS_ALL));
+        CHECK_OK(pep_ckpt_commit(&w));
+    }
 }
 
 static void test_checkpoint_rotate_and_find_latest(void **state)
@@ -761,6 +794,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_checkpoint_load_reads_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_load_unsealed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_load_latest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_io_hints, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("pep_ckpt_open", readers, group_open, NULL);
     failed += cmocka_run_group_tests_name("pep_ckpt_load", readers, group_load, NULL);
