@@ -99,6 +99,10 @@ static const struct pep_config_key keys[] = {
           "(false: start every bucket after it; the same bits either way)"),
     KBOOL("maml.exchange_sparse", maml.exchange_sparse,
           "exchange only the word-embedding rows some rank's batches touched (false: the whole table; the same bits)"),
+    KBOOL("maml.outer_shard", maml.outer_shard,
+          "ZeRO-1 outer step: the meta-gradient is reduce-scattered, each rank keeps the AdamW moments of and "
+          "updates a 1/P slice of the outer set, an allgather shares the weights (false: every rank sums and "
+          "updates everything; docs/scaling.md#the-sharded-outer-step)"),
     KFLT("maml.exchange_bucket_mb", maml.exchange_bucket_mb, 0.001, 2047,
          "MiB of meta-gradient per bucket of the exchange (PyTorch DDP's default: 25)"),
     KENUM("maml.exchange_sum", maml.exchange_sum, "mpi|ordered",
@@ -216,6 +220,7 @@ void pep_config_defaults(struct pep_config *cfg)
     cfg->maml.temperature = 5.0f;
     cfg->maml.exchange_overlap = 1;
     cfg->maml.exchange_sparse = 1;
+    cfg->maml.outer_shard = 1;
     cfg->maml.exchange_bucket_mb = 25.0f;
     strcpy(cfg->maml.exchange_sum, "mpi");
 
