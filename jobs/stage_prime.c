@@ -348,6 +348,7 @@ static int run_prime(struct pep_stage *stg)
     double t_start = pep_now_s(), tokens_window = 0, loss_window = 0;
     double x_ready = 0, x_finish = 0, x_bytes = 0, x_rows = 0; /* exchange totals over the run */
     double t_tasks = 0, t_update = 0, t_gather = 0; /* this rank's seconds in tasks, its slice's step, the allgather */
+    double t_xready = 0, t_xfinish = 0; /* the exchange's, over the same meta-steps */
     int x_buckets = 0, x_early = 0;
     int window = 0;
     long step = start;
@@ -420,12 +421,15 @@ static int run_prime(struct pep_stage *stg)
         /* every rank finishes the exchange, also after a failed task (its partners have posted
          * their buckets), then all agree */
         struct pep_exchange_stats xs;
-        t_tasks += pep_now_s() - t_task0; /* includes the exchange's ready calls inside the backward */
+        /* the split's times skip this process's first meta-step (first touch of the moments' pages) */
+        int timed = step > start || cfg->optim.steps - start == 1;
+        if (timed) t_tasks += pep_now_s() - t_task0; /* includes the exchange's ready calls inside the backward */
         (void)pep_maml_grad(mm); /* zeroes it on a rank that ran no task */
         pep_heartbeat_wait(step + 1, "meta-gradient exchange");
         int xrc = pep_exchange_finish(xc.x, &xs);
         PEP_CALL_GOTO(rc, pep_mpi_agree(trc != PEP_OK ? trc : xrc, comm));
         x_ready += xs.ready_s, x_finish += xs.finish_s, x_bytes += xs.bytes, x_rows += (double)xs.rows;
+        if (timed) t_xready += xs.ready_s, t_xfinish += xs.finish_s;
         x_buckets += xs.buckets, x_early += xs.early;
         /* every rank knows which task ran which language, so ownership needs no message */
         for (int l = 0; l < nlang; l++) {
@@ -451,7 +455,7 @@ static int run_prime(struct pep_stage *stg)
             pep_heartbeat_wait(-1, "weight allgather");
             PEP_CALL_GOTO(rc, pep_exchange_allgather(xc.x, NULL, m->params + ub));
         }
-        t_update += t_g - t_o, t_gather += pep_now_s() - t_g;
+        if (timed) t_update += t_g - t_o, t_gather += pep_now_s() - t_g;
         double meta_loss = stats[0] / M;
         loss_window += meta_loss;
         tokens_window += stats[2];
@@ -486,7 +490,7 @@ static int run_prime(struct pep_stage *stg)
     PEP_ALLOC_GOTO(rc, all, 4 * (size_t)size);
     PEP_CALL_MPI_GOTO(rc, MPI_Gather(mine, 4, MPI_DOUBLE, all, 4, MPI_DOUBLE, 0, comm));
     if (rank == 0) {
-        double ns = (double)(step - start > 0 ? step - start : 1);
+        double ns = (double)(step - start > 1 ? step - start - 1 : 1); /* the timed meta-steps */
         char rss[512];
         size_t used = 0;
         double rss_max = 0, up_max = 0, ga_max = 0;
@@ -499,10 +503,10 @@ static int run_prime(struct pep_stage *stg)
         }
         /* rank 0's split of a meta-step: tasks (without the exchange's calls inside the backward),
          * exposed exchange, outer step (update + allgather) */
-        pep_info("prime: per meta-step on rank 0: tasks %.2f ms, exposed exchange %.2f ms, outer step %.2f ms "
+        pep_info("prime: per meta-step after the first, on rank 0: tasks %.2f ms, exposed exchange %.2f ms, outer step %.2f ms "
                  "(update %.2f + allgather %.2f; slowest rank %.2f + %.2f); outer step %s, %zu of %zu floats per "
                  "rank, moments %.1f MB per rank; peak RSS per rank %s MiB (max %.0f)",
-                 1e3 * (all[3] - x_ready) / ns, 1e3 * (x_ready + x_finish) / ns, 1e3 * (all[1] + all[2]) / ns,
+                 1e3 * (all[3] - t_xready) / ns, 1e3 * (t_xready + t_xfinish) / ns, 1e3 * (all[1] + all[2]) / ns,
                  1e3 * all[1] / ns, 1e3 * all[2] / ns, 1e3 * up_max / ns, 1e3 * ga_max / ns,
                  sharded ? "sharded" : "replicated", shi - slo, ue - ub, opt.m ? 8e-6 * (double)(shi - slo) : 0.0,
                  rss, rss_max);

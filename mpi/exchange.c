@@ -119,15 +119,19 @@ int pep_exchange_create(MPI_Comm comm, size_t n, const struct pep_exchange_opts 
             x->bk[k].counts = c, x->bk[k].displs = c + x->size;
             x->bk[k].rcounts = c + 2 * x->size, x->bk[k].rdispls = c + 3 * x->size;
         }
+    }
+    if (o->ordered && x->size > 1) {
         PEP_ALLOC_GOTO(rc, x->scratch, x->o.max_inflight);
         PEP_ALLOC_GOTO(rc, x->scratch_used, x->o.max_inflight);
         size_t seg = (B + (size_t)x->size - 1) / (size_t)x->size; /* a rank's segment of a bucket, at most */
-        size_t len = o->ordered ? seg * (size_t)x->size : 1;
-        if (shard) { /* the own part of a dense bucket is at most a bucket and at most the slice */
+        size_t len = seg * (size_t)x->size;
+        if (shard) {
+            /* a rank receives its whole own part of a bucket (at most a bucket, at most its slice)
+             * from every rank: P times the scratch of a split bucket, so 1/P as many in flight
+             * keep the scratch at most max_inflight buckets, as unsharded */
             size_t own = x->hi - x->lo < B ? x->hi - x->lo : B;
-            if (own < 1) own = 1;
-            if (o->ordered) own *= (size_t)x->size;
-            if (own > len) len = own;
+            if (own * (size_t)x->size > len) len = own * (size_t)x->size; /* (packed rows still split evenly) */
+            x->o.max_inflight = x->o.max_inflight / x->size > 0 ? x->o.max_inflight / x->size : 1;
         }
         for (int i = 0; i < x->o.max_inflight; i++) PEP_ALLOC_GOTO(rc, x->scratch[i], len);
     }
@@ -213,8 +217,9 @@ static int post(struct pep_exchange *x, struct bucket *b)
         }
     }
     if (!x->o.ordered && b->scatter) {
-        PEP_CALL(take_slot(x, b));
-        PEP_CALL_MPI(MPI_Ireduce_scatter(p, x->scratch[b->slot], b->counts, MPI_FLOAT, MPI_SUM, x->comm, &b->req));
+        /* in place: the own part's sum lands at the bucket's start (complete() moves it); the rest
+         * of the bucket is other ranks' slices, which this rank does not need summed */
+        PEP_CALL_MPI(MPI_Ireduce_scatter(MPI_IN_PLACE, p, b->counts, MPI_FLOAT, MPI_SUM, x->comm, &b->req));
     } else if (!x->o.ordered) {
         PEP_CALL_MPI(MPI_Iallreduce(MPI_IN_PLACE, p, (int)b->len, MPI_FLOAT, MPI_SUM, x->comm, &b->req));
     } else {
@@ -243,9 +248,9 @@ static int post(struct pep_exchange *x, struct bucket *b)
  * bucket order by post_phase2); otherwise done. */
 static void complete(struct pep_exchange *x, struct bucket *b)
 {
-    if (b->state == BK_PHASE1 && b->scatter && !x->o.ordered) { /* the own part's sum, into place */
-        memcpy(bucket_ptr(x, b) + b->displs[x->rank], x->scratch[b->slot], (size_t)b->counts[x->rank] * sizeof(float));
-        x->scratch_used[b->slot] = 0;
+    if (b->state == BK_PHASE1 && b->scatter && !x->o.ordered) { /* the own part's sum, to its place */
+        float *p = bucket_ptr(x, b);
+        memmove(p + b->displs[x->rank], p, (size_t)b->counts[x->rank] * sizeof(float));
         b->state = BK_DONE;
         x->inflight--;
         return;
