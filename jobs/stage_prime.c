@@ -13,6 +13,7 @@
  * /tasks by that group's lead rank, with the state that episode's inner loop started from as
  * /tasks/<lang>.start. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,14 @@ static int fault_here(int rank, long step)
 {
     const char *r = getenv("PEP_FAULT_RANK"), *s = getenv("PEP_FAULT_STEP");
     return r && s && atoi(r) == rank && atol(s) == step;
+}
+
+/* PEP_FAULT_KILL_IN=allgather (with PEP_FAULT_RANK / PEP_FAULT_STEP): that rank kills itself
+ * (SIGKILL) as it reaches the weight allgather of that meta-step, its partners already inside it. */
+static int fault_kill_in(int rank, long step, const char *phase)
+{
+    const char *k = getenv("PEP_FAULT_KILL_IN");
+    return k && !strcmp(k, phase) && fault_here(rank, step);
 }
 
 static int fault_hangs(void)
@@ -124,6 +133,22 @@ struct exchange_ctx {
     struct pep_exchange *x;
     size_t ub;
 };
+
+/* The sharded step's norm hook, timed: its CPU seconds (MPI may poll) are left out of the
+ * update's CPU time in the report. */
+struct norm_sum_ctx {
+    struct pep_mpi_ctx *mpi;
+    double cpu_s;
+};
+
+static int norm_sum(double *sumsq, void *ud)
+{
+    struct norm_sum_ctx *nc = ud;
+    double c0 = pep_thread_cpu_s();
+    int rc = pep_mpi_sum_double_ordered(sumsq, nc->mpi);
+    nc->cpu_s += pep_thread_cpu_s() - c0;
+    return rc;
+}
 
 /* pep_stage_save's opt_gather: a sharded moment's slices into full[ub, ue) on every rank. */
 static int gather_moment(const float *slice, float *full, void *ud)
@@ -349,6 +374,8 @@ static int run_prime(struct pep_stage *stg)
     double x_ready = 0, x_finish = 0, x_bytes = 0, x_rows = 0; /* exchange totals over the run */
     double t_tasks = 0, t_update = 0, t_gather = 0; /* this rank's seconds in tasks, its slice's step, the allgather */
     double t_xready = 0, t_xfinish = 0; /* the exchange's, over the same meta-steps */
+    double c_update = 0; /* CPU seconds of the slice's step (sum of squares + update), without the norm's sum */
+    struct norm_sum_ctx nsc = {.mpi = &stg->mpi};
     int x_buckets = 0, x_early = 0;
     int window = 0;
     long step = start;
@@ -401,10 +428,11 @@ static int run_prime(struct pep_stage *stg)
             }
             if (i == tr.count - 1 && cfg->maml.exchange_overlap) pep_maml_set_ready(mm, exchange_ready, &xc);
             trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
-            if (trc == PEP_OK && (fault_here(rank, step) || !isfinite(res.query_loss)))
+            int injected = fault_here(rank, step) && !getenv("PEP_FAULT_KILL_IN");
+            if (trc == PEP_OK && (injected || !isfinite(res.query_loss)))
                 trc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                     "non-finite meta-loss at meta-step %ld, task %d (language %s) on rank %d%s", step + 1,
-                                    t, names[l], rank, fault_here(rank, step) ? " (injected by PEP_FAULT_RANK)" : "");
+                                    t, names[l], rank, injected ? " (injected by PEP_FAULT_RANK)" : "");
             if (G > 1) trc = pep_mpi_agree(trc, grp.comm);
             if (trc) break;
             memcpy(ls[l].state, res.adapted + (tb - ib), (te - tb) * sizeof(float));
@@ -447,12 +475,13 @@ static int run_prime(struct pep_stage *stg)
         /* the meta-gradient summed by the exchange (on this rank's slice, sharded); one ordered
          * scalar sum of the slices' squared norms for the clip, then the slice's step and the
          * allgather of the weights */
-        double t_o = pep_now_s();
-        PEP_CALL_GOTO(rc, pep_optim_step_slice(&opt, m->params, meta, sharded ? pep_mpi_sum_double_ordered : NULL,
-                                               &stg->mpi, &gnorm));
+        double t_o = pep_now_s(), c_o = pep_thread_cpu_s(), hook0 = nsc.cpu_s;
+        PEP_CALL_GOTO(rc, pep_optim_step_slice(&opt, m->params, meta, sharded ? norm_sum : NULL, &nsc, &gnorm));
         double t_g = pep_now_s();
+        if (timed) c_update += pep_thread_cpu_s() - c_o - (nsc.cpu_s - hook0);
         if (sharded) {
             pep_heartbeat_wait(-1, "weight allgather");
+            if (fault_kill_in(rank, step, "allgather")) raise(SIGKILL);
             PEP_CALL_GOTO(rc, pep_exchange_allgather(xc.x, NULL, m->params + ub));
         }
         if (timed) t_update += t_g - t_o, t_gather += pep_now_s() - t_g;
@@ -486,28 +515,32 @@ static int run_prime(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_run_path(run, "primed.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
     /* per-rank peak RSS and outer-step times to rank 0 for the report */
-    double mine[4] = {pep_peak_rss_mib(), t_update, t_gather, t_tasks};
-    PEP_ALLOC_GOTO(rc, all, 4 * (size_t)size);
-    PEP_CALL_MPI_GOTO(rc, MPI_Gather(mine, 4, MPI_DOUBLE, all, 4, MPI_DOUBLE, 0, comm));
+    double mine[5] = {pep_peak_rss_mib(), t_update, t_gather, t_tasks, c_update};
+    PEP_ALLOC_GOTO(rc, all, 5 * (size_t)size);
+    PEP_CALL_MPI_GOTO(rc, MPI_Gather(mine, 5, MPI_DOUBLE, all, 5, MPI_DOUBLE, 0, comm));
     if (rank == 0) {
         double ns = (double)(step - start > 1 ? step - start - 1 : 1); /* the timed meta-steps */
         char rss[512];
         size_t used = 0;
-        double rss_max = 0, up_max = 0, ga_max = 0;
+        double rss_max = 0, up_max = 0, ga_max = 0, cpu_max = 0;
         rss[0] = '\0';
         for (int r = 0; r < size; r++) {
-            if (used < sizeof rss) used += (size_t)snprintf(rss + used, sizeof rss - used, "%s%.0f", r ? " " : "", all[4 * r]);
-            if (all[4 * r] > rss_max) rss_max = all[4 * r];
-            if (all[4 * r + 1] > up_max) up_max = all[4 * r + 1];
-            if (all[4 * r + 2] > ga_max) ga_max = all[4 * r + 2];
+            const double *a = all + 5 * r;
+            if (used < sizeof rss) used += (size_t)snprintf(rss + used, sizeof rss - used, "%s%.0f", r ? " " : "", a[0]);
+            if (a[0] > rss_max) rss_max = a[0];
+            if (a[1] > up_max) up_max = a[1];
+            if (a[2] > ga_max) ga_max = a[2];
+            if (a[4] > cpu_max) cpu_max = a[4];
         }
         /* rank 0's split of a meta-step: tasks (without the exchange's calls inside the backward),
          * exposed exchange, outer step (update + allgather) */
         pep_info("prime: per meta-step after the first, on rank 0: tasks %.2f ms, exposed exchange %.2f ms, outer step %.2f ms "
-                 "(update %.2f + allgather %.2f; slowest rank %.2f + %.2f); outer step %s, %zu of %zu floats per "
-                 "rank, moments %.1f MB per rank; peak RSS per rank %s MiB (max %.0f)",
+                 "(update %.2f + allgather %.2f; slowest rank %.2f + %.2f; update CPU time %.2f, the most of any rank "
+                 "%.2f); outer step %s, %zu of %zu floats per rank, moments %.1f MB per rank; peak RSS per rank %s MiB "
+                 "(max %.0f)",
                  1e3 * (all[3] - t_xready) / ns, 1e3 * (t_xready + t_xfinish) / ns, 1e3 * (all[1] + all[2]) / ns,
-                 1e3 * all[1] / ns, 1e3 * all[2] / ns, 1e3 * up_max / ns, 1e3 * ga_max / ns,
+                 1e3 * all[1] / ns, 1e3 * all[2] / ns, 1e3 * up_max / ns, 1e3 * ga_max / ns, 1e3 * all[4] / ns,
+                 1e3 * cpu_max / ns,
                  sharded ? "sharded" : "replicated", shi - slo, ue - ub, opt.m ? 8e-6 * (double)(shi - slo) : 0.0,
                  rss, rss_max);
     }
