@@ -166,7 +166,9 @@ int pep_ckpt_write_header(struct pep_ckpt_writer *w, const struct pep_ckpt_heade
 int pep_ckpt_write_params(struct pep_ckpt_writer *w, const struct pep_param_table *table, const float *params,
                           unsigned groups);
 /* Adam moments `m`, `v` (flat blocks like params; only the rows in `groups` are read) and
- * the step count `t`. Collective, replicated like params. */
+ * the step count `t`. Collective, replicated like params. Either of m and v may be NULL: that
+ * set is written by a second call with the other NULL (a sharded optimizer gathers one set at
+ * a time into one scratch block); the call that writes m writes /optimizer's attributes. */
 int pep_ckpt_write_moments(struct pep_ckpt_writer *w, const struct pep_param_table *table, const float *m,
                            const float *v, unsigned groups, int64_t t);
 /* Per-task states of the rows in `groups` (a contiguous group set, e.g. pe+head).
@@ -220,7 +222,7 @@ int pep_ckpt_read_params_based(struct pep_ckpt_reader *r, const char *base, cons
                                float *params, unsigned groups);
 int pep_ckpt_read_params(struct pep_ckpt_reader *r, const struct pep_param_table *table, float *params,
                          unsigned groups);
-/* Reads the Adam moments of the rows in `groups` and the step count. */
+/* Reads the Adam moments of the rows in `groups` and the step count; m or v NULL: not read. */
 int pep_ckpt_read_moments(struct pep_ckpt_reader *r, const struct pep_param_table *table, float *m, float *v,
                           unsigned groups, int64_t *t);
 /* The best-so-far weights of /best into `state` (layout as in pep_ckpt_write_best), their dev

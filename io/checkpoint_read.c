@@ -419,8 +419,8 @@ int pep_ckpt_read_moments(struct pep_ckpt_reader *r, const struct pep_param_tabl
     H5E_END_TRY;
     PEP_CHECK_GOTO(rc, g >= 0, PEP_ERR_FORMAT, "%s: cannot open /optimizer", r->path);
     PEP_CALL_GOTO(rc, ck_attr_read_num(g, r->path, "/optimizer", "t", H5T_NATIVE_INT64, t));
-    PEP_CALL_GOTO(rc, read_rows(r, table, m, 0, groups, "/optimizer/m"));
-    PEP_CALL_GOTO(rc, read_rows(r, table, v, 0, groups, "/optimizer/v"));
+    if (m) PEP_CALL_GOTO(rc, read_rows(r, table, m, 0, groups, "/optimizer/m"));
+    if (v) PEP_CALL_GOTO(rc, read_rows(r, table, v, 0, groups, "/optimizer/v"));
 cleanup:
     PEP_H5_CLOSE(H5Gclose, g);
     return rc;

@@ -358,10 +358,12 @@ int pep_ckpt_write_moments(struct pep_ckpt_writer *w, const struct pep_param_tab
     char gs[64];
     groups_string(groups, gs, sizeof gs);
     PEP_CALL_GOTO(rc, ensure_group(w->file, "/optimizer", &g));
-    PEP_CALL_GOTO(rc, ck_attr_i64(g, "t", t));
-    PEP_CALL_GOTO(rc, ck_attr_str(g, "groups", gs));
-    PEP_CALL_GOTO(rc, write_replicated(w, table, m, 0, groups, "/optimizer/m", "first moments"));
-    PEP_CALL_GOTO(rc, write_replicated(w, table, v, 0, groups, "/optimizer/v", "second moments"));
+    if (m) {
+        PEP_CALL_GOTO(rc, ck_attr_i64(g, "t", t));
+        PEP_CALL_GOTO(rc, ck_attr_str(g, "groups", gs));
+        PEP_CALL_GOTO(rc, write_replicated(w, table, m, 0, groups, "/optimizer/m", "first moments"));
+    }
+    if (v) PEP_CALL_GOTO(rc, write_replicated(w, table, v, 0, groups, "/optimizer/v", "second moments"));
 cleanup:
     PEP_H5_CLOSE(H5Gclose, g);
     return settle(w, rc);

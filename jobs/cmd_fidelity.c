@@ -184,7 +184,7 @@ static int run_fidelity(struct pep_stage *stg, const struct fidelity_args *fa)
         memcpy(saved, w + ib, (ie - ib) * sizeof(float));
         memcpy(w + ib, start, (ie - ib) * sizeof(float));
         ft = mo.replay;
-        ft.begin = tb, ft.end = te, ft.m = ft.v = NULL;
+        ft.begin = ft.lo = tb, ft.end = ft.hi = te, ft.m = ft.v = NULL;
         int frc = PEP_OK;
         if (ft.kind == PEP_OPTIM_KIND_ADAMW) {
             ft.m = calloc(te - tb, sizeof(float)), ft.v = calloc(te - tb, sizeof(float));

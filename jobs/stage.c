@@ -192,7 +192,14 @@ int pep_stage_save(MPI_Comm comm, const char *path, const struct pep_stage_save 
                                 .base_sha256 = s->base_sha256};
     PEP_CALL_GOTO(rc, pep_ckpt_write_header(w, &h));
     PEP_CALL_GOTO(rc, pep_ckpt_write_params(w, &s->m->table, s->m->params, s->groups));
-    if (s->opt && s->opt->m) {
+    if (s->opt && s->opt->m && s->opt_gather) {
+        /* sharded: one moment at a time gathered whole into the scratch block, then written as
+         * today's whole tensors (a checkpoint does not depend on the number of ranks) */
+        PEP_CALL_GOTO(rc, s->opt_gather(s->opt->m, s->opt_scratch, s->opt_gather_ud));
+        PEP_CALL_GOTO(rc, pep_ckpt_write_moments(w, &s->m->table, s->opt_scratch, NULL, s->opt_groups, s->opt->t));
+        PEP_CALL_GOTO(rc, s->opt_gather(s->opt->v, s->opt_scratch, s->opt_gather_ud));
+        PEP_CALL_GOTO(rc, pep_ckpt_write_moments(w, &s->m->table, NULL, s->opt_scratch, s->opt_groups, s->opt->t));
+    } else if (s->opt && s->opt->m) {
         /* the moments cover the optimizer's range [begin, end); the writer indexes them like params */
         PEP_CALL_GOTO(rc, pep_ckpt_write_moments(w, &s->m->table, s->opt->m - s->opt->begin, s->opt->v - s->opt->begin,
                                                  s->opt_groups, s->opt->t));

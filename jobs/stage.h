@@ -79,6 +79,12 @@ struct pep_stage_save {
     unsigned groups;                  /* parameter groups to write */
     const struct pep_optim *opt;      /* NULL: no optimizer state */
     unsigned opt_groups;
+    /* a sharded optimizer (its moments cover its slice [lo, hi) only): opt_gather(slice, full, ud)
+     * brings every rank's slice of a moment into full[begin, end) (indexed like params) on every
+     * rank, collectively; opt_scratch is such a block, free while a checkpoint is written */
+    int (*opt_gather)(const float *slice, float *full, void *ud);
+    void *opt_gather_ud;
+    float *opt_scratch;
     const struct pep_ckpt_task *tasks;
     int ntasks;
     unsigned task_groups;
@@ -142,7 +148,8 @@ int pep_stage_input_params(struct pep_stage_input *in, const struct pep_param_ta
  * checking its SHA-256 (pep_ckpt_read_params_based). Collective. */
 int pep_stage_input_params_based(struct pep_stage_input *in, const char *base, const struct pep_param_table *t,
                                  float *params, unsigned groups);
-/* Adam moments of `groups` (m, v indexed like params) and their step count. Collective. */
+/* Adam moments of `groups` (m, v indexed like params; either may be NULL: not read) and their
+ * step count. Collective. */
 int pep_stage_input_moments(struct pep_stage_input *in, const struct pep_param_table *t, float *m, float *v,
                             unsigned groups, int64_t *step);
 /* Language `lang`'s task state into `state` (layout as struct pep_ckpt_task) and `info` (may be

@@ -135,8 +135,8 @@ int pep_stage_input_moments(struct pep_stage_input *in, const struct pep_param_t
                             unsigned groups, int64_t *step)
 {
     AGREE(in, in->rank == 0 ? pep_ckpt_read_moments(in->r, t, m, v, groups, step) : PEP_OK);
-    PEP_CALL(bcast_rows(in, t, m, 0, groups));
-    PEP_CALL(bcast_rows(in, t, v, 0, groups));
+    if (m) PEP_CALL(bcast_rows(in, t, m, 0, groups));
+    if (v) PEP_CALL(bcast_rows(in, t, v, 0, groups));
     return pep_mpi_bcast(step, sizeof *step, 0, in->comm);
 }
 
@@ -251,8 +251,8 @@ int pep_stage_resume_state(struct pep_stage_input *in, struct pep_model *m, unsi
 {
     int64_t t = 0;
     PEP_CALL(pep_stage_input_params(in, &m->table, m->params, groups));
-    /* the moments cover the optimizer's range [begin, end); the reader indexes them like params */
-    PEP_CALL(pep_stage_input_moments(in, &m->table, opt->m - opt->begin, opt->v - opt->begin, groups, &t));
+    /* the moments cover the optimizer's slice [lo, hi) (here its whole range); the reader indexes them like params */
+    PEP_CALL(pep_stage_input_moments(in, &m->table, opt->m - opt->lo, opt->v - opt->lo, groups, &t));
     PEP_CALL(pep_stage_input_series(in, series, nseries));
     *start = (long)in->step, opt->t = (long)t;
     return PEP_OK;

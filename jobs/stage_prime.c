@@ -4,11 +4,16 @@
  * query sentences, with the inner set's gradients summed inside the group every pass (the
  * hook pep_maml_opts.group_sum). The meta-gradient is summed over all ranks by the exchange
  * (mpi/exchange.h: buckets started while the last local task's backward runs, word-embedding
- * rows sparsely) and every rank applies the same AdamW step to its replica. The latest adapted
+ * rows sparsely). The outer step is sharded ZeRO-1 style (maml.outer_shard): the exchange
+ * reduce-scatters the meta-gradient to contiguous 1/P slices of the outer set, each rank keeps
+ * the AdamW moments of its slice and updates it (the clip norm from one ordered scalar sum),
+ * and an allgather shares the updated weights; unsharded, every rank applies the same AdamW
+ * step to its replica. At P = 1 both are the same step, bit for bit. The latest adapted
  * PE + head state of each language is kept by the group that produced it and written into
  * /tasks by that group's lead rank, with the state that episode's inner loop started from as
  * /tasks/<lang>.start. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +47,14 @@ static int fault_here(int rank, long step)
 {
     const char *r = getenv("PEP_FAULT_RANK"), *s = getenv("PEP_FAULT_STEP");
     return r && s && atoi(r) == rank && atol(s) == step;
+}
+
+/* PEP_FAULT_KILL_IN=allgather (with PEP_FAULT_RANK / PEP_FAULT_STEP): that rank kills itself
+ * (SIGKILL) as it reaches the weight allgather of that meta-step, its partners already inside it. */
+static int fault_kill_in(int rank, long step, const char *phase)
+{
+    const char *k = getenv("PEP_FAULT_KILL_IN");
+    return k && !strcmp(k, phase) && fault_here(rank, step);
 }
 
 static int fault_hangs(void)
@@ -121,6 +134,29 @@ struct exchange_ctx {
     size_t ub;
 };
 
+/* The sharded step's norm hook, timed: its CPU seconds (MPI may poll) are left out of the
+ * update's CPU time in the report. */
+struct norm_sum_ctx {
+    struct pep_mpi_ctx *mpi;
+    double cpu_s;
+};
+
+static int norm_sum(double *sumsq, void *ud)
+{
+    struct norm_sum_ctx *nc = ud;
+    double c0 = pep_thread_cpu_s();
+    int rc = pep_mpi_sum_double_ordered(sumsq, nc->mpi);
+    nc->cpu_s += pep_thread_cpu_s() - c0;
+    return rc;
+}
+
+/* pep_stage_save's opt_gather: a sharded moment's slices into full[ub, ue) on every rank. */
+static int gather_moment(const float *slice, float *full, void *ud)
+{
+    struct exchange_ctx *xc = ud;
+    return pep_exchange_allgather(xc->x, slice, full + xc->ub);
+}
+
 /* pep_maml_set_ready's callback: a finished range of the last local task's backward. */
 static int exchange_ready(size_t begin, size_t end, void *ud)
 {
@@ -181,6 +217,7 @@ static int run_prime(struct pep_stage *stg)
     int nlang = pep_list_count(cfg->data.languages);
     int *sidx = NULL, *qidx = NULL;
     struct pep_batch bs = {0}, bq = {0};
+    double *all = NULL;   /* rank 0: every rank's peak RSS and times, for the report */
     double *stats = NULL; /* [query sum, support sum, tokens, per language: support, query] */
     struct pep_ckpt_task *tasks = NULL;
     struct pep_mpi_group grp = {.comm = MPI_COMM_NULL};
@@ -253,12 +290,17 @@ static int run_prime(struct pep_stage *stg)
     size_t ub, ue, ib, ie;
     pep_maml_update_range(mm, &ub, &ue);
     pep_maml_inner_range(mm, &ib, &ie);
-    PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, ub, ue));
     struct pep_exchange_opts xo;
     exchange_opts(cfg, m, ub, ue, &xo);
+    xo.shard = cfg->maml.outer_shard;
     xc.ub = ub;
     float *meta = pep_maml_grad(mm); /* the same block every meta-step */
     PEP_CALL_GOTO(rc, pep_mpi_agree(pep_exchange_create(comm, ue - ub, &xo, &xc.x), comm));
+    /* this rank's slice of the outer set (all of it on one rank or unsharded) */
+    size_t slo, shi;
+    pep_exchange_slice(xc.x, &slo, &shi);
+    int sharded = shi - slo != ue - ub;
+    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_optim_init_slice(&opt, cfg, ub, ue, ub + slo, ub + shi), comm));
     unsigned update_groups = mo.method == PEP_MAML_METHOD_MULTITASK ? (mo.inner | mo.outer) : mo.outer;
     /* per-task states: the non-PLM part of the inner set (the whole model for inner = all is too big) */
     unsigned task_groups = mo.inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
@@ -293,7 +335,16 @@ static int run_prime(struct pep_stage *stg)
     if (found) {
         int64_t t = 0;
         PEP_CALL_GOTO(rc, pep_stage_input_params(&rin, &m->table, m->params, PEP_GROUPS_ALL));
-        PEP_CALL_GOTO(rc, pep_stage_input_moments(&rin, &m->table, opt.m - ub, opt.v - ub, update_groups, &t));
+        if (sharded && opt.m) {
+            /* one moment at a time, whole, into the meta-gradient block (free until the first
+             * task), then this rank's slice of it: a checkpoint written at any P resumes here */
+            PEP_CALL_GOTO(rc, pep_stage_input_moments(&rin, &m->table, meta, NULL, update_groups, &t));
+            memcpy(opt.m, meta + opt.lo, (opt.hi - opt.lo) * sizeof(float));
+            PEP_CALL_GOTO(rc, pep_stage_input_moments(&rin, &m->table, NULL, meta, update_groups, &t));
+            memcpy(opt.v, meta + opt.lo, (opt.hi - opt.lo) * sizeof(float));
+        } else {
+            PEP_CALL_GOTO(rc, pep_stage_input_moments(&rin, &m->table, opt.m - opt.lo, opt.v - opt.lo, update_groups, &t));
+        }
         opt.t = (long)t;
         start = (long)rin.step;
         PEP_CALL_GOTO(rc, resume_tasks(&rin, names, nlang, &m->table, task_groups, ls, grp.count, G));
@@ -321,12 +372,17 @@ static int run_prime(struct pep_stage *stg)
     pep_progress_start(&prog, "prime", start, cfg->optim.steps);
     double t_start = pep_now_s(), tokens_window = 0, loss_window = 0;
     double x_ready = 0, x_finish = 0, x_bytes = 0, x_rows = 0; /* exchange totals over the run */
+    double t_tasks = 0, t_update = 0, t_gather = 0; /* this rank's seconds in tasks, its slice's step, the allgather */
+    double t_xready = 0, t_xfinish = 0; /* the exchange's, over the same meta-steps */
+    double c_update = 0; /* CPU seconds of the slice's step (sum of squares + update), without the norm's sum */
+    struct norm_sum_ctx nsc = {.mpi = &stg->mpi};
     int x_buckets = 0, x_early = 0;
     int window = 0;
     long step = start;
     struct pep_stage_save sv = {.stage = "prime", .run = run, .m = m, .groups = PEP_GROUPS_ALL, .opt = &opt,
                                 .opt_groups = update_groups, .tasks = tasks, .task_groups = task_groups,
                                 .series = series, .nseries = NSERIES, .rng = {(uint64_t)cfg->run.seed, 0, 0, 0}};
+    if (sharded) sv.opt_gather = gather_moment, sv.opt_gather_ud = &xc, sv.opt_scratch = meta;
     PEP_CALL_GOTO(rc, pep_mpi_agree(pep_stage_csv_open(&csv, run, series, NSERIES, start), comm));
     /* a step's time runs from the previous step's log entry to its own, so /log/wall_time's
      * differences are the step times and tokens_per_s * step time = tokens */
@@ -344,6 +400,7 @@ static int run_prime(struct pep_stage *stg)
             last_task[l] = t;
         }
         int trc = PEP_OK;
+        double t_task0 = pep_now_s();
         for (int i = 0; i < tr.count && trc == PEP_OK; i++) {
             int t = pep_task_range_task(&tr, i), l;
             pep_task_draw((uint64_t)cfg->run.seed, step, t, nlang, sizes, weights, S, Q, &l, sidx, qidx);
@@ -371,10 +428,11 @@ static int run_prime(struct pep_stage *stg)
             }
             if (i == tr.count - 1 && cfg->maml.exchange_overlap) pep_maml_set_ready(mm, exchange_ready, &xc);
             trc = pep_maml_task(mm, &bs, &bq, tseed, &res);
-            if (trc == PEP_OK && (fault_here(rank, step) || !isfinite(res.query_loss)))
+            int injected = fault_here(rank, step) && !getenv("PEP_FAULT_KILL_IN");
+            if (trc == PEP_OK && (injected || !isfinite(res.query_loss)))
                 trc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__,
                                     "non-finite meta-loss at meta-step %ld, task %d (language %s) on rank %d%s", step + 1,
-                                    t, names[l], rank, fault_here(rank, step) ? " (injected by PEP_FAULT_RANK)" : "");
+                                    t, names[l], rank, injected ? " (injected by PEP_FAULT_RANK)" : "");
             if (G > 1) trc = pep_mpi_agree(trc, grp.comm);
             if (trc) break;
             memcpy(ls[l].state, res.adapted + (tb - ib), (te - tb) * sizeof(float));
@@ -391,11 +449,15 @@ static int run_prime(struct pep_stage *stg)
         /* every rank finishes the exchange, also after a failed task (its partners have posted
          * their buckets), then all agree */
         struct pep_exchange_stats xs;
+        /* the split's times skip this process's first meta-step (first touch of the moments' pages) */
+        int timed = step > start || cfg->optim.steps - start == 1;
+        if (timed) t_tasks += pep_now_s() - t_task0; /* includes the exchange's ready calls inside the backward */
         (void)pep_maml_grad(mm); /* zeroes it on a rank that ran no task */
         pep_heartbeat_wait(step + 1, "meta-gradient exchange");
         int xrc = pep_exchange_finish(xc.x, &xs);
         PEP_CALL_GOTO(rc, pep_mpi_agree(trc != PEP_OK ? trc : xrc, comm));
         x_ready += xs.ready_s, x_finish += xs.finish_s, x_bytes += xs.bytes, x_rows += (double)xs.rows;
+        if (timed) t_xready += xs.ready_s, t_xfinish += xs.finish_s;
         x_buckets += xs.buckets, x_early += xs.early;
         /* every rank knows which task ran which language, so ownership needs no message */
         for (int l = 0; l < nlang; l++) {
@@ -410,7 +472,19 @@ static int run_prime(struct pep_stage *stg)
         for (int l = 0; l < nlang; l++)
             if (ls[l].step == step + 1) ls[l].support_loss = stats[3 + 2 * l], ls[l].query_loss = stats[4 + 2 * l];
         double gnorm, lr = pep_optim_lr_at(&opt, opt.t);
-        PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, &gnorm)); /* summed by the exchange */
+        /* the meta-gradient summed by the exchange (on this rank's slice, sharded); one ordered
+         * scalar sum of the slices' squared norms for the clip, then the slice's step and the
+         * allgather of the weights */
+        double t_o = pep_now_s(), c_o = pep_thread_cpu_s(), hook0 = nsc.cpu_s;
+        PEP_CALL_GOTO(rc, pep_optim_step_slice(&opt, m->params, meta, sharded ? norm_sum : NULL, &nsc, &gnorm));
+        double t_g = pep_now_s();
+        if (timed) c_update += pep_thread_cpu_s() - c_o - (nsc.cpu_s - hook0);
+        if (sharded) {
+            pep_heartbeat_wait(-1, "weight allgather");
+            if (fault_kill_in(rank, step, "allgather")) raise(SIGKILL);
+            PEP_CALL_GOTO(rc, pep_exchange_allgather(xc.x, NULL, m->params + ub));
+        }
+        if (timed) t_update += t_g - t_o, t_gather += pep_now_s() - t_g;
         double meta_loss = stats[0] / M;
         loss_window += meta_loss;
         tokens_window += stats[2];
@@ -440,6 +514,36 @@ static int run_prime(struct pep_stage *stg)
     char path[PEP_RUN_PATH_MAX];
     PEP_CALL_GOTO(rc, pep_run_path(run, "primed.h5", path, sizeof path));
     PEP_CALL_GOTO(rc, pep_stage_final(comm, path, &sv));
+    /* per-rank peak RSS and outer-step times to rank 0 for the report */
+    double mine[5] = {pep_peak_rss_mib(), t_update, t_gather, t_tasks, c_update};
+    PEP_ALLOC_GOTO(rc, all, 5 * (size_t)size);
+    PEP_CALL_MPI_GOTO(rc, MPI_Gather(mine, 5, MPI_DOUBLE, all, 5, MPI_DOUBLE, 0, comm));
+    if (rank == 0) {
+        double ns = (double)(step - start > 1 ? step - start - 1 : 1); /* the timed meta-steps */
+        char rss[512];
+        size_t used = 0;
+        double rss_max = 0, up_max = 0, ga_max = 0, cpu_max = 0;
+        rss[0] = '\0';
+        for (int r = 0; r < size; r++) {
+            const double *a = all + 5 * r;
+            if (used < sizeof rss) used += (size_t)snprintf(rss + used, sizeof rss - used, "%s%.0f", r ? " " : "", a[0]);
+            if (a[0] > rss_max) rss_max = a[0];
+            if (a[1] > up_max) up_max = a[1];
+            if (a[2] > ga_max) ga_max = a[2];
+            if (a[4] > cpu_max) cpu_max = a[4];
+        }
+        /* rank 0's split of a meta-step: tasks (without the exchange's calls inside the backward),
+         * exposed exchange, outer step (update + allgather) */
+        pep_info("prime: per meta-step after the first, on rank 0: tasks %.2f ms, exposed exchange %.2f ms, outer step %.2f ms "
+                 "(update %.2f + allgather %.2f; slowest rank %.2f + %.2f; update CPU time %.2f, the most of any rank "
+                 "%.2f); outer step %s, %zu of %zu floats per rank, moments %.1f MB per rank; peak RSS per rank %s MiB "
+                 "(max %.0f)",
+                 1e3 * (all[3] - t_xready) / ns, 1e3 * (t_xready + t_xfinish) / ns, 1e3 * (all[1] + all[2]) / ns,
+                 1e3 * all[1] / ns, 1e3 * all[2] / ns, 1e3 * up_max / ns, 1e3 * ga_max / ns, 1e3 * all[4] / ns,
+                 1e3 * cpu_max / ns,
+                 sharded ? "sharded" : "replicated", shi - slo, ue - ub, opt.m ? 8e-6 * (double)(shi - slo) : 0.0,
+                 rss, rss_max);
+    }
     if (rank == 0) {
         double wall = pep_now_s() - t_start, ns = (double)(step - start > 0 ? step - start : 1);
         pep_info("prime: %ld meta-steps in %.1f s (%.1f ms per meta-step); primed model written to %s", step - start,
@@ -457,6 +561,7 @@ static int run_prime(struct pep_stage *stg)
                      G, grp.bytes * 1e-6 / ns, 100.0 * grp.seconds / wall);
     }
 cleanup:
+    pep_free(all);
     pep_stage_csv_close(&csv);
     pep_stage_input_close(&rin);
     pep_mpi_group_free(&grp);

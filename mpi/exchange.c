@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/partition.h"
 #include "mpi_call.h"
 
 /* A bucket's life: waiting -> phase 1 posted -> (ordered: summed -> phase 2 posted) -> done. */
@@ -16,8 +17,9 @@ struct bucket {
     size_t ready;      /* floats reported final (dense buckets) */
     int state, early;  /* early: posted inside pep_exchange_ready */
     MPI_Request req;
-    int slot;          /* ordered: its scratch buffer in the pool */
-    int *counts, *displs, *rcounts, *rdispls; /* ordered: (size) each */
+    int slot;          /* ordered or scatter: its scratch buffer in the pool */
+    int scatter;       /* sharded dense bucket: reduce-scattered to the slices, no phase 2 */
+    int *counts, *displs, *rcounts, *rdispls; /* ordered or sharded: (size) each */
 };
 
 struct pep_exchange {
@@ -38,8 +40,12 @@ struct pep_exchange {
     size_t nwords;
     float *packed;      /* (packed_rows * width) the union's rows, gathered; grown to the largest union */
     size_t packed_rows;
-    int *counts_pool;   /* ordered: 4 * size ints per bucket */
-    float **scratch;    /* ordered: max_inflight buffers of (size, own segment of a bucket) */
+    int *counts_pool;   /* ordered or sharded: 4 * size ints per bucket */
+    float **scratch;    /* ordered: max_inflight buffers of (size, own segment of a bucket); sharded:
+                           of the own part of a bucket (ordered: size times that) */
+    size_t lo, hi;      /* this rank's slice (sharded), else [0, n) */
+    size_t *slo, *shi;  /* sharded, size > 1: every rank's slice */
+    int *gcounts, *gdispls; /* sharded: the allgather's (size) each */
     int *scratch_used;
     struct pep_exchange_stats st;
 };
@@ -92,17 +98,42 @@ int pep_exchange_create(MPI_Comm comm, size_t n, const struct pep_exchange_opts 
         x->nwords = (o->nrows + 63) / 64;
         PEP_ALLOC_GOTO(rc, x->bitmap, x->nwords);
     }
-    if (o->ordered && x->size > 1) {
+    x->lo = 0, x->hi = n;
+    int shard = o->shard && x->size > 1;
+    if (shard) {
+        size_t align = o->align ? o->align : 16;
+        PEP_ALLOC_GOTO(rc, x->slo, (size_t)x->size);
+        PEP_ALLOC_GOTO(rc, x->shi, (size_t)x->size);
+        PEP_ALLOC_GOTO(rc, x->gcounts, (size_t)x->size);
+        PEP_ALLOC_GOTO(rc, x->gdispls, (size_t)x->size);
+        for (int j = 0; j < x->size; j++) pep_partition_slice(j, x->size, n, align, &x->slo[j], &x->shi[j]);
+        x->lo = x->slo[x->rank], x->hi = x->shi[x->rank];
+        /* MPI's displacements are ints: the allgather places slices by offset */
+        PEP_CHECK_GOTO(rc, n <= (size_t)INT_MAX, PEP_ERR_USAGE,
+                       "exchange: a sharded outer step over %zu floats (more than INT_MAX): set maml.outer_shard = false", n);
+    }
+    if ((o->ordered || shard) && x->size > 1) {
         PEP_ALLOC_GOTO(rc, x->counts_pool, 4 * (size_t)x->size * (size_t)(x->cap > 0 ? x->cap : 1));
         for (int k = 0; k < x->cap; k++) {
             int *c = x->counts_pool + 4 * (size_t)x->size * (size_t)k;
             x->bk[k].counts = c, x->bk[k].displs = c + x->size;
             x->bk[k].rcounts = c + 2 * x->size, x->bk[k].rdispls = c + 3 * x->size;
         }
+    }
+    if (o->ordered && x->size > 1) {
         PEP_ALLOC_GOTO(rc, x->scratch, x->o.max_inflight);
         PEP_ALLOC_GOTO(rc, x->scratch_used, x->o.max_inflight);
         size_t seg = (B + (size_t)x->size - 1) / (size_t)x->size; /* a rank's segment of a bucket, at most */
-        for (int i = 0; i < x->o.max_inflight; i++) PEP_ALLOC_GOTO(rc, x->scratch[i], seg * (size_t)x->size);
+        size_t len = seg * (size_t)x->size;
+        if (shard) {
+            /* a rank receives its whole own part of a bucket (at most a bucket, at most its slice)
+             * from every rank: P times the scratch of a split bucket, so 1/P as many in flight
+             * keep the scratch at most max_inflight buckets, as unsharded */
+            size_t own = x->hi - x->lo < B ? x->hi - x->lo : B;
+            if (own * (size_t)x->size > len) len = own * (size_t)x->size; /* (packed rows still split evenly) */
+            x->o.max_inflight = x->o.max_inflight / x->size > 0 ? x->o.max_inflight / x->size : 1;
+        }
+        for (int i = 0; i < x->o.max_inflight; i++) PEP_ALLOC_GOTO(rc, x->scratch[i], len);
     }
     *out = x;
     return PEP_OK;
@@ -123,6 +154,10 @@ void pep_exchange_destroy(struct pep_exchange **px)
     pep_free(x->scratch_used);
     pep_free(x->counts_pool);
     pep_free(x->bitmap);
+    pep_free(x->slo);
+    pep_free(x->shi);
+    pep_free(x->gcounts);
+    pep_free(x->gdispls);
     pep_free(x->packed);
     pep_free(x->bk);
     pep_free(x);
@@ -138,7 +173,7 @@ int pep_exchange_begin(struct pep_exchange *x, float *buf)
     x->inflight = 0;
     for (int k = 0; k < x->ndense; k++) {
         struct bucket *b = &x->bk[k];
-        b->ready = 0, b->state = BK_WAITING, b->early = 0, b->packed = 0, b->req = MPI_REQUEST_NULL;
+        b->ready = 0, b->state = BK_WAITING, b->early = 0, b->packed = 0, b->scatter = 0, b->req = MPI_REQUEST_NULL;
     }
     if (x->bitmap) memset(x->bitmap, 0, x->nwords * sizeof *x->bitmap);
     memset(&x->st, 0, sizeof x->st);
@@ -152,28 +187,53 @@ void pep_exchange_mark_rows(struct pep_exchange *x, const int *ids, size_t n)
         if (ids[i] >= 0 && (size_t)ids[i] < x->o.nrows) x->bitmap[ids[i] / 64] |= (uint64_t)1 << (ids[i] % 64);
 }
 
+/* A free scratch buffer for bucket b. */
+static int take_slot(struct pep_exchange *x, struct bucket *b)
+{
+    b->slot = -1;
+    for (int i = 0; i < x->o.max_inflight && b->slot < 0; i++)
+        if (!x->scratch_used[i]) b->slot = i;
+    PEP_CHECK(b->slot >= 0, PEP_ERR_INTERNAL, "exchange: no free scratch for a bucket in flight");
+    x->scratch_used[b->slot] = 1;
+    return PEP_OK;
+}
+
 /* Posts bucket k (the next in order). Ordered: phase 1 is the reduce-scatter's exchange
- * (rank j receives segment j of every rank's bucket); plain: one in-place MPI_Iallreduce. */
+ * (rank j receives segment j of every rank's bucket); plain: one in-place MPI_Iallreduce.
+ * Sharded dense buckets: segment j is the bucket's part inside rank j's slice, and the plain
+ * sum is an MPI_Ireduce_scatter into scratch. */
 static int post(struct pep_exchange *x, struct bucket *b)
 {
     float *p = bucket_ptr(x, b);
-    if (!x->o.ordered) {
+    int P = x->size;
+    b->scatter = x->slo != NULL && !b->packed;
+    if (b->scatter) {
+        size_t e = b->off + b->len;
+        for (int j = 0; j < P; j++) {
+            size_t lo = x->slo[j] > b->off ? x->slo[j] : b->off, hi = x->shi[j] < e ? x->shi[j] : e;
+            if (lo > e) lo = e;
+            b->counts[j] = hi > lo ? (int)(hi - lo) : 0;
+            b->displs[j] = (int)(lo - b->off);
+        }
+    }
+    if (!x->o.ordered && b->scatter) {
+        /* in place: the own part's sum lands at the bucket's start (complete() moves it); the rest
+         * of the bucket is other ranks' slices, which this rank does not need summed */
+        PEP_CALL_MPI(MPI_Ireduce_scatter(MPI_IN_PLACE, p, b->counts, MPI_FLOAT, MPI_SUM, x->comm, &b->req));
+    } else if (!x->o.ordered) {
         PEP_CALL_MPI(MPI_Iallreduce(MPI_IN_PLACE, p, (int)b->len, MPI_FLOAT, MPI_SUM, x->comm, &b->req));
     } else {
-        int P = x->size;
-        size_t base = b->len / (size_t)P, extra = b->len % (size_t)P, pos = 0;
-        for (int j = 0; j < P; j++) {
-            b->counts[j] = (int)(base + ((size_t)j < extra ? 1 : 0));
-            b->displs[j] = (int)pos;
-            pos += (size_t)b->counts[j];
+        if (!b->scatter) {
+            size_t base = b->len / (size_t)P, extra = b->len % (size_t)P, pos = 0;
+            for (int j = 0; j < P; j++) {
+                b->counts[j] = (int)(base + ((size_t)j < extra ? 1 : 0));
+                b->displs[j] = (int)pos;
+                pos += (size_t)b->counts[j];
+            }
         }
         int mine = b->counts[x->rank];
         for (int i = 0; i < P; i++) b->rcounts[i] = mine, b->rdispls[i] = i * mine;
-        b->slot = -1;
-        for (int i = 0; i < x->o.max_inflight && b->slot < 0; i++)
-            if (!x->scratch_used[i]) b->slot = i;
-        PEP_CHECK(b->slot >= 0, PEP_ERR_INTERNAL, "exchange: no free scratch for a bucket in flight");
-        x->scratch_used[b->slot] = 1;
+        PEP_CALL(take_slot(x, b));
         PEP_CALL_MPI(MPI_Ialltoallv(p, b->counts, b->displs, MPI_FLOAT, x->scratch[b->slot], b->rcounts, b->rdispls,
                                     MPI_FLOAT, x->comm, &b->req));
     }
@@ -188,6 +248,13 @@ static int post(struct pep_exchange *x, struct bucket *b)
  * bucket order by post_phase2); otherwise done. */
 static void complete(struct pep_exchange *x, struct bucket *b)
 {
+    if (b->state == BK_PHASE1 && b->scatter && !x->o.ordered) { /* the own part's sum, to its place */
+        float *p = bucket_ptr(x, b);
+        memmove(p + b->displs[x->rank], p, (size_t)b->counts[x->rank] * sizeof(float));
+        b->state = BK_DONE;
+        x->inflight--;
+        return;
+    }
     if (b->state == BK_PHASE1 && x->o.ordered) {
         int P = x->size, mine = b->counts[x->rank];
         const float *g = x->scratch[b->slot];
@@ -199,6 +266,7 @@ static void complete(struct pep_exchange *x, struct bucket *b)
         }
         x->scratch_used[b->slot] = 0;
         b->state = BK_SUMMED;
+        if (b->scatter) b->state = BK_DONE, x->inflight--; /* sharded: the slice's owner has it, no phase 2 */
         return;
     }
     b->state = BK_DONE;
@@ -208,8 +276,14 @@ static void complete(struct pep_exchange *x, struct bucket *b)
 /* Ordered: posts the summed buckets' phase 2 (the allgather of the segments), in bucket order. */
 static int post_phase2(struct pep_exchange *x)
 {
-    while (x->o.ordered && x->next2 < x->next && x->bk[x->next2].state == BK_SUMMED) {
-        struct bucket *b = &x->bk[x->next2++];
+    while (x->o.ordered && x->next2 < x->next) {
+        struct bucket *b = &x->bk[x->next2];
+        if (b->scatter) { /* no phase 2 */
+            x->next2++;
+            continue;
+        }
+        if (b->state != BK_SUMMED) break;
+        x->next2++;
         PEP_CALL_MPI(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, bucket_ptr(x, b), b->counts, b->displs,
                                      MPI_FLOAT, x->comm2, &b->req));
         b->state = BK_PHASE2;
@@ -325,5 +399,39 @@ int pep_exchange_finish(struct pep_exchange *x, struct pep_exchange_stats *st)
     for (int k = 0; k < x->nbk; k++) x->st.early += x->bk[k].early;
     x->st.finish_s = MPI_Wtime() - t0;
     if (st) *st = x->st;
+    return PEP_OK;
+}
+
+void pep_exchange_slice(const struct pep_exchange *x, size_t *lo, size_t *hi)
+{
+    *lo = x->lo;
+    *hi = x->hi;
+}
+
+int pep_exchange_allgather(struct pep_exchange *x, const float *mine, float *buf)
+{
+    if (!x->slo) {
+        if (mine && x->hi > x->lo && mine != buf + x->lo) memmove(buf + x->lo, mine, (x->hi - x->lo) * sizeof(float));
+        return PEP_OK;
+    }
+    int P = x->size;
+    size_t W = x->o.bucket, longest = 0;
+    for (int j = 0; j < P; j++)
+        if (x->shi[j] - x->slo[j] > longest) longest = x->shi[j] - x->slo[j];
+    /* window w0: at most W floats of every slice, so counts stay below INT_MAX */
+    for (size_t w0 = 0; w0 < longest; w0 += W) {
+        for (int j = 0; j < P; j++) {
+            size_t len = x->shi[j] - x->slo[j], c = len > w0 ? (len - w0 < W ? len - w0 : W) : 0;
+            x->gcounts[j] = (int)c;
+            x->gdispls[j] = (int)(x->slo[j] + (c ? w0 : 0));
+        }
+        int mc = x->gcounts[x->rank];
+        if (mine)
+            PEP_CALL_MPI(MPI_Allgatherv(mc ? mine + w0 : mine, mc, MPI_FLOAT, buf, x->gcounts, x->gdispls, MPI_FLOAT,
+                                        x->comm));
+        else
+            PEP_CALL_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, x->gcounts, x->gdispls, MPI_FLOAT,
+                                        x->comm));
+    }
     return PEP_OK;
 }

@@ -14,7 +14,17 @@
  * whether its row went through the sparse path: the rank-ordered mode adds ((b0 + b1) + b2) + ...
  * like pep_mpi_allreduce_sum_ordered (bitwise the same); the default mode uses MPI_Iallreduce,
  * whose in-place schedule in Open MPI 4.1 (libnbc: binomial reduce + broadcast) does not depend
- * on the count either (docs/mpi.md). */
+ * on the count either (docs/mpi.md).
+ *
+ * Sharded (ZeRO-1, opts.shard): rank j owns the contiguous slice [lo_j, hi_j) of the buffer
+ * (pep_partition_slice). A dense bucket is then reduce-scattered instead of all-reduced: each
+ * rank receives only the sum of the bucket's part inside its slice (MPI_Ireduce_scatter, whose
+ * Open MPI 4.1 schedule is the same binomial reduce as MPI_Iallreduce's, then a scatter; ordered:
+ * the phase-1 alltoallv with the slices as segments, no phase 2). The sparse rows are still
+ * summed whole on every rank (a few hundred rows), so after pep_exchange_finish buf holds the
+ * sum over ranks on this rank's slice (and on the touched rows); elsewhere it is undefined.
+ * pep_exchange_allgather then brings every rank's slice of a buffer (the updated weights, or
+ * the optimizer moments for a checkpoint) to every rank. */
 #ifndef PEP_EXCHANGE_H
 #define PEP_EXCHANGE_H
 
@@ -27,6 +37,8 @@ struct pep_exchange_opts {
     size_t rows_begin; /* sparse row table inside the buffer: floats [rows_begin, rows_begin + nrows * width) */
     size_t nrows, width; /* nrows = 0: no sparse table, the whole buffer is dense */
     int max_inflight;  /* buckets in flight at once (each holds a bucket of scratch); 0 = 8 */
+    int shard;         /* 1: ZeRO-1, reduce-scatter the dense buckets to the ranks' slices */
+    size_t align;      /* shard: slice boundaries at multiples of this many floats; 0 = 16 */
 };
 
 #define PEP_EXCHANGE_DEFAULT_BUCKET ((size_t)25 << 18) /* 25 MiB of floats, PyTorch DDP's bucket_cap_mb */
@@ -62,5 +74,13 @@ int pep_exchange_ready(struct pep_exchange *x, size_t begin, size_t end);
 /* Collective. Posts what is left (dense buckets, then the union of touched rows and those
  * rows), waits for everything: buf holds the sum over ranks. Fills *st (may be NULL). */
 int pep_exchange_finish(struct pep_exchange *x, struct pep_exchange_stats *st);
+
+/* Local. This rank's slice [*lo, *hi) of the buffer (everything without opts.shard). */
+void pep_exchange_slice(const struct pep_exchange *x, size_t *lo, size_t *hi);
+/* Collective (blocking, in pieces of at most one bucket per rank). buf[0, n) gets every rank's
+ * slice: rank j's from its `mine` (the slice's hi_j - lo_j floats), or, with mine = NULL, from its
+ * own buf[lo_j, hi_j) in place. Without opts.shard (or on one rank) it does nothing but copy
+ * `mine` into place. */
+int pep_exchange_allgather(struct pep_exchange *x, const float *mine, float *buf);
 
 #endif

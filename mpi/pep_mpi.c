@@ -267,3 +267,18 @@ int pep_mpi_task_owner(MPI_Comm comm, int task, int *owner)
     *owner = pep_partition_owner(task, size);
     return PEP_OK;
 }
+
+int pep_mpi_sum_double_ordered(double *x, void *ud)
+{
+    const struct pep_mpi_ctx *ctx = ud;
+    double *all = NULL;
+    PEP_ALLOC(all, (size_t)ctx->size);
+    int rc = PEP_OK;
+    PEP_CALL_MPI_GOTO(rc, MPI_Allgather(x, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, ctx->comm));
+    double s = all[0];
+    for (int i = 1; i < ctx->size; i++) s += all[i];
+    *x = s;
+cleanup:
+    pep_free(all);
+    return rc;
+}

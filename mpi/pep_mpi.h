@@ -60,6 +60,11 @@ int pep_mpi_allreduce_sum_ordered(float *buf, size_t n, MPI_Comm comm);
 /* Collective over ((struct pep_mpi_ctx *)ud)->comm: the gradient-reduction callback that
  * src/ takes (int (*)(float *g, size_t n, void *ud)); ordered sum if ctx->ordered. */
 int pep_mpi_reduce_grad(float *g, size_t n, void *ud);
+/* Collective over ((struct pep_mpi_ctx *)ud)->comm: *x becomes the sum of every rank's *x,
+ * added in rank order ((x0 + x1) + x2) + ... on every rank after an MPI_Allgather, so every
+ * rank gets the same bits whatever algorithm MPI picks. A sharded optimizer's norm hook
+ * (pep_optim_sum_fn: the slices' sums of squares). */
+int pep_mpi_sum_double_ordered(double *x, void *ud);
 
 /* Task groups (maml.group_size = G): the P ranks of a context as P / G groups of G consecutive
  * ranks (world ranks gG .. gG + G - 1 form group g); a group shares one task at a time. */

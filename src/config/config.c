@@ -100,6 +100,10 @@ static const struct pep_config_key keys[] = {
           "(false: start every bucket after it; the same bits either way)"),
     KBOOL("maml.exchange_sparse", maml.exchange_sparse, "true",
           "exchange only the word-embedding rows some rank's batches touched (false: the whole table; the same bits)"),
+    KBOOL("maml.outer_shard", maml.outer_shard, "true",
+          "ZeRO-1 outer step: the meta-gradient is reduce-scattered, each rank keeps the AdamW moments of and "
+          "updates a 1/P slice of the outer set, an allgather shares the weights (false: every rank sums and "
+          "updates everything; docs/scaling.md#the-sharded-outer-step)"),
     KFLT("maml.exchange_bucket_mb", maml.exchange_bucket_mb, 0.001, 2047, "25",
          "MiB of meta-gradient per bucket of the exchange (PyTorch DDP's default: 25)"),
     KENUM("maml.exchange_sum", maml.exchange_sum, "mpi|ordered", "mpi",

@@ -70,6 +70,7 @@ struct pep_config {
         float temperature;
         int exchange_overlap;    /* bool: meta-gradient buckets summed during the last task's backward */
         int exchange_sparse;     /* bool: only the touched word-embedding rows are summed */
+        int outer_shard;         /* bool: ZeRO-1 sharded outer step (reduce-scatter, slice update, allgather) */
         float exchange_bucket_mb;/* MiB per bucket */
         char exchange_sum[32];   /* mpi | ordered */
     } maml;

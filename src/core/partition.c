@@ -43,3 +43,20 @@ int pep_partition_check_groups(int size, int group_size, int meta_batch, int sup
               G, support, query);
     return PEP_OK;
 }
+
+/* floor(n * r / size) rounded down to `align`: the boundary before rank r's slice */
+static size_t slice_edge(int r, int size, size_t n, size_t align)
+{
+    if (r >= size) return n;
+    /* n * r could overflow size_t only for absurd n; split it */
+    size_t q = n / (size_t)size, rem = n % (size_t)size;
+    size_t e = q * (size_t)r + rem * (size_t)r / (size_t)size;
+    return e / align * align;
+}
+
+void pep_partition_slice(int rank, int size, size_t n, size_t align, size_t *lo, size_t *hi)
+{
+    if (align == 0) align = 1;
+    *lo = slice_edge(rank, size, n, align);
+    *hi = slice_edge(rank + 1, size, n, align);
+}

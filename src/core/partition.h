@@ -6,6 +6,8 @@
 #ifndef PEP_PARTITION_H
 #define PEP_PARTITION_H
 
+#include <stddef.h>
+
 /* The tasks of one rank: first, first + stride, ..., count of them (count may be 0 when the
  * meta-batch has fewer tasks than there are ranks). */
 struct pep_task_range {
@@ -30,6 +32,11 @@ int pep_partition_local_index(int task, int size);
 /* The contiguous share of n items (sentences of a task's batch) that rank `rank` of `size`
  * holds: items [*first, *first + *count); the first n % size ranks hold one more. */
 void pep_partition_share(int rank, int size, int n, int *first, int *count);
+/* The contiguous slice [*lo, *hi) of n floats that rank `rank` of `size` owns in a sharded
+ * (ZeRO-1) outer step: slices tile [0, n) in rank order, each about n / size long, cut at
+ * multiples of `align` floats (>= 1) so every slice but the last starts and ends on a vector
+ * boundary; a slice may be empty when n is small. */
+void pep_partition_slice(int rank, int size, size_t n, size_t align, size_t *lo, size_t *hi);
 /* Checks maml.group_size = group_size for `size` ranks: at least 1, divides size, and at most
  * the support and query sizes (every rank of a group needs a sentence of each: an empty share
  * has no forward pass). A group size above the meta-batch is fine (P = 64 ranks, 4 tasks:

@@ -17,6 +17,12 @@ const struct pep_names pep_optim_schedule_names = {"learning-rate schedule", sch
 
 int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end)
 {
+    return pep_optim_init_slice(o, cfg, begin, end, begin, end);
+}
+
+int pep_optim_init_slice(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end, size_t lo,
+                         size_t hi)
+{
     memset(o, 0, sizeof *o);
     if (pep_optim_kind_parse(cfg->optim.name, &o->kind) != 0) {
         char valid[64];
@@ -37,11 +43,15 @@ int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t beg
         PEP_FAIL(PEP_ERR_USAGE, "optim.schedule must be %s, got '%s'", valid, cfg->optim.schedule);
     }
     o->min_lr_ratio = cfg->optim.min_lr_ratio;
+    PEP_CHECK(begin <= lo && lo <= hi && hi <= end, PEP_ERR_INTERNAL,
+              "optimizer slice [%zu, %zu) outside its range [%zu, %zu)", lo, hi, begin, end);
     o->begin = begin;
     o->end = end;
-    if (o->kind == PEP_OPTIM_KIND_ADAMW && end > begin) {
-        PEP_ALLOC(o->m, end - begin);
-        PEP_ALLOC(o->v, end - begin);
+    o->lo = lo;
+    o->hi = hi;
+    if (o->kind == PEP_OPTIM_KIND_ADAMW && hi > lo) {
+        PEP_ALLOC(o->m, hi - lo);
+        PEP_ALLOC(o->v, hi - lo);
     }
     return PEP_OK;
 }
@@ -68,19 +78,34 @@ float pep_optim_lr_at(const struct pep_optim *o, long t)
     return (float)(o->lr * frac);
 }
 
-double pep_grad_norm(const float *g, size_t begin, size_t end)
+double pep_grad_sumsq(const float *g, size_t begin, size_t end)
 {
     double s = 0.0;
     /* vector partial sums (fixed order for a given build): a serial chain of 7 M double adds
      * was a tenth of a tiny MAML meta-step */
 #pragma omp simd reduction(+ : s)
     for (size_t i = begin; i < end; i++) s += (double)g[i] * g[i];
-    return sqrt(s);
+    return s;
 }
+
+double pep_grad_norm(const float *g, size_t begin, size_t end) { return sqrt(pep_grad_sumsq(g, begin, end)); }
 
 int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gnorm_out)
 {
-    double norm = pep_grad_norm(grads, o->begin, o->end);
+    PEP_CHECK(o->lo == o->begin && o->hi == o->end, PEP_ERR_INTERNAL,
+              "pep_optim_step on a sharded optimizer (slice [%zu, %zu) of [%zu, %zu)): use pep_optim_step_slice",
+              o->lo, o->hi, o->begin, o->end);
+    return pep_optim_step_slice(o, params, grads, NULL, NULL, gnorm_out);
+}
+
+int pep_optim_step_slice(struct pep_optim *o, float *params, const float *grads, pep_optim_sum_fn sum, void *ud,
+                         double *gnorm_out)
+{
+    /* the slice's share of the squared norm, then the sum over slices: with one slice this is
+     * pep_grad_norm over [begin, end), the same additions in the same order */
+    double sumsq = pep_grad_sumsq(grads, o->lo, o->hi);
+    if (sum) PEP_CALL(sum(&sumsq, ud));
+    double norm = sqrt(sumsq);
     if (gnorm_out) *gnorm_out = norm;
     PEP_CHECK(isfinite(norm), PEP_ERR_NUMERIC,
               "non-finite gradient at optimizer step %ld (norm %g): lower optim.lr or check the data", o->t + 1, norm);
@@ -89,9 +114,9 @@ int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gno
     float lr = pep_optim_lr_at(o, o->t);
     o->t++;
     /* restrict: the compiler could not prove the four arrays apart and left these loops scalar */
-    float *restrict p = params + o->begin, *restrict om = o->m, *restrict ov = o->v;
-    const float *restrict g = grads + o->begin;
-    size_t n = o->end - o->begin;
+    float *restrict p = params + o->lo, *restrict om = o->m, *restrict ov = o->v;
+    const float *restrict g = grads + o->lo;
+    size_t n = o->hi - o->lo;
     if (o->kind == PEP_OPTIM_KIND_SGD) {
 #pragma omp simd
         for (size_t i = 0; i < n; i++) p[i] -= lr * scale * g[i];

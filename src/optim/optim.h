@@ -28,12 +28,18 @@ struct pep_optim {
     enum pep_optim_schedule schedule;
     float min_lr_ratio;  /* cosine: the rate it decays to, as a fraction of lr */
     size_t begin, end;   /* float range of the flat blocks this optimizer owns */
-    float *m, *v;        /* AdamW moments over [begin, end) */
+    size_t lo, hi;       /* the slice of [begin, end) this optimizer steps (ZeRO-1 sharding: one rank's
+                            share; unsharded: lo = begin, hi = end) */
+    float *m, *v;        /* AdamW moments over [lo, hi): m - lo is indexed like params */
     long t;              /* steps taken */
 };
 
 /* Sets up an optimizer over the float range [begin, end) from the config's [optim] keys. */
 int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end);
+/* The same, stepping only the slice [lo, hi) of [begin, end) (begin <= lo <= hi <= end): moments
+ * are kept for the slice alone. The schedule and step count are those of the whole range. */
+int pep_optim_init_slice(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end, size_t lo,
+                         size_t hi);
 void pep_optim_fini(struct pep_optim *o);
 /* Learning rate at step t (0-based): linear warm-up lr * (t + 1) / warmup, then per schedule
  * (with W = warmup, S = total_steps): constant lr; linear lr * (S - t) / (S - W); cosine
@@ -41,11 +47,22 @@ void pep_optim_fini(struct pep_optim *o);
  * get_cosine_schedule_with_warmup after the warm-up; r > 0 is its min_lr_rate variant). Both
  * decays reach their end at t = S; S <= W leaves lr constant after the warm-up. */
 float pep_optim_lr_at(const struct pep_optim *o, long t);
-/* L2 norm of g[begin, end) (double accumulation). */
+/* Sum of squares of g[begin, end) (double accumulation, fixed order for a given build). */
+double pep_grad_sumsq(const float *g, size_t begin, size_t end);
+/* L2 norm of g[begin, end): sqrt(pep_grad_sumsq). */
 double pep_grad_norm(const float *g, size_t begin, size_t end);
+/* Adds a slice's sum of squares over the slices of the whole range (in place): a sharded
+ * optimizer's hook, so src/ never sees MPI. Returns a status. */
+typedef int (*pep_optim_sum_fn)(double *sumsq, void *ud);
 /* One step: clips the gradient to o->clip (if > 0) by its global norm, then updates
  * params[begin, end). Returns PEP_ERR_NUMERIC (naming the step) if the gradient is not finite.
  * *gnorm_out (optional) gets the pre-clip norm. */
 int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gnorm_out);
+/* The step of a slice: the squared norm of grads[lo, hi), summed over all slices by `sum` (NULL:
+ * the slice is the whole range), clips by the global norm and updates params[lo, hi) only.
+ * With lo = begin, hi = end and sum = NULL it is pep_optim_step, bit for bit. Every slice's
+ * caller gets the same norm and the same verdict on it. */
+int pep_optim_step_slice(struct pep_optim *o, float *params, const float *grads, pep_optim_sum_fn sum, void *ud,
+                         double *gnorm_out);
 
 #endif

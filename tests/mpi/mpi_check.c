@@ -3,7 +3,9 @@
  *                      bit for bit, agree, task range
  *   exchange           the bucketed meta-gradient exchange (mpi/exchange.h): overlapped (ranges
  *                      ready in another order on every rank, or not at all) and sparse sums
- *                      bitwise equal to the blocking dense ones, every rank the same bits
+ *                      bitwise equal to the blocking dense ones, every rank the same bits; the
+ *                      same sharded (ZeRO-1: reduce-scatter to slices, then the allgather), and
+ *                      the slices tile the buffer
  *   log                rank-0-only info lines, [rank r] warnings
  *   fault-agree R      rank R cannot open its file; pep_mpi_agree -> every rank exits non-zero
  *   fault-abort R      rank R hits a non-finite loss and pep_abort()s while the others wait in
@@ -191,12 +193,12 @@ static void exchange_input(float *buf, int *ids, int *nids)
 
 /* One exchange of the test buffer. pattern 0: nothing reported ready (all posted by finish);
  * 1: ranges reported top down; 2: rank-dependent shuffled ranges, rank 0 reports none. */
-static void run_exchange(float *buf, int ordered, int sparse, size_t bucket, int inflight, int pattern,
+static void run_exchange(float *buf, int ordered, int sparse, int shard, size_t bucket, int inflight, int pattern,
                          struct pep_exchange_stats *st)
 {
     int ids[XNR], nids;
     exchange_input(buf, ids, &nids);
-    struct pep_exchange_opts o = {.ordered = ordered, .bucket = bucket, .max_inflight = inflight};
+    struct pep_exchange_opts o = {.ordered = ordered, .bucket = bucket, .max_inflight = inflight, .shard = shard};
     if (sparse) o.rows_begin = XRB, o.nrows = XNR, o.width = XW;
     struct pep_exchange *x = NULL;
     CHECK_OK(pep_exchange_create(ctx.comm, XN, &o, &x));
@@ -216,8 +218,40 @@ static void run_exchange(float *buf, int ordered, int sparse, size_t bucket, int
         for (int i = 0; i < NR; i++) CHECK_OK(pep_exchange_ready(x, cut[order[i]], cut[order[i] + 1]));
     }
     CHECK_OK(pep_exchange_finish(x, st));
+    /* sharded: each rank holds the sum on its slice; the allgather makes the whole buffer */
+    if (shard) CHECK_OK(pep_exchange_allgather(x, NULL, buf));
     pep_exchange_destroy(&x);
     CHECK(x == NULL, "destroy leaves the handle");
+}
+
+/* Sharded slices: they tile the buffer in rank order, about 1/P each, and an allgather from
+ * separate slice buffers (as the moments are gathered for a checkpoint) puts each in place. */
+static void check_exchange_slices(void)
+{
+    struct pep_exchange_opts o = {.bucket = 997, .shard = 1};
+    struct pep_exchange *x = NULL;
+    CHECK_OK(pep_exchange_create(ctx.comm, XN, &o, &x));
+    size_t lo, hi;
+    pep_exchange_slice(x, &lo, &hi);
+    size_t all[2] = {lo, hi}, *every = malloc(2 * (size_t)ctx.size * sizeof *every);
+    CHECK(every != NULL, "malloc");
+    CHECK(MPI_Allgather(all, 2, MPI_UINT64_T, every, 2, MPI_UINT64_T, ctx.comm) == MPI_SUCCESS, "allgather");
+    for (int r = 0; r < ctx.size; r++) {
+        CHECK(every[2 * r] == (r ? every[2 * r - 1] : 0), "slice %d does not follow slice %d", r, r - 1);
+        CHECK(every[2 * r + 1] - every[2 * r] <= XN / (size_t)ctx.size + 16, "slice %d too long", r);
+    }
+    CHECK(every[2 * ctx.size - 1] == XN, "the slices do not end at the buffer's end");
+    float *mine = malloc((hi - lo + 1) * sizeof *mine), *out = calloc(XN, sizeof *out);
+    CHECK(mine && out, "malloc");
+    for (size_t i = lo; i < hi; i++) mine[i - lo] = (float)(1000 * ctx.rank) + (float)(i % 997);
+    CHECK_OK(pep_exchange_allgather(x, mine, out));
+    for (int r = 0; r < ctx.size; r++)
+        for (size_t i = every[2 * r]; i < every[2 * r + 1]; i++)
+            CHECK(out[i] == (float)(1000 * r) + (float)(i % 997), "allgather: float %zu of rank %d's slice", i, r);
+    pep_exchange_destroy(&x);
+    free(mine);
+    free(out);
+    free(every);
 }
 
 static void check_exchange(void)
@@ -242,21 +276,24 @@ static void check_exchange(void)
     CHECK(dense_mpi != NULL, "malloc");
     const size_t buckets[] = {61, 1000, 100000};
     const int inflights[] = {1, 8};
+    check_exchange_slices();
+    for (int shard = 0; shard <= 1; shard++)
     for (int ordered = 1; ordered >= 0; ordered--)
         for (int sparse = 0; sparse <= 1; sparse++)
             for (size_t bi = 0; bi < 3; bi++)
                 for (int ii = 0; ii < 2; ii++)
                     for (int pattern = 0; pattern <= 2; pattern++) {
                         struct pep_exchange_stats st;
-                        run_exchange(buf, ordered, sparse, buckets[bi], inflights[ii], pattern, &st);
+                        run_exchange(buf, ordered, sparse, shard, buckets[bi], inflights[ii], pattern, &st);
                         char what[160];
-                        snprintf(what, sizeof what, "%s sum, sparse %d, bucket %zu, in flight %d, pattern %d",
-                                 ordered ? "ordered" : "MPI", sparse, buckets[bi], inflights[ii], pattern);
+                        snprintf(what, sizeof what, "%s sum%s, sparse %d, bucket %zu, in flight %d, pattern %d",
+                                 ordered ? "ordered" : "MPI", shard ? " sharded + allgather" : "", sparse, buckets[bi],
+                                 inflights[ii], pattern);
                         check_same_on_all(buf, XN, what);
                         if (ordered) {
                             /* bit for bit the blocking rank-ordered sum */
                             CHECK(memcmp(buf, ref, XN * sizeof *buf) == 0, "%s differs from the blocking ordered sum", what);
-                        } else if (!sparse && bi == 0 && ii == 0 && pattern == 0) {
+                        } else if (!shard && !sparse && bi == 0 && ii == 0 && pattern == 0) {
                             memcpy(dense_mpi, buf, XN * sizeof *buf); /* the first: the blocking dense exchange */
                         } else {
                             /* the same bits as the blocking dense exchange, whatever the buckets,

@@ -187,6 +187,17 @@ grep -q "non-finite meta-loss at meta-step 31.*on rank 1" nan.log || fail "NaN: 
 verify_kept nan/checkpoints
 row "NaN on rank 1 at meta-step 31" "$ST" "all ranks gone ${GONE} s after the start (whole run)" "$KEPT"
 
+echo "== SIGKILL of rank 1 at the sharded outer step's weight allgather (rank 0 inside it)"
+export PEP_FAULT_RANK=1 PEP_FAULT_STEP=30 PEP_FAULT_KILL_IN=allgather
+T0=$(now); start kag; finish
+unset PEP_FAULT_RANK PEP_FAULT_STEP PEP_FAULT_KILL_IN
+[ "$ST" -ne 0 ] || fail "a rank killed in the allgather must fail the job"
+grep -q "outer step sharded" kag.log && fail "the run ended: the fault was not injected"
+verify_kept kag/checkpoints
+resume_ok kag
+$PY "$HERE/compare_h5.py" kag/primed.h5 ref400/primed.h5 --exact >/dev/null || fail "resume after the allgather kill differs"
+row "SIGKILL rank 1 in the weight allgather (meta-step 31)" "$ST" "all ranks gone ${GONE} s after the start (whole run)" "$KEPT; resumed bit-identical"
+
 echo "== unreadable data file on rank 1 (its data root lacks bb/train.txt)"
 $PY "$HERE/log_figures.py" corpus good
 cp -r good bad; rm bad/ner/wikiann/bb/train.txt

@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/partition.h"
 #include "optim/optim.h"
 #include "testutil.h"
 
@@ -91,12 +92,64 @@ static void test_optim_cosine_schedule(void **st)
     pep_error_clear();
 }
 
+/* The ZeRO-1 slices' hook, in one process: every slice's sum of squares was computed before
+ * the slices step, and the hook hands each the total (what the scalar allreduce does). */
+static int slices_total(double *sumsq, void *ud)
+{
+    *sumsq = *(const double *)ud;
+    return PEP_OK;
+}
+
+/* Sharded steps (one optimizer per slice, moments of the slice only) against the unsharded one:
+ * one slice is the same bits; 2, 3 and 7 slices agree to the norm's rounding, with clipping
+ * active, for AdamW and SGD. */
+static void test_optim_slices_match_unsharded(void **st)
+{
+    enum { N = 1003, B = 5, E = 1000, STEPS = 4 };
+    for (int kind = 0; kind < 2; kind++)
+        for (int P = 1; P <= 7; P++) {
+            if (P > 3 && P != 7) continue;
+            struct pep_config cfg;
+            pep_config_defaults(&cfg);
+            strcpy(cfg.optim.name, kind ? "sgd" : "adamw");
+            cfg.optim.lr = 0.01f, cfg.optim.weight_decay = 0.01f, cfg.optim.clip = 0.5f, cfg.optim.warmup = 2;
+            cfg.optim.steps = STEPS;
+            static float p_ref[N], p_sh[N], g[N];
+            for (int i = 0; i < N; i++) p_ref[i] = p_sh[i] = sinf(0.37f * (float)i);
+            struct pep_optim ref, sh[7];
+            assert_int_equal(pep_optim_init(&ref, &cfg, B, E), PEP_OK);
+            for (int r = 0; r < P; r++) {
+                size_t lo, hi;
+                pep_partition_slice(r, P, E - B, 4, &lo, &hi);
+                assert_int_equal(pep_optim_init_slice(&sh[r], &cfg, B, E, B + lo, B + hi), PEP_OK);
+            }
+            for (int t = 0; t < STEPS; t++) {
+                for (int i = 0; i < N; i++) g[i] = cosf(0.11f * (float)(i * (t + 1)));
+                double nref, nsh = 0, total = 0;
+                assert_int_equal(pep_optim_step(&ref, p_ref, g, &nref), PEP_OK);
+                for (int r = 0; r < P; r++) total += pep_grad_sumsq(g, sh[r].lo, sh[r].hi);
+                for (int r = 0; r < P; r++)
+                    assert_int_equal(pep_optim_step_slice(&sh[r], p_sh, g, P > 1 ? slices_total : NULL, &total, &nsh),
+                                     PEP_OK);
+                if (P == 1) assert_true(nsh == nref);
+                else assert_float_equal(nsh, nref, 1e-9 * nref);
+            }
+            for (int i = 0; i < N; i++) {
+                if (P == 1) assert_true(memcmp(&p_sh[i], &p_ref[i], sizeof(float)) == 0);
+                else assert_float_equal(p_sh[i], p_ref[i], 1e-6);
+            }
+            pep_optim_fini(&ref);
+            for (int r = 0; r < P; r++) pep_optim_fini(&sh[r]);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_optim_adamw_matches_formula),
         cmocka_unit_test(test_optim_clip_and_schedule),
         cmocka_unit_test(test_optim_cosine_schedule),
+        cmocka_unit_test(test_optim_slices_match_unsharded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,6 +105,32 @@ static void test_partition_share_covers_contiguously(void **state)
     assert_int_equal(count, 2);
 }
 
+static void test_partition_slice_tiles_in_rank_order(void **state)
+{
+    (void)state;
+    size_t ns[] = {0, 1, 5, 16, 17, 1000, 277500000};
+    for (size_t a = 1; a <= 16; a *= 4)
+        for (int size = 1; size <= 7; size++)
+            for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+                size_t prev = 0, n = ns[k];
+                for (int rank = 0; rank < size; rank++) {
+                    size_t lo, hi;
+                    pep_partition_slice(rank, size, n, a, &lo, &hi);
+                    assert_true(lo == prev && lo <= hi && hi <= n);
+                    if (rank + 1 < size) assert_true(hi % a == 0);
+                    /* about n / size each: never more than n / size + align short of it */
+                    assert_true(hi - lo <= n / (size_t)size + a + 1);
+                    prev = hi;
+                }
+                assert_true(prev == n);
+            }
+    size_t lo, hi;
+    pep_partition_slice(0, 1, 12345, 16, &lo, &hi); /* one rank: everything */
+    assert_true(lo == 0 && hi == 12345);
+    pep_partition_slice(1, 3, 100, 1, &lo, &hi); /* 33 + 33 + 34 */
+    assert_true(lo == 33 && hi == 66);
+}
+
 static void test_partition_group_checks(void **state)
 {
     assert_int_equal(pep_partition_check_groups(4, 2, 4, 8, 8), PEP_OK);
@@ -131,6 +157,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partition_examples),
+        cmocka_unit_test(test_partition_slice_tiles_in_rank_order),
         cmocka_unit_test(test_partition_fewer_tasks_than_ranks),
         cmocka_unit_test(test_partition_covers_each_task_once),
         cmocka_unit_test(test_partition_bad_arguments),
