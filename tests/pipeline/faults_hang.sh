@@ -22,10 +22,12 @@ PY=/usr/bin/python3
 prime_setup "$B" "$W"
 BOUND=5
 MARGIN=15 # mpiexec's start-up alone takes 1.3-1.8 s here; the machine may be loaded
+# 1 200 meta-steps: about 2.5 s on an idle Zen 5, so a run is still going when its heartbeat has
+# been rewritten (every bound / 10 s) and the test stops a rank
 cat > hang.ini <<INI
 include = job.ini
 [optim]
-steps = 400
+steps = 1200
 [checkpoint]
 every = 20
 keep = 3
@@ -68,6 +70,16 @@ rank_pid() { # rank_pid OUT R: rank R's pid from its heartbeat file, checked to 
   pgrep -P "$MP" | grep -qx "$p" || fail "pid $p of $1/.heartbeat/rank-$2 is not a rank of mpiexec $MP"
   echo "$p"
 }
+beat_started() { # beat_started OUT R: wait until rank R's heartbeat file names a step (it is rewritten
+  # every bound / 10 s, so on a fast machine a rank can reach its 2nd checkpoint before the first
+  # rewrite; the message is then about "starting", not a meta-step and phase)
+  local i
+  for i in $(seq 1 1200); do
+    awk '$1 == "step" && $2 > 0 { f = 1 } END { exit !f }' "$1/.heartbeat/rank-$2" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "the heartbeat of rank $2 in $1 named no step within 60 s"
+}
 verify_kept() { # verify_kept DIR: every final-named checkpoint verifies; sets KEPT
   local f n=0
   for f in "$1"/prime-step*.h5; do
@@ -98,6 +110,7 @@ $PY "$HERE/compare_h5.py" ref/primed.h5 off/primed.h5 --exact >/dev/null || fail
 echo "== SIGSTOP of rank 1 mid-run (after its 2nd checkpoint)"
 start 2 stop
 wait_for "stop/checkpoints/prime-step00000040.h5"
+beat_started stop 1
 pid=$(rank_pid stop 1)
 T0=$(now); kill -STOP "$pid"; STOPPED=$pid; finish
 STOPPED=""
@@ -132,6 +145,7 @@ row "rank 1 stuck in a task, process alive" "$ST" "all ranks gone ${GONE} s afte
 echo "== SIGSTOP of rank 2 of 4"
 start 4 stop4
 wait_for "stop4/checkpoints/prime-step00000020.h5"
+beat_started stop4 2
 pid=$(rank_pid stop4 2)
 T0=$(now); kill -STOP "$pid"; STOPPED=$pid; finish
 STOPPED=""
