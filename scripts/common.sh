@@ -40,14 +40,9 @@ pep_build() {
   cmake --build "$dir" -j "$(nproc)"
 }
 
-# pep_blas_env [BINARY]: fast OpenBLAS kernels where the CPU has them and the user has not
-# chosen. The rule lives in the binary (`peprime config --blas-env`, src/core/blas_info.c).
-pep_blas_env() {
-  local bin="${1:-$PEP_ROOT/build/peprime}" line
-  if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$bin" ]; then
-    line="$("$bin" config --blas-env)" || { pep_log "'$bin config --blas-env' failed"; exit 1; }
-    [ -n "$line" ] && export "${line?}"
-  fi
+# pep_mpi_env: MPI as root (containers, CI). The OpenBLAS kernels need nothing here: each
+# computing peprime process chooses them for its CPU (jobs/main.c, src/core/blas_info.c).
+pep_mpi_env() {
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 }
 

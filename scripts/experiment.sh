@@ -150,7 +150,7 @@ fi
 [[ -n "${PEPRIME_BIN:-}" ]] || pep_install_packages "${PEP_APT_PACKAGES[@]}"
 # PEPRIME_BIN: use that binary as it is (the tests do); otherwise build the tree's own
 if [[ -z "${PEPRIME_BIN:-}" ]] && ((!dry)); then pep_build "$PEP_ROOT/build" >/dev/null; fi
-pep_blas_env "${PEPRIME_BIN:-$PEP_ROOT/build/peprime}"
+pep_mpi_env
 export PEP_LAUNCHER=direct PEP_REQUEUE=0
 # one driver per results directory: a second one would run the same cells twice
 exec 9>"$run/.lock"

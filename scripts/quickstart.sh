@@ -21,7 +21,7 @@ fi
 pep_install_packages "${PEP_APT_PACKAGES[@]}"
 pep_log "building"
 pep_build "$PEP_ROOT/build" >/dev/null
-pep_blas_env
+pep_mpi_env
 B="$PEP_ROOT/build/peprime"
 C="$PEP_ROOT/jobs/configs"
 OUT="$(mkdir -p "${PEP_OUT:-$PEP_ROOT/runs/quickstart}" && cd "${PEP_OUT:-$PEP_ROOT/runs/quickstart}" && pwd)"
