@@ -300,7 +300,9 @@ static int run_prime(struct pep_stage *stg)
     size_t slo, shi;
     pep_exchange_slice(xc.x, &slo, &shi);
     int sharded = shi - slo != ue - ub;
-    PEP_CALL_GOTO(rc, pep_mpi_agree(pep_optim_init_slice(&opt, cfg, ub, ue, ub + slo, ub + shi), comm));
+    int orc = pep_optim_from_config(cfg, &opt);
+    if (orc == PEP_OK) orc = pep_optim_init_slice(&opt, ub, ue, ub + slo, ub + shi);
+    PEP_CALL_GOTO(rc, pep_mpi_agree(orc, comm));
     unsigned update_groups = mo.method == PEP_MAML_METHOD_MULTITASK ? (mo.inner | mo.outer) : mo.outer;
     /* per-task states: the non-PLM part of the inner set (the whole model for inner = all is too big) */
     unsigned task_groups = mo.inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
