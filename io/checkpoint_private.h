@@ -5,7 +5,8 @@
  *   checkpoint_spec.c    the model shape as root attributes: write, read, compare
  *   checkpoint_direct.c  O_DIRECT tensor data for the writer and the reader
  *   checkpoint_write.c   the parallel writer (pep_ckpt_create ... commit / abort)
- *   checkpoint_read.c    the serial reader (pep_ckpt_open ... verify / close)
+ *   checkpoint_read.c    the serial reader (pep_ckpt_open ... read_log / close)
+ *   checkpoint_verify.c  whole-group walks: statistics and deep verification
  *   checkpoint_dir.c     checkpoint folders: names, keep-last-N rotation, newest valid file */
 #ifndef PEP_CHECKPOINT_PRIVATE_H
 #define PEP_CHECKPOINT_PRIVATE_H
@@ -145,5 +146,13 @@ haddr_t ck_direct_addr(struct pep_ckpt_reader *r, hid_t d, size_t bytes);
 /* Reader: `bytes` at `addr` into dst. 0 on success, -1 if direct I/O was refused (read with
  * HDF5 instead), 1 on a short read or another error. */
 int ck_direct_read(struct pep_ckpt_reader *r, char *dst, size_t bytes, uint64_t addr);
+
+/* ---- checkpoint_read.c ---- */
+
+/* Reader: dataset d (`path`) stores at least the bytes of `numel` elements (a damaged extent
+ * must not make the reader allocate or stream fill values). */
+int ck_check_stored(struct pep_ckpt_reader *r, hid_t d, const char *path, size_t numel);
+/* Reader: dataset d (`path`) has a checksum attribute equal to `computed`. */
+int ck_check_sum(struct pep_ckpt_reader *r, hid_t d, const char *path, uint64_t computed);
 
 #endif

@@ -300,7 +300,8 @@ static int bench_maml(int argc, char **argv)
     PEP_CALL_GOTO(rc, pep_maml_opts_from_config(&cfg, m, &o));
     PEP_CALL_GOTO(rc, pep_maml_create(m, &o, &mm));
     pep_maml_update_range(mm, &ub, &ue);
-    PEP_CALL_GOTO(rc, pep_optim_init(&opt, &cfg, ub, ue));
+    PEP_CALL_GOTO(rc, pep_optim_from_config(&cfg, &opt));
+    PEP_CALL_GOTO(rc, pep_optim_init(&opt, ub, ue));
     if (!src.lang) {
         PEP_CALL_GOTO(rc, source_batch(&src, &bs, S, 1, 0, idx));
         PEP_CALL_GOTO(rc, source_batch(&src, &bq, Q, 2, 0, idx));

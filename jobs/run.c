@@ -116,7 +116,7 @@ int pep_run_replay_optim(const struct pep_run *run, struct pep_optim *out)
     pep_config_defaults(ft);
     int rc = pep_ini_load(ft, path);
     if (rc == PEP_OK) rc = pep_config_validate(ft);
-    if (rc == PEP_OK) rc = pep_optim_init(out, ft, 0, 0);
+    if (rc == PEP_OK) rc = pep_optim_from_config(ft, out);
     free(ft);
     return rc;
 }

@@ -184,7 +184,8 @@ static int run_finetune(struct pep_stage *stg)
     }
     size_t tb, te;
     PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, trainable, &tb, &te));
-    PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, tb, te));
+    PEP_CALL_GOTO(rc, pep_optim_from_config(cfg, &opt));
+    PEP_CALL_GOTO(rc, pep_optim_init(&opt, tb, te));
     best.groups = trainable;
     PEP_ALLOC_GOTO(rc, best.w, te - tb);
     memcpy(best.w, m->params + tb, (te - tb) * sizeof(float));

@@ -123,7 +123,8 @@ static int run_pretrain(struct pep_stage *stg)
         pep_info("pretrain: --init %s not read: %s holds every parameter", run->init, rin.path);
     }
     size_t nb = 0, ne = m->table.numel;
-    PEP_CALL_GOTO(rc, pep_optim_init(&opt, cfg, nb, ne));
+    PEP_CALL_GOTO(rc, pep_optim_from_config(cfg, &opt));
+    PEP_CALL_GOTO(rc, pep_optim_init(&opt, nb, ne));
     if (rank == 0)
         pep_info("pretrain: masked LM on %d languages (%ld sentences, %ld subwords), vocabulary %d, %zu parameters, "
                  "batch %d over %d rank%s", nlang, total, tokens, spec.V, m->table.numel, GB, size, size == 1 ? "" : "s");

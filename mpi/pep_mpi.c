@@ -1,5 +1,5 @@
 /* MPI start/stop, rank-aware abort and log hooks, chunked and rank-ordered allreduce,
- * error agreement, task partition and task groups (pep_mpi.h). */
+ * error agreement and task groups (pep_mpi.h). */
 #include "pep_mpi.h"
 
 #include <limits.h>
@@ -248,24 +248,6 @@ int pep_mpi_group_sum(float *x, size_t n, int status, void *ud)
     }
     g->seconds += MPI_Wtime() - t0;
     return rc;
-}
-
-int pep_mpi_task_range(MPI_Comm comm, int m, struct pep_task_range *out)
-{
-    int rank, size;
-    PEP_CALL_MPI(MPI_Comm_rank(comm, &rank));
-    PEP_CALL_MPI(MPI_Comm_size(comm, &size));
-    PEP_CALL(pep_partition_range(rank, size, m, out));
-    return PEP_OK;
-}
-
-int pep_mpi_task_owner(MPI_Comm comm, int task, int *owner)
-{
-    int size;
-    PEP_CALL_MPI(MPI_Comm_size(comm, &size));
-    PEP_CHECK(task >= 0, PEP_ERR_USAGE, "task index %d is negative", task);
-    *owner = pep_partition_owner(task, size);
-    return PEP_OK;
 }
 
 int pep_mpi_sum_double_ordered(double *x, void *ud)

@@ -1,6 +1,7 @@
 /* The MPI layer: start/stop, the PEP_CALL_MPI check macro, rank-aware abort and log hooks,
  * chunked in-place gradient allreduce (fast and rank-ordered), error agreement across ranks,
- * and the meta-batch task partition.
+ * and the task groups that split a meta-batch's tasks (the partition itself is
+ * src/core/partition.h: pure functions of rank and size).
  *
  * Every function says whether it is collective (all ranks of the communicator must call it,
  * in the same order, with matching arguments) or local. */
@@ -11,7 +12,6 @@
 #include <stddef.h>
 
 #include "core/error.h"
-#include "core/partition.h"
 #include "mpi_call.h"
 
 struct pep_mpi_ctx {
@@ -89,11 +89,5 @@ void pep_mpi_group_free(struct pep_mpi_group *g);
  * in place (rank-ordered if g->ordered). n may differ from 0 only if it is the same on every
  * rank. Returns the agreed status. */
 int pep_mpi_group_sum(float *x, size_t n, int status, void *ud);
-
-/* Local. The tasks of the calling rank in a meta-batch of m tasks: rank r of P gets tasks
- * r, r+P, r+2P, ... (pep_partition_range with the communicator's rank and size). */
-int pep_mpi_task_range(MPI_Comm comm, int m, struct pep_task_range *out);
-/* Local. The rank of comm that owns global task `task`. */
-int pep_mpi_task_owner(MPI_Comm comm, int task, int *owner);
 
 #endif

@@ -5,10 +5,30 @@
 # stage/say/die/split functions.
 # shellcheck shell=bash
 
-# grid_get KEY: a value of grid.conf ("key = value", # comments); empty when absent
-grid_get() {
-  sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\\([^#]*\\).*/\\1/p" "$exp/grid.conf" | tail -n 1 | tr -d '[:space:]'
+# grid.conf is this driver's own file, not a peprime job file: flat `key = value` lines (lists
+# comma-separated, spaces ignored) and `#` comments, no sections and no `include`, and keys that
+# are no config keys, so `peprime config` (which refuses unknown keys) cannot read it.
+# grid_read parses it once, strictly: a line that is not `key = value` with one of these keys,
+# or a key given twice, stops the driver naming the file and line.
+grid_keys=" bases seeds strong.arms strong.pe strong.first_pe_only weak.arms weak.pe calibrate.arms calibrate.reference calibrate.rates calibrate.steps "
+declare -A grid_conf=()
+grid_read() {
+  local f=$1 line key n=0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    n=$((n + 1))
+    line=${line%%#*}
+    if [[ "$line" =~ ^[[:space:]]*$ ]]; then continue; fi
+    [[ "$line" =~ ^[[:space:]]*([a-z_.]+)[[:space:]]*=(.*)$ ]] ||
+      die "$f:$n: not a 'key = value' line (grid.conf has no sections and no include): '$line'"
+    key=${BASH_REMATCH[1]}
+    [[ "$grid_keys" == *" $key "* ]] || die "$f:$n: unknown key '$key' (grid.conf's keys:${grid_keys% })"
+    [[ -z "${grid_conf[$key]+set}" ]] || die "$f:$n: '$key' is given twice"
+    grid_conf[$key]=${BASH_REMATCH[2]//[[:space:]]/}
+  done <"$f"
 }
+# grid_get KEY: the value of a grid.conf key; empty when absent
+grid_get() { printf '%s' "${grid_conf[$1]:-}"; }
+grid_read "$exp/grid.conf"
 # grid_log_mean CHECKPOINT SERIES: the mean of the checkpoint's /log/SERIES (h5dump, full
 # precision); empty when the file or the series is missing
 grid_log_mean() {

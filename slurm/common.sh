@@ -1,6 +1,9 @@
 # slurm/common.sh: the logic shared by the peprime batch scripts (sourced, never run):
 # argument and environment handling, BLAS/MPI environment, the srun / mpirun launcher,
 # signal forwarding and the requeue-on-preemption protocol. Entry point: pep_stage_main.
+# The batch scripts run it under `set -euo pipefail`: a command whose failure is expected is
+# tested (if, ||), optional variables are read as ${X:-}, and no function ends on `a && b`
+# (a false `a` would be the function's status and stop the script).
 #
 # Protocol: the batch shell receives USR1 a few minutes before the time limit
 # (#SBATCH --signal=B:USR1@300) and forwards it to the launcher, which forwards it to every
@@ -95,7 +98,7 @@ pep_launcher_cmd() {
             # shellcheck disable=SC2206
             PEP_LAUNCH=(mpirun -np "$ntasks" ${PEP_MPIRUN_ARGS:---bind-to none}
                         -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS)
-            [[ -n "${OPENBLAS_CORETYPE:-}" ]] && PEP_LAUNCH+=(-x OPENBLAS_CORETYPE)
+            if [[ -n "${OPENBLAS_CORETYPE:-}" ]]; then PEP_LAUNCH+=(-x OPENBLAS_CORETYPE); fi
             ;;
         direct) PEP_LAUNCH=() ;;
         *) pep_die "PEP_LAUNCHER='${PEP_LAUNCHER}' (choices: srun, mpirun, direct)" ;;
@@ -111,12 +114,14 @@ _pep_forward() { # SIGNAL
     _pep_trapped=1
     case "$1" in USR1) _pep_got_usr1=1 ;; TERM) _pep_got_term=1 ;; esac
     pep_log "received SIG$1; forwarding it to the ranks (pid ${_pep_child:-none})"
-    [[ -n "$_pep_child" ]] && kill -"$1" "$_pep_child" 2>/dev/null
+    # the launcher may have exited already: then there is nothing to forward to
+    if [[ -n "$_pep_child" ]]; then kill -"$1" "$_pep_child" 2>/dev/null || true; fi
     return 0
 }
 
 # pep_run CMD...: runs CMD in the background, forwards USR1/TERM/INT to it and returns its
-# exit status once it has really exited (a trapped signal interrupts `wait`).
+# exit status once it has really exited (a trapped signal interrupts `wait`, which then returns
+# 128 + the signal; under set -e a failing `wait` is tested, so it never ends the script).
 pep_run() {
     trap '_pep_forward USR1' USR1
     trap '_pep_forward TERM' TERM
@@ -126,8 +131,8 @@ pep_run() {
     local rc
     while :; do
         _pep_trapped=0
-        wait "$_pep_child"
-        rc=$?
+        rc=0
+        wait "$_pep_child" || rc=$?
         ((_pep_trapped)) || break
     done
     _pep_child=""
@@ -236,7 +241,7 @@ pep_stage_main() {
     # checkpoint fits in them: the batch script's own #SBATCH --signal=...@N unless given
     if [[ -z "${PEP_SIGNAL_LEAD_S:-}" && -r "$0" ]]; then
         PEP_SIGNAL_LEAD_S=$(sed -n 's/^#SBATCH[[:space:]]*--signal=[^@]*@\([0-9][0-9]*\).*/\1/p' "$0" | tail -n 1)
-        [[ -n "$PEP_SIGNAL_LEAD_S" ]] && export PEP_SIGNAL_LEAD_S
+        if [[ -n "$PEP_SIGNAL_LEAD_S" ]]; then export PEP_SIGNAL_LEAD_S; fi
     fi
     local config=${PEP_CONFIG:-} init=${PEP_INIT:-} model=${PEP_MODEL:-} out=${PEP_OUT:-}
     local resume=${PEP_RESUME:-auto} variants=${PEP_VARIANTS:-} seeds=${PEP_SEEDS:-}
@@ -289,10 +294,10 @@ pep_stage_main() {
         ns=$(pep_list_count "${seeds:-_}")
         ((idx < np * nv * ns)) ||
             pep_die "$stage: array index $idx out of range: ${np} PE method(s) x ${nv} variant(s) x ${ns} seed(s)"
-        [[ -n "$pes" ]] && pe=$(pep_list_item "$pes" $((idx / (nv * ns))))
+        if [[ -n "$pes" ]]; then pe=$(pep_list_item "$pes" $((idx / (nv * ns)))); fi
         idx=$((idx % (nv * ns)))
-        [[ -n "$variants" ]] && variant=$(pep_list_item "$variants" $((idx / ns)))
-        [[ -n "$seeds" ]] && seed=$(pep_list_item "$seeds" $((idx % ns)))
+        if [[ -n "$variants" ]]; then variant=$(pep_list_item "$variants" $((idx / ns))); fi
+        if [[ -n "$seeds" ]]; then seed=$(pep_list_item "$seeds" $((idx % ns))); fi
         if [[ -n "$pe" ]]; then
             [[ "$pe" =~ ^[a-z]+$ ]] || pep_die "$stage: PE method '$pe' is not a name (adapter, prefix, lora)"
             sets+=("pe.method=$pe")
@@ -323,13 +328,13 @@ pep_stage_main() {
     fi
     if [[ -z "$out" ]]; then
         local id=${SLURM_JOB_ID:-$$}
-        [[ -n "${SLURM_ARRAY_JOB_ID:-}" ]] && id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
+        if [[ -n "${SLURM_ARRAY_JOB_ID:-}" ]]; then id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID:-0}; fi
         out=runs/$stage-$id
     fi
 
     # a finished stage needs nothing, not even the binary (checked before it is asked anything)
     if ((!dry)) && [[ "${PEP_SKIP_DONE:-0}" == 1 ]]; then
-        local done_file
+        local done_file=""
         case "$stage" in
             pretrain) done_file=$out/base.h5 ;;
             prime) done_file=$out/primed.h5 ;;
@@ -388,7 +393,7 @@ pep_stage_main() {
     pep_log "peprime $stage exited with status $rc"
 
     local died_of_usr1=0
-    ((_pep_got_usr1 && rc == 128 + 10)) && died_of_usr1=1
+    if ((_pep_got_usr1 && rc == 128 + 10)); then died_of_usr1=1; fi
     if ((rc == PEP_EX_TEMPFAIL || died_of_usr1)); then
         if ((_pep_got_term)); then
             pep_log "checkpoint written after SIGTERM; not requeueing (cancelled, or Slurm requeues preempted jobs itself)"

@@ -13,7 +13,7 @@
 # Job file, overrides and output also come from PEP_CONFIG, PEP_SET, PEP_OUT, PEP_INIT. Hyperparameters
 # live in the job file, never here. Resources: override on the sbatch command line
 # (sbatch -N 2 --ntasks-per-node=8 -c 4 --time=1-00:00:00 slurm/finetune.sh ...). See docs/cluster.md.
-set -o pipefail
+set -euo pipefail
 # Inside a job $0 is Slurm's spool copy: find the repository from the submitted path.
 if [[ -n "${PEP_ROOT:-}" ]]; then
     _pep_dir=$PEP_ROOT/slurm

@@ -166,9 +166,18 @@ int pep_config_get(const struct pep_config *cfg, const char *key, char *buf, siz
 int pep_list_count(const char *list);
 int pep_list_item(const char *list, int i, char *buf, size_t len);
 
-/* The config turned into what the layers below it take (model_spec.c). Fills a model spec
+/* The config turned into what the layers below it take. Fills a model spec (model_spec.c)
  * from model.* and pe.*, the vocabulary size and the tag count. */
 int pep_model_spec_from_config(const struct pep_config *cfg, int vocab, int ntags, enum pep_head_kind head,
                                int max_B, struct pep_model_spec *spec);
+struct pep_optim;
+struct pep_maml_opts;
+/* An optimizer's hyperparameters from [optim] into a zeroed *o (opts.c): no range and no
+ * moments yet (pep_optim_init gives them). Errors name the key and its valid values. */
+int pep_optim_from_config(const struct pep_config *cfg, struct pep_optim *o);
+/* Reads [maml] and checks the sets against the model (clear errors for empty sets and O n I
+ * groups that restart fresh each episode) (opts.c). The FINETUNE rule's optimizer (o->replay)
+ * comes from another job file: the caller reads maml.replay_from and sets it. */
+int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o);
 
 #endif

@@ -2,7 +2,8 @@
  * With task groups (maml.group_size = G) the same round-robin runs over the P / G groups
  * (group index in place of rank), and a group splits each task's sentences into contiguous
  * shares, one per rank of the group. Pure functions so the sharding is tested in one process;
- * mpi/ wraps them with the communicator's rank and size (pep_mpi_task_range, pep_mpi_group_split). */
+ * the caller passes the rank and size (jobs/stage_prime.c: the task group's index and the
+ * number of groups, from pep_mpi_group_split). */
 #ifndef PEP_PARTITION_H
 #define PEP_PARTITION_H
 

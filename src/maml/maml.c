@@ -1,4 +1,5 @@
-/* MAML meta-gradients: first order and second order by the adjoint recursion (maml.h). */
+/* MAML meta-gradients: first order and second order by the adjoint recursion (maml.h). The
+ * multi-task baselines' tasks are in multitask.c; pep_maml_task dispatches to them. */
 #include "maml/maml.h"
 
 #include <math.h>
@@ -7,87 +8,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-
-struct pep_maml {
-    struct pep_model *m;
-    struct pep_maml_opts o;
-    size_t in_b, in_e, out_b, out_e, up_b, up_e, n_in;
-    float *phi;        /* (k + 1) x n_in: phi_0 .. phi_k */
-    float *init;       /* n_in: the inner loop's start (fresh init, or the meta values at task start) */
-    float *v;          /* n_in: adjoint of the inner set */
-    float *g;          /* numel: adjoint of theta (outer groups outside I; only those rows are used); order 2 only */
-    float *meta;       /* numel: accumulated meta-gradient (rows [up_b, up_e)) */
-    int meta_fresh;    /* pep_maml_zero was called and nothing written since: the next write stores */
-    float *restore;    /* n_in: the inner set's values before the task */
-    float *am, *av;    /* n_in each: inner Adam / replayed AdamW moments (rules adam, finetune) */
-    struct inner_seg { /* the inner set's groups in table order, each with its rule */
-        size_t b, e;   /* offsets into the inner set */
-        enum pep_group group;
-        struct pep_maml_rule r;
-    } seg[PEP_GROUP_COUNT];
-    int nseg;
-    float a_ref;       /* order 2: the largest SGD rate; the HVP direction is u = (a_g / a_ref) v per group */
-    float *u;          /* n_in: that direction, when the rates differ (else u = v) */
-    float ws, wq;      /* this rank's share of the task's support / query labels (1 without a group) */
-    pep_maml_ready_fn ready; /* pep_maml_set_ready: for the next task only */
-    void *ready_ud;
-    struct final_pass {
-        enum { FIN_GRAD, FIN_HVP, FIN_ADJOINT } kind; /* meta += scale * (gradient | HVP-updated adjoint | adjoint) */
-        size_t b, e;   /* the meta range the task adds to (the update range) */
-        float scale;   /* 1 / meta_batch (multitask: 0.5 / meta_batch per batch) */
-        float s;       /* FIN_HVP: the adjoint step inner_lr / 2e of hvp_step */
-        size_t *done;  /* [begin, end) pairs finished during the pass (at most one per parameter row) */
-        int ndone;
-    } fin;
-    uint64_t *relu;    /* order 2 with ReLU adapters: k x relu_words, the ReLU pattern of inner step j's
-                        * forward, which its HVP passes replay (docs/model.md "MAML priming") */
-    size_t relu_words; /* per inner step: pep_model_relu_pattern_words of the longest batch */
-};
-
-int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    /* pep_config_validate checked the names */
-    PEP_CHECK(pep_maml_method_parse(cfg->maml.method, &o->method) == 0 &&
-                  pep_maml_pe_init_parse(cfg->maml.pe_init, &o->pe_init) == 0 &&
-                  pep_maml_inner_optim_parse(cfg->maml.inner_optim, &o->inner_optim) == 0,
-              PEP_ERR_USAGE, "unknown maml.method '%s', maml.pe_init '%s' or maml.inner_optim '%s' (pep_config_validate "
-              "lists the choices)", cfg->maml.method, cfg->maml.pe_init, cfg->maml.inner_optim);
-    o->order = cfg->maml.order;
-    o->inner_steps = cfg->maml.inner_steps;
-    o->inner_lr = cfg->maml.inner_lr;
-    const char *gopt[PEP_GROUP_COUNT] = {NULL, cfg->maml.inner_pe_optim, cfg->maml.inner_head_optim};
-    const float glr[PEP_GROUP_COUNT] = {-1.0f, cfg->maml.inner_pe_lr, cfg->maml.inner_head_lr};
-    for (int g = PEP_GROUP_PE; g < PEP_GROUP_COUNT; g++) {
-        struct pep_maml_rule *r = &o->rule[g];
-        r->set = strcmp(gopt[g], "same") != 0 || glr[g] >= 0.0f;
-        r->optim = o->inner_optim;
-        r->lr = glr[g] >= 0.0f ? glr[g] : o->inner_lr;
-        PEP_CHECK(!strcmp(gopt[g], "same") || pep_maml_inner_optim_parse(gopt[g], &r->optim) == 0, PEP_ERR_USAGE,
-                  "unknown inner rule '%s' for the %s group (pep_config_validate lists the choices)", gopt[g],
-                  pep_group_name((enum pep_group)g));
-    }
-    o->fd_eps = cfg->maml.fd_eps;
-    o->beta1 = cfg->optim.beta1, o->beta2 = cfg->optim.beta2, o->adam_eps = cfg->optim.eps;
-    o->fresh_seed = (uint64_t)cfg->run.seed * 1000003u + 17u;
-    o->meta_batch = cfg->maml.meta_batch;
-    PEP_CALL(pep_groups_parse(cfg->maml.inner_set, &o->inner));
-    PEP_CALL(pep_groups_parse(cfg->maml.outer_set, &o->outer));
-    const struct pep_param_table *t = &m->table;
-    PEP_CHECK(pep_param_table_group_numel(t, o->inner) > 0, PEP_ERR_USAGE,
-              "maml.inner_set = %s is empty for pe.method = %s", cfg->maml.inner_set, cfg->pe.method);
-    for (int g = 0; g < PEP_GROUP_COUNT; g++)
-        if (o->outer & PEP_GROUP_BIT(g))
-            PEP_CHECK(pep_param_table_group_numel(t, PEP_GROUP_BIT(g)) > 0, PEP_ERR_USAGE,
-                      "maml.outer_set = %s includes the '%s' group, which is empty for pe.method = %s",
-                      cfg->maml.outer_set, pep_group_name((enum pep_group)g), cfg->pe.method);
-    unsigned both = o->inner & o->outer & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
-    PEP_CHECK(o->method == PEP_MAML_METHOD_MULTITASK || !both || o->pe_init == PEP_MAML_PE_INIT_META, PEP_ERR_USAGE,
-              "maml.outer_set = %s updates parameters that maml.inner_set = %s restarts fresh every episode; set "
-              "maml.pe_init = meta to meta-learn their initialisation, or use maml.outer_set = plm",
-              cfg->maml.outer_set, cfg->maml.inner_set);
-    return PEP_OK;
-}
+#include "maml/maml_private.h"
 
 struct pep_maml_rule pep_maml_rule_of(const struct pep_maml_opts *o, enum pep_group g)
 {
@@ -202,7 +123,7 @@ void pep_maml_destroy(struct pep_maml **pmm)
     *pmm = NULL;
 }
 
-/* Zeroing is lazy: the first task's write stores instead of adding (meta_put), so a meta-step
+/* Zeroing is lazy: the first task's write stores instead of adding (maml_meta_put), so a meta-step
  * makes no pass over the 7 M-float block just to clear it; a rank that ran no task clears it
  * when the gradient is read (meta_settle). */
 void pep_maml_zero(struct pep_maml *mm) { mm->meta_fresh = 1; }
@@ -221,7 +142,7 @@ float *pep_maml_grad(struct pep_maml *mm)
 
 /* meta[b, e) += scale * x[0, e - b), or = after pep_maml_zero. Callers write all of [up_b, up_e)
  * in one task before clearing meta_fresh. */
-static void meta_put(struct pep_maml *mm, size_t b, size_t e, const float *x, float scale)
+void maml_meta_put(struct pep_maml *mm, size_t b, size_t e, const float *x, float scale)
 {
     float *restrict d = mm->meta + b;
     const float *restrict s = x;
@@ -271,14 +192,14 @@ static void finish_part(struct pep_maml *mm, size_t b, size_t e, int inner)
         }
         src = adj;
     }
-    meta_put(mm, b, e, src, f->scale);
+    maml_meta_put(mm, b, e, src, f->scale);
 }
 
 /* The task's contribution to meta[b, e) (clipped to the final pass's range) once the final
  * pass's gradient there is final: the one place the meta-gradient gets a task's last pass,
  * with the same operations whether called during the pass or after it, so the bits do not
  * depend on when a range is finished. Stores instead of adding after pep_maml_zero until the
- * task ends (final_end): each float is finished once per task. */
+ * task ends (maml_final_end): each float is finished once per task. */
 static void finish_range(struct pep_maml *mm, size_t b, size_t e)
 {
     const struct final_pass *f = &mm->fin;
@@ -307,7 +228,7 @@ static int on_grad_ready(size_t b, size_t e, void *ud)
 
 /* Starts the task's final pass: the rows it finishes become meta-gradient as the backward
  * reports them (when the caller set a ready callback). */
-static void final_begin(struct pep_maml *mm, int kind, size_t b, size_t e, float scale, float s)
+void maml_final_begin(struct pep_maml *mm, int kind, size_t b, size_t e, float scale, float s)
 {
     struct final_pass *f = &mm->fin;
     f->kind = kind, f->b = b, f->e = e, f->scale = scale, f->s = s, f->ndone = 0;
@@ -315,7 +236,7 @@ static void final_begin(struct pep_maml *mm, int kind, size_t b, size_t e, float
 }
 
 /* Ends the final pass: finishes (and reports) every part of the range the backward did not. */
-static int final_end(struct pep_maml *mm)
+int maml_final_end(struct pep_maml *mm)
 {
     struct final_pass *f = &mm->fin;
     pep_model_set_grad_ready(mm->m, NULL, NULL);
@@ -338,8 +259,6 @@ static int final_end(struct pep_maml *mm)
     mm->meta_fresh = 0; /* every float of the range is written: later tasks add */
     return PEP_OK;
 }
-
-static uint64_t pass_seed(uint64_t seed, int j) { return pep_splitmix64(seed ^ (0x51ed270b27a3c1f5ULL * (uint64_t)(j + 1))); }
 
 /* Labelled tokens of a batch (the denominator of its mean loss). */
 static int labelled(const struct pep_batch *b)
@@ -377,7 +296,7 @@ static int group_weights(struct pep_maml *mm, const struct pep_batch *support, c
 }
 
 /* Task groups: the whole batch's mean losses from the shares' (and the agreement on `status`). */
-static int group_losses(struct pep_maml *mm, int status, float *ls, float *lq)
+int maml_group_losses(struct pep_maml *mm, int status, float *ls, float *lq)
 {
     if (!mm->o.group_sum) return status;
     float l[2] = {mm->ws * *ls, mm->wq * *lq};
@@ -394,7 +313,7 @@ static int add_grad(struct pep_model *m, const struct pep_batch *b, uint64_t see
 }
 
 /* Loss and gradient (groups) at the current parameters. */
-static int loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed, unsigned groups, float *loss)
+int maml_loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed, unsigned groups, float *loss)
 {
     pep_model_zero_grad(m, groups);
     return add_grad(m, b, seed, groups, loss);
@@ -451,8 +370,8 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     float scale = 1.0f / (float)o->meta_batch;
     if (vn == 0.0) { /* H 0 = 0; at j = 0 the adjoints are the meta-gradient as they stand */
         if (j > 0 || o->group_sum) return PEP_OK; /* task groups: maml_task finishes them */
-        final_begin(mm, FIN_ADJOINT, mm->out_b, mm->out_e, scale, 0.0f);
-        return final_end(mm);
+        maml_final_begin(mm, FIN_ADJOINT, mm->out_b, mm->out_e, scale, 0.0f);
+        return maml_final_end(mm);
     }
     float e = (float)(o->fd_eps / vn), l2;
     unsigned need = j > 0 ? (o->inner | o->outer) : o->outer;
@@ -460,7 +379,7 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     PEP_CALL(pep_param_table_range(&m->table, need, &nb, &ne));
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_REPLAY, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
     for (size_t i = 0; i < nin; i++) w[i] = pj[i] + e * u[i];
-    int rc = loss_grad(m, support, seed, need, &l2);
+    int rc = maml_loss_grad(m, support, seed, need, &l2);
     if (rc == PEP_OK) {
         grad_rows(m, nb, ne, NULL, 0.0f);
         for (size_t i = 0; i < nin; i++) w[i] = pj[i] - e * u[i];
@@ -470,11 +389,11 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
     if (j == 0 && !o->group_sum) { /* the task's last pass: each row's adjoint step and meta-gradient as the backward finishes it */
         if (rc != PEP_OK) pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
         PEP_CALL(rc);
-        final_begin(mm, FIN_HVP, mm->out_b, mm->out_e, scale, s);
+        maml_final_begin(mm, FIN_HVP, mm->out_b, mm->out_e, scale, s);
         rc = add_grad(m, support, seed, need, &l2);
         pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
         PEP_CALL(rc);
-        return final_end(mm);
+        return maml_final_end(mm);
     }
     if (rc == PEP_OK) rc = add_grad(m, support, seed, need, &l2);
     pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
@@ -494,7 +413,7 @@ static int hvp_step(struct pep_maml *mm, const struct pep_batch *support, uint64
 /* phi_0 of a task: PLM members of I are always the meta parameters; the PE/head members start
  * from the meta values (pe_init = meta), the fixed fresh init, or a draw of the model's own
  * initialiser (the one fine-tuning's fresh modules come from) seeded by this task's seed. */
-static void inner_start(struct pep_maml *mm, uint64_t seed)
+void maml_inner_start(struct pep_maml *mm, uint64_t seed)
 {
     struct pep_model *m = mm->m;
     unsigned fresh_groups = mm->o.inner & ~PEP_GROUP_BIT(PEP_GROUP_PLM);
@@ -569,74 +488,10 @@ static void accumulate_meta(struct pep_maml *mm, const float *gth, float scale, 
     size_t ob = mm->out_b, oe = mm->out_e;
     size_t ib = mm->in_b > ob ? mm->in_b : ob, ie = mm->in_e < oe ? mm->in_e : oe;
     if (ib > ie) ib = ie = oe; /* I and O do not overlap */
-    meta_put(mm, ob, ib, gth + ob, scale);
-    meta_put(mm, ib, ie, mm->v + (ib - mm->in_b), inner_scale);
-    meta_put(mm, ie, oe, gth + ie, scale);
+    maml_meta_put(mm, ob, ib, gth + ob, scale);
+    maml_meta_put(mm, ib, ie, mm->v + (ib - mm->in_b), inner_scale);
+    maml_meta_put(mm, ie, oe, gth + ie, scale);
     mm->meta_fresh = 0;
-}
-
-/* Multi-task matched to MAML: PE + head restart as MAML's would, no adaptation; the encoder
- * (O) takes the query batch's gradient through them. The support batch is not used. With task
- * groups every row is this rank's weighted share (no overlap with the backward). */
-static int multitask_matched_task(struct pep_maml *mm, const struct pep_batch *query, uint64_t seed,
-                                  struct pep_maml_task_result *res)
-{
-    struct pep_model *m = mm->m;
-    size_t nin = mm->n_in;
-    float lq = 0.0f, scale = 1.0f / (float)mm->o.meta_batch;
-    memcpy(mm->restore, m->params + mm->in_b, nin * sizeof(float));
-    inner_start(mm, seed);
-    memcpy(mm->phi, m->params + mm->in_b, nin * sizeof(float));
-    int rc;
-    if (mm->o.group_sum) {
-        rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
-        if (rc == PEP_OK) {
-            meta_put(mm, mm->out_b, mm->out_e, m->grads + mm->out_b, scale * mm->wq);
-            mm->meta_fresh = 0;
-        }
-        float unused = 0.0f;
-        rc = group_losses(mm, rc, &unused, &lq);
-    } else {
-        final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
-        rc = loss_grad(m, query, pass_seed(seed, 0), mm->o.outer, &lq);
-        if (rc == PEP_OK) rc = final_end(mm);
-    }
-    if (rc == PEP_OK) {
-        res->support_loss = res->query_loss = lq;
-        res->adapted = res->start = mm->phi;
-    }
-    memcpy(m->params + mm->in_b, mm->restore, nin * sizeof(float));
-    return rc;
-}
-
-static int multitask_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query,
-                          uint64_t seed, struct pep_maml_task_result *res)
-{
-    struct pep_model *m = mm->m;
-    unsigned groups = mm->o.inner | mm->o.outer;
-    float ls = 0.0f, lq = 0.0f;
-    float scale = 0.5f / (float)mm->o.meta_batch;
-    if (mm->o.group_sum) { /* task groups: every row is a weighted share, added up by the meta-gradient sum */
-        int rc = loss_grad(m, support, pass_seed(seed, 0), groups, &ls);
-        if (rc == PEP_OK) {
-            meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->ws);
-            mm->meta_fresh = 0;
-            rc = loss_grad(m, query, pass_seed(seed, 1), groups, &lq);
-        }
-        if (rc == PEP_OK) meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale * mm->wq);
-        PEP_CALL(group_losses(mm, rc, &ls, &lq));
-    } else {
-        PEP_CALL(loss_grad(m, support, pass_seed(seed, 0), groups, &ls));
-        meta_put(mm, mm->up_b, mm->up_e, m->grads + mm->up_b, scale);
-        mm->meta_fresh = 0;
-        final_begin(mm, FIN_GRAD, mm->up_b, mm->up_e, scale, 0.0f);
-        PEP_CALL(loss_grad(m, query, pass_seed(seed, 1), groups, &lq));
-        PEP_CALL(final_end(mm));
-    }
-    res->support_loss = ls;
-    res->query_loss = lq;
-    res->adapted = res->start = m->params + mm->in_b;
-    return PEP_OK;
 }
 
 static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const struct pep_batch *query, uint64_t seed,
@@ -650,14 +505,14 @@ static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const
     unsigned all = o->inner | o->outer;
 
     memcpy(mm->restore, w + mm->in_b, nin * sizeof(float));
-    inner_start(mm, seed);
+    maml_inner_start(mm, seed);
     memcpy(mm->phi, w + mm->in_b, nin * sizeof(float));
 
     /* inner loop: phi_{j+1} = phi_j - a grad_phi L_S(theta, phi_j) */
     float ls = 0.0f, lq = 0.0f;
     for (int j = 0; j < k; j++) {
         pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_RECORD, mm->relu ? mm->relu + (size_t)j * mm->relu_words : NULL);
-        int lrc = loss_grad(m, support, pass_seed(seed, j), o->inner, &ls);
+        int lrc = maml_loss_grad(m, support, maml_pass_seed(seed, j), o->inner, &ls);
         pep_model_set_relu_pattern(m, PEP_RELU_PATTERN_OWN, NULL);
         PEP_CALL_GOTO(rc, group_sum(mm, lrc, gr + mm->in_b, nin, mm->ws));
         float *pj = mm->phi + (size_t)j * nin, *pn = mm->phi + (size_t)(j + 1) * nin;
@@ -671,9 +526,9 @@ static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const
      * group first, so they write the meta-gradient after the passes (accumulate_meta below). */
     float scale = 1.0f / (float)o->meta_batch;
     int fin = o->order == 1 && !o->group_sum;
-    if (fin) final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
-    int lrc = loss_grad(m, query, pass_seed(seed, k), all, &lq);
-    if (lrc == PEP_OK && fin) lrc = final_end(mm);
+    if (fin) maml_final_begin(mm, FIN_GRAD, mm->out_b, mm->out_e, scale, 0.0f);
+    int lrc = maml_loss_grad(m, query, maml_pass_seed(seed, k), all, &lq);
+    if (lrc == PEP_OK && fin) lrc = maml_final_end(mm);
     if (lrc == PEP_OK && !isfinite(lq))
         lrc = pep_error_set(PEP_ERR_NUMERIC, __FILE__, __LINE__, __func__, "non-finite query loss");
     PEP_CALL_GOTO(rc, group_sum(mm, lrc, gr + mm->in_b, nin, mm->wq));
@@ -685,13 +540,13 @@ static int maml_task(struct pep_maml *mm, const struct pep_batch *support, const
     /* second order: the meta-gradient of O (theta part from g, inner part from v, the gradient
      * of phi_0) is finished by the j = 0 step's last pass */
     if (o->order == 2)
-        for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, pass_seed(seed, j), j));
+        for (int j = k - 1; j >= 0; j--) PEP_CALL_GOTO(rc, hvp_step(mm, support, maml_pass_seed(seed, j), j));
     /* task groups: theta's rows are this rank's share; the rows of I n O hold the group's sum on
      * every rank of the group, so its lead alone adds them */
     if (o->group_sum)
         accumulate_meta(mm, o->order == 2 ? mm->g : gr, o->order == 2 ? scale : scale * mm->wq,
                         o->group_lead ? scale : 0.0f);
-    PEP_CALL_GOTO(rc, group_losses(mm, PEP_OK, &ls, &lq));
+    PEP_CALL_GOTO(rc, maml_group_losses(mm, PEP_OK, &ls, &lq));
     res->support_loss = ls;
     res->query_loss = lq;
     /* the adapted state is phi_k as the inner loop left it: under order 2 the live weights now
@@ -709,8 +564,8 @@ int pep_maml_task(struct pep_maml *mm, const struct pep_batch *support, const st
 {
     int rc = group_weights(mm, support, query);
     if (rc == PEP_OK)
-        rc = mm->o.method == PEP_MAML_METHOD_MULTITASK           ? multitask_task(mm, support, query, seed, res)
-             : mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED ? multitask_matched_task(mm, query, seed, res)
+        rc = mm->o.method == PEP_MAML_METHOD_MULTITASK           ? maml_multitask_task(mm, support, query, seed, res)
+             : mm->o.method == PEP_MAML_METHOD_MULTITASK_MATCHED ? maml_multitask_matched_task(mm, query, seed, res)
                                                                  : maml_task(mm, support, query, seed, res);
     /* task groups write the meta-gradient after their group sums: the whole range is final now */
     if (rc == PEP_OK && mm->o.group_sum && mm->ready) rc = mm->ready(mm->up_b, mm->up_e, mm->ready_ud);

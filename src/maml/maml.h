@@ -15,7 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
 #include "maml/kinds.h"
 #include "model/model.h"
 #include "optim/optim.h"
@@ -69,10 +68,7 @@ struct pep_maml_task_result {
 
 struct pep_maml;
 
-/* Reads [maml] from the config and checks the sets against the model (clear errors for
- * empty sets and O n I groups that restart fresh each episode). The FINETUNE rule's optimizer
- * (o->replay) comes from another job file: the caller reads maml.replay_from and sets it. */
-int pep_maml_opts_from_config(const struct pep_config *cfg, const struct pep_model *m, struct pep_maml_opts *o);
+/* The options come from the config's [maml] (pep_maml_opts_from_config in src/config). */
 int pep_maml_create(struct pep_model *m, const struct pep_maml_opts *o, struct pep_maml **out);
 /* The inner rule group g follows under these options (its own, or maml.inner_optim / inner_lr). */
 struct pep_maml_rule pep_maml_rule_of(const struct pep_maml_opts *o, enum pep_group g);

@@ -15,40 +15,21 @@ static const struct pep_name schedules[] = {{PEP_OPTIM_SCHEDULE_LINEAR, "linear"
                                             {PEP_OPTIM_SCHEDULE_COSINE, "cosine"}};
 const struct pep_names pep_optim_schedule_names = {"learning-rate schedule", schedules, 3};
 
-int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end)
+int pep_optim_init(struct pep_optim *o, size_t begin, size_t end)
 {
-    return pep_optim_init_slice(o, cfg, begin, end, begin, end);
+    return pep_optim_init_slice(o, begin, end, begin, end);
 }
 
-int pep_optim_init_slice(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end, size_t lo,
-                         size_t hi)
+int pep_optim_init_slice(struct pep_optim *o, size_t begin, size_t end, size_t lo, size_t hi)
 {
-    memset(o, 0, sizeof *o);
-    if (pep_optim_kind_parse(cfg->optim.name, &o->kind) != 0) {
-        char valid[64];
-        pep_names_list(&pep_optim_kind_names, ", ", " or ", valid, sizeof valid);
-        PEP_FAIL(PEP_ERR_USAGE, "optim.name must be %s, got '%s'", valid, cfg->optim.name);
-    }
-    o->lr = cfg->optim.lr;
-    o->beta1 = cfg->optim.beta1;
-    o->beta2 = cfg->optim.beta2;
-    o->eps = cfg->optim.eps;
-    o->weight_decay = cfg->optim.weight_decay;
-    o->clip = cfg->optim.clip;
-    o->warmup = cfg->optim.warmup;
-    o->total_steps = cfg->optim.steps;
-    if (pep_optim_schedule_parse(cfg->optim.schedule, &o->schedule) != 0) {
-        char valid[64];
-        pep_names_list(&pep_optim_schedule_names, ", ", " or ", valid, sizeof valid);
-        PEP_FAIL(PEP_ERR_USAGE, "optim.schedule must be %s, got '%s'", valid, cfg->optim.schedule);
-    }
-    o->min_lr_ratio = cfg->optim.min_lr_ratio;
     PEP_CHECK(begin <= lo && lo <= hi && hi <= end, PEP_ERR_INTERNAL,
               "optimizer slice [%zu, %zu) outside its range [%zu, %zu)", lo, hi, begin, end);
     o->begin = begin;
     o->end = end;
     o->lo = lo;
     o->hi = hi;
+    o->m = o->v = NULL;
+    o->t = 0;
     if (o->kind == PEP_OPTIM_KIND_ADAMW && hi > lo) {
         PEP_ALLOC(o->m, hi - lo);
         PEP_ALLOC(o->v, hi - lo);

@@ -7,7 +7,6 @@
 
 #include <stddef.h>
 
-#include "core/config.h"
 #include "core/names.h"
 
 enum pep_optim_kind { PEP_OPTIM_KIND_SGD, PEP_OPTIM_KIND_ADAMW };
@@ -34,12 +33,13 @@ struct pep_optim {
     long t;              /* steps taken */
 };
 
-/* Sets up an optimizer over the float range [begin, end) from the config's [optim] keys. */
-int pep_optim_init(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end);
+/* Gives an optimizer whose hyperparameters (kind .. min_lr_ratio) are set (from the config:
+ * pep_optim_from_config in src/config) the float range [begin, end) to step, no steps taken, and
+ * allocates its moments. */
+int pep_optim_init(struct pep_optim *o, size_t begin, size_t end);
 /* The same, stepping only the slice [lo, hi) of [begin, end) (begin <= lo <= hi <= end): moments
  * are kept for the slice alone. The schedule and step count are those of the whole range. */
-int pep_optim_init_slice(struct pep_optim *o, const struct pep_config *cfg, size_t begin, size_t end, size_t lo,
-                         size_t hi);
+int pep_optim_init_slice(struct pep_optim *o, size_t begin, size_t end, size_t lo, size_t hi);
 void pep_optim_fini(struct pep_optim *o);
 /* Learning rate at step t (0-based): linear warm-up lr * (t + 1) / warmup, then per schedule
  * (with W = warmup, S = total_steps): constant lr; linear lr * (S - t) / (S - W); cosine

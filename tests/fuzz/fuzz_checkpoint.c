@@ -1,5 +1,5 @@
-/* libFuzzer harness for the HDF5 checkpoint reader (io/checkpoint_read.c): the input is written to
- * a file, opened twice (pep_ckpt_open, HDF5 reading the file; pep_ckpt_load, HDF5 reading the
+/* libFuzzer harness for the HDF5 checkpoint reader (io/checkpoint_read.c, checkpoint_verify.c):
+ * the input is written to a file, opened twice (pep_ckpt_open, HDF5 reading the file; pep_ckpt_load, HDF5 reading the
  * reader's in-memory copy of it, as the stages open their inputs) and each time read as
  * `peprime inspect --verify` reads it (open, root attributes, group stats,
  * tasks, log series, then every tensor's checksum), then as a stage reads its --init / resume

@@ -17,12 +17,7 @@ SRC_ORDER = ["core", "layers", "tokenizer", "model", "data", "metrics", "optim",
 
 # Known wrong-way includes, each with why it is still there. An entry that no longer occurs
 # fails the lint too, so the list only shrinks.
-ALLOWED = {
-    # the forwarding header that src/maml/maml.h and src/optim/optim.h still include: they are
-    # being rewritten (the outer optimizer step) and read the config themselves
-    # (pep_maml_opts_from_config, pep_optim_init) until then; src/core/config.h says so
-    ("src/core/config.h", "src/config/config.h"),
-}
+ALLOWED = set()
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -383,27 +383,6 @@ static void check_agree(void)
     }
 }
 
-static void check_tasks(void)
-{
-    const int ms[] = {0, 1, 3, 10, 17};
-    for (size_t k = 0; k < sizeof ms / sizeof ms[0]; k++) {
-        struct pep_task_range r;
-        CHECK_OK(pep_mpi_task_range(ctx.comm, ms[k], &r));
-        CHECK(r.first == ctx.rank && r.stride == ctx.size, "range %d/%d", r.first, r.stride);
-        int total = r.count, mask = 0;
-        for (int i = 0; i < r.count; i++) {
-            int owner = -1;
-            CHECK_OK(pep_mpi_task_owner(ctx.comm, pep_task_range_task(&r, i), &owner));
-            CHECK(owner == ctx.rank, "owner %d", owner);
-            mask |= 1 << pep_task_range_task(&r, i);
-        }
-        int all_total = 0, all_mask = 0;
-        CHECK(MPI_Allreduce(&total, &all_total, 1, MPI_INT, MPI_SUM, ctx.comm) == MPI_SUCCESS, "allreduce");
-        CHECK(MPI_Allreduce(&mask, &all_mask, 1, MPI_INT, MPI_BOR, ctx.comm) == MPI_SUCCESS, "allreduce");
-        CHECK(all_total == ms[k] && all_mask == (1 << ms[k]) - 1, "m=%d: %d tasks, mask %x", ms[k], all_total, all_mask);
-    }
-}
-
 /* Reads the first byte of a file the way a data loader would: an error names the file. */
 static int load_local_file(const char *path)
 {
@@ -542,7 +521,6 @@ int main(int argc, char **argv)
         check_allreduce();
         check_bcast();
         check_agree();
-        check_tasks();
         pep_info("collectives: all checks passed on %d ranks", ctx.size);
     } else if (!strcmp(mode, "exchange")) {
         check_exchange();

@@ -36,7 +36,8 @@ static void test_schedule_matches_torch(void **st)
         cfg.optim.lr = (float)lr, cfg.optim.warmup = warmup, cfg.optim.steps = steps;
         cfg.optim.min_lr_ratio = (float)ratio;
         struct pep_optim o;
-        assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_OK);
+        assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK);
+        assert_int_equal(pep_optim_init(&o, 0, 1), PEP_OK);
         double got = pep_optim_lr_at(&o, t);
         pep_optim_fini(&o);
         /* the rate is a float32: 1e-6 of the peak rate, plus float rounding of the value */

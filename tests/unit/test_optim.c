@@ -17,7 +17,8 @@ static void test_optim_adamw_matches_formula(void **st)
     cfg.optim.lr = 0.1f, cfg.optim.weight_decay = 0.01f, cfg.optim.clip = 0.0f;
     strcpy(cfg.optim.schedule, "constant");
     struct pep_optim o;
-    assert_int_equal(pep_optim_init(&o, &cfg, 1, 3), PEP_OK);
+    assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK);
+    assert_int_equal(pep_optim_init(&o, 1, 3), PEP_OK);
     float p[4] = {9.0f, 1.0f, -2.0f, 9.0f}, g[4] = {5.0f, 0.5f, -1.0f, 5.0f};
     assert_int_equal(pep_optim_step(&o, p, g, NULL), PEP_OK);
     /* step 1: mhat = g, vhat = g^2 -> update = lr * (sign(g) + wd * p) (eps negligible) */
@@ -41,7 +42,8 @@ static void test_optim_clip_and_schedule(void **st)
     strcpy(cfg.optim.name, "sgd");
     cfg.optim.lr = 1.0f, cfg.optim.clip = 1.0f, cfg.optim.warmup = 2, cfg.optim.steps = 6;
     struct pep_optim o;
-    assert_int_equal(pep_optim_init(&o, &cfg, 0, 2), PEP_OK);
+    assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK);
+    assert_int_equal(pep_optim_init(&o, 0, 2), PEP_OK);
     assert_float_equal(pep_optim_lr_at(&o, 0), 0.5f, 1e-7);
     assert_float_equal(pep_optim_lr_at(&o, 1), 1.0f, 1e-7);
     assert_float_equal(pep_optim_lr_at(&o, 4), 0.5f, 1e-7);
@@ -66,7 +68,8 @@ static void test_optim_cosine_schedule(void **st)
     strcpy(cfg.optim.schedule, "cosine");
     cfg.optim.lr = 2.0f, cfg.optim.warmup = 4, cfg.optim.steps = 24;
     struct pep_optim o;
-    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_OK);
+    assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK);
+    assert_int_equal(pep_optim_init(&o, 0, 1), PEP_OK);
     assert_float_equal(pep_optim_lr_at(&o, 0), 0.5f, 1e-7);  /* warm-up as for linear: lr (t + 1) / W */
     assert_float_equal(pep_optim_lr_at(&o, 3), 2.0f, 1e-7);
     assert_float_equal(pep_optim_lr_at(&o, 4), 2.0f, 1e-7);  /* the decay starts at the peak */
@@ -76,18 +79,20 @@ static void test_optim_cosine_schedule(void **st)
     for (long t = 4; t < 24; t++) assert_true(pep_optim_lr_at(&o, t + 1) < pep_optim_lr_at(&o, t));
     pep_optim_fini(&o);
     cfg.optim.min_lr_ratio = 0.25f; /* the floor: lr (r + (1 - r) (1 + cos) / 2) */
-    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_OK);
+    assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK);
+    assert_int_equal(pep_optim_init(&o, 0, 1), PEP_OK);
     assert_float_equal(pep_optim_lr_at(&o, 14), 2.0f * (0.25f + 0.75f * 0.5f), 1e-6);
     assert_float_equal(pep_optim_lr_at(&o, 24), 0.5f, 1e-7);
     assert_float_equal(pep_optim_lr_at(&o, 1000), 0.5f, 1e-7); /* past the end: stays at the floor */
     pep_optim_fini(&o);
     cfg.optim.steps = 4; /* no room to decay: lr after the warm-up, as for linear */
-    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_OK);
+    assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK);
+    assert_int_equal(pep_optim_init(&o, 0, 1), PEP_OK);
     assert_float_equal(pep_optim_lr_at(&o, 4), 2.0f, 1e-7);
     pep_optim_fini(&o);
     strcpy(cfg.optim.schedule, "step");
     pep_error_clear();
-    assert_int_equal(pep_optim_init(&o, &cfg, 0, 1), PEP_ERR_USAGE);
+    assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_ERR_USAGE);
     assert_non_null(strstr(pep_error_message(), "cosine"));
     pep_error_clear();
 }
@@ -117,11 +122,13 @@ static void test_optim_slices_match_unsharded(void **st)
             static float p_ref[N], p_sh[N], g[N];
             for (int i = 0; i < N; i++) p_ref[i] = p_sh[i] = sinf(0.37f * (float)i);
             struct pep_optim ref, sh[7];
-            assert_int_equal(pep_optim_init(&ref, &cfg, B, E), PEP_OK);
+            assert_int_equal(pep_optim_from_config(&cfg, &ref), PEP_OK);
+            assert_int_equal(pep_optim_init(&ref, B, E), PEP_OK);
             for (int r = 0; r < P; r++) {
                 size_t lo, hi;
                 pep_partition_slice(r, P, E - B, 4, &lo, &hi);
-                assert_int_equal(pep_optim_init_slice(&sh[r], &cfg, B, E, B + lo, B + hi), PEP_OK);
+                assert_int_equal(pep_optim_from_config(&cfg, &sh[r]), PEP_OK);
+                assert_int_equal(pep_optim_init_slice(&sh[r], B, E, B + lo, B + hi), PEP_OK);
             }
             for (int t = 0; t < STEPS; t++) {
                 for (int i = 0; i < N; i++) g[i] = cosf(0.11f * (float)(i * (t + 1)));
