@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/blas_info.h"
+#include "core/dispatch.h"
 #include "core/error.h"
 #include "jobs.h"
 
@@ -73,6 +74,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version")) {
         printf("peprime %s (%s)\n", PEP_VERSION, PEP_GIT_REVISION);
+        printf("cpu code: %s\n", pep_dispatch_path());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

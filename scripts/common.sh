@@ -10,7 +10,7 @@ export PEP_ROOT
 # network-namespace exchange test, tests/net).
 PEP_APT_PACKAGES=(build-essential cmake pkg-config git
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-  libopenblas-dev libhwloc-dev hwloc libcmocka-dev libxxhash-dev
+  libopenblas-dev libhwloc-dev hwloc libcmocka-dev libxxhash-dev qemu-user
   sentencepiece python3 python3-numpy python3-h5py python3-matplotlib python3-torch python3-sentencepiece python3-xxhash
   clang-14 libclang-rt-14-dev iproute2)
 

@@ -5,6 +5,7 @@
 
 #include "layers/fastmath.h"
 #include "layers/layers.h"
+#include "core/dispatch.h"
 
 /* The adapter choices, in the order messages list them (tanh is the prefix MLP's only). */
 static const struct pep_name activations[] = {
@@ -27,6 +28,7 @@ static inline float gauss_cdf(float x, float e)
     return 0.5f + 0.5f * (x >= 0.0f ? erf_abs : -erf_abs);
 }
 
+PEP_DISPATCH
 void activation_forward(float *out, const float *inp, size_t n, enum pep_activation kind)
 {
     switch (kind) {
@@ -50,6 +52,7 @@ void activation_forward(float *out, const float *inp, size_t n, enum pep_activat
     }
 }
 
+PEP_DISPATCH
 void activation_backward(float *dinp, const float *inp, const float *dout, size_t n, enum pep_activation kind)
 {
     switch (kind) {
@@ -81,6 +84,7 @@ void activation_backward(float *dinp, const float *inp, const float *dout, size_
     }
 }
 
+PEP_DISPATCH
 void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_activation kind)
 {
     if (kind == PEP_ACTIVATION_GELU) {
@@ -100,6 +104,7 @@ void activation_backward_inplace(float *d, const float *inp, size_t n, enum pep_
     }
 }
 
+PEP_DISPATCH
 void relu_pattern_record(uint64_t *on, const float *inp, size_t n)
 {
     for (size_t w = 0; w < relu_pattern_words(n); w++) {
@@ -112,11 +117,13 @@ void relu_pattern_record(uint64_t *on, const float *inp, size_t n)
 
 static inline int unit_on(const uint64_t *on, size_t i) { return (int)((on[i / 64] >> (i % 64)) & 1u); }
 
+PEP_DISPATCH
 void relu_pattern_forward(float *out, const float *inp, const uint64_t *on, size_t n)
 {
     for (size_t i = 0; i < n; i++) out[i] = unit_on(on, i) ? inp[i] : 0.0f;
 }
 
+PEP_DISPATCH
 void relu_pattern_backward(float *dinp, const uint64_t *on, const float *dout, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -9,11 +9,13 @@
 #include "core/rng.h"
 #include "layers/fastmath.h"
 #include "layers/layers.h"
+#include "core/dispatch.h"
 
 size_t attention_scratch_floats(int T, int P) { return 2 * (size_t)T * (size_t)(T + P); }
 
 /* Applies dropout to the (T, Tk) probability block of (sequence, head) `bh` = b * NH + h,
  * writing into dst (which may be src): the key of (i, j) is (bh * S + i) * S + j. */
+PEP_DISPATCH
 static void drop_block(float *dst, const float *src, int T, int Tk, float p, uint64_t seed, uint64_t site, uint64_t bh)
 {
     const uint64_t S = PEP_DROPOUT_STRIDE;
@@ -26,6 +28,7 @@ static void drop_block(float *dst, const float *src, int T, int Tk, float p, uin
     }
 }
 
+PEP_DISPATCH
 void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv, const int *offsets,
                        int nseq, int seq0, int C, int NH, int P, float drop_p, uint64_t seed, uint64_t site,
                        float *scratch)
@@ -70,6 +73,7 @@ void attention_forward(float *ctx, float *att, const float *qkv, const float *pk
     }
 }
 
+PEP_DISPATCH
 void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
                         const float *pv, const float *att, const int *offsets, int nseq, int seq0, int C, int NH,
                         int P, float drop_p, uint64_t seed, uint64_t site, float *scratch)

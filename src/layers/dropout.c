@@ -2,7 +2,9 @@
  * channel), so it depends neither on how the batch is laid out nor on padding. */
 #include "core/rng.h"
 #include "layers/layers.h"
+#include "core/dispatch.h"
 
+PEP_DISPATCH
 void dropout_forward(float *x, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site)
 {
     if (p <= 0.0f) return;
@@ -14,6 +16,7 @@ void dropout_forward(float *x, const uint64_t *rowkey, int N, int W, float p, ui
     }
 }
 
+PEP_DISPATCH
 void dropout_backward(float *dx, const uint64_t *rowkey, int N, int W, float p, uint64_t seed, uint64_t site)
 {
     dropout_forward(dx, rowkey, N, W, p, seed, site); /* the same mask and scale */

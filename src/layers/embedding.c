@@ -2,7 +2,9 @@
 #include <string.h>
 
 #include "layers/layers.h"
+#include "core/dispatch.h"
 
+PEP_DISPATCH
 void embedding_forward(float *out, const int *ids, const int *pos, const float *wte, const float *wpe,
                        const float *wtt, int N, int C)
 {
@@ -13,6 +15,7 @@ void embedding_forward(float *out, const int *ids, const int *pos, const float *
     }
 }
 
+PEP_DISPATCH
 void embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int *ids, const int *pos,
                         int N, int C)
 {

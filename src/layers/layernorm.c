@@ -3,7 +3,9 @@
 #include <math.h>
 
 #include "layers/layers.h"
+#include "core/dispatch.h"
 
+PEP_DISPATCH
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                        int N, int C, float eps)
 {
@@ -28,6 +30,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
+PEP_DISPATCH
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         const float *mean, const float *rstd, int N, int C)
 {

@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "layers/layers.h"
+#include "core/dispatch.h"
 
+PEP_DISPATCH
 double xent_forward(const float *logits, const int *labels, int N, int K, int ignore, int *count)
 {
     double total = 0.0;
@@ -22,6 +24,7 @@ double xent_forward(const float *logits, const int *labels, int N, int K, int ig
     return total;
 }
 
+PEP_DISPATCH
 void xent_backward(float *dlogits, const float *logits, const int *labels, int N, int K, int ignore, float scale)
 {
     for (int n = 0; n < N; n++) {

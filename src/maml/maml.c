@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/dispatch.h"
 #include "maml/maml_private.h"
 
 struct pep_maml_rule pep_maml_rule_of(const struct pep_maml_opts *o, enum pep_group g)
@@ -142,6 +143,7 @@ float *pep_maml_grad(struct pep_maml *mm)
 
 /* meta[b, e) += scale * x[0, e - b), or = after pep_maml_zero. Callers write all of [up_b, up_e)
  * in one task before clearing meta_fresh. */
+PEP_DISPATCH
 void maml_meta_put(struct pep_maml *mm, size_t b, size_t e, const float *x, float scale)
 {
     float *restrict d = mm->meta + b;
@@ -177,6 +179,7 @@ void pep_maml_set_ready(struct pep_maml *mm, pep_maml_ready_fn ready, void *ud)
 /* The final pass's contribution to meta[b, e), all on one side of the inner set's edges
  * (inner: the rows of phi_0's gradient v). FIN_GRAD: the pass's gradient; FIN_HVP: the
  * adjoint after its last HVP step (v or g += s gr); FIN_ADJOINT: the adjoint as it stands. */
+PEP_DISPATCH
 static void finish_part(struct pep_maml *mm, size_t b, size_t e, int inner)
 {
     const struct final_pass *f = &mm->fin;
@@ -322,6 +325,7 @@ int maml_loss_grad(struct pep_model *m, const struct pep_batch *b, uint64_t seed
 /* Over the rows of [b, e) the model's gradient can be non-zero (pep_model_grad_span: the
  * word-embedding rows of tokens the passes did not see are zero and skipped): gr = -gr
  * (dst NULL) or dst += s gr. */
+PEP_DISPATCH
 static void grad_rows(const struct pep_model *m, size_t b, size_t e, float *dst, float s)
 {
     for (size_t i = b, end; (i = pep_model_grad_span(m, i, e, &end)) < e; i = end) {

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/dispatch.h"
 #include "core/error.h"
 
 #define PEP_OPTIM_PI 3.14159265358979323846
@@ -59,17 +60,57 @@ float pep_optim_lr_at(const struct pep_optim *o, long t)
     return (float)(o->lr * frac);
 }
 
+PEP_DISPATCH
 double pep_grad_sumsq(const float *g, size_t begin, size_t end)
 {
+#ifdef PEP_DISPATCH_CLONES
+    /* Portable build: every rank of a job must clip replicated steps by the same norm, and a
+     * job may span CPUs that take different clones (dispatch.h). So the partial sums are 8
+     * lanes in a fixed order whatever the vector width (squares of floats are exact in double:
+     * a fused multiply-add rounds the same), combined pairwise. The native build keeps the
+     * compiler's own reduction, which the frozen binary of experiment v3 also used. */
+    double lane[8] = {0};
+    const float *x = g + begin;
+    size_t n = end - begin, n8 = n - n % 8;
+    for (size_t i = 0; i < n8; i += 8)
+#pragma omp simd
+        for (int j = 0; j < 8; j++) lane[j] += (double)x[i + j] * x[i + j];
+    double s = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (size_t i = n8; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+#else
     double s = 0.0;
     /* vector partial sums (fixed order for a given build): a serial chain of 7 M double adds
      * was a tenth of a tiny MAML meta-step */
 #pragma omp simd reduction(+ : s)
     for (size_t i = begin; i < end; i++) s += (double)g[i] * g[i];
     return s;
+#endif
 }
 
 double pep_grad_norm(const float *g, size_t begin, size_t end) { return sqrt(pep_grad_sumsq(g, begin, end)); }
+
+/* restrict: the compiler could not prove the arrays apart and left these loops scalar */
+PEP_DISPATCH
+static void sgd_update(float *restrict p, const float *restrict g, size_t n, float step)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) p[i] -= step * g[i];
+}
+
+PEP_DISPATCH
+static void adamw_update(float *restrict p, float *restrict om, float *restrict ov, const float *restrict g, size_t n,
+                         float scale, float lr, float b1, float b2, float bc1, float bc2, float wd, float eps)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * scale;
+        float m = om[i] = b1 * om[i] + (1.0f - b1) * gi;
+        float v = ov[i] = b2 * ov[i] + (1.0f - b2) * gi * gi;
+        float mhat = m / bc1, vhat = v / bc2;
+        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+    }
+}
 
 int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gnorm_out)
 {
@@ -94,25 +135,13 @@ int pep_optim_step_slice(struct pep_optim *o, float *params, const float *grads,
     if (o->clip > 0.0f && norm > o->clip) scale = (float)(o->clip / (norm + 1e-6));
     float lr = pep_optim_lr_at(o, o->t);
     o->t++;
-    /* restrict: the compiler could not prove the four arrays apart and left these loops scalar */
-    float *restrict p = params + o->lo, *restrict om = o->m, *restrict ov = o->v;
-    const float *restrict g = grads + o->lo;
-    size_t n = o->hi - o->lo;
     if (o->kind == PEP_OPTIM_KIND_SGD) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) p[i] -= lr * scale * g[i];
+        sgd_update(params + o->lo, grads + o->lo, o->hi - o->lo, lr * scale);
         return PEP_OK;
     }
     float b1 = o->beta1, b2 = o->beta2;
     float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
-    float wd = o->weight_decay, eps = o->eps;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * scale;
-        float m = om[i] = b1 * om[i] + (1.0f - b1) * gi;
-        float v = ov[i] = b2 * ov[i] + (1.0f - b2) * gi * gi;
-        float mhat = m / bc1, vhat = v / bc2;
-        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
-    }
+    adamw_update(params + o->lo, o->m, o->v, grads + o->lo, o->hi - o->lo, scale, lr, b1, b2, bc1, bc2,
+                 o->weight_decay, o->eps);
     return PEP_OK;
 }
