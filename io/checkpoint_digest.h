@@ -4,16 +4,18 @@
  * and HDF5 itself skip it) and, after the file is closed and before the atomic rename, fills
  * its first 40 bytes (little-endian):
  *
- *   0  magic "PEPCKDG2"            24  digest (uint64): XXH3-64 (seed 0) of the covered
- *   8  user-block size (uint32)         bytes, i.e. of every byte after the user block
- *  12  0 (uint32, reserved)        32  header check (uint64): XXH3-64 of bytes 0 .. 31
- *  16  covered bytes (uint64):
- *      file size - user-block size
+ *   0  magic "PEPCKDG3"            24  digest (uint64): XXH3-64 (seed 0) of the pieces'
+ *   8  user-block size (uint32)         digests, each the XXH3-64 of a PEP_CKPT_DIGEST_PIECE-
+ *  12  piece size (uint32)              byte piece of the covered bytes (the last one shorter)
+ *  16  covered bytes (uint64):          as 8 little-endian bytes, in file order
+ *      file size - user-block size 32  header check (uint64): XXH3-64 of bytes 0 .. 31
  *
- * The magic's last character is the format_version whose hashes the header uses: files written
- * with format_version 1 carry "PEPCKDG1", whose digest is the version-1 tensor checksum's hash
- * of the covered bytes taken as 32-bit words (a short tail zero-padded to one word) and whose
- * header check is FNV-1a 64; they are still read.
+ * Pieces let every rank of the writer hash its own block of them (pep_ckpt_digest_hash_share)
+ * and rank 0 seal the file from all of them; the result does not depend on the rank count.
+ * The magic's last character is the digest scheme; older files are still read: "PEPCKDG2"
+ * (bytes 12..15 zero) is the XXH3-64 of all covered bytes at once; "PEPCKDG1" (format_version
+ * 1) the version-1 tensor checksum's hash of the covered bytes taken as 32-bit words (a short
+ * tail zero-padded to one word), with an FNV-1a 64 header check.
  *
  * The reader reads the first 8 bytes: the HDF5 signature there is a file written before the
  * digest (no user block: read as before, unchecked); the magic means the header must be
@@ -33,8 +35,20 @@
  * header's 40 bytes are written: the rest is a hole in the file (no disk space). */
 #define PEP_CKPT_USERBLOCK (1 << 20)
 
-/* Writes the header of a closed checkpoint whose first PEP_CKPT_USERBLOCK bytes are the
- * reserved user block (reads the whole file once). */
+/* 16 MiB: the pieces of the covered bytes that are hashed one by one (scheme 3). */
+#define PEP_CKPT_DIGEST_PIECE ((uint64_t)16 << 20)
+
+/* Pieces of a checkpoint of `size` bytes (its user block included). */
+uint64_t pep_ckpt_digest_npieces(uint64_t size);
+/* Sealing in parts, for the ranks of a writer: share `share` of `shares` hashes its contiguous
+ * block of the npieces pieces of the closed, unsealed checkpoint at path into hashes[] (the
+ * other entries are left alone), reading with O_DIRECT where it can; then one process writes
+ * the header from all npieces hashes with pep_ckpt_digest_seal_pieces. Both fail with
+ * PEP_ERR_IO if the file's size no longer gives npieces pieces. */
+int pep_ckpt_digest_hash_share(const char *path, int share, int shares, uint64_t *hashes, uint64_t npieces);
+int pep_ckpt_digest_seal_pieces(const char *path, const uint64_t *hashes, uint64_t npieces);
+/* Both in one process: writes the header of a closed checkpoint whose first
+ * PEP_CKPT_USERBLOCK bytes are the reserved user block (reads the whole file once). */
 int pep_ckpt_digest_seal(const char *path);
 
 /* Checks a checkpoint before it is opened: *sealed = 1 when it has a digest (and it matched),

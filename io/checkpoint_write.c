@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -530,9 +532,44 @@ static int fsync_path(const char *path, int dir)
     return PEP_OK;
 }
 
+/* The whole-file digest (checkpoint_digest.h), computed by all ranks: each hashes its block of
+ * the closed file's pieces, rank 0 sums the hashes (each entry comes from one rank, zeros from
+ * the others) and writes the header. A rank that cannot read its block fails every rank. */
+static int seal(struct pep_ckpt_writer *w)
+{
+    uint64_t size = 0;
+    int rc = PEP_OK;
+    if (w->rank == 0) {
+        struct stat st;
+        if (stat(w->tmp_path, &st) == 0)
+            size = (uint64_t)st.st_size;
+        else
+            rc = pep_error_set(PEP_ERR_IO, __FILE__, __LINE__, __func__, "cannot open %s to write its digest: %s",
+                               w->tmp_path, strerror(errno));
+    }
+    PEP_CALL(agree(w, rc));
+    PEP_CALL_MPI(MPI_Bcast(&size, 1, MPI_UINT64_T, 0, w->comm));
+    uint64_t n = pep_ckpt_digest_npieces(size);
+    uint64_t *hashes = NULL;
+    PEP_CHECK(n <= INT_MAX, PEP_ERR_USAGE, "%s: %" PRIu64 " digest pieces, more than one MPI call can send", w->tmp_path,
+              n);
+    rc = (hashes = calloc(n ? n : 1, sizeof *hashes)) ? PEP_OK
+         : pep_error_set(PEP_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory: %" PRIu64 " digest pieces", n);
+    if (rc == PEP_OK) rc = pep_ckpt_digest_hash_share(w->tmp_path, w->rank, w->size, hashes, n);
+    rc = agree(w, rc);
+    if (rc == PEP_OK && n > 0) {
+        int mrc = MPI_Reduce(w->rank == 0 ? MPI_IN_PLACE : hashes, hashes, (int)n, MPI_UINT64_T, MPI_SUM, 0, w->comm);
+        rc = mrc == MPI_SUCCESS ? PEP_OK
+             : pep_error_set(PEP_ERR_MPI, __FILE__, __LINE__, __func__, "%s: MPI_Reduce of the digest pieces failed",
+                             w->tmp_path);
+    }
+    if (rc == PEP_OK) rc = agree(w, w->rank == 0 ? pep_ckpt_digest_seal_pieces(w->tmp_path, hashes, n) : PEP_OK);
+    free(hashes);
+    return rc;
+}
+
 static int finish_rank0(struct pep_ckpt_writer *w)
 {
-    PEP_CALL(pep_ckpt_digest_seal(w->tmp_path));
     PEP_CALL(fsync_path(w->tmp_path, 0));
     PEP_CHECK(rename(w->tmp_path, w->final_path) == 0, PEP_ERR_IO, "cannot rename %s to %s: %s", w->tmp_path,
               w->final_path, strerror(errno));
@@ -578,6 +615,7 @@ int pep_ckpt_commit(struct pep_ckpt_writer **wp)
         pep_debug("checkpoint %s: rank %d wrote %ld replicated piece(s), %.1f MB, %.2f MB each", w->final_path,
                   w->rank, w->pieces, (double)w->piece_bytes / 1e6, (double)w->piece_bytes / 1e6 / (double)w->pieces);
     rc = agree(w, rc);
+    if (rc == PEP_OK) rc = seal(w);
     /* rank 0 publishes the file; everyone learns the outcome (with rank 0's message) */
     if (rc == PEP_OK) rc = agree(w, w->rank == 0 ? finish_rank0(w) : PEP_OK);
     if (rc != PEP_OK && w->rank == 0) unlink(w->tmp_path);

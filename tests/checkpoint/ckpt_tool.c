@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "checkpoint.h"
+#include "checkpoint_digest.h"
 #include "ckpt_common.h"
 #include "core/error.h"
 
@@ -148,6 +150,25 @@ static int check_file(const char *path, const struct pep_param_table *t, const s
     return 0;
 }
 
+/* 0 when one process sealing `path` again writes the same digest header as the `size` ranks
+ * that sealed it, each hashing its own pieces (checkpoint_digest.h). */
+static int same_seal(const char *path, int size)
+{
+    unsigned char before[40], after[40];
+    FILE *f = fopen(path, "rb");
+    if (!f || fread(before, 1, sizeof before, f) != sizeof before) return fprintf(stderr, "cannot read %s\n", path), 1;
+    fclose(f);
+    TRY(pep_ckpt_digest_seal(path));
+    f = fopen(path, "rb");
+    if (!f || fread(after, 1, sizeof after, f) != sizeof after) return fprintf(stderr, "cannot read %s\n", path), 1;
+    fclose(f);
+    struct stat st;
+    unsigned long long pieces = stat(path, &st) == 0 ? (unsigned long long)pep_ckpt_digest_npieces((uint64_t)st.st_size) : 0;
+    if (memcmp(before, after, sizeof before)) return fprintf(stderr, "%s: %d ranks sealed another digest\n", path, size), 1;
+    printf("digest of %llu piece(s) sealed by %d rank(s) = sealed by one process\n", pieces, size);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -180,6 +201,8 @@ int main(int argc, char **argv)
         MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
         if (!rc) rc = check_file(arg, &t, &spec, 7, size, NTASKS); /* every rank reads independently */
         if (!rc) printf("rank %d/%d: read back %d tasks, all values equal\n", rank, size, NTASKS);
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (!rc && rank == 0) rc = same_seal(arg, size); /* the digest does not depend on the rank count */
     } else if (!strcmp(mode, "loop")) {
         long n = argc > 3 ? atol(argv[3]) : -1;
         /* resume after the newest committed step, as `--resume auto` would */

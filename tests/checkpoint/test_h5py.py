@@ -118,10 +118,15 @@ def main():
         assert np.array_equal(f["/log/step"][()], np.arange(1, 11, dtype=np.float64))
         assert np.array_equal(f["/log/meta_loss"][()], 1.0 / np.arange(1, 11, dtype=np.float64))
 
-    # the whole-file digest docs show: XXH3-64 of every byte after the 1 MiB user block
+    # the whole-file digest the README shows: XXH3-64 of the XXH3-64s of the 16 MiB pieces
+    # after the 1 MiB user block
     data = open(path, "rb").read()
-    assert data[:8] == b"PEPCKDG2", data[:8]
-    assert int.from_bytes(data[24:32], "little") == xxhash.xxh3_64_intdigest(data[1 << 20:])
+    assert data[:8] == b"PEPCKDG3", data[:8]
+    assert int.from_bytes(data[12:16], "little") == 1 << 24
+    body, piece = data[1 << 20:], 1 << 24
+    pieces = b"".join(xxhash.xxh3_64_intdigest(body[i:i + piece]).to_bytes(8, "little")
+                      for i in range(0, len(body), piece))
+    assert int.from_bytes(data[24:32], "little") == xxhash.xxh3_64_intdigest(pieces)
 
     # the log is extendable by ordinary tools (which voids the digest: h5py does not know it)
     with h5py.File(path, "r+") as f:

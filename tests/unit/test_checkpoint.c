@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "checkpoint.h"
 #include "checkpoint_digest.h"
@@ -323,6 +324,69 @@ static void flip_bit(const char *path, long off, int bit)
     fseek(fp, off, SEEK_SET);
     fputc(c ^ (1 << bit), fp);
     fclose(fp);
+}
+
+/* The digest of pieces (scheme 3): any number of shares gives the same piece hashes, each the
+ * XXH3-64 of its 16 MiB (the last one shorter); the sealed file checks out, and a flipped byte
+ * in the last piece or a size that no longer matches is refused. */
+static void test_checkpoint_digest_pieces(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t body = 2 * PEP_CKPT_DIGEST_PIECE + 12345, size = PEP_CKPT_USERBLOCK + body;
+    unsigned char *bytes = calloc(size, 1);
+    assert_non_null(bytes);
+    uint64_t x = 7;
+    for (uint64_t i = PEP_CKPT_USERBLOCK; i < size; i++) bytes[i] = (unsigned char)(pep_splitmix64(x += i) >> 17);
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1, size, fp), size);
+    fclose(fp);
+    uint64_t n = pep_ckpt_digest_npieces(size), want[3], got[3];
+    assert_int_equal(n, 3);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t off = PEP_CKPT_USERBLOCK + i * PEP_CKPT_DIGEST_PIECE, len = size - off;
+        want[i] = XXH3_64bits(bytes + off, len < PEP_CKPT_DIGEST_PIECE ? len : PEP_CKPT_DIGEST_PIECE);
+    }
+    for (int shares = 1; shares <= 4; shares++) {
+        memset(got, 0, sizeof got);
+        for (int s = 0; s < shares; s++) CHECK_OK(pep_ckpt_digest_hash_share(f->path, s, shares, got, n));
+        assert_memory_equal(got, want, sizeof want);
+    }
+    expect_error(pep_ckpt_digest_seal_pieces(f->path, got, n + 1), "changed size");
+    CHECK_OK(pep_ckpt_digest_seal_pieces(f->path, got, n));
+    int sealed = 0;
+    CHECK_OK(pep_ckpt_digest_check(f->path, &sealed));
+    assert_int_equal(sealed, 1);
+    void *image = NULL;
+    size_t len = 0;
+    CHECK_OK(pep_ckpt_digest_load(f->path, &image, &len, &sealed));
+    assert_int_equal(len, size);
+    assert_memory_equal((unsigned char *)image + PEP_CKPT_USERBLOCK, bytes + PEP_CKPT_USERBLOCK, body);
+    assert_memory_equal(image, "PEPCKDG3", 8);
+    free(image);
+    flip_bit(f->path, (long)(size - 100), 4);
+    expect_error(pep_ckpt_digest_check(f->path, &sealed), "no longer match the digest");
+    expect_error(pep_ckpt_digest_hash_share(f->path, 0, 1, got, n + 1), "changed size");
+    /* a file sealed by the peprime before pieces ("PEPCKDG2": XXH3-64 of all covered bytes at
+     * once, bytes 12..15 zero) is still checked */
+    unsigned char hd[40] = "PEPCKDG2";
+    for (int i = 0; i < 8; i++) {
+        hd[8 + i] = i < 4 ? (unsigned char)(PEP_CKPT_USERBLOCK >> (8 * i)) : 0;
+        hd[16 + i] = (unsigned char)(body >> (8 * i));
+        hd[24 + i] = (unsigned char)(XXH3_64bits(bytes + PEP_CKPT_USERBLOCK, body) >> (8 * i));
+    }
+    uint64_t check = XXH3_64bits(hd, 32);
+    for (int i = 0; i < 8; i++) hd[32 + i] = (unsigned char)(check >> (8 * i));
+    fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    memcpy(bytes, hd, sizeof hd);
+    assert_int_equal(fwrite(bytes, 1, size, fp), size);
+    fclose(fp);
+    CHECK_OK(pep_ckpt_digest_check(f->path, &sealed));
+    assert_int_equal(sealed, 1);
+    flip_bit(f->path, (long)(size - 100), 4);
+    expect_error(pep_ckpt_digest_check(f->path, &sealed), "no longer match the digest");
+    free(bytes);
 }
 
 static void test_checkpoint_bit_flip(void **state)
@@ -795,6 +859,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_checkpoint_load_unsealed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_load_latest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_io_hints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_digest_pieces, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("pep_ckpt_open", readers, group_open, NULL);
     failed += cmocka_run_group_tests_name("pep_ckpt_load", readers, group_load, NULL);
