@@ -210,7 +210,8 @@ struct prime_times {
     int x_buckets, x_early;
     double tasks, update, gather;       /* this rank's seconds in tasks, its slice's step, the allgather */
     double xready, xfinish;             /* the exchange's, over the same meta-steps */
-    double c_update; /* CPU seconds of the slice's step (sum of squares + update), without the norm's sum */
+    double c_update; /* CPU seconds of the slice's step (sum of squares + update), without the norm's sum: the
+                        main thread's only (CLOCK_THREAD_CPUTIME_ID), not the outer step's pool workers */
 };
 
 /* One priming run: what the setup builds, the meta-steps use and the report prints. */
@@ -379,6 +380,7 @@ static int setup_maml(struct prime *p)
     pep_exchange_slice(p->xc.x, &p->slo, &p->shi);
     p->sharded = p->shi - p->slo != p->ue - p->ub;
     int orc = pep_optim_from_config(cfg, &p->opt);
+    p->opt.threads = p->stg->threads; /* the element-wise step on the rank's threads (BLAS is idle then) */
     if (orc == PEP_OK) orc = pep_optim_init_slice(&p->opt, p->ub, p->ue, p->ub + p->slo, p->ub + p->shi);
     PEP_CALL(pep_mpi_agree(orc, p->comm));
     p->update_groups = p->mo.method == PEP_MAML_METHOD_MULTITASK ? (p->mo.inner | p->mo.outer) : p->mo.outer;
