@@ -1,7 +1,9 @@
-/* `peprime bench encoder|maml|sgemm`: fwd+bwd throughput of the encoder and MAML meta-steps on
+/* `peprime bench encoder|maml|outer|sgemm`: fwd+bwd throughput of the encoder and MAML meta-steps on
  * synthetic full-length batches or real WikiAnn sentences (--data, no padding: tokens/s
  * counts real tokens), printed as tokens/s, GFLOP/s, ms/step, pad fraction and peak RSS, one
- * human line and one JSON line per run; and the sgemm ceiling of an encoder step. */
+ * human line and one JSON line per run; the outer optimizer step alone on 1 and T threads; and
+ * the sgemm ceiling of an encoder step. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +291,7 @@ static int bench_maml(int argc, char **argv)
     struct pep_optim opt = {0};
     struct pep_batch bs = {0}, bq = {0};
     int rc = PEP_OK, *idx = NULL;
-    double busy = 0, lq = 0, *times = NULL;
+    double busy = 0, outer = 0, lq = 0, *times = NULL;
     size_t ub, ue;
     PEP_CALL_GOTO(rc, source_open(&src, &s, T));
     PEP_CALL_GOTO(rc, pep_model_create(&s, &m));
@@ -301,6 +303,7 @@ static int bench_maml(int argc, char **argv)
     PEP_CALL_GOTO(rc, pep_maml_create(m, &o, &mm));
     pep_maml_update_range(mm, &ub, &ue);
     PEP_CALL_GOTO(rc, pep_optim_from_config(&cfg, &opt));
+    opt.threads = openblas_get_num_threads(); /* OPENBLAS_NUM_THREADS, as a stage's placement gives both */
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, ub, ue));
     if (!src.lang) {
         PEP_CALL_GOTO(rc, source_batch(&src, &bs, S, 1, 0, idx));
@@ -317,20 +320,23 @@ static int bench_maml(int argc, char **argv)
         struct pep_maml_task_result res;
         pep_maml_zero(mm);
         PEP_CALL_GOTO(rc, pep_maml_task(mm, &bs, &bq, (uint64_t)it, &res));
+        double t_o = pep_now_s();
         if (update) PEP_CALL_GOTO(rc, pep_maml_outer_step(mm, &opt, NULL, NULL, NULL));
         lq = res.query_loss;
-        if (it >= warm) busy += times[it - warm] = pep_now_s() - t0;
+        if (it >= warm) busy += times[it - warm] = pep_now_s() - t0, outer += pep_now_s() - t_o;
     }
-    /* synthetic: the mean meta-step, as before; real data: the mean too (batches differ) */
-    double dt = busy / steps;
-    printf("maml %-4s order %d k %d%s%s%s: %8.1f ms/meta-step  peak RSS %7.0f MiB  (query loss %.4f; pad fraction %.3f)\n",
+    /* synthetic: the mean meta-step, as before; real data: the mean too (batches differ); the
+     * outer step (norm, clip, AdamW on opt.threads threads) is part of it */
+    double dt = busy / steps, dto = outer / steps;
+    printf("maml %-4s order %d k %d%s%s%s: %8.1f ms/meta-step (outer step %.1f ms on %d threads)  peak RSS %7.0f MiB  "
+           "(query loss %.4f; pad fraction %.3f)\n",
            shape, order, k, src.lang ? " data=" : "", src.lang ? src.lang : "", update ? "" : " no update", 1e3 * dt,
-           pep_peak_rss_mib(), lq, pad_fraction(&src));
+           1e3 * dto, pep_pool_threads(opt.pool), pep_peak_rss_mib(), lq, pad_fraction(&src));
     printf("{\"bench\":\"maml\",\"impl\":\"peprime\",\"shape\":\"%s\",\"order\":%d,\"k\":%d,\"data\":\"%s\","
-           "\"update\":%s,\"support\":%d,\"query\":%d,\"steps\":%d,\"ms_per_step\":%.2f,\"pad_fraction\":%.4f,"
-           "\"peak_rss_mib\":%.0f}\n",
+           "\"update\":%s,\"support\":%d,\"query\":%d,\"steps\":%d,\"ms_per_step\":%.2f,\"outer_ms_per_step\":%.2f,"
+           "\"outer_threads\":%d,\"pad_fraction\":%.4f,\"peak_rss_mib\":%.0f}\n",
            shape, order, k, src.lang ? src.lang : "synthetic", update ? "true" : "false", S, Q, steps, 1e3 * dt,
-           pad_fraction(&src), pep_peak_rss_mib());
+           1e3 * dto, pep_pool_threads(opt.pool), pad_fraction(&src), pep_peak_rss_mib());
 cleanup:
     pep_free(times);
     pep_free(idx);
@@ -420,11 +426,77 @@ static int bench_sgemm(int argc, char **argv)
     return PEP_OK;
 }
 
+/* `bench outer`: the outer step alone (clip norm + AdamW or SGD over the shape's PLM, bench maml's
+ * outer set) on one thread and on --threads T, the two optimizers taking turns step by step in one
+ * process (the same parameters and gradient, the same neighbours): the median ms per step of
+ * each after --warmup steps each. No BLAS call runs, so the pool has the cores to itself. */
+static int bench_outer(int argc, char **argv)
+{
+    const char *shape = "tiny", *name = "adamw";
+    int threads = 2, steps = 10, warm = 2;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
+        else if (!strcmp(argv[i], "--optim") && i + 1 < argc) name = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warm = atoi(argv[++i]);
+        else PEP_FAIL(PEP_ERR_USAGE, "bench outer: unknown argument '%s' (use --shape tiny|base --optim adamw|sgd "
+                      "--threads T --steps N --warmup N)", argv[i]);
+    }
+    PEP_CHECK(threads >= 1 && threads <= PEP_POOL_MAX_THREADS && steps >= 1 && warm >= 0, PEP_ERR_USAGE,
+              "bench outer: --threads must be 1..%d, --steps >= 1, --warmup >= 0", PEP_POOL_MAX_THREADS);
+    struct pep_model_spec s;
+    int B, T;
+    PEP_CALL(pep_bench_shape(shape, &s, &B, &T));
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    snprintf(cfg.optim.name, sizeof cfg.optim.name, "%s", name);
+    cfg.optim.steps = warm + steps;
+    struct pep_model *m = NULL;
+    struct pep_optim o[2] = {{0}, {0}};
+    double *times = NULL;
+    size_t ub, ue;
+    int rc = PEP_OK;
+    PEP_CALL_GOTO(rc, pep_model_create(&s, &m));
+    PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, PEP_GROUP_BIT(PEP_GROUP_PLM), &ub, &ue));
+    for (size_t i = ub; i < ue; i++) { /* cheap values of a weight's and a gradient's size (no RNG pass over 1 GB) */
+        uint32_t h = (uint32_t)i * 2654435761u;
+        m->params[i] = 0.02f * ((float)(h >> 22) / 512.0f - 1.0f);
+        m->grads[i] = 1e-3f * ((float)((h >> 12) & 1023) / 512.0f - 1.0f);
+    }
+    for (int k = 0; k < 2; k++) {
+        PEP_CALL_GOTO(rc, pep_optim_from_config(&cfg, &o[k]));
+        o[k].threads = k ? threads : 1;
+        PEP_CALL_GOTO(rc, pep_optim_init(&o[k], ub, ue));
+    }
+    PEP_ALLOC_GOTO(rc, times, 2 * (size_t)steps);
+    for (int it = 0; it < warm + steps; it++)
+        for (int k = 0; k < 2; k++) {
+            double t0 = pep_now_s();
+            PEP_CALL_GOTO(rc, pep_optim_step(&o[k], m->params, m->grads, NULL));
+            if (it >= warm) times[k * steps + it - warm] = pep_now_s() - t0;
+        }
+    double ms[2] = {1e3 * median_s(times, steps), 1e3 * median_s(times + steps, steps)};
+    int used = pep_pool_threads(o[1].pool);
+    printf("outer %s %s over %zu floats: %.1f ms/step on 1 thread, %.1f ms/step on %d threads (%.2fx; medians of %d "
+           "alternating steps)\n", shape, name, ue - ub, ms[0], ms[1], used, ms[0] / ms[1], steps);
+    printf("{\"bench\":\"outer\",\"shape\":\"%s\",\"optim\":\"%s\",\"floats\":%zu,\"steps\":%d,"
+           "\"ms_per_step_1\":%.2f,\"threads\":%d,\"ms_per_step_threads\":%.2f}\n",
+           shape, name, ue - ub, steps, ms[0], used, ms[1]);
+cleanup:
+    pep_free(times);
+    pep_optim_fini(&o[0]);
+    pep_optim_fini(&o[1]);
+    pep_model_destroy(&m);
+    return rc;
+}
+
 int pep_cmd_bench(int argc, char **argv)
 {
-    PEP_CHECK(argc >= 1, PEP_ERR_USAGE, "usage: peprime bench encoder|maml|sgemm [options]");
+    PEP_CHECK(argc >= 1, PEP_ERR_USAGE, "usage: peprime bench encoder|maml|outer|sgemm [options]");
     if (!strcmp(argv[0], "encoder")) return bench_encoder(argc - 1, argv + 1);
     if (!strcmp(argv[0], "maml")) return bench_maml(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "outer")) return bench_outer(argc - 1, argv + 1);
     if (!strcmp(argv[0], "sgemm")) return bench_sgemm(argc - 1, argv + 1);
-    PEP_FAIL(PEP_ERR_USAGE, "peprime bench: unknown benchmark '%s' (valid: encoder, maml, sgemm)", argv[0]);
+    PEP_FAIL(PEP_ERR_USAGE, "peprime bench: unknown benchmark '%s' (valid: encoder, maml, outer, sgemm)", argv[0]);
 }

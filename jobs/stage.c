@@ -117,6 +117,7 @@ int pep_stage_begin(struct pep_stage *st, const char *stage, int argc, char **ar
     struct pep_placement pl;
     memset(&pl, 0, sizeof pl);
     PEP_CALL(pep_placement_setup(st->mpi.comm, st->run.cfg.run.threads, &pl));
+    st->threads = pl.threads;
     pep_placement_fini(&pl);
     if (st->mpi.rank == 0) pep_blas_check();
     rc = pep_run_start(&st->run);

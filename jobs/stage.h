@@ -51,6 +51,7 @@ struct pep_stage {
     struct pep_mpi_ctx mpi;
     int mpi_up;
     struct pep_watchdog *watchdog; /* run.watchdog_s (NULL when off) */
+    int threads; /* the rank's threads (placement): OpenBLAS's, and the outer step's (pep_optim.threads) */
 };
 
 /* MPI_Init, option parsing, placement (cores, BLAS threads), the BLAS kernel check, the

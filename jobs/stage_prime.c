@@ -210,7 +210,8 @@ struct prime_times {
     int x_buckets, x_early;
     double tasks, update, gather;       /* this rank's seconds in tasks, its slice's step, the allgather */
     double xready, xfinish;             /* the exchange's, over the same meta-steps */
-    double c_update; /* CPU seconds of the slice's step (sum of squares + update), without the norm's sum */
+    double c_update; /* CPU seconds of the slice's step (sum of squares + update), without the norm's sum: the
+                        main thread's only (CLOCK_THREAD_CPUTIME_ID), not the outer step's pool workers */
 };
 
 /* One priming run: what the setup builds, the meta-steps use and the report prints. */
@@ -379,6 +380,7 @@ static int setup_maml(struct prime *p)
     pep_exchange_slice(p->xc.x, &p->slo, &p->shi);
     p->sharded = p->shi - p->slo != p->ue - p->ub;
     int orc = pep_optim_from_config(cfg, &p->opt);
+    p->opt.threads = p->stg->threads; /* the element-wise step on the rank's threads (BLAS is idle then) */
     if (orc == PEP_OK) orc = pep_optim_init_slice(&p->opt, p->ub, p->ue, p->ub + p->slo, p->ub + p->shi);
     PEP_CALL(pep_mpi_agree(orc, p->comm));
     p->update_groups = p->mo.method == PEP_MAML_METHOD_MULTITASK ? (p->mo.inner | p->mo.outer) : p->mo.outer;
@@ -708,12 +710,13 @@ static void print_split(const struct prime *p, long step, const double *all)
         if (a[4] > cpu_max) cpu_max = a[4];
     }
     pep_info("prime: per meta-step after the first, on rank 0: tasks %.2f ms, exposed exchange %.2f ms, outer step %.2f ms "
-             "(update %.2f + allgather %.2f; slowest rank %.2f + %.2f; update CPU time %.2f, the most of any rank "
-             "%.2f); outer step %s, %zu of %zu floats per rank, moments %.1f MB per rank; peak RSS per rank %s MiB "
-             "(max %.0f)",
+             "(update %.2f + allgather %.2f; slowest rank %.2f + %.2f; update CPU time (main thread) %.2f, the most of "
+             "any rank %.2f); outer step %s, %zu of %zu floats per rank, its update on %d thread%s, moments %.1f MB "
+             "per rank; peak RSS per rank %s MiB (max %.0f)",
              1e3 * (all[3] - t->xready) / ns, 1e3 * (t->xready + t->xfinish) / ns, 1e3 * (all[1] + all[2]) / ns,
              1e3 * all[1] / ns, 1e3 * all[2] / ns, 1e3 * up_max / ns, 1e3 * ga_max / ns, 1e3 * all[4] / ns,
              1e3 * cpu_max / ns, p->sharded ? "sharded" : "replicated", p->shi - p->slo, p->ue - p->ub,
+             pep_pool_threads(p->opt.pool), pep_pool_threads(p->opt.pool) == 1 ? "" : "s",
              p->opt.m ? 8e-6 * (double)(p->shi - p->slo) : 0.0, rss, rss_max);
 }
 

@@ -115,7 +115,7 @@ struct pep_config {
     } checkpoint;
     struct {
         int seed;
-        int threads;          /* BLAS threads per rank; 0 = cores / ranks */
+        int threads;          /* threads per rank (BLAS, and the outer step's update); 0 = cores / ranks */
         int log_every;
         char out[PEP_CFG_STR];  /* output directory */
         float watchdog_s;     /* progress watchdog bound: > 0 seconds, 0 = auto, < 0 = off */

@@ -30,10 +30,20 @@ int pep_optim_init_slice(struct pep_optim *o, size_t begin, size_t end, size_t l
     o->lo = lo;
     o->hi = hi;
     o->m = o->v = NULL;
+    o->pool = NULL;
     o->t = 0;
     if (o->kind == PEP_OPTIM_KIND_ADAMW && hi > lo) {
         PEP_ALLOC(o->m, hi - lo);
         PEP_ALLOC(o->v, hi - lo);
+    }
+    size_t most = (hi - lo) / PEP_OPTIM_SPLIT_MIN;
+    int nt = o->threads < 1 ? 1 : (size_t)o->threads < most ? o->threads : (int)most;
+    if (nt > 1) {
+        int rc = pep_pool_create(nt, &o->pool);
+        if (rc != PEP_OK) {
+            pep_optim_fini(o);
+            return rc;
+        }
     }
     return PEP_OK;
 }
@@ -43,6 +53,7 @@ void pep_optim_fini(struct pep_optim *o)
     pep_free(o->m);
     pep_free(o->v);
     o->m = o->v = NULL;
+    pep_pool_destroy(&o->pool);
 }
 
 float pep_optim_lr_at(const struct pep_optim *o, long t)
@@ -112,6 +123,36 @@ static void adamw_update(float *restrict p, float *restrict om, float *restrict 
     }
 }
 
+/* One step's element-wise update of [lo, hi) as a pool job: thread tid updates its contiguous
+ * share (pep_pool_split), with the same per-element operations as the whole slice on one thread. */
+struct update_job {
+    const struct pep_optim *o;
+    float *params;
+    const float *grads;
+    float scale, lr, bc1, bc2;
+};
+
+/* The update of [lo + a, lo + b): moments are indexed from lo */
+static void update_range(const struct update_job *j, size_t a, size_t b)
+{
+    const struct pep_optim *o = j->o;
+    size_t at = o->lo + a;
+    if (b == a) return; /* an empty slice has no moments */
+    if (o->kind == PEP_OPTIM_KIND_SGD)
+        sgd_update(j->params + at, j->grads + at, b - a, j->lr * j->scale);
+    else
+        adamw_update(j->params + at, o->m + a, o->v + a, j->grads + at, b - a, j->scale, j->lr, o->beta1, o->beta2,
+                     j->bc1, j->bc2, o->weight_decay, o->eps);
+}
+
+static void update_share(void *ctx, int tid, int nthreads)
+{
+    const struct update_job *j = ctx;
+    size_t a, b;
+    pep_pool_split(j->o->hi - j->o->lo, PEP_OPTIM_SPLIT_ALIGN, tid, nthreads, &a, &b);
+    update_range(j, a, b);
+}
+
 int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gnorm_out)
 {
     PEP_CHECK(o->lo == o->begin && o->hi == o->end, PEP_ERR_INTERNAL,
@@ -135,13 +176,12 @@ int pep_optim_step_slice(struct pep_optim *o, float *params, const float *grads,
     if (o->clip > 0.0f && norm > o->clip) scale = (float)(o->clip / (norm + 1e-6));
     float lr = pep_optim_lr_at(o, o->t);
     o->t++;
-    if (o->kind == PEP_OPTIM_KIND_SGD) {
-        sgd_update(params + o->lo, grads + o->lo, o->hi - o->lo, lr * scale);
-        return PEP_OK;
-    }
-    float b1 = o->beta1, b2 = o->beta2;
-    float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
-    adamw_update(params + o->lo, o->m, o->v, grads + o->lo, o->hi - o->lo, scale, lr, b1, b2, bc1, bc2,
-                 o->weight_decay, o->eps);
+    struct update_job j = {.o = o, .params = params, .grads = grads, .scale = scale, .lr = lr};
+    if (o->kind == PEP_OPTIM_KIND_ADAMW)
+        j.bc1 = 1.0f - powf(o->beta1, (float)o->t), j.bc2 = 1.0f - powf(o->beta2, (float)o->t);
+    if (o->pool)
+        pep_pool_run(o->pool, update_share, &j);
+    else
+        update_range(&j, 0, o->hi - o->lo);
     return PEP_OK;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "core/names.h"
+#include "core/pool.h"
 
 enum pep_optim_kind { PEP_OPTIM_KIND_SGD, PEP_OPTIM_KIND_ADAMW };
 /* Its name table (core/names.h): adamw, sgd, as optim.name spells them; pep_optim_kind_name()
@@ -31,11 +32,25 @@ struct pep_optim {
                             share; unsharded: lo = begin, hi = end) */
     float *m, *v;        /* AdamW moments over [lo, hi): m - lo is indexed like params */
     long t;              /* steps taken */
+    int threads;         /* threads for the element-wise update, the caller's included (0 or 1: the caller
+                            alone); set by the caller before init: src/optim reads no config and no BLAS
+                            setting, jobs/ passes the rank's threads (the placement's, as OpenBLAS gets) */
+    pep_pool_t *pool;    /* the update's pool (init's, when threads > 1 and the slice is long enough;
+                            NULL: the caller's thread) */
 };
 
-/* Gives an optimizer whose hyperparameters (kind .. min_lr_ratio) are set (from the config:
- * pep_optim_from_config in src/config) the float range [begin, end) to step, no steps taken, and
- * allocates its moments. */
+/* Floats of the slice per thread below which fewer threads take part (a pool job costs ~10 us to
+ * start; AdamW updates this many floats in ~40 us on the Zen 5 machine): a slice shorter than
+ * twice this runs on the caller alone. Shares are contiguous and cut at multiples of
+ * PEP_OPTIM_SPLIT_ALIGN floats. */
+#define PEP_OPTIM_SPLIT_MIN ((size_t)1 << 16)
+#define PEP_OPTIM_SPLIT_ALIGN 16
+
+/* Gives an optimizer whose hyperparameters (kind .. min_lr_ratio, and threads) are set (from the
+ * config: pep_optim_from_config in src/config; threads by the caller) the float range [begin, end)
+ * to step, no steps taken, allocates its moments and starts its pool (threads > 1 and at least
+ * 2 x PEP_OPTIM_SPLIT_MIN floats to step: min(threads, floats / PEP_OPTIM_SPLIT_MIN) threads). An
+ * initialised optimizer owns its moments and pool: a copy must not be given to pep_optim_fini too. */
 int pep_optim_init(struct pep_optim *o, size_t begin, size_t end);
 /* The same, stepping only the slice [lo, hi) of [begin, end) (begin <= lo <= hi <= end): moments
  * are kept for the slice alone. The schedule and step count are those of the whole range. */
@@ -56,7 +71,10 @@ double pep_grad_norm(const float *g, size_t begin, size_t end);
 typedef int (*pep_optim_sum_fn)(double *sumsq, void *ud);
 /* One step: clips the gradient to o->clip (if > 0) by its global norm, then updates
  * params[begin, end). Returns PEP_ERR_NUMERIC (naming the step) if the gradient is not finite.
- * *gnorm_out (optional) gets the pre-clip norm. */
+ * *gnorm_out (optional) gets the pre-clip norm. The norm is summed on the caller's thread, in the
+ * same order whatever o->threads; the element-wise update is split over the pool, each element
+ * updated by the same operations as on one thread: parameters and moments are the same bits at
+ * any thread count. */
 int pep_optim_step(struct pep_optim *o, float *params, float *grads, double *gnorm_out);
 /* The step of a slice: the squared norm of grads[lo, hi), summed over all slices by `sum` (NULL:
  * the slice is the whole range), clips by the global norm and updates params[lo, hi) only.

@@ -25,6 +25,9 @@ cli_part() {
     grep -q '"mode":"full"' <<<"$out" && grep -q '"mode":"pe"' <<<"$out" || fail "bench sgemm rows missing: $out"
     awk -F'"floor_ms_per_step":' 'NF > 1 { split($2, a, ","); if (a[1] + 0 <= 0) exit 1 }' <<<"$out" \
         || fail "bench sgemm: non-positive floor: $out"
+    out=$("$B" bench outer --shape tiny --threads 2 --steps 1 --warmup 0)
+    grep -q '"bench":"outer".*"threads":2' <<<"$out" || fail "bench outer: no 2-thread JSON row: $out"
+    check_bad "--threads must be 1..1024" bench outer --threads 0
     check_bad "--pe must be adapter, prefix, lora or none, got 'foo'" bench encoder --pe foo
     check_bad "--steps must be positive" bench encoder --steps 0
     check_bad "unknown benchmark shape 'huge'" bench sgemm --shape huge

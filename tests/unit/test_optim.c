@@ -1,6 +1,7 @@
 /* Optimizers: AdamW against a hand-computed step (PyTorch's AdamW formula), SGD, schedules
  * (the cosine one's landmarks here; every step against PyTorch's schedulers in
- * tests/torch/test_schedule_parity.c), clipping, and the non-finite-gradient error. */
+ * tests/torch/test_schedule_parity.c), clipping, the non-finite-gradient error, sharded slices,
+ * and the update split over threads (the same bits as one thread). */
 #include <math.h>
 #include <string.h>
 
@@ -150,6 +151,97 @@ static void test_optim_slices_match_unsharded(void **st)
         }
 }
 
+static float *floats(size_t n)
+{
+    float *x = pep_alloc_(n * sizeof(float), "test array", __FILE__, __LINE__, __func__);
+    assert_non_null(x);
+    return x;
+}
+
+/* Runs STEPS steps of the optimizer cfg describes on the slice [lo, hi) of [b, e) (the norm summed
+ * over the whole range by the hook, as the sharded step does) with `threads` threads, from fixed
+ * parameters and gradients; leaves the parameters in p and the slice's moments in m and v. */
+static void run_threads(const struct pep_config *cfg, int threads, size_t n, size_t b, size_t e, size_t lo,
+                        size_t hi, int steps, float *p, float *g, float *m, float *v)
+{
+    struct pep_optim o;
+    assert_int_equal(pep_optim_from_config(cfg, &o), PEP_OK);
+    o.threads = threads;
+    assert_int_equal(pep_optim_init_slice(&o, b, e, lo, hi), PEP_OK);
+    /* the slices here are long enough for every thread to get a share */
+    assert_int_equal(pep_pool_threads(o.pool), threads);
+    for (size_t i = 0; i < n; i++) p[i] = sinf(0.37f * (float)i);
+    for (int t = 0; t < steps; t++) {
+        for (size_t i = 0; i < n; i++) g[i] = (i % 97 == 0) ? 0.0f : cosf(0.11f * (float)i * (float)(t + 1)) * 1e-3f * (float)(i % 13);
+        double total = pep_grad_sumsq(g, b, e), norm;
+        int sliced = lo != b || hi != e;
+        assert_int_equal(pep_optim_step_slice(&o, p, g, sliced ? slices_total : NULL, &total, &norm), PEP_OK);
+        assert_true(norm > cfg->optim.clip); /* the clip is active */
+    }
+    if (o.m) {
+        memcpy(m, o.m, (hi - lo) * sizeof(float));
+        memcpy(v, o.v, (hi - lo) * sizeof(float));
+    }
+    pep_optim_fini(&o);
+    assert_null(o.pool);
+}
+
+/* The element-wise update split over 2 and 3 threads gives the same bits as on one thread:
+ * parameters and moments, AdamW and SGD, with clipping, weight decay and warm-up, over a whole
+ * range and over one rank's slice of it (odd lengths and offsets: the shares' edges fall inside
+ * vector loops' tails). */
+static void test_optim_threads_same_bits(void **st)
+{
+    const size_t n = 3 * PEP_OPTIM_SPLIT_MIN + 4013, b = 3, e = n - 2;
+    const size_t cases[2][2] = {{b, e}, {b + 1001, e - 517}}; /* whole range; a slice of it */
+    float *p1 = floats(n), *pt = floats(n), *g = floats(n), *m1 = floats(n), *v1 = floats(n), *mt = floats(n),
+          *vt = floats(n);
+    for (int kind = 0; kind < 2; kind++)
+        for (int c = 0; c < 2; c++) {
+            struct pep_config cfg;
+            pep_config_defaults(&cfg);
+            strcpy(cfg.optim.name, kind ? "sgd" : "adamw");
+            cfg.optim.lr = 0.01f, cfg.optim.weight_decay = 0.05f, cfg.optim.clip = 0.1f;
+            cfg.optim.warmup = 3, cfg.optim.steps = 6;
+            size_t lo = cases[c][0], hi = cases[c][1];
+            assert_true(hi - lo >= 3 * PEP_OPTIM_SPLIT_MIN);
+            run_threads(&cfg, 1, n, b, e, lo, hi, 5, p1, g, m1, v1);
+            for (int threads = 2; threads <= 3; threads++) {
+                run_threads(&cfg, threads, n, b, e, lo, hi, 5, pt, g, mt, vt);
+                assert_memory_equal(pt, p1, n * sizeof(float));
+                if (!kind) {
+                    assert_memory_equal(mt, m1, (hi - lo) * sizeof(float));
+                    assert_memory_equal(vt, v1, (hi - lo) * sizeof(float));
+                }
+            }
+        }
+    pep_free(p1), pep_free(pt), pep_free(g), pep_free(m1), pep_free(v1), pep_free(mt), pep_free(vt);
+}
+
+/* Short slices pay no thread overhead: no pool below 2 x PEP_OPTIM_SPLIT_MIN floats, and no more
+ * threads than shares of PEP_OPTIM_SPLIT_MIN floats. */
+static void test_optim_threads_only_for_long_slices(void **st)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    struct pep_optim o;
+    const size_t s = PEP_OPTIM_SPLIT_MIN;
+    const size_t len[] = {0, 1000, 2 * s - 1, 2 * s, 3 * s - 1, 3 * s, 100 * s};
+    const int want[] = {1, 1, 1, 2, 2, 3, 4};
+    for (int k = 0; k < 7; k++) {
+        assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK);
+        o.threads = 4;
+        assert_int_equal(pep_optim_init_slice(&o, 0, 100 * s, 0, len[k]), PEP_OK);
+        assert_int_equal(pep_pool_threads(o.pool), want[k]);
+        if (want[k] == 1) assert_null(o.pool);
+        pep_optim_fini(&o);
+    }
+    assert_int_equal(pep_optim_from_config(&cfg, &o), PEP_OK); /* threads 0 (the config's memset): the caller */
+    assert_int_equal(pep_optim_init(&o, 0, 100 * s), PEP_OK);
+    assert_null(o.pool);
+    pep_optim_fini(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +249,8 @@ int main(void)
         cmocka_unit_test(test_optim_clip_and_schedule),
         cmocka_unit_test(test_optim_cosine_schedule),
         cmocka_unit_test(test_optim_slices_match_unsharded),
+        cmocka_unit_test(test_optim_threads_same_bits),
+        cmocka_unit_test(test_optim_threads_only_for_long_slices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
