@@ -185,6 +185,7 @@ static int run_finetune(struct pep_stage *stg)
     size_t tb, te;
     PEP_CALL_GOTO(rc, pep_param_table_range(&m->table, trainable, &tb, &te));
     PEP_CALL_GOTO(rc, pep_optim_from_config(cfg, &opt));
+    opt.threads = stg->threads; /* the element-wise step on the rank's threads (BLAS is idle then) */
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, tb, te));
     best.groups = trainable;
     PEP_ALLOC_GOTO(rc, best.w, te - tb);

@@ -124,6 +124,7 @@ static int run_pretrain(struct pep_stage *stg)
     }
     size_t nb = 0, ne = m->table.numel;
     PEP_CALL_GOTO(rc, pep_optim_from_config(cfg, &opt));
+    opt.threads = stg->threads; /* the element-wise step on the rank's threads (BLAS is idle then) */
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, nb, ne));
     if (rank == 0)
         pep_info("pretrain: masked LM on %d languages (%ld sentences, %ld subwords), vocabulary %d, %zu parameters, "
