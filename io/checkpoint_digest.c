@@ -14,6 +14,7 @@
 
 #include "checkpoint_private.h"
 #include "core/error.h"
+#include "core/partition.h"
 #include "core/rng.h"
 
 /* "PEPCKDG" + the digest scheme ('1': the version-1 lanes hash of the covered bytes, FNV-1a
@@ -182,12 +183,11 @@ int pep_ckpt_digest_hash_share(const char *path, int share, int shares, uint64_t
     PEP_CHECK_GOTO(rc, fstat(fd, &st) == 0 && pep_ckpt_digest_npieces((uint64_t)st.st_size) == npieces, PEP_ERR_IO,
                    "%s: cannot compute its digest: the file changed size while it was being sealed", path);
     uint64_t covered = (uint64_t)st.st_size - PEP_CKPT_USERBLOCK;
-    /* contiguous blocks of pieces, the first npieces % shares shares one piece longer */
-    uint64_t base = npieces / (uint64_t)shares, extra = npieces % (uint64_t)shares, s = (uint64_t)share;
-    uint64_t first = s * base + (s < extra ? s : extra), count = base + (s < extra);
-    if (count == 0) goto cleanup;
+    size_t first, last; /* this share's contiguous block of pieces */
+    pep_partition_slice(share, shares, (size_t)npieces, 1, &first, &last);
+    if (first == last) goto cleanup;
     PEP_ALLOC_GOTO(rc, buf, DG_CHUNK);
-    for (uint64_t i = first; i < first + count; i++) {
+    for (uint64_t i = first; i < last; i++) {
         uint64_t off = i * PEP_CKPT_DIGEST_PIECE, len = covered - off;
         struct dg_hash h;
         dg_init(&h, 2, 0);

@@ -553,8 +553,8 @@ static int seal(struct pep_ckpt_writer *w)
     uint64_t *hashes = NULL;
     PEP_CHECK(n <= INT_MAX, PEP_ERR_USAGE, "%s: %" PRIu64 " digest pieces, more than one MPI call can send", w->tmp_path,
               n);
-    rc = (hashes = calloc(n ? n : 1, sizeof *hashes)) ? PEP_OK
-         : pep_error_set(PEP_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory: %" PRIu64 " digest pieces", n);
+    hashes = pep_alloc_((n ? n : 1) * sizeof *hashes, "digest piece hashes", __FILE__, __LINE__, __func__); /* zeroed */
+    rc = hashes ? PEP_OK : PEP_ERR_NOMEM;
     if (rc == PEP_OK) rc = pep_ckpt_digest_hash_share(w->tmp_path, w->rank, w->size, hashes, n);
     rc = agree(w, rc);
     if (rc == PEP_OK && n > 0) {
@@ -564,7 +564,7 @@ static int seal(struct pep_ckpt_writer *w)
                              w->tmp_path);
     }
     if (rc == PEP_OK) rc = agree(w, w->rank == 0 ? pep_ckpt_digest_seal_pieces(w->tmp_path, hashes, n) : PEP_OK);
-    free(hashes);
+    pep_free(hashes);
     return rc;
 }
 
