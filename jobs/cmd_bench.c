@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "core/clock.h"
+#include "core/gemm.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "jobs.h"
@@ -151,6 +152,19 @@ static int source_option(struct bench_source *src, int argc, char **argv, int *i
 }
 
 /* Median of n step times (sorts a copy; n is small). */
+/* The benches' threads: OPENBLAS_NUM_THREADS (as a stage's placement gives run.threads). As in
+ * a stage they become peprime's own (the model's sgemm split, the optimizer step) and OpenBLAS
+ * is held to one thread (mpi/placement.c). */
+static int bench_threads(void)
+{
+    static int threads;
+    if (!threads) {
+        threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+    return threads;
+}
+
 static double median_s(const double *t, int n)
 {
     double *c = malloc((size_t)n * sizeof *c);
@@ -207,6 +221,7 @@ static int bench_encoder(int argc, char **argv)
     double *times = NULL, flops = 0, tokens = 0, busy = 0;
     PEP_CALL_GOTO(rc, source_open(&src, &s, T));
     PEP_CALL_GOTO(rc, pep_model_create(&s, &m));
+    PEP_CALL_GOTO(rc, pep_model_set_threads(m, bench_threads()));
     pep_model_init_weights(m, 1, PEP_GROUPS_ALL);
     PEP_CALL_GOTO(rc, pep_batch_alloc(&b, B, B * T));
     PEP_ALLOC_GOTO(rc, idx, (size_t)B);
@@ -295,6 +310,7 @@ static int bench_maml(int argc, char **argv)
     size_t ub, ue;
     PEP_CALL_GOTO(rc, source_open(&src, &s, T));
     PEP_CALL_GOTO(rc, pep_model_create(&s, &m));
+    PEP_CALL_GOTO(rc, pep_model_set_threads(m, bench_threads()));
     pep_model_init_weights(m, 1, PEP_GROUPS_ALL);
     PEP_CALL_GOTO(rc, pep_batch_alloc(&bs, S, S * T));
     PEP_CALL_GOTO(rc, pep_batch_alloc(&bq, Q, Q * T));
@@ -303,7 +319,7 @@ static int bench_maml(int argc, char **argv)
     PEP_CALL_GOTO(rc, pep_maml_create(m, &o, &mm));
     pep_maml_update_range(mm, &ub, &ue);
     PEP_CALL_GOTO(rc, pep_optim_from_config(&cfg, &opt));
-    opt.threads = openblas_get_num_threads(); /* OPENBLAS_NUM_THREADS, as a stage's placement gives both */
+    opt.threads = bench_threads(); /* as a stage's placement gives the model and the optimizer */
     PEP_CALL_GOTO(rc, pep_optim_init(&opt, ub, ue));
     if (!src.lang) {
         PEP_CALL_GOTO(rc, source_batch(&src, &bs, S, 1, 0, idx));
@@ -351,7 +367,7 @@ cleanup:
 
 /* GFLOP/s of one row-major sgemm C(M,N) = op(A) op(B), op(A) (M,K), op(B) (K,N): the median
  * of `reps` calls after one warm-up call. Returns a negative value when out of memory. */
-static double sgemm_rate(int ta, int tb, int M, int N, int K, int reps)
+static double sgemm_rate(pep_pool_t *pool, int ta, int tb, int M, int N, int K, int reps)
 {
     float *a = malloc((size_t)M * K * sizeof(float)), *b = malloc((size_t)K * N * sizeof(float));
     float *c = malloc((size_t)M * N * sizeof(float));
@@ -361,8 +377,7 @@ static double sgemm_rate(int ta, int tb, int M, int N, int K, int reps)
         for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
         for (int r = -1; r < reps; r++) {
             double t0 = pep_now_s();
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a,
-                        ta ? M : K, b, tb ? K : N, 0.0f, c, N);
+            pep_sgemm(pool, ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c, N);
             if (r >= 0) t[r] = pep_now_s() - t0;
         }
         rate = 2.0 * M * N * K / median_s(t, reps) * 1e-9;
@@ -391,17 +406,20 @@ static int bench_sgemm(int argc, char **argv)
     struct pep_model_spec s;
     int B, T;
     PEP_CALL(pep_bench_shape(shape, &s, &B, &T));
-    double peak = sgemm_rate(0, 0, n, n, n, reps);
-    PEP_CHECK(peak > 0, PEP_ERR_NOMEM, "bench sgemm: out of memory for n = %d", n);
+    pep_pool_t *pool = NULL;
+    int rc = PEP_OK;
+    PEP_CALL(pep_pool_create(bench_threads(), &pool));
+    double peak = sgemm_rate(pool, 0, 0, n, n, n, reps);
+    PEP_CHECK_GOTO(rc, peak > 0, PEP_ERR_NOMEM, "bench sgemm: out of memory for n = %d", n);
     int N = B * T, C = s.C, io[4][2] = {{C, 3 * C}, {C, C}, {C, s.FF}, {s.FF, C}};
     double fl[3] = {0}, sec[3] = {0}; /* forward, input gradient, weight gradient */
     for (int j = 0; j < 4; j++) {
         int in = io[j][0], out = io[j][1];
         double f = 2.0 * N * in * out;
-        double r[3] = {sgemm_rate(0, 1, N, out, in, reps), sgemm_rate(0, 0, N, in, out, reps),
-                       sgemm_rate(1, 0, out, in, N, reps)};
+        double r[3] = {sgemm_rate(pool, 0, 1, N, out, in, reps), sgemm_rate(pool, 0, 0, N, in, out, reps),
+                       sgemm_rate(pool, 1, 0, out, in, N, reps)};
         for (int k = 0; k < 3; k++) {
-            PEP_CHECK(r[k] > 0, PEP_ERR_NOMEM, "bench sgemm: out of memory");
+            PEP_CHECK_GOTO(rc, r[k] > 0, PEP_ERR_NOMEM, "bench sgemm: out of memory");
             fl[k] += f, sec[k] += f / (r[k] * 1e9);
         }
     }
@@ -410,7 +428,7 @@ static int bench_sgemm(int argc, char **argv)
            shape, N, fl[0] / sec[0] * 1e-9, fl[1] / sec[1] * 1e-9, fl[2] / sec[2] * 1e-9);
     unsigned pe_groups = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
     int offs[257]; /* B full-length sequences (B <= 16 for the bench shapes) */
-    PEP_CHECK(B <= 256, PEP_ERR_INTERNAL, "bench sgemm: batch of %d", B);
+    PEP_CHECK_GOTO(rc, B <= 256, PEP_ERR_INTERNAL, "bench sgemm: batch of %d", B);
     for (int i = 0; i <= B; i++) offs[i] = i * T;
     for (int full = 1; full >= 0; full--) {
         double rate = 1e-9 * (full ? (fl[0] + fl[1] + fl[2]) / (sec[0] + sec[1] + sec[2]) : (fl[0] + fl[1]) / (sec[0] + sec[1]));
@@ -423,7 +441,9 @@ static int bench_sgemm(int argc, char **argv)
                "\"floor_ms_per_step\":%.2f,\"max_tokens_per_s\":%.1f}\n",
                shape, full ? "full" : "pe", peak, rate, ms, N / ms * 1e3);
     }
-    return PEP_OK;
+cleanup:
+    pep_pool_destroy(&pool);
+    return rc;
 }
 
 /* `bench outer`: the outer step alone (clip norm + AdamW or SGD over the shape's PLM, bench maml's

@@ -120,6 +120,7 @@ static int run_fidelity(struct pep_stage *stg, const struct fidelity_args *fa)
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER,
                                                  S > Q ? S : Q, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
+    PEP_CALL_GOTO(rc, pep_model_set_threads(m, stg->threads)); /* the sgemm calls on the rank's threads */
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     PEP_CHECK_GOTO(rc, run->init[0], PEP_ERR_USAGE, "peprime fidelity needs --init BASE.h5 (a base or primed model)");
     PEP_CALL_GOTO(rc, pep_stage_load(run->init, m, PEP_GROUP_BIT(PEP_GROUP_PLM), NULL));

@@ -61,6 +61,7 @@ static int run_evaluate(struct pep_stage *stg)
     struct pep_model_spec spec;
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER, 32, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
+    PEP_CALL_GOTO(rc, pep_model_set_threads(m, stg->threads)); /* the sgemm calls on the rank's threads */
     /* the model file must hold the same PE method as the config: check the stored shape; the
      * file is read once, by rank 0, and broadcast; an adapted.h5 of checkpoint.encoder = reference
      * gets its encoder from the base it names (or --init), checked by SHA-256 on rank 0 */

@@ -168,6 +168,7 @@ static int run_finetune(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(spm), ntags, PEP_HEAD_KIND_TAGGER,
                                                  MB > 32 ? MB : 32, &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
+    PEP_CALL_GOTO(rc, pep_model_set_threads(m, stg->threads)); /* the sgemm calls on the rank's threads */
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     unsigned trainable = PEP_GROUP_BIT(PEP_GROUP_PE) | PEP_GROUP_BIT(PEP_GROUP_HEAD);
     /* each input file is read once, by rank 0, and broadcast; a resume supplies the PE + head

@@ -109,6 +109,7 @@ static int run_pretrain(struct pep_stage *stg)
     PEP_CALL_GOTO(rc, pep_model_spec_from_config(&mcfg, pep_spm_fairseq_vocab(spm), 0, PEP_HEAD_KIND_MLM,
                                                  pep_train_loop_micro_batch(cfg, size), &spec));
     PEP_CALL_GOTO(rc, pep_model_create(&spec, &m));
+    PEP_CALL_GOTO(rc, pep_model_set_threads(m, stg->threads)); /* the sgemm calls on the rank's threads */
     pep_model_init_weights(m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     /* each input file is read once, by rank 0, and broadcast; a resume supplies every parameter,
      * so --init is read only for a fresh start */

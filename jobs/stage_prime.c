@@ -339,6 +339,7 @@ static int setup_model(struct prime *p)
     PEP_CALL(pep_model_spec_from_config(cfg, pep_spm_fairseq_vocab(p->spm), ntags, PEP_HEAD_KIND_TAGGER, maxB,
                                         &p->spec));
     PEP_CALL(pep_model_create(&p->spec, &p->m));
+    PEP_CALL(pep_model_set_threads(p->m, p->stg->threads)); /* the sgemm calls on the rank's threads */
     pep_model_init_weights(p->m, (uint64_t)cfg->run.seed, PEP_GROUPS_ALL);
     /* a resume supplies every parameter, so --init is read only for a fresh start; each file is
      * read once, by rank 0, and broadcast */

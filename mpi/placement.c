@@ -210,7 +210,9 @@ int pep_placement_setup(MPI_Comm comm, int threads, struct pep_placement *out)
         hwloc_bitmap_list_snprintf(cpus, sizeof cpus, out->cpuset);
         pep_warn("could not bind to cpus %s (%s); running unbound", cpus, strerror(errno));
     }
-    openblas_set_num_threads(out->threads);
+    /* the plan's threads are peprime's (the model's sgemm split, core/gemm.h, and the optimizer
+     * step): each calls OpenBLAS on one thread, so no OpenBLAS worker spins beside them */
+    openblas_set_num_threads(1);
     PEP_CALL_GOTO(rc, print_map(comm, out));
 cleanup:
     if (bound) hwloc_bitmap_free(bound);

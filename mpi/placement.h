@@ -42,8 +42,9 @@ void pep_placement_describe(const struct pep_placement *p, char *buf, size_t len
 
 /* Collective over comm. Loads this node's topology, reads the current process binding,
  * groups the ranks of each node by binding, plans, then binds the process with
- * hwloc_set_cpubind and sets openblas_set_num_threads to the plan's threads (the stages give
- * the optimizer steps as many, src/core/pool.h: its workers block while BLAS runs). Rank 0 prints the map (rank, host, cores, cpus, BLAS threads, BLAS kernel) and
+ * hwloc_set_cpubind and holds OpenBLAS to one thread: the plan's threads are peprime's own pools
+ * (the stages give them to the model's sgemm calls, core/gemm.h, and to the optimizer step,
+ * src/core/pool.h), each calling OpenBLAS single-threaded. Rank 0 prints the map (rank, host, cores, cpus, BLAS threads, BLAS kernel) and
  * one warning if threads were capped or cores are shared. A failed binding (e.g. a
  * container forbids it) is a warning, not an error. */
 int pep_placement_setup(MPI_Comm comm, int threads, struct pep_placement *out);

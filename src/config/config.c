@@ -170,7 +170,7 @@ static const struct pep_config_key keys[] = {
           "MPI-IO hint romio_cb_write (collective buffering of writes); automatic = the MPI library's choice"),
 
     KINT("run.seed", run.seed, 0, 2147483647, "1", "seed for initialisation, tasks, batches and dropout"),
-    KINT("run.threads", run.threads, 0, 1024, "0", "threads per rank (BLAS, and the optimizer step's element-wise update: priming's outer step, fine-tuning, pretraining); 0 = cores of the rank"),
+    KINT("run.threads", run.threads, 0, 1024, "0", "threads per rank: the model's sgemm calls split over them (OpenBLAS on one thread each) and the optimizer step's element-wise update (priming's outer step, fine-tuning, pretraining); 0 = cores of the rank"),
     KINT("run.log_every", run.log_every, 1, 1 << 30, "10", "steps between progress lines"),
     KSTR("run.out", run.out, "out", "output directory"),
     KFLT("run.watchdog_s", run.watchdog_s, -1, 1e7, "0",

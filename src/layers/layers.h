@@ -10,16 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/pool.h"
 #include "layers/activation.h"
 
 /* linear.c: out (N, OC) = inp (N, IC) W^T + b, W (OC, IC) row-major (Hugging Face layout).
- * ldi / ldo are the row strides of inp / out (>= IC / OC), for views into wider buffers. */
-void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC,
+ * ldi / ldo are the row strides of inp / out (>= IC / OC), for views into wider buffers. The
+ * sgemm calls run on `pool`'s threads (core/gemm.h; NULL = the caller only). */
+void linear_forward(pep_pool_t *pool, float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC,
                     int ldi, int ldo);
-void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+void linear_backward(pep_pool_t *pool, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      int N, int IC, int OC, int ldi, int ldo);
 /* Fast path when dinp has no other contributor: dinp = dout W (overwritten, no memset needed). */
-void linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+void linear_backward_set(pep_pool_t *pool, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                          int N, int IC, int OC, int ldi, int ldo);
 void linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);
 void linear_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
@@ -91,12 +93,12 @@ void xent_backward(float *dlogits, const float *logits, const int *labels, int N
  * layout: out may alias x for in-place "x = x + adapter(x)"). h_pre, h_act (N, R) saved.
  * relu_on: NULL, or (act ReLU only) the on/off pattern of the N x R units to use instead of
  * the sign of h_pre (relu_pattern_* above); pass the same one to the backward. */
-void adapter_forward(float *out, float *h_pre, float *h_act, const float *x, const float *wd, const float *bd,
+void adapter_forward(pep_pool_t *pool, float *out, float *h_pre, float *h_act, const float *x, const float *wd, const float *bd,
                      const float *wu, const float *bu, int N, int C, int R, enum pep_activation act,
                      const uint64_t *relu_on);
 /* Given dout (gradient at the adapter's output y = x + delta), accumulates dx (= dout + d/dx delta)
  * when dx != NULL — dx must not alias dout — and the weight gradients when non-NULL. */
-void adapter_backward(float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
+void adapter_backward(pep_pool_t *pool, float *dx, float *dwd, float *dbd, float *dwu, float *dbu, const float *dout, const float *x,
                       const float *h_pre, const float *h_act, const float *wd, const float *wu, int N, int C, int R,
                       enum pep_activation act, const uint64_t *relu_on, float *scratch);
 

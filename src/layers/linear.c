@@ -1,10 +1,11 @@
-/* Linear layer over OpenBLAS sgemm, with a naive reference twin for tests. */
-#include <cblas.h>
+/* Linear layer over sgemm (on a pool's threads: core/gemm.h), with a naive reference twin for
+ * tests. */
 #include <string.h>
 
+#include "core/gemm.h"
 #include "layers/layers.h"
 
-void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC,
+void linear_forward(pep_pool_t *pool, float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC,
                     int ldi, int ldo)
 {
     /* out = b (broadcast), then out += inp W^T: one sgemm with beta = 1 */
@@ -13,16 +14,16 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * ldo, b, (size_t)OC * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, ldi, w, IC, beta, out, ldo);
+    pep_sgemm(pool, 0, 1, N, OC, IC, 1.0f, inp, ldi, w, IC, beta, out, ldo);
 }
 
-void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+void linear_backward(pep_pool_t *pool, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      int N, int IC, int OC, int ldi, int ldo)
 {
     if (dinp) /* dinp (N, IC) += dout (N, OC) W (OC, IC) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, ldo, w, IC, 1.0f, dinp, ldi);
+        pep_sgemm(pool, 0, 0, N, IC, OC, 1.0f, dout, ldo, w, IC, 1.0f, dinp, ldi);
     if (dw) /* dW (OC, IC) += dout^T inp */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, ldo, inp, ldi, 1.0f, dw, IC);
+        pep_sgemm(pool, 1, 0, OC, IC, N, 1.0f, dout, ldo, inp, ldi, 1.0f, dw, IC);
     if (db)
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * ldo;
@@ -30,11 +31,11 @@ void linear_backward(float *dinp, float *dw, float *db, const float *dout, const
         }
 }
 
-void linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+void linear_backward_set(pep_pool_t *pool, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                          int N, int IC, int OC, int ldi, int ldo)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, ldo, w, IC, 0.0f, dinp, ldi);
-    linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC, ldi, ldo);
+    pep_sgemm(pool, 0, 0, N, IC, OC, 1.0f, dout, ldo, w, IC, 0.0f, dinp, ldi);
+    linear_backward(pool, NULL, dw, db, dout, inp, w, N, IC, OC, ldi, ldo);
 }
 
 void linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC)

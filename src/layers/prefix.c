@@ -10,9 +10,9 @@ void prefix_mlp_forward(float *pk, float *pv, float *kv, float *h, float *act, c
                         const float *b0, const float *w2, const float *b2, int L, int P, int C, int H)
 {
     int O = 2 * L * C;
-    linear_forward(h, emb, w0, b0, P, C, H, C, H);
+    linear_forward(NULL, h, emb, w0, b0, P, C, H, C, H);
     activation_forward(act, h, (size_t)P * H, PEP_ACTIVATION_TANH);
-    linear_forward(kv, act, w2, b2, P, H, O, H, O);
+    linear_forward(NULL, kv, act, w2, b2, P, H, O, H, O);
     for (size_t l = 0; l < (size_t)L; l++)
         for (size_t p = 0; p < (size_t)P; p++) {
             memcpy(pk + (l * P + p) * C, kv + p * O + 2 * l * C, (size_t)C * sizeof(float));
@@ -34,7 +34,7 @@ void prefix_mlp_backward(float *demb, float *dw0, float *db0, float *dw2, float 
         }
     float *dact = scratch, *dh = scratch + (size_t)P * H;
     memset(scratch, 0, 2 * (size_t)P * H * sizeof(float));
-    linear_backward(dact, dw2, db2, dkv, act, w2, P, H, O, H, O);
+    linear_backward(NULL, dact, dw2, db2, dkv, act, w2, P, H, O, H, O);
     activation_backward(dh, h, dact, (size_t)P * H, PEP_ACTIVATION_TANH);
-    linear_backward(demb, dw0, db0, dh, emb, w0, P, C, H, C, H);
+    linear_backward(NULL, demb, dw0, db0, dh, emb, w0, P, C, H, C, H);
 }

@@ -177,7 +177,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         struct layer_acts *la = &st->acts[l];
         float *xout = st->xs + (size_t)(l + 1) * s->max_B * s->max_T * C;
         size_t NC = (size_t)N * C;
-        linear_forward(la->qkv, la->x, W(m, li->wq), W(m, li->bq), N, C, 3 * C, C, 3 * C);
+        linear_forward(st->pool, la->qkv, la->x, W(m, li->wq), W(m, li->bq), N, C, 3 * C, C, 3 * C);
         if (li->qa >= 0) {
             lora_forward(la->qkv, la->xa_q, la->x, W(m, li->qa), W(m, li->qb), N, C, C, r, scale_lora, C, 3 * C);
             lora_forward(la->qkv + 2 * C, la->xa_v, la->x, W(m, li->va), W(m, li->vb), N, C, C, r, scale_lora, C, 3 * C);
@@ -185,11 +185,11 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         attention_forward(la->ctx, la->att, la->qkv, P ? st->pk + (size_t)l * P * C : NULL,
                           P ? st->pv + (size_t)l * P * C : NULL, st->offsets, nseq, st->seq0, C, NH, P, pa, dropout_seed,
                           SITE_LAYER(l, 1), st->att_scratch);
-        linear_forward(la->ao, la->ctx, W(m, li->wo), W(m, li->bo), N, C, C, C, C);
+        linear_forward(st->pool, la->ao, la->ctx, W(m, li->wo), W(m, li->bo), N, C, C, C, C);
         dropout_forward(la->ao, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 2));
         const float *att_branch = la->ao;
         if (li->att_ad.wd >= 0) {
-            adapter_forward(la->ao_ad, la->ah_pre, la->ah_act, la->ao, W(m, li->att_ad.wd), W(m, li->att_ad.bd),
+            adapter_forward(st->pool, la->ao_ad, la->ah_pre, la->ah_act, la->ao, W(m, li->att_ad.wd), W(m, li->att_ad.bd),
                             W(m, li->att_ad.wu), W(m, li->att_ad.bu), N, C, R, ak,
                             st->relu_fwd ? st->relu_fwd + relu_site(m, l, 0, N) : NULL);
             if (relu_rec) relu_pattern_record(relu_rec + relu_site(m, l, 0, N), la->ah_pre, (size_t)N * R);
@@ -197,13 +197,13 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         }
         add_into(la->ln1_in, att_branch, la->x, NC);
         layernorm_forward(la->x1, la->ln1_mean, la->ln1_rstd, la->ln1_in, W(m, li->ln1w), W(m, li->ln1b), N, C, s->ln_eps);
-        linear_forward(la->fc, la->x1, W(m, li->wi), W(m, li->bi), N, C, FF, C, FF);
+        linear_forward(st->pool, la->fc, la->x1, W(m, li->wi), W(m, li->bi), N, C, FF, C, FF);
         activation_forward(la->fc_act, la->fc, (size_t)N * FF, PEP_ACTIVATION_GELU);
-        linear_forward(la->oo, la->fc_act, W(m, li->wout), W(m, li->bout), N, FF, C, FF, C);
+        linear_forward(st->pool, la->oo, la->fc_act, W(m, li->wout), W(m, li->bout), N, FF, C, FF, C);
         dropout_forward(la->oo, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 3));
         const float *out_branch = la->oo;
         if (li->out_ad.wd >= 0) {
-            adapter_forward(la->oo_ad, la->oh_pre, la->oh_act, la->oo, W(m, li->out_ad.wd), W(m, li->out_ad.bd),
+            adapter_forward(st->pool, la->oo_ad, la->oh_pre, la->oh_act, la->oo, W(m, li->out_ad.wd), W(m, li->out_ad.bd),
                             W(m, li->out_ad.wu), W(m, li->out_ad.bu), N, C, R, ak,
                             st->relu_fwd ? st->relu_fwd + relu_site(m, l, 1, N) : NULL);
             if (relu_rec) relu_pattern_record(relu_rec + relu_site(m, l, 1, N), la->oh_pre, (size_t)N * R);
@@ -219,7 +219,7 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
     if (s->head == PEP_HEAD_KIND_TAGGER) {
         memcpy(st->hx, xL, (size_t)N * C * sizeof(float));
         dropout_forward(st->hx, st->rowkey, N, C, pd, dropout_seed, SITE_HEAD);
-        linear_forward(st->logits, st->hx, W(m, st->cls_w), W(m, st->cls_b), N, C, s->ntags, C, s->ntags);
+        linear_forward(st->pool, st->logits, st->hx, W(m, st->cls_w), W(m, st->cls_b), N, C, s->ntags, C, s->ntags);
         total = xent_forward(st->logits, st->labels, N, s->ntags, PEP_IGNORE_INDEX, &count);
         st->M = N;
     } else {
@@ -236,11 +236,11 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
         total = 0.0;
         count = 0;
         if (M > 0) {
-            linear_forward(st->lm_d, st->hx, W(m, st->lm_dw), W(m, st->lm_db), M, C, C, C, C);
+            linear_forward(st->pool, st->lm_d, st->hx, W(m, st->lm_dw), W(m, st->lm_db), M, C, C, C, C);
             activation_forward(st->lm_g, st->lm_d, (size_t)M * C, PEP_ACTIVATION_GELU);
             layernorm_forward(st->lm_ln, st->lm_mean, st->lm_rstd, st->lm_g, W(m, st->lm_lnw), W(m, st->lm_lnb), M, C,
                               s->ln_eps);
-            linear_forward(st->logits, st->lm_ln, W(m, st->wte), W(m, st->lm_bias), M, C, s->V, C, s->V);
+            linear_forward(st->pool, st->logits, st->lm_ln, W(m, st->wte), W(m, st->lm_bias), M, C, s->V, C, s->V);
             total = xent_forward(st->logits, st->labels_g, M, s->V, PEP_IGNORE_INDEX, &count);
         }
     }
@@ -307,7 +307,7 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
     memset(dx, 0, NC * sizeof(float));
     if (s->head == PEP_HEAD_KIND_TAGGER) {
         xent_backward(st->dlogits, st->logits, st->labels, N, s->ntags, PEP_IGNORE_INDEX, inv);
-        linear_backward(need_enc ? dx : NULL, G(m, st->cls_w, groups), G(m, st->cls_b, groups), st->dlogits, st->hx,
+        linear_backward(st->pool, need_enc ? dx : NULL, G(m, st->cls_w, groups), G(m, st->cls_b, groups), st->dlogits, st->hx,
                         W(m, st->cls_w), N, C, s->ntags, C, s->ntags);
         if (need_enc) dropout_backward(dx, st->rowkey, N, C, pd, seed, SITE_HEAD);
         PEP_CALL(ready_rows(m, st->cls_w, st->cls_b, groups));
@@ -319,13 +319,13 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
         memset(st->lm_dg, 0, MC * sizeof(float));
         memset(st->lm_dd, 0, MC * sizeof(float));
         memset(st->dhx, 0, MC * sizeof(float));
-        linear_backward(st->lm_dln, G(m, st->wte, groups), G(m, st->lm_bias, groups), st->dlogits, st->lm_ln,
+        linear_backward(st->pool, st->lm_dln, G(m, st->wte, groups), G(m, st->lm_bias, groups), st->dlogits, st->lm_ln,
                         W(m, st->wte), M, C, s->V, C, s->V);
         if (need_plm) st->wte_all_dirty = 1; /* the tied decoder writes every row */
         layernorm_backward(st->lm_dg, G(m, st->lm_lnw, groups), G(m, st->lm_lnb, groups), st->lm_dln, st->lm_g,
                            W(m, st->lm_lnw), st->lm_mean, st->lm_rstd, M, C);
         activation_backward(st->lm_dd, st->lm_d, st->lm_dg, MC, PEP_ACTIVATION_GELU);
-        linear_backward(need_enc ? st->dhx : NULL, G(m, st->lm_dw, groups), G(m, st->lm_db, groups), st->lm_dd, st->hx,
+        linear_backward(st->pool, need_enc ? st->dhx : NULL, G(m, st->lm_dw, groups), G(m, st->lm_db, groups), st->lm_dd, st->hx,
                         W(m, st->lm_dw), M, C, C, C, C);
         if (need_enc)
             for (int i = 0; i < M; i++) {
@@ -355,7 +355,7 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
         const float *doo = dln;
         if (li->out_ad.wd >= 0) {
             memset(dbr, 0, NC * sizeof(float));
-            adapter_backward(dbr, G(m, li->out_ad.wd, groups), G(m, li->out_ad.bd, groups), G(m, li->out_ad.wu, groups),
+            adapter_backward(st->pool, dbr, G(m, li->out_ad.wd, groups), G(m, li->out_ad.bd, groups), G(m, li->out_ad.wu, groups),
                              G(m, li->out_ad.bu, groups), dln, la->oo, la->oh_pre, la->oh_act, W(m, li->out_ad.wd),
                              W(m, li->out_ad.wu), N, C, R, ak,
                              st->relu_fwd ? st->relu_fwd + relu_site(m, l, 1, N) : NULL, st->ad_scratch);
@@ -369,10 +369,10 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
          * gradients nobody reads, so it stops here (as autograd does). */
         if (l == 0 && !need_plm && li->att_ad.wd < 0 && li->qa < 0 && P == 0) break;
         if (pd > 0.0f) dropout_backward((float *)doo, st->rowkey, N, C, pd, seed, SITE_LAYER(l, 3));
-        linear_backward_set(st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act,
+        linear_backward_set(st->pool, st->dfc_act, G(m, li->wout, groups), G(m, li->bout, groups), doo, la->fc_act,
                             W(m, li->wout), N, FF, C, FF, C);
         activation_backward_inplace(st->dfc_act, la->fc, (size_t)N * FF, PEP_ACTIVATION_GELU);
-        linear_backward(dx1, G(m, li->wi, groups), G(m, li->bi, groups), st->dfc_act, la->x1, W(m, li->wi), N, C, FF,
+        linear_backward(st->pool, dx1, G(m, li->wi, groups), G(m, li->bi, groups), st->dfc_act, la->x1, W(m, li->wi), N, C, FF,
                         C, FF);
         /* attention LayerNorm */
         memset(dln, 0, NC * sizeof(float));
@@ -382,7 +382,7 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
         const float *dao = dln;
         if (li->att_ad.wd >= 0) {
             memset(dbr, 0, NC * sizeof(float));
-            adapter_backward(dbr, G(m, li->att_ad.wd, groups), G(m, li->att_ad.bd, groups), G(m, li->att_ad.wu, groups),
+            adapter_backward(st->pool, dbr, G(m, li->att_ad.wd, groups), G(m, li->att_ad.bd, groups), G(m, li->att_ad.wu, groups),
                              G(m, li->att_ad.bu, groups), dln, la->ao, la->ah_pre, la->ah_act, W(m, li->att_ad.wd),
                              W(m, li->att_ad.wu), N, C, R, ak,
                              st->relu_fwd ? st->relu_fwd + relu_site(m, l, 0, N) : NULL, st->ad_scratch);
@@ -395,7 +395,7 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
         if (l == 0 && !need_plm && li->qa < 0 && P == 0) break;
         if (pd > 0.0f) dropout_backward((float *)dao, st->rowkey, N, C, pd, seed, SITE_LAYER(l, 2));
         float *dctx = dx; /* dx1 is consumed: reuse its storage */
-        linear_backward_set(dctx, G(m, li->wo, groups), G(m, li->bo, groups), dao, la->ctx, W(m, li->wo), N, C, C, C, C);
+        linear_backward_set(st->pool, dctx, G(m, li->wo, groups), G(m, li->bo, groups), dao, la->ctx, W(m, li->wo), N, C, C, C, C);
         /* q|k|v gradients feed the layer input and LoRA; layer 0 of a frozen base with prefixes
          * needs neither, only its prefix gradients */
         int need_dx_in = l > 0 || need_plm;
@@ -412,7 +412,7 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
             lora_backward(need_dx_in ? dnext : NULL, G(m, li->va, groups), G(m, li->vb, groups), st->dqkv + 2 * C, la->x,
                           la->xa_v, W(m, li->va), W(m, li->vb), N, C, C, r, scale_lora, C, 3 * C, st->lora_scratch);
         }
-        linear_backward(need_dx_in ? dnext : NULL, G(m, li->wq, groups), G(m, li->bq, groups), st->dqkv, la->x,
+        linear_backward(st->pool, need_dx_in ? dnext : NULL, G(m, li->wq, groups), G(m, li->bq, groups), st->dqkv, la->x,
                         W(m, li->wq), N, C, 3 * C, C, 3 * C);
         float *t = dx;
         dx = dnext;

@@ -99,6 +99,13 @@ struct pep_model {
 
 int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out);
 void pep_model_destroy(struct pep_model **m);
+/* Runs the forward/backward sgemm calls on `threads` threads, the caller included (core/gemm.h:
+ * each call split by output rows or columns; OpenBLAS must then be on one thread). 1, the
+ * default, is one plain call each, the bits of a model that never had threads; more threads
+ * give the same bits run to run for a given count. Replaces any earlier pool. PEP_ERR_USAGE for
+ * threads < 1, PEP_ERR_NOMEM, PEP_ERR_INTERNAL (a thread could not start); on failure the
+ * model runs in the caller only. */
+int pep_model_set_threads(struct pep_model *m, int threads);
 /* Seeded initialisation of the groups in the mask: normal(0, init_std) matrices, zero biases,
  * unit LayerNorm gains; adapter up-projections and LoRA B zero (near-identity). */
 void pep_model_init_weights(struct pep_model *m, uint64_t seed, unsigned groups);

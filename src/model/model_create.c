@@ -291,12 +291,21 @@ cleanup:
     return rc;
 }
 
+int pep_model_set_threads(struct pep_model *m, int threads)
+{
+    struct pep_model_state *st = m->state;
+    PEP_CHECK(threads >= 1, PEP_ERR_USAGE, "model threads = %d: give 1 or more", threads);
+    pep_pool_destroy(&st->pool);
+    return threads == 1 ? PEP_OK : pep_pool_create(threads, &st->pool);
+}
+
 void pep_model_destroy(struct pep_model **pm)
 {
     if (!pm || !*pm) return;
     struct pep_model *m = *pm;
     if (m->state) {
         struct pep_model_state *st = m->state;
+        pep_pool_destroy(&st->pool);
         free(st->arena_raw);
         free(st->lid);
         free(st->acts);

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "core/pool.h"
 #include "model/model.h"
 
 struct adapter_ids {
@@ -69,6 +70,8 @@ struct pep_model_state {
     /* backward scratch */
     float *dx, *dx_next, *dtmp, *dtmp2, *dqkv, *dfc_act, *dlogits, *dhx, *att_scratch, *ad_scratch, *lora_scratch;
     float *dpk, *dpv, *dkv, *dpre;
+
+    pep_pool_t *pool; /* the sgemm calls' threads (pep_model_set_threads); NULL = the caller only */
     float *lm_dd, *lm_dg, *lm_dln;
 };
 

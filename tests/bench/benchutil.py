@@ -45,6 +45,17 @@ def blas_info():
     return ";".join(libs) or "none found", core, nthreads
 
 
+def cpu_name():
+    """'model name (family F model M)' of the first CPU (a VM's model name can be just 'AMD EPYC')."""
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        key, _, val = line.partition(":")
+        if key.strip() in ("model name", "cpu family", "model") and key.strip() not in info:
+            info[key.strip()] = val.strip()
+    name = info.get("model name") or platform.processor() or "unknown"
+    return f"{name} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
+
+
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 

@@ -16,21 +16,11 @@ of each one's median ms per step.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import time
 
-
-def cpu_name():
-    """'model name (family F model M)' of the first CPU (a VM's model name can be just 'AMD EPYC')."""
-    info = {}
-    for line in open("/proc/cpuinfo"):
-        key, _, val = line.partition(":")
-        if key.strip() in ("model name", "cpu family", "model") and key.strip() not in info:
-            info[key.strip()] = val.strip()
-    name = info.get("model name") or platform.processor() or "unknown"
-    return f"{name} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
+from benchutil import cpu_name
 
 
 def one(binary, shape, threads, steps, warmup):

@@ -403,10 +403,10 @@ static void test_linear_fast_matches_ref(void **st)
     for (int i = 0; i < OC * IC; i++) w[i] = pep_rng_normal(&r);
     for (int i = 0; i < OC; i++) b[i] = pep_rng_normal(&r);
     for (int i = 0; i < N * OC; i++) dy[i] = pep_rng_normal(&r);
-    linear_forward(y, x, w, b, N, IC, OC, IC, OC);
+    linear_forward(NULL, y, x, w, b, N, IC, OC, IC, OC);
     linear_forward_ref(yr, x, w, b, N, IC, OC);
     assert_true(pep_test_rel_err(y, yr, N * OC) < 1e-6);
-    linear_backward(dx, dw, db, dy, x, w, N, IC, OC, IC, OC);
+    linear_backward(NULL, dx, dw, db, dy, x, w, N, IC, OC, IC, OC);
     linear_backward_ref(dxr, dwr, dbr, dy, x, w, N, IC, OC);
     assert_true(pep_test_rel_err(dx, dxr, N * IC) < 1e-6);
     assert_true(pep_test_rel_err(dw, dwr, OC * IC) < 1e-6);
