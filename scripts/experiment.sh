@@ -18,7 +18,8 @@
 # methods (RUN/b<N>/prime/mlm-s<seed>). An arm's fine-tuning job file is
 # EXP/arms/<arm>.finetune.ini when present, else EXP/finetune.ini. After every finished cell
 # RUN/results_long.csv (base,pe,arm,seed,language,f1 with f1 in %) is rebuilt from all finished
-# cells, so it is complete after any interruption; --collect only rebuilds it.
+# cells, so it is complete after any interruption, and RUN/dev_f1.csv (base,pe,arm,seed,dev_f1:
+# English dev F1 in % of each cell's kept model) beside it; --collect only rebuilds them.
 # --calibrate: pretraining (if not done) and the inner-rate calibration only, locally.
 # --bases-from DIR: the bases of an earlier stretch of work instead of pretraining — a copy of
 # its RUN/bases (stripped base-step<N>.h5, spm.model, SHA256SUMS, calibration/), e.g. the one

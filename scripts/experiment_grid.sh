@@ -29,12 +29,13 @@ grid_read() {
 # grid_get KEY: the value of a grid.conf key; empty when absent
 grid_get() { printf '%s' "${grid_conf[$1]:-}"; }
 grid_read "$exp/grid.conf"
-# grid_log_mean CHECKPOINT SERIES: the mean of the checkpoint's /log/SERIES (h5dump, full
-# precision); empty when the file or the series is missing
-grid_log_mean() {
+# grid_log_stat CHECKPOINT SERIES mean|max: the mean or the largest value of the checkpoint's
+# /log/SERIES (h5dump, full precision); empty when the file or the series is missing
+grid_log_stat() {
   h5dump -A 0 -y -w 0 -m '%.9g' -d "/log/$2" "$1" 2>/dev/null |
-    awk '/^ *DATA \{/ {d = 1; next} d && /}/ {d = 0} d {gsub(/,/, " "); for (i = 1; i <= NF; i++) {s += $i; n++}}
-         END {if (n) printf "%.6g\n", s / n}'
+    awk -v stat="$3" '/^ *DATA \{/ {d = 1; next} d && /}/ {d = 0}
+         d {gsub(/,/, " "); for (i = 1; i <= NF; i++) {s += $i; if (!n || $i > m) m = $i; n++}}
+         END {if (n) printf "%.6g\n", stat == "max" ? m : s / n}'
 }
 # in_list ITEM LIST: ITEM is an item of the comma-separated LIST (no pipe: pipefail-safe)
 in_list() { [[ ",$2," == *",$1,"* ]]; }
@@ -224,7 +225,7 @@ grid_inner_lr() {
                --set "run.log_every=$steps" --init "$base")
     STAGE_CONF=$exp/arms/$ref.ini stage calibration/ref prime "${sel[@]}" --out "$cal/ref" || exit 1
     # the mean meta-loss over all the steps: the run's /log/meta_loss (one row per meta-step)
-    meanloss() { grid_log_mean "$cal/$1/primed.h5" meta_loss; }
+    meanloss() { grid_log_stat "$cal/$1/primed.h5" meta_loss mean; }
     local lref
     lref=$(meanloss ref)
     [[ -n "$lref" ]] || { say "calibration: no /log/meta_loss in $cal/ref/primed.h5"; exit 1; }
@@ -311,6 +312,22 @@ grid_collect() {
     sort -t, -k1,1n -k2,2 -k3,3 -k4,4n -k5,5 "$tmp.here" >>"$tmp"
     rm -f "$tmp.here"
     mv "$tmp" "$run/results_long.csv"
+    # English dev F1 of each finished cell's kept model (the largest /log/dev_f1 of its
+    # adapted.h5), so that it is committed beside the rows and outlives the run folder
+    echo "base,pe,arm,seed,dev_f1" >"$tmp"
+    for f in "$run"/b*/finetune/*/adapted.h5; do
+      rel=${f#"$run"/b}
+      b=${rel%%/*}
+      cell=${rel#*/finetune/}
+      cell=${cell%/adapted.h5}
+      [[ -s "$run/b$b/evaluate/$cell/results.csv" && "$cell" =~ ^([a-z]+)-([a-z][a-z0-9-]*)-s([0-9]+)$ ]] || continue
+      local dev
+      dev=$(grid_log_stat "$f" dev_f1 max)
+      if [[ -n "$dev" ]]; then
+        awk -v p="$b,${BASH_REMATCH[1]},${BASH_REMATCH[2]},${BASH_REMATCH[3]}" -v d="$dev" 'BEGIN {printf "%s,%.4f\n", p, 100 * d}'
+      fi
+    done | sort -t, -k1,1n -k2,2 -k3,3 -k4,4n >>"$tmp"
+    mv "$tmp" "$run/dev_f1.csv"
   ) 8>"$run/.results_long.lock"
 }
 

@@ -75,6 +75,17 @@ for want in "20,adapter,mlm,1,hi," "20,adapter,mt-matched,1,sw," "10,adapter,mam
     grep -q "^$want" "$run/results_long.csv" || fail "no row $want"
 done
 awk -F, 'NR > 1 && ($6 < 0 || $6 > 100) {bad = 1} END {exit bad}' "$run/results_long.csv" || fail "F1 outside [0, 100]"
+# RUN/dev_f1.csv: one row per finished cell, the largest /log/dev_f1 of its adapted.h5 in %
+head -1 "$run/dev_f1.csv" | grep -qx "base,pe,arm,seed,dev_f1" || fail "dev_f1.csv header"
+[[ $(($(wc -l <"$run/dev_f1.csv") - 1)) -eq 9 ]] || { cat "$run/dev_f1.csv"; fail "dev_f1.csv: expected 9 cells"; }
+/usr/bin/python3 - "$run" <<'PY' || fail "dev_f1.csv does not hold each adapted.h5's best dev F1"
+import csv, sys, h5py
+run = sys.argv[1]
+for r in csv.DictReader(open(run + "/dev_f1.csv")):
+    with h5py.File("%s/b%s/finetune/%s-%s-s%s/adapted.h5" % (run, r["base"], r["pe"], r["arm"], r["seed"]), "r") as f:
+        want = 100.0 * float(f["log/dev_f1"][:].max())
+    assert abs(float(r["dev_f1"]) - want) < 6e-5, (r, want)
+PY
 
 echo "== 2. a rerun redoes nothing; --calibrate reports the kept rate; --collect rebuilds the CSV"
 n=$(wc -l <"$run/timings.csv")
@@ -84,9 +95,11 @@ drive >"$work/second.log" 2>&1 || { cat "$work/second.log"; fail "rerun failed";
 drive --calibrate >"$work/calibrate.log" 2>&1 || { cat "$work/calibrate.log"; fail "--calibrate failed"; }
 grep -q "inner SGD rate of the calibrated arms: $lr " "$work/calibrate.log" || { cat "$work/calibrate.log"; fail "--calibrate does not report the rate"; }
 [[ $(wc -l <"$run/timings.csv") -eq $n ]] || fail "--calibrate ran stages again"
-rm "$run/results_long.csv"
+cp "$run/dev_f1.csv" "$work/dev_before.csv"
+rm "$run/results_long.csv" "$run/dev_f1.csv"
 drive --collect >"$work/collect.log" 2>&1 || { cat "$work/collect.log"; fail "--collect failed"; }
 cmp -s "$work/before.csv" "$run/results_long.csv" || fail "--collect gives a different CSV"
+cmp -s "$work/dev_before.csv" "$run/dev_f1.csv" || fail "--collect gives a different dev_f1.csv"
 
 echo "== 3. the report reads the grid"
 /usr/bin/python3 "$root/analysis/report.py" "$run" --out "$work/report" >"$work/report.log" 2>&1 ||
