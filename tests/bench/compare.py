@@ -1,7 +1,9 @@
 """Side-by-side benchmark driver: runs `peprime bench ...` and the PyTorch 1.13 anchor
 (torch_encoder.py / torch_maml.py) for the same rows in one run, each row in its own
 process, interleaved (peprime, PyTorch, peprime, ...) --repeat times, and prints the Markdown
-rows of docs/benchmarks.md: medians and the range of the per-repeat ratios. Suites:
+rows of docs/benchmarks.md: medians and the range of the per-repeat ratios. The encoder suite
+runs every thread count of a row in each repeat too, and prints each side's 1 -> N thread
+speed-up from runs of the same repeat. Suites:
 
   compare.py encoder [--shapes tiny,base] [--threads 1,2] [--repeat N]   fwd+bwd tokens/s, full and PE modes
   compare.py pe      [--shapes tiny,base] [--threads 1] [--repeat N]     PE methods vs a full step, vs PyTorch
@@ -87,19 +89,39 @@ def torch_threads(a, tcmd, n, key, lower_is_better=False):
     return tcmd + ["--threads", str(t), "--blas-threads", str(b)], env_for(t, b), "%dx%d" % (t, b)
 
 
-def paired(a, pcmd, tcmd, threads, key, lower_is_better=False):
-    """Runs peprime and PyTorch (in its fastest thread configuration) a.repeat times,
-    interleaved (p, t, p, t, ...), so slow phases of a noisy machine hit both sides; returns
-    (median peprime row, median PyTorch row, per-repeat list of (peprime, PyTorch) rows, the
-    PyTorch thread configuration)."""
-    label, tenv, pairs = "-", None, []
+def interleaved(a, rows, key, lower_is_better=False):
+    """Runs rows = [(pcmd, tcmd, threads)] a.repeat times: each repeat runs every row in turn,
+    peprime then PyTorch (in its fastest thread configuration, chosen in the first repeat), so
+    slow phases of a noisy machine hit both sides and every thread count alike. Returns, per
+    row, (median peprime row, median PyTorch row, per-repeat list of (peprime, PyTorch) rows,
+    the PyTorch thread configuration)."""
+    tcmds = [tcmd for _, tcmd, _ in rows]
+    tenvs, labels = [None] * len(rows), ["-"] * len(rows)
+    pairs = [[] for _ in rows]
     for i in range(a.repeat):
-        p = run_json(pcmd, env_for(threads))  # first: it writes the --dump the PyTorch side replays
-        if i == 0 and not a.no_torch and tcmd is not None:
-            tcmd, tenv, label = torch_threads(a, tcmd, threads, key, lower_is_better)
-        t = None if a.no_torch or tcmd is None else run_json(tcmd, tenv)
-        pairs.append((p, t))
-    return median_row([p for p, _ in pairs]), median_row([t for _, t in pairs]), pairs, label
+        for j, (pcmd, _, threads) in enumerate(rows):
+            p = run_json(pcmd, env_for(threads))  # first: it writes the --dump the PyTorch side replays
+            if i == 0 and not a.no_torch and tcmds[j] is not None:
+                tcmds[j], tenvs[j], labels[j] = torch_threads(a, tcmds[j], threads, key, lower_is_better)
+            t = None if a.no_torch or tcmds[j] is None else run_json(tcmds[j], tenvs[j])
+            pairs[j].append((p, t))
+    return [(median_row([p for p, _ in pr]), median_row([t for _, t in pr]), pr, lab) for pr, lab in zip(pairs, labels)]
+
+
+def paired(a, pcmd, tcmd, threads, key, lower_is_better=False):
+    """One row of interleaved(): (median peprime row, median PyTorch row, per-repeat pairs, label)."""
+    return interleaved(a, [(pcmd, tcmd, threads)], key, lower_is_better)[0]
+
+
+def scaling(pairs_by_threads, side, key):
+    """Per repeat, each thread count's `key` over the first thread count's, for one side (0:
+    peprime, 1: PyTorch): {threads: sorted ratios}, from runs of the same repeat."""
+    first = pairs_by_threads[0][1]
+    out = {}
+    for threads, pairs in pairs_by_threads[1:]:
+        out[threads] = sorted(x[side][key] / f[side][key] for f, x in zip(first, pairs)
+                              if f[side] and x[side] and f[side].get(key) and x[side].get(key))
+    return out
 
 
 def spread(pairs, key, invert=False):
@@ -147,16 +169,18 @@ def fmt(x, nd=0):
 def suite_encoder(a):
     print("| shape | mode | threads | batches | pad fraction | peprime tokens/s | PyTorch tokens/s | PyTorch threads (torch x BLAS) | ratio | ratio per repeat | peprime GFLOP/s | peprime RSS MiB | PyTorch RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    speedups = []  # (shape, mode, {side: {threads: per-repeat ratios}})
     for shape in a.shapes:
-        for threads in a.threads:
-            for mode in ("full", "pe"):
-                steps = a.steps or ("5" if shape == "base" else "60" if not a.data else "20")
-                pd, td = data_args(a, "encoder", "%s-%s" % (shape, mode))
-                p, t, pairs, label = paired(
-                    a, [a.peprime, "bench", "encoder", "--shape", shape, "--mode", mode, "--steps", str(steps),
-                        "--warmup", "2"] + pd,
-                    [sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", mode,
-                     "--iters", str(steps), "--warmup", "2"] + td, threads, "tokens_per_s")
+        for mode in ("full", "pe"):
+            steps = a.steps or ("5" if shape == "base" else "60" if not a.data else "20")
+            pd, td = data_args(a, "encoder", "%s-%s" % (shape, mode))
+            pcmd = [a.peprime, "bench", "encoder", "--shape", shape, "--mode", mode, "--steps", str(steps),
+                    "--warmup", "2"] + pd
+            tcmd = [sys.executable, os.path.join(HERE, "torch_encoder.py"), "--config", shape, "--mode", mode,
+                    "--iters", str(steps), "--warmup", "2"] + td
+            # every thread count in each repeat, so the 1 -> N thread ratios are interleaved too
+            res = interleaved(a, [(pcmd, tcmd, threads) for threads in a.threads], "tokens_per_s")
+            for threads, (p, t, pairs, label) in zip(a.threads, res):
                 pt = p and p["tokens_per_s"]
                 tt = t and t.get("tokens_per_s")
                 print("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
@@ -164,6 +188,22 @@ def suite_encoder(a):
                     fmt(p and p.get("pad_fraction"), 2), fmt(pt), fmt(tt), label,
                     fmt(pt / tt if pt and tt else None, 2), spread(pairs, "tokens_per_s"), fmt(p and p["gflops"], 1),
                     fmt(p and p["peak_rss_mib"]), fmt(t and t.get("peak_rss_mib"))), flush=True)
+            if len(a.threads) > 1:
+                by = list(zip(a.threads, [r[2] for r in res]))
+                speedups.append((shape, mode, {side: scaling(by, side, "tokens_per_s") for side in (0, 1)}))
+    if not speedups:
+        return
+    # thread scaling of each side: the ratios of runs of the same repeat
+    print("\n| shape | mode | threads | peprime speed-up over %d thread(s) | per repeat | PyTorch speed-up | per repeat |"
+          % a.threads[0])
+    print("|---|---|---|---|---|---|---|")
+    for shape, mode, sides in speedups:
+        for threads in a.threads[1:]:
+            cols = []
+            for side in (0, 1):
+                rs = sides[side].get(threads, [])
+                cols += [fmt(median(rs) if rs else None, 2), " ".join("%.2f" % x for x in rs) or "n/a"]
+            print("| %s | %s | %d | %s | %s | %s | %s |" % (shape, mode, threads, *cols), flush=True)
 
 
 def suite_pe(a):
