@@ -72,15 +72,18 @@ void dropout_backward(float *dx, const uint64_t *rowkey, int N, int W, float p, 
  * 0..P-1 are the prefix keys, P + t token t) has key (((seq0 + b) * NH + h) * S + i) * S + j,
  * S = PEP_DROPOUT_STRIDE, seq0 the index of sequence 0 in the whole batch this one is a share
  * of (task groups; else 0), so a share draws the whole batch's masks.
- * scratch: attention_scratch_floats(longest sequence, P). */
-void attention_forward(float *ctx, float *att, const float *qkv, const float *pk, const float *pv, const int *offsets,
-                       int nseq, int seq0, int C, int NH, int P, float drop_p, uint64_t seed, uint64_t site,
-                       float *scratch);
+ * pool: its threads take contiguous ranges of heads (NULL: the caller alone); any thread count
+ * gives the same bits. scratch: one slice of scratch_stride >= attention_scratch_floats(longest
+ * sequence, P) floats per pool thread. */
+void attention_forward(pep_pool_t *pool, float *ctx, float *att, const float *qkv, const float *pk, const float *pv,
+                       const int *offsets, int nseq, int seq0, int C, int NH, int P, float drop_p, uint64_t seed,
+                       uint64_t site, float *scratch, size_t scratch_stride);
 /* dqkv (N, 3C) accumulated, or NULL when only the prefix gradients are wanted (a frozen layer
  * with nothing trainable below); dpk, dpv (P, C) accumulated when non-NULL. */
-void attention_backward(float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv, const float *pk,
-                        const float *pv, const float *att, const int *offsets, int nseq, int seq0, int C, int NH,
-                        int P, float drop_p, uint64_t seed, uint64_t site, float *scratch);
+void attention_backward(pep_pool_t *pool, float *dqkv, float *dpk, float *dpv, const float *dctx, const float *qkv,
+                        const float *pk, const float *pv, const float *att, const int *offsets, int nseq, int seq0,
+                        int C, int NH, int P, float drop_p, uint64_t seed, uint64_t site, float *scratch,
+                        size_t scratch_stride);
 size_t attention_scratch_floats(int T, int P);
 
 /* xent.c: softmax cross-entropy over rows of K logits with an ignore label. Returns the summed

@@ -182,9 +182,9 @@ int pep_model_forward(struct pep_model *m, const struct pep_batch *b, int train,
             lora_forward(la->qkv, la->xa_q, la->x, W(m, li->qa), W(m, li->qb), N, C, C, r, scale_lora, C, 3 * C);
             lora_forward(la->qkv + 2 * C, la->xa_v, la->x, W(m, li->va), W(m, li->vb), N, C, C, r, scale_lora, C, 3 * C);
         }
-        attention_forward(la->ctx, la->att, la->qkv, P ? st->pk + (size_t)l * P * C : NULL,
+        attention_forward(st->pool, la->ctx, la->att, la->qkv, P ? st->pk + (size_t)l * P * C : NULL,
                           P ? st->pv + (size_t)l * P * C : NULL, st->offsets, nseq, st->seq0, C, NH, P, pa, dropout_seed,
-                          SITE_LAYER(l, 1), st->att_scratch);
+                          SITE_LAYER(l, 1), st->att_scratch, st->att_stride);
         linear_forward(st->pool, la->ao, la->ctx, W(m, li->wo), W(m, li->bo), N, C, C, C, C);
         dropout_forward(la->ao, st->rowkey, N, C, pd, dropout_seed, SITE_LAYER(l, 2));
         const float *att_branch = la->ao;
@@ -401,10 +401,11 @@ int pep_model_backward_share(struct pep_model *m, unsigned groups, int ntargets_
         int need_dx_in = l > 0 || need_plm;
         float *dqkv = need_dx_in || li->qa >= 0 ? st->dqkv : NULL;
         if (dqkv) memset(dqkv, 0, NC * 3 * sizeof(float));
-        attention_backward(dqkv, P && need_pe ? st->dpk + (size_t)l * P * C : NULL,
+        attention_backward(st->pool, dqkv, P && need_pe ? st->dpk + (size_t)l * P * C : NULL,
                            P && need_pe ? st->dpv + (size_t)l * P * C : NULL, dctx, la->qkv,
                            P ? st->pk + (size_t)l * P * C : NULL, P ? st->pv + (size_t)l * P * C : NULL, la->att,
-                           st->offsets, nseq, st->seq0, C, NH, P, pa, seed, SITE_LAYER(l, 1), st->att_scratch);
+                           st->offsets, nseq, st->seq0, C, NH, P, pa, seed, SITE_LAYER(l, 1), st->att_scratch,
+                           st->att_stride);
         if (!dqkv) break;
         if (li->qa >= 0) {
             lora_backward(need_dx_in ? dnext : NULL, G(m, li->qa, groups), G(m, li->qb, groups), st->dqkv, la->x,

@@ -214,7 +214,8 @@ static void layout(struct pep_model *m, struct arena *a)
     st->dhx = carve(a, N * C);
     st->dqkv = carve(a, N * 3 * C);
     st->dfc_act = carve(a, N * FF);
-    st->att_scratch = carve(a, attention_scratch_floats(s->max_T, (int)P));
+    st->att_stride = attention_scratch_floats(s->max_T, (int)P);
+    st->att_scratch = st->att_scratch_one = carve(a, st->att_stride);
     st->ad_scratch = R ? carve(a, 2 * N * R) : NULL;
     st->lora_scratch = r ? carve(a, N * r) : NULL;
 }
@@ -296,7 +297,14 @@ int pep_model_set_threads(struct pep_model *m, int threads)
     struct pep_model_state *st = m->state;
     PEP_CHECK(threads >= 1, PEP_ERR_USAGE, "model threads = %d: give 1 or more", threads);
     pep_pool_destroy(&st->pool);
-    return threads == 1 ? PEP_OK : pep_pool_create(threads, &st->pool);
+    free(st->att_scratch_heap);
+    st->att_scratch_heap = NULL;
+    st->att_scratch = st->att_scratch_one;
+    if (threads == 1) return PEP_OK;
+    st->att_scratch_heap = malloc((size_t)threads * st->att_stride * sizeof(float));
+    PEP_CHECK(st->att_scratch_heap != NULL, PEP_ERR_NOMEM, "out of memory for attention scratch of %d threads", threads);
+    st->att_scratch = st->att_scratch_heap;
+    return pep_pool_create(threads, &st->pool);
 }
 
 void pep_model_destroy(struct pep_model **pm)
@@ -306,6 +314,7 @@ void pep_model_destroy(struct pep_model **pm)
     if (m->state) {
         struct pep_model_state *st = m->state;
         pep_pool_destroy(&st->pool);
+        free(st->att_scratch_heap);
         free(st->arena_raw);
         free(st->lid);
         free(st->acts);

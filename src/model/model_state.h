@@ -71,7 +71,10 @@ struct pep_model_state {
     float *dx, *dx_next, *dtmp, *dtmp2, *dqkv, *dfc_act, *dlogits, *dhx, *att_scratch, *ad_scratch, *lora_scratch;
     float *dpk, *dpv, *dkv, *dpre;
 
-    pep_pool_t *pool; /* the sgemm calls' threads (pep_model_set_threads); NULL = the caller only */
+    pep_pool_t *pool; /* the sgemm calls' and attention's threads (pep_model_set_threads); NULL = the caller only */
+    size_t att_stride;       /* attention scratch floats per thread */
+    float *att_scratch_one;  /* the arena's slice for one thread; att_scratch points here or at: */
+    float *att_scratch_heap; /* one slice per pool thread (pep_model_set_threads) */
     float *lm_dd, *lm_dg, *lm_dln;
 };
 

@@ -2,7 +2,9 @@
  * forward + backward of every group, in training mode (dropout and attention dropout on), for
  * adapters and prefixes, at a width whose projections are split (C = 256, ~145 tokens), at 2 and
  * 3 threads twice each — the same bits both times — and against 1 thread: relative L2 of the
- * loss, the logits and the whole gradient block under 1e-5. */
+ * loss, the logits and the whole gradient block under 1e-5. At a width where no product is
+ * split (C = 32), only attention runs on the pool (by heads), and 2 and 3 threads give 1
+ * thread's bits exactly. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +20,10 @@
 enum { NSEQ = 9, MAXT = 40 };
 static const int lens[NSEQ] = {40, 3, 17, 1, 25, 8, 33, 12, 6};
 
-static struct pep_model_spec spec_for(enum pep_pe_method pe)
+static struct pep_model_spec spec_for(enum pep_pe_method pe, int C)
 {
     struct pep_model_spec s = {0};
-    s.L = 2, s.C = 256, s.NH = 4, s.FF = 1024, s.V = 300, s.max_T = MAXT, s.max_B = NSEQ, s.max_positions = MAXT + 2;
+    s.L = 2, s.C = C, s.NH = 4, s.FF = 4 * C, s.V = 300, s.max_T = MAXT, s.max_B = NSEQ, s.max_positions = MAXT + 2;
     s.type_vocab = 1, s.ntags = 7, s.ln_eps = 1e-5f, s.init_std = 0.2f, s.head = PEP_HEAD_KIND_TAGGER, s.pe = pe;
     s.placement = PEP_ADAPTER_PLACEMENT_HOULSBY, s.adapter_act = PEP_ACTIVATION_GELU, s.bottleneck = 16;
     s.prefix_len = 5, s.prefix_reparam = 0, s.prefix_hidden = 16, s.lora_rank = 2, s.lora_alpha = 4.0f;
@@ -42,9 +44,9 @@ static void run_out_free(struct run_out *o)
 }
 
 /* One fwd + bwd of every group at `threads` threads, from weights and a batch seeded alike. */
-static struct run_out fwd_bwd(enum pep_pe_method pe, int threads)
+static struct run_out fwd_bwd(enum pep_pe_method pe, int C, int threads)
 {
-    struct pep_model_spec s = spec_for(pe);
+    struct pep_model_spec s = spec_for(pe, C);
     struct pep_model *m = NULL;
     assert_int_equal(pep_model_create(&s, &m), PEP_OK);
     assert_int_equal(pep_model_set_threads(m, threads), PEP_OK);
@@ -79,9 +81,9 @@ static void check_method(enum pep_pe_method pe)
 {
     openblas_set_num_threads(1); /* as the placement holds it (core/gemm.h) */
     assert_true(pep_sgemm_threads(3, 145, 3 * 256, 256) == 3); /* the q|k|v projection is split */
-    struct run_out one = fwd_bwd(pe, 1);
+    struct run_out one = fwd_bwd(pe, 256, 1);
     for (int t = 2; t <= 3; t++) {
-        struct run_out a = fwd_bwd(pe, t), b = fwd_bwd(pe, t);
+        struct run_out a = fwd_bwd(pe, 256, t), b = fwd_bwd(pe, 256, t);
         /* deterministic at a given thread count: the same bits */
         assert_memory_equal(&a.loss, &b.loss, sizeof a.loss);
         assert_memory_equal(a.logits, b.logits, a.nlogits * sizeof(float));
@@ -94,6 +96,29 @@ static void check_method(enum pep_pe_method pe)
         run_out_free(&b);
     }
     run_out_free(&one);
+}
+
+/* C = 32: every product below the split threshold, so the pool runs attention alone */
+static void check_attention_exact(enum pep_pe_method pe)
+{
+    openblas_set_num_threads(1);
+    assert_true(pep_sgemm_threads(3, 145, 4 * 32, 32) == 1 && pep_sgemm_threads(3, 145, 32, 4 * 32) == 1);
+    struct run_out one = fwd_bwd(pe, 32, 1);
+    for (int t = 2; t <= 3; t++) {
+        struct run_out a = fwd_bwd(pe, 32, t);
+        assert_memory_equal(&a.loss, &one.loss, sizeof a.loss);
+        assert_memory_equal(a.logits, one.logits, a.nlogits * sizeof(float));
+        assert_memory_equal(a.grads, one.grads, a.ngrads * sizeof(float));
+        run_out_free(&a);
+    }
+    run_out_free(&one);
+}
+
+static void test_model_threads_attention_by_heads_exact(void **state)
+{
+    (void)state;
+    check_attention_exact(PEP_PE_METHOD_ADAPTER);
+    check_attention_exact(PEP_PE_METHOD_PREFIX);
 }
 
 static void test_model_threads_adapter_deterministic_and_close(void **state)
@@ -111,7 +136,7 @@ static void test_model_threads_prefix_deterministic_and_close(void **state)
 static void test_model_threads_rejects_zero(void **state)
 {
     (void)state;
-    struct pep_model_spec s = spec_for(PEP_PE_METHOD_NONE);
+    struct pep_model_spec s = spec_for(PEP_PE_METHOD_NONE, 256);
     struct pep_model *m = NULL;
     assert_int_equal(pep_model_create(&s, &m), PEP_OK);
     assert_int_equal(pep_model_set_threads(m, 0), PEP_ERR_USAGE);
@@ -126,6 +151,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_threads_adapter_deterministic_and_close),
         cmocka_unit_test(test_model_threads_prefix_deterministic_and_close),
+        cmocka_unit_test(test_model_threads_attention_by_heads_exact),
         cmocka_unit_test(test_model_threads_rejects_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
