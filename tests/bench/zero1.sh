@@ -13,7 +13,8 @@
 #   tests/bench/zero1.sh NEW_BIN OLD_BIN WORKDIR [REPS] [STEPS] [SHAPES]
 #   tests/bench/zero1.sh --table ROWS.txt...     the table of earlier runs' rows.txt files
 # SHAPES: "base l4" (default) or one of them. The base shape needs ~6 GB per rank replicated.
-# WHICH (environment): the steps to run, default "old replicated sharded".
+# WHICH (environment): the steps to run, default "old replicated sharded"; also
+# sharded-ordered (the sharded step with maml.exchange_sum = ordered: no MPI reduce buffers).
 set -euo pipefail
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 table() { # rows.txt files -> Markdown table of medians (and the number of runs)
@@ -66,6 +67,7 @@ one() {
   local extra=()
   [ "$which" = old ] && bin=$OLD
   [ "$which" = replicated ] && extra=(--set maml.outer_shard=false)
+  [ "$which" = sharded-ordered ] && extra=(--set maml.exchange_sum=ordered)
   [ "$np" -gt 2 ] && bind=none
   rm -rf "$out" "$out".rss.*
   # each rank's maximum resident set into its own file (ranks' stderr lines can interleave)
