@@ -46,7 +46,7 @@ struct att_job {
 };
 
 PEP_DISPATCH
-static void forward_heads(void *arg, int tid, int nthreads)
+static void attention_forward_heads(void *arg, int tid, int nthreads)
 {
     const struct att_job *j = arg;
     size_t lo, hi;
@@ -102,11 +102,11 @@ void attention_forward(pep_pool_t *pool, float *ctx, float *att, const float *qk
     struct att_job j = {.ctx = ctx, .qkv = qkv, .pk = pk, .pv = pv, .att_out = att, .offsets = offsets,
                         .nseq = nseq, .seq0 = seq0, .C = C, .NH = NH, .P = P, .drop_p = drop_p, .seed = seed,
                         .site = site, .scratch = scratch, .scratch_stride = scratch_stride};
-    pep_pool_run(pool, forward_heads, &j);
+    pep_pool_run(pool, attention_forward_heads, &j);
 }
 
 PEP_DISPATCH
-static void backward_heads(void *arg, int tid, int nthreads)
+static void attention_backward_heads(void *arg, int tid, int nthreads)
 {
     const struct att_job *j = arg;
     size_t lo, hi;
@@ -176,5 +176,5 @@ void attention_backward(pep_pool_t *pool, float *dqkv, float *dpk, float *dpv, c
                         .att_in = att, .offsets = offsets, .nseq = nseq, .seq0 = seq0, .C = C, .NH = NH, .P = P,
                         .drop_p = drop_p, .seed = seed, .site = site, .scratch = scratch,
                         .scratch_stride = scratch_stride};
-    pep_pool_run(pool, backward_heads, &j);
+    pep_pool_run(pool, attention_backward_heads, &j);
 }
