@@ -292,7 +292,7 @@ grid_cell() {
 grid_collect() {
   (
     flock 8
-    local tmp=$run/.results_long.csv.tmp f rel b cell pe arm seed
+    local tmp=$run/.results_long.csv.tmp f rel b cell pe arm seed dev
     echo "base,pe,arm,seed,language,f1" >"$tmp"
     for f in "$run"/b*/evaluate/*/results.csv; do
       [[ -s "$f" && -s "${f%.csv}.json" ]] || continue
@@ -321,7 +321,6 @@ grid_collect() {
       cell=${rel#*/finetune/}
       cell=${cell%/adapted.h5}
       [[ -s "$run/b$b/evaluate/$cell/results.csv" && "$cell" =~ ^([a-z]+)-([a-z][a-z0-9-]*)-s([0-9]+)$ ]] || continue
-      local dev
       dev=$(grid_log_stat "$f" dev_f1 max)
       if [[ -n "$dev" ]]; then
         awk -v p="$b,${BASH_REMATCH[1]},${BASH_REMATCH[2]},${BASH_REMATCH[3]}" -v d="$dev" 'BEGIN {printf "%s,%.4f\n", p, 100 * d}'

@@ -214,8 +214,8 @@ static void layout(struct pep_model *m, struct arena *a)
     st->dhx = carve(a, N * C);
     st->dqkv = carve(a, N * 3 * C);
     st->dfc_act = carve(a, N * FF);
-    st->att_stride = attention_scratch_floats(s->max_T, (int)P);
-    st->att_scratch = st->att_scratch_one = carve(a, st->att_stride);
+    /* attention's scratch: one slice a thread, allocated by pep_model_set_threads */
+    st->att_stride = (attention_scratch_floats(s->max_T, (int)P) + 15) & ~(size_t)15;
     st->ad_scratch = R ? carve(a, 2 * N * R) : NULL;
     st->lora_scratch = r ? carve(a, N * r) : NULL;
 }
@@ -285,6 +285,7 @@ int pep_model_create(const struct pep_model_spec *spec, struct pep_model **out)
     layout(m, &a);
     m->state->acts[0].x = NULL; /* set below from xs */
     for (int l = 0; l < s->L; l++) st->acts[l].x = st->xs + (size_t)l * N * s->C;
+    if ((rc = pep_model_set_threads(m, 1)) != PEP_OK) goto cleanup;
     *out = m;
     return PEP_OK;
 cleanup:
@@ -296,15 +297,13 @@ int pep_model_set_threads(struct pep_model *m, int threads)
 {
     struct pep_model_state *st = m->state;
     PEP_CHECK(threads >= 1, PEP_ERR_USAGE, "model threads = %d: give 1 or more", threads);
+    /* 64-byte aligned slices, as the arena's buffers (att_stride is a multiple of 16 floats) */
+    float *scratch = aligned_alloc(64, (size_t)threads * st->att_stride * sizeof(float));
+    PEP_CHECK(scratch != NULL, PEP_ERR_NOMEM, "out of memory for attention scratch of %d threads", threads);
+    free(st->att_scratch);
+    st->att_scratch = scratch;
     pep_pool_destroy(&st->pool);
-    free(st->att_scratch_heap);
-    st->att_scratch_heap = NULL;
-    st->att_scratch = st->att_scratch_one;
-    if (threads == 1) return PEP_OK;
-    st->att_scratch_heap = malloc((size_t)threads * st->att_stride * sizeof(float));
-    PEP_CHECK(st->att_scratch_heap != NULL, PEP_ERR_NOMEM, "out of memory for attention scratch of %d threads", threads);
-    st->att_scratch = st->att_scratch_heap;
-    return pep_pool_create(threads, &st->pool);
+    return threads == 1 ? PEP_OK : pep_pool_create(threads, &st->pool);
 }
 
 void pep_model_destroy(struct pep_model **pm)
@@ -314,7 +313,7 @@ void pep_model_destroy(struct pep_model **pm)
     if (m->state) {
         struct pep_model_state *st = m->state;
         pep_pool_destroy(&st->pool);
-        free(st->att_scratch_heap);
+        free(st->att_scratch);
         free(st->arena_raw);
         free(st->lid);
         free(st->acts);

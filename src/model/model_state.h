@@ -72,9 +72,7 @@ struct pep_model_state {
     float *dpk, *dpv, *dkv, *dpre;
 
     pep_pool_t *pool; /* the sgemm calls' and attention's threads (pep_model_set_threads); NULL = the caller only */
-    size_t att_stride;       /* attention scratch floats per thread */
-    float *att_scratch_one;  /* the arena's slice for one thread; att_scratch points here or at: */
-    float *att_scratch_heap; /* one slice per pool thread (pep_model_set_threads) */
+    size_t att_stride; /* att_scratch's floats per thread: it holds one slice per pool thread */
     float *lm_dd, *lm_dg, *lm_dln;
 };
 
