@@ -36,9 +36,12 @@ static int load(struct pep_config *cfg, const char *path, int depth)
         char *s = line;
         if (lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
             s += 3;
-        /* comments: a line starting with # or ;, or " #" after a value */
-        char *hash = strstr(s, " #");
-        if (hash) *hash = '\0';
+        /* comments: a line starting with # or ;, or a # after a space or tab (the value's end) */
+        for (char *c = s; *c; c++)
+            if (*c == '#' && c > s && (c[-1] == ' ' || c[-1] == '\t')) {
+                *c = '\0';
+                break;
+            }
         s = trim(s);
         if (!*s || *s == '#' || *s == ';') continue;
         if (*s == '[') {
@@ -60,6 +63,7 @@ static int load(struct pep_config *cfg, const char *path, int depth)
         }
         *eq = '\0';
         char *key = trim(s), *value = trim(eq + 1);
+        if (*value == '#') *value = '\0'; /* "key =# note": a value starting with # is a comment too */
         if (!section[0] && !strcmp(key, "include")) {
             char inc[2048];
             if (value[0] == '/') snprintf(inc, sizeof inc, "%s", value);

@@ -290,6 +290,21 @@ static int enum_has(const char *choices, const char *v)
     return 0;
 }
 
+/* Why a job file could not hold this string value as it is (NULL: it can). Every config is
+ * stored as INI in its checkpoints, so a value set by --set must read back unchanged. */
+static const char *unwritable(const char *v)
+{
+    size_t n = strlen(v);
+    if (n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1])))
+        return "it starts or ends with white space, which a job file trims";
+    for (const char *c = v; *c; c++) {
+        if (*c == '\n' || *c == '\r') return "it holds a line break";
+        if (*c == '#' && (c == v || c[-1] == ' ' || c[-1] == '\t'))
+            return "a '#' at its start or after a space or tab begins a comment in a job file";
+    }
+    return NULL;
+}
+
 int pep_config_set(struct pep_config *cfg, const char *key, const char *value, const char *where)
 {
     const struct pep_config_key *k = find_key(key);
@@ -334,11 +349,14 @@ int pep_config_set(struct pep_config *cfg, const char *key, const char *value, c
         }
     }
         /* fall through */
-    case PEP_CONFIG_TYPE_STRING:
+    case PEP_CONFIG_TYPE_STRING: {
+        const char *why = unwritable(value);
+        PEP_CHECK(!why, PEP_ERR_USAGE, "%s: '%s' = '%s' cannot be stored in a job file: %s", where, key, value, why);
         PEP_CHECK(strlen(value) < k->size, PEP_ERR_USAGE, "%s: '%s' is longer than %zu characters",
                   where, key, k->size - 1);
         strcpy(field, value);
         break;
+    }
     }
     return PEP_OK;
 }

@@ -53,7 +53,14 @@ fuzz_one() {
       "${cov:-?}" "$(ls "$out/work/$h" | wc -l)" >"$out/$h.result"
   else
     { printf 'fuzz %-12s FAIL  (exit %d) after %ds; log %s:\n' "$h" $rc $((SECONDS - start)) "$out/$h.log"
-      grep -E 'ERROR|SUMMARY|fuzz: |runtime error|Test unit written|DEATH' "$out/$h.log" | head -20; } >"$out/$h.result"
+      grep -E 'ERROR|SUMMARY|fuzz: |runtime error|Test unit written|DEATH' "$out/$h.log" | head -20
+      # the input itself, so a CI log keeps what a lost machine's artifact held
+      local unit
+      unit=$(grep -o "$out/artifacts/[^ ]*" "$out/$h.log" | tail -1)
+      if [ -f "$unit" ]; then
+        echo "input ($(stat -c %s "$unit") bytes; the first 512 as od -c):"
+        head -c 512 "$unit" | od -An -c | head -32
+      fi; } >"$out/$h.result"
     return 1
   fi
 }

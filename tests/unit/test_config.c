@@ -90,6 +90,24 @@ static void test_config_optim_schedule_and_accumulate(void **state)
     pep_error_clear();
 }
 
+/* --set cannot store a string a job file would read back differently (every checkpoint keeps
+ * its config as INI). */
+static void test_config_rejects_unwritable_strings(void **state)
+{
+    struct pep_config cfg;
+    pep_config_defaults(&cfg);
+    const char *bad[] = {"#x", "a #b", "a\t#b", " x", "x ", "a\nb", "a\rb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pep_error_clear();
+        assert_int_equal(pep_config_set(&cfg, "model.tokenizer", bad[i], "--set model.tokenizer"), PEP_ERR_USAGE);
+        assert_non_null(strstr(pep_error_message(), "cannot be stored in a job file"));
+        assert_non_null(strstr(pep_error_message(), "--set model.tokenizer"));
+    }
+    pep_error_clear();
+    assert_int_equal(pep_config_set(&cfg, "model.tokenizer", "dir#1/spm.model", "--set"), PEP_OK);
+    assert_string_equal(cfg.model.tokenizer, "dir#1/spm.model");
+}
+
 static void test_config_ini_round_trip(void **state)
 {
     struct pep_config cfg;
@@ -109,6 +127,7 @@ int main(void)
         cmocka_unit_test(test_config_bad_enum_lists_choices),
         cmocka_unit_test(test_config_validate_cross_keys),
         cmocka_unit_test(test_config_optim_schedule_and_accumulate),
+        cmocka_unit_test(test_config_rejects_unwritable_strings),
         cmocka_unit_test(test_config_ini_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
