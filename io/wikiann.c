@@ -171,9 +171,12 @@ static int check_token(const char *tok, size_t n, const char *origin, long line,
               "%s:%ld: %s '%s' starts with U+FEFF (a byte-order mark; a second one at the start of a file, or one "
               "after a language prefix), which a reader takes for the file's encoding mark; remove it in the source",
               origin, line, what, show(tok, n, sh, sizeof sh));
-    size_t w = 0;
-    while (w < n && !is_blank(tok[w])) w++;
-    PEP_CHECK(!((w == 10 && !memcmp(tok, "-DOCSTART-", 10)) || (w == 3 && !memcmp(tok, "-X-", 3))), PEP_ERR_FORMAT,
+    /* the marker test of io/conll.c: the line's first word after any leading blanks */
+    size_t b = 0, w;
+    while (b < n && is_blank(tok[b])) b++;
+    for (w = b; w < n && !is_blank(tok[w]);) w++;
+    PEP_CHECK(!((w - b == 10 && !memcmp(tok + b, "-DOCSTART-", 10)) || (w - b == 3 && !memcmp(tok + b, "-X-", 3))),
+              PEP_ERR_FORMAT,
               "%s:%ld: %s '%s' would be read by peprime as a sentence boundary (CoNLL's -DOCSTART- / -X- lines); "
               "drop or rename it in the source",
               origin, line, what, show(tok, n, sh, sizeof sh));

@@ -85,6 +85,8 @@ static void test_wikiann_rahimi_errors(void **state)
     expect_error(R, "de:A B-PER\n", (const char *[]){"in.txt:1:", "TAB-separated", NULL});
     expect_error(R, "de:\tO\n", (const char *[]){"in.txt:1:", "empty", NULL});
     expect_error(R, "de:-X-\tO\n", (const char *[]){"in.txt:1:", "sentence boundary", NULL});
+    /* the reader skips leading blanks before its marker test (fuzz_wikiann, 2026-12-07) */
+    expect_error(R, "de:\r -X- a\tO\n", (const char *[]){"in.txt:1:", "sentence boundary", NULL});
     expect_error(R, "de:A\tO\nde:\xC3\tO\n", (const char *[]){"in.txt:2:", "invalid UTF-8", "iconv", NULL});
     expect_error(R, "\n\n", (const char *[]){"in.txt", "no sentences", NULL});
 }
