@@ -5,7 +5,12 @@
 # compares every /model, /pe, /head and /tasks tensor (compare_h5.py --exact) and results.csv.
 #   tests/bench/frozen_bits.sh FROZEN_BIN NEW_BIN WORKDIR
 set -euo pipefail
-OLD=$1 NEW=$2 W=$3
+usage="usage: frozen_bits.sh FROZEN_BIN NEW_BIN WORKDIR"
+[ $# -eq 3 ] || { echo "$usage" >&2; exit 2; }
+for b in "$1" "$2"; do [ -x "$b" ] || { echo "frozen_bits: $b is not an executable peprime; $usage" >&2; exit 2; }; done
+# absolute paths: the runs below work inside WORKDIR
+OLD=$(realpath "$1") NEW=$(realpath "$2") W=$(realpath -m "$3")
+trap 'echo "frozen_bits: a run failed (line $LINENO); its log is in $W" >&2' ERR
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 CMP="$HERE/pipeline/compare_h5.py"
 CFG="$HERE/../jobs/configs/ci-tiny.ini"
