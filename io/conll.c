@@ -38,7 +38,7 @@ size_t pep_utf8_seq(const unsigned char *s, size_t n)
     return k;
 }
 
-static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f'; }
+int pep_conll_is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f'; }
 
 /* Corpus name from the path: the folder above <split>.txt, else the file name. */
 static void name_from_path(const char *path, char *buf, size_t len)
@@ -192,10 +192,10 @@ static int split_columns(const char *s, const char *e, enum pep_conll_separator 
         return ncols;
     }
     while (p < e) {
-        while (p < e && is_blank(*p)) p++;
+        while (p < e && pep_conll_is_blank(*p)) p++;
         if (p == e) break;
         const char *w = p;
-        while (p < e && !is_blank(*p)) p++;
+        while (p < e && !pep_conll_is_blank(*p)) p++;
         if (ncols == 0) *tok = w, *tok_len = (size_t)(p - w);
         *tag = w, *tag_len = (size_t)(p - w);
         ncols++;
@@ -203,11 +203,11 @@ static int split_columns(const char *s, const char *e, enum pep_conll_separator 
     return ncols;
 }
 
-/* Is the first space/TAB-delimited word of [s, e) a document or boundary marker? */
-static int is_boundary(const char *s, const char *e)
+int pep_conll_is_marker(const char *s, const char *e)
 {
+    while (s < e && pep_conll_is_blank(*s)) s++;
     size_t n = 0;
-    while (s + n < e && !is_blank(s[n])) n++;
+    while (s + n < e && !pep_conll_is_blank(s[n])) n++;
     return (n == 10 && memcmp(s, "-DOCSTART-", 10) == 0) || (n == 3 && memcmp(s, "-X-", 3) == 0);
 }
 
@@ -266,10 +266,10 @@ int pep_conll_parse(const char *buf, size_t len, const char *origin, const char 
                            origin, line, i, (unsigned char)buf[i], i - start + 1);
             i += k;
         }
-        while (end > start && is_blank(buf[end - 1])) end--;
+        while (end > start && pep_conll_is_blank(buf[end - 1])) end--;
         size_t s = start;
-        while (s < end && is_blank(buf[s])) s++;
-        if (s == end || is_boundary(buf + s, buf + end)) { /* blank line or marker: sentence break */
+        while (s < end && pep_conll_is_blank(buf[s])) s++;
+        if (s == end || pep_conll_is_marker(buf + s, buf + end)) { /* blank line or marker: sentence break */
             PEP_CALL_GOTO(rc, close_sentence(c, ts, opt->scheme, raw));
             continue;
         }

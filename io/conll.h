@@ -55,6 +55,13 @@ void pep_conll_options_from_config(const struct pep_config *cfg, struct pep_conl
 int pep_conll_read(const char *path, const char *const *tags, int ntags, const struct pep_conll_options *o,
                    struct pep_corpus **out, struct pep_conll_stats *stats);
 
+/* The blanks the reader trims and splits columns on: space, TAB, CR, VT, FF. */
+int pep_conll_is_blank(char ch);
+
+/* Is the first word of the line [s, e), after any leading blanks, a -DOCSTART- or -X- marker
+ * (which the reader takes for a sentence boundary)? */
+int pep_conll_is_marker(const char *s, const char *e);
+
 /* Same, from a text buffer; `origin` names it in messages. */
 int pep_conll_parse(const char *buf, size_t len, const char *origin, const char *const *tags, int ntags,
                     const struct pep_conll_options *o, struct pep_corpus **out, struct pep_conll_stats *stats);

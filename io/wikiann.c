@@ -15,9 +15,6 @@
 #include "file.h"
 #include "json.h"
 
-/* The blanks io/conll.c trims and splits on. */
-static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f'; }
-
 /* `s` (n bytes) for a message: at most 40 bytes, control bytes as \t, \n, \xNN. */
 static const char *show(const char *s, size_t n, char *buf, size_t len)
 {
@@ -171,12 +168,8 @@ static int check_token(const char *tok, size_t n, const char *origin, long line,
               "%s:%ld: %s '%s' starts with U+FEFF (a byte-order mark; a second one at the start of a file, or one "
               "after a language prefix), which a reader takes for the file's encoding mark; remove it in the source",
               origin, line, what, show(tok, n, sh, sizeof sh));
-    /* the marker test of io/conll.c: the line's first word after any leading blanks */
-    size_t b = 0, w;
-    while (b < n && is_blank(tok[b])) b++;
-    for (w = b; w < n && !is_blank(tok[w]);) w++;
-    PEP_CHECK(!((w - b == 10 && !memcmp(tok + b, "-DOCSTART-", 10)) || (w - b == 3 && !memcmp(tok + b, "-X-", 3))),
-              PEP_ERR_FORMAT,
+    /* the token starts its written line, so the reader's own marker test decides */
+    PEP_CHECK(!pep_conll_is_marker(tok, tok + n), PEP_ERR_FORMAT,
               "%s:%ld: %s '%s' would be read by peprime as a sentence boundary (CoNLL's -DOCSTART- / -X- lines); "
               "drop or rename it in the source",
               origin, line, what, show(tok, n, sh, sizeof sh));
@@ -192,7 +185,7 @@ static int next_line(const char *buf, size_t len, size_t *pos, size_t *s, size_t
     *s = *pos;
     *e = nl ? (size_t)(nl - buf) : len;
     *pos = nl ? *e + 1 : len;
-    while (*e > *s && is_blank(buf[*e - 1])) (*e)--;
+    while (*e > *s && pep_conll_is_blank(buf[*e - 1])) (*e)--;
     return 1;
 }
 
@@ -231,7 +224,7 @@ static int parse_rahimi(const char *buf, size_t len, const char *origin, const c
     long words = 0, with_lang = 0, with_code = 0;
     while (next_line(buf, len, &pos, &s, &e)) {
         size_t b = s;
-        while (b < e && is_blank(buf[b])) b++;
+        while (b < e && pep_conll_is_blank(buf[b])) b++;
         if (b == e) continue;
         words++;
         with_lang += has_lang_prefix(buf + s, buf + e, lang);
@@ -253,7 +246,7 @@ static int parse_rahimi(const char *buf, size_t len, const char *origin, const c
             i += k;
         }
         size_t b = s;
-        while (b < e && is_blank(buf[b])) b++;
+        while (b < e && pep_conll_is_blank(buf[b])) b++;
         if (b == e) {
             PEP_CALL(close_sentence(c, ti, st));
             continue;
@@ -390,7 +383,7 @@ static int parse_hf_jsonl(const char *buf, size_t len, const char *origin, const
 {
     size_t pos = bom_len(buf, len), s, e;
     size_t first = pos;
-    while (first < len && (is_blank(buf[first]) || buf[first] == '\n')) first++;
+    while (first < len && (pep_conll_is_blank(buf[first]) || buf[first] == '\n')) first++;
     PEP_CHECK(first == len || buf[first] != '[', PEP_ERR_FORMAT,
               "%s: a JSON array, not JSON lines (one object per line); export with to_json's default "
               "(lines=True): datasets.load_dataset(\"wikiann\", \"%s\")[\"train\"].to_json(\"train.jsonl\")",
@@ -400,7 +393,7 @@ static int parse_hf_jsonl(const char *buf, size_t len, const char *origin, const
     while (next_line(buf, len, &pos, &s, &e)) {
         line++;
         size_t b = s;
-        while (b < e && is_blank(buf[b])) b++;
+        while (b < e && pep_conll_is_blank(buf[b])) b++;
         if (b == e) continue; /* blank lines between objects are tolerated */
         snprintf(label, sizeof label, "%s:%ld", origin, line);
         struct pep_json *j = NULL;
